@@ -1,0 +1,3 @@
+from aios_tui.cli import main
+
+raise SystemExit(main())

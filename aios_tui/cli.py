@@ -1,0 +1,85 @@
+"""`aios-tui`: one entry point, one module per subcommand under ``aios_tui/commands``.
+
+Command modules import only argparse-level code at the top, so `aios-tui --help` and the
+console start fast; torch and friends are imported inside each command's ``run``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import signal
+import sys
+from typing import Sequence
+
+from aios_tui import __version__
+from aios_tui.config.validate import ConfigError
+from aios_tui.errors import UserError
+
+# Order is the order `aios-tui --help` lists them.
+COMMANDS = (
+    "console", "train", "train_actv1", "estimate", "gpu", "tail", "attach", "runs",
+    "export", "generate", "presets", "config",
+)
+
+
+def _load_commands() -> list:
+    modules = []
+    for name in COMMANDS:
+        try:
+            modules.append(importlib.import_module(f"aios_tui.commands.{name}"))
+        except ModuleNotFoundError as exc:
+            if exc.name != f"aios_tui.commands.{name}":
+                raise
+    return modules
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="aios-tui",
+        description="Fine-tune causal language models (LoRA, AdaLoRA, IA3 or full) from a terminal. "
+                    "With no command, opens the console.",
+    )
+    parser.add_argument("--version", action="version", version=f"aios-tui {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _load_commands():
+        module.register(sub)
+    return parser
+
+
+def report(problems: Sequence[str]) -> None:
+    for line in problems:
+        print(f"aios-tui: error: {line}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        if "console" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+            argv = ["console"]
+        else:
+            parser.print_help()
+            return 0
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, UserError) as exc:
+        report(exc.problems)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:  # `aios-tui tail ... | head` closed the pipe; not an error
+        try:
+            sys.stdout = open("/dev/null", "w")
+        except OSError:
+            pass
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    raise SystemExit(main())

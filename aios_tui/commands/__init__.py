@@ -1,0 +1,1 @@
+"""One module per `aios-tui` subcommand; each exposes ``register(subparsers)``."""

@@ -1,0 +1,108 @@
+"""Shipped presets (``presets/*.toml``) and user presets (XDG config directory)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from aios_tui.config.schema import RunConfig
+from aios_tui.config.toml_io import config_to_toml, read_toml
+from aios_tui.atomic import atomic_write_text
+from aios_tui.config.validate import ConfigError, build, closest
+
+_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def slug(name: str) -> str:
+    """'High Quality' -> 'high-quality': the file stem and the name used on the command line."""
+    return _SLUG.sub("-", name.strip().lower()).strip("-")
+
+
+def shipped_dir() -> Path:
+    env = os.environ.get("AIOS_TUI_PRESETS_DIR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parents[1] / "presets", here.parent / "presets"):
+        if candidate.is_dir():
+            return candidate
+    return here.parents[1] / "presets"
+
+
+def user_dir() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "aios-tui" / "presets"
+
+
+@dataclass(frozen=True)
+class Preset:
+    key: str            # slug: what `--preset` takes
+    name: str           # display name
+    description: str
+    path: Path
+    user: bool
+    data: dict
+
+    def config(self) -> RunConfig:
+        return build([(self.data, str(self.path))])
+
+
+def _load(path: Path, user: bool) -> Preset:
+    data = read_toml(path)
+    name = str(data.get("name") or path.stem)
+    return Preset(slug(path.stem), name, str(data.get("description", "")), path, user, data)
+
+
+def list_presets() -> list[Preset]:
+    """Shipped presets in file order, then user presets; a user preset never hides a shipped one."""
+    out: list[Preset] = []
+    for directory, user in ((shipped_dir(), False), (user_dir(), True)):
+        if directory.is_dir():
+            files = sorted(directory.glob("*.toml"))
+            out += [_load(p, user) for p in files]
+    out.sort(key=lambda p: (p.user, int(p.data.get("order", 0)) if not p.user else 0, p.key))
+    return out
+
+
+def find_preset(name_or_path: str) -> Preset:
+    """A preset by name (shipped first, then user) or by path to a TOML file."""
+    candidate = Path(name_or_path).expanduser()
+    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+        if not candidate.is_file():
+            raise ConfigError([f"preset file {name_or_path}: no such file"])
+        return _load(candidate, user=True)
+    key = slug(name_or_path)
+    presets = list_presets()
+    for p in presets:
+        if p.key == key:
+            return p
+    names = [p.key for p in presets]
+    guess = closest(key, names)
+    hint = f"; did you mean '{guess}'?" if guess else ""
+    raise ConfigError([f"unknown preset '{name_or_path}'{hint} (presets: {', '.join(names)})"])
+
+
+def save_user_preset(name: str, cfg: RunConfig, description: str = "", force: bool = False) -> Path:
+    key = slug(name)
+    if not key:
+        raise ConfigError([f"preset name {name!r} has no letters or digits"])
+    if any(p.key == key and not p.user for p in list_presets()):
+        raise ConfigError([f"'{key}' is a shipped preset; choose another name"])
+    path = user_dir() / f"{key}.toml"
+    if path.exists() and not force:
+        raise ConfigError([f"user preset '{key}' exists at {path}; pass --force to overwrite it"])
+    atomic_write_text(path, config_to_toml(cfg, name=name, description=description, only_changed=True))
+    return path
+
+
+def delete_user_preset(name: str) -> Path:
+    key = slug(name)
+    path = user_dir() / f"{key}.toml"
+    if not path.is_file():
+        shipped = any(p.key == key and not p.user for p in list_presets())
+        why = "shipped presets cannot be deleted" if shipped else "no such user preset"
+        raise ConfigError([f"cannot delete '{name}': {why}"])
+    path.unlink()
+    return path

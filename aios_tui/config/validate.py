@@ -1,0 +1,160 @@
+"""Turning raw mappings into a RunConfig, collecting every problem before raising once."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from typing import Any, Iterable, Mapping
+
+from aios_tui.config.schema import SECTIONS, RunConfig, field_index, field_type
+
+TOP_LEVEL_KEYS = ("version", "name", "description", "order")
+CONFIG_VERSION = 1
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+
+
+class ConfigError(ValueError):
+    """One or more problems with a configuration; ``problems`` holds one line each."""
+
+    def __init__(self, problems: Iterable[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def closest(name: str, options: Iterable[str]) -> str | None:
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+    return match[0] if match else None
+
+
+def _did_you_mean(name: str, options: Iterable[str]) -> str:
+    guess = closest(name, options)
+    return f"; did you mean '{guess}'?" if guess else ""
+
+
+def coerce(name: str, f: dataclasses.Field, value: Any) -> tuple[Any, str | None]:
+    """Check a raw value's type; returns (value, problem)."""
+    want = field_type(f)
+    if want is bool:
+        if isinstance(value, bool):
+            return value, None
+        return value, f"{name}: {value!r} is not true or false"
+    if want is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value), None
+            return value, f"{name}: {value!r} is not a whole number"
+        return value, None
+    if want is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value, f"{name}: {value!r} is not a number"
+        return float(value), None
+    if not isinstance(value, str):
+        return value, f"{name}: {value!r} is not a string"
+    return value, None
+
+
+def apply_mapping(cfg: RunConfig, data: Mapping[str, Any], source: str) -> list[str]:
+    """Set the fields named in ``data`` (sectioned or flat keys) on ``cfg``; return problems."""
+    index = field_index()
+    problems: list[str] = []
+    where = f"{source}: " if source else ""
+
+    def set_field(key: str, value: Any, section_hint: str | None) -> None:
+        if key not in index:
+            pool = [n for n, (s, _) in index.items() if section_hint in (None, s)] or list(index)
+            problems.append(f"{where}unknown key '{key}'"
+                            + (f" in [{section_hint}]" if section_hint else "")
+                            + _did_you_mean(key, pool))
+            return
+        section, f = index[key]
+        if section_hint is not None and section_hint != section:
+            problems.append(f"{where}'{key}' belongs in [{section}], not [{section_hint}]")
+            return
+        value, problem = coerce(f"{section}.{key}", f, value)
+        if problem:
+            problems.append(where + problem)
+            return
+        setattr(getattr(cfg, section), key, value)
+
+    for key, value in data.items():
+        if key in TOP_LEVEL_KEYS:
+            if key == "version" and value != CONFIG_VERSION:
+                problems.append(f"{where}version {value!r} is not supported; this aios-tui reads version {CONFIG_VERSION}")
+            continue
+        if key in SECTIONS:
+            if not isinstance(value, Mapping):
+                problems.append(f"{where}[{key}] must be a table of settings")
+                continue
+            for sub_key, sub_value in value.items():
+                set_field(sub_key, sub_value, key)
+        elif isinstance(value, Mapping):
+            problems.append(f"{where}unknown section [{key}]"
+                            + _did_you_mean(key, SECTIONS) + f" (sections: {', '.join(SECTIONS)})")
+        else:
+            set_field(key, value, None)
+    return problems
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return ""
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def validate(cfg: RunConfig) -> list[str]:
+    """Every problem with ``cfg``, one line each; empty when it is valid."""
+    problems: list[str] = []
+    for name, (section, f) in field_index().items():
+        value = getattr(getattr(cfg, section), name)
+        meta = f.metadata
+        label = f"{section}.{name}"
+        if meta.get("choices") and value not in meta["choices"]:
+            problems.append(f"{label}: {value!r} is not one of {', '.join(meta['choices'])}"
+                            + _did_you_mean(str(value), meta["choices"]))
+        lo, hi = meta.get("lo"), meta.get("hi")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                rng = f"{_fmt(lo)} to {_fmt(hi)}" if hi is not None else f"at least {_fmt(lo)}"
+                problems.append(f"{label}: {value!r} is out of range; valid: {rng}")
+
+    peft = cfg.peft
+    targets = peft.target_list()
+    if not targets:
+        problems.append("peft.lora_target_modules: the list is empty; name at least one module, "
+                        "e.g. q_proj,v_proj")
+    for name in targets + peft.modules_to_save_list():
+        if not _MODULE_NAME.match(name):
+            problems.append(f"peft: {name!r} is not a module name (letters, digits, '_' and '.')")
+    if peft.peft_method == "ia3" and peft.ia3_feedforward_modules.strip():
+        stray = [m for m in peft.ia3_feedforward_list() if m not in targets]
+        if stray:
+            problems.append(f"peft.ia3_feedforward_modules: {', '.join(stray)} not among "
+                            f"lora_target_modules ({', '.join(targets)})")
+    if peft.adalora_init_r and peft.adalora_init_r < peft.lora_r:
+        problems.append(f"peft.adalora_init_r: {peft.adalora_init_r} is below the target rank "
+                        f"lora_r={peft.lora_r}; AdaLoRA only prunes rank")
+    mem = cfg.memory
+    if mem.load_in_8bit and mem.load_in_4bit:
+        problems.append("memory: load_in_8bit and load_in_4bit exclude each other; choose one")
+    if (mem.load_in_8bit or mem.load_in_4bit) and not peft.use_peft:
+        problems.append("memory: a quantized base cannot be trained in full; set use_peft = true")
+    if cfg.hrm.hidden_size % cfg.hrm.num_heads:
+        problems.append(f"hrm.hidden_size: {cfg.hrm.hidden_size} is not divisible by "
+                        f"num_heads={cfg.hrm.num_heads}")
+    if cfg.train.warmup_steps > cfg.train.steps:
+        problems.append(f"train.warmup_steps: {cfg.train.warmup_steps} is more than steps={cfg.train.steps}")
+    return problems
+
+
+def build(layers: Iterable[tuple[Mapping[str, Any], str]]) -> RunConfig:
+    """Defaults, then each (mapping, source) layer in order; raises ConfigError with all problems."""
+    cfg = RunConfig()
+    problems: list[str] = []
+    for data, source in layers:
+        problems += apply_mapping(cfg, data, source)
+    if not problems:
+        problems = validate(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg

@@ -1,0 +1,1 @@
+"""Run directories and metrics JSONL: writer, reader, follower (stdlib only)."""

@@ -1,0 +1,129 @@
+"""Metrics JSONL: a writer that flushes every line, readers that never trip on a partial one."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+
+def _clean(value: Any) -> Any:
+    """JSON has no NaN or Infinity: write them as null so every reader can parse the line."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+class JsonlLogger:
+    """``log(step, payload)`` appends one line and flushes it, so a tail sees it at once."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(self.path, "a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        record.setdefault("time", round(time.time(), 3))
+        self._fh.write(json.dumps(_clean(record), separators=(",", ":")) + "\n")
+        self._fh.flush()
+
+    def log(self, step: int, payload: dict[str, Any]) -> None:
+        self.write({"step": step, **payload})
+
+    def event(self, name: str, **fields: Any) -> None:
+        self.write({"event": name, **fields})
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()
+
+    def __enter__(self) -> "JsonlLogger":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def parse_complete_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
+    """Records from the complete lines of ``data`` and how many bytes they used.
+
+    A partial last line (a writer mid-flush) is left for the next read; a corrupt line is skipped.
+    """
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], 0
+    records = []
+    for line in data[: end + 1].splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(obj, dict):
+            records.append(obj)
+    return records, end + 1
+
+
+def read_from(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+    """New complete records after byte ``offset``; returns them and the next offset."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    records, used = parse_complete_lines(data)
+    return records, offset + used
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    records, _ = read_from(path, 0)
+    yield from records
+
+
+def read_header(path: str | os.PathLike) -> dict[str, Any] | None:
+    """The first line (the ``{"peft": ...}`` record) without reading the rest of the file."""
+    try:
+        with open(path, "rb") as fh:
+            line = fh.readline()
+    except FileNotFoundError:
+        return None
+    records, _ = parse_complete_lines(line)
+    return records[0] if records else None
+
+
+def tail_records(path: str | os.PathLike, n: int, chunk: int = 1 << 16) -> tuple[list[dict[str, Any]], int]:
+    """The last ``n`` complete records, reading only the end of the file; and the file's end offset."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return [], 0
+    with fh:
+        fh.seek(0, os.SEEK_END)
+        size = fh.tell()
+        end = size
+        buf = b""
+        pos = size
+        while pos > 0 and buf.count(b"\n") <= n + 1:
+            step = min(chunk, pos)
+            pos -= step
+            fh.seek(pos)
+            buf = fh.read(step) + buf
+        last_nl = buf.rfind(b"\n")
+        if last_nl < 0:
+            return [], pos
+        complete = buf[: last_nl + 1]
+        end = pos + last_nl + 1
+        if pos > 0:  # the first line in the buffer may be cut
+            first_nl = complete.find(b"\n")
+            complete = complete[first_nl + 1:]
+        records, _ = parse_complete_lines(complete)
+        return records[-n:] if n else [], end

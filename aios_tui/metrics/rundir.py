@@ -1,0 +1,146 @@
+"""The run directory: the only channel between a training process and whoever watches it.
+
+    <run>/config.toml          the exact config the run started with
+    <run>/metrics.jsonl        one JSON object per line, flushed per line
+    <run>/status.json          pid, state, step, heartbeat (written atomically)
+    <run>/checkpoints/step-NNNNNN/
+    <run>/STOP                 created by anyone who wants the run to save and stop
+    <run>/adapter/ <run>/merged/   exports
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aios_tui.atomic import atomic_write_json
+
+STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
+LIVE_STATES = ("starting", "running", "stopping")
+HEARTBEAT_STALE_S = 120.0
+
+
+def default_runs_root() -> Path:
+    return Path(os.environ.get("AIOS_TUI_RUNS", "artifacts/runs"))
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError as exc:
+        return exc.errno == errno.EPERM
+    try:  # a zombie child still answers kill(0); it is not training
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return fh.read().split(b")")[-1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
+@dataclass(frozen=True)
+class RunDir:
+    path: Path
+
+    def __init__(self, path: str | os.PathLike):
+        object.__setattr__(self, "path", Path(path))
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def config_toml(self) -> Path:
+        return self.path / "config.toml"
+
+    @property
+    def default_metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def status_file(self) -> Path:
+        return self.path / "status.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def stop_file(self) -> Path:
+        return self.path / "STOP"
+
+    @property
+    def checkpoint_request_file(self) -> Path:
+        return self.path / "CHECKPOINT"
+
+    @property
+    def log_path(self) -> Path:
+        """stdout/stderr of a detached run."""
+        return self.path / "engine.log"
+
+    def metrics_path(self) -> Path:
+        """Where this run writes metrics: status.json may name a --log-file elsewhere."""
+        status = self.read_status()
+        return Path(status["metrics"]) if status.get("metrics") else self.default_metrics
+
+    def exists(self) -> bool:
+        return self.status_file.is_file() or self.config_toml.is_file()
+
+    def read_status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into status.json, stamping the heartbeat."""
+        status = self.read_status()
+        status.update(fields)
+        status["heartbeat"] = time.time()
+        atomic_write_json(self.status_file, status)
+        return status
+
+    def state(self) -> str:
+        """The state, corrected for a process that died without saying so."""
+        status = self.read_status()
+        state = status.get("state", "unknown")
+        if state in LIVE_STATES and not pid_alive(status.get("pid")):
+            return "failed" if state != "stopping" else "stopped"
+        return state
+
+    def request_stop(self) -> None:
+        self.stop_file.touch()
+
+    def request_checkpoint(self) -> None:
+        self.checkpoint_request_file.touch()
+
+    def list_checkpoints(self) -> list[Path]:
+        if not self.checkpoints.is_dir():
+            return []
+        return sorted(p for p in self.checkpoints.iterdir()
+                      if p.is_dir() and p.name.startswith("step-") and (p / "COMPLETE").exists())
+
+    def latest_checkpoint(self) -> Path | None:
+        cps = self.list_checkpoints()
+        return cps[-1] if cps else None
+
+
+def list_runs(root: str | os.PathLike | None = None) -> list[RunDir]:
+    """Run directories under ``root``, newest first."""
+    root = Path(root) if root else default_runs_root()
+    if not root.is_dir():
+        return []
+    runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and RunDir(p).exists()]
+
+    def mtime(r: RunDir) -> float:
+        try:
+            return r.status_file.stat().st_mtime
+        except OSError:
+            return r.path.stat().st_mtime
+
+    return sorted(runs, key=mtime, reverse=True)

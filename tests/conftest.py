@@ -1,0 +1,46 @@
+"""Shared fixtures: every test gets its own XDG config dir and runs root, so nothing leaks."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run `aios-tui ARGS` in-process; returns (exit code, stdout, stderr)."""
+    from aios_tui.cli import main
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = main(list(args))
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+@pytest.fixture
+def cli_subprocess():
+    """Run `python -m aios_tui ARGS` as a real process (for exit codes, signals, imports)."""
+    import subprocess
+
+    def run(*args: str, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
+        env = {**os.environ, **kw.pop("env", {})}
+        return subprocess.run([sys.executable, "-m", "aios_tui", *args], capture_output=True,
+                              text=True, timeout=timeout, env=env, **kw)
+
+    return run
