@@ -104,6 +104,8 @@ class TrainConfig:
     run_dir: str = fld("", "run directory (empty: artifacts/runs/<run_name>)", metavar="DIR")
     log_file: str = fld("", "metrics JSONL path (empty: <run_dir>/metrics.jsonl)", metavar="PATH")
     device: str = fld("auto", "where to train", choices=("auto", "cuda", "cpu"))
+    fused_loss: bool = fld(True, "chunked cross-entropy that never holds fp32 logits for the whole vocabulary")
+    torch_compile: bool = fld(False, "compile the model with torch.compile (CUDA; slower first steps)")
 
     def effective_lr(self, peft: PeftConfig) -> float:
         if self.lr > 0:
