@@ -91,7 +91,7 @@ class TrainConfig:
     grad_accum: int = fld(1, "micro-batches per optimizer step", lo=1, hi=1024)
     lr: float = fld(0.0, "peak learning rate (0: 2e-4 with adapters, 3e-3 for IA3, 5e-5 full)", lo=0.0, hi=1.0)
     lr_schedule: str = fld("cosine", "learning-rate decay after warm-up", choices=("cosine", "linear", "constant"))
-    warmup_steps: int = fld(10, "linear warm-up steps", lo=0)
+    warmup_steps: int = fld(10, "linear warm-up steps (capped at a tenth of a short run)", lo=0)
     weight_decay: float = fld(0.0, "AdamW weight decay", lo=0.0, hi=1.0)
     max_grad_norm: float = fld(1.0, "gradient clipping norm (0: off)", lo=0.0)
     seed: int = fld(42, "seed for weights, data order and dropout", lo=0)
@@ -106,6 +106,10 @@ class TrainConfig:
     device: str = fld("auto", "where to train", choices=("auto", "cuda", "cpu"))
     fused_loss: bool = fld(True, "chunked cross-entropy that never holds fp32 logits for the whole vocabulary")
     torch_compile: bool = fld(False, "compile the model with torch.compile (CUDA; slower first steps)")
+
+    def effective_warmup(self) -> int:
+        """Warm-up never eats a short run: at most a tenth of its steps."""
+        return min(self.warmup_steps, self.steps // 10)
 
     def effective_lr(self, peft: PeftConfig) -> float:
         if self.lr > 0:

@@ -82,7 +82,7 @@ def apply_mapping(cfg: RunConfig, data: Mapping[str, Any], source: str) -> list[
             if key == "version" and value != CONFIG_VERSION:
                 problems.append(f"{where}version {value!r} is not supported; this aios-tui reads version {CONFIG_VERSION}")
             continue
-        if key in SECTIONS:
+        if key in SECTIONS and (isinstance(value, Mapping) or key not in index):
             if not isinstance(value, Mapping):
                 problems.append(f"{where}[{key}] must be a table of settings")
                 continue
@@ -142,8 +142,6 @@ def validate(cfg: RunConfig) -> list[str]:
     if cfg.hrm.hidden_size % cfg.hrm.num_heads:
         problems.append(f"hrm.hidden_size: {cfg.hrm.hidden_size} is not divisible by "
                         f"num_heads={cfg.hrm.num_heads}")
-    if cfg.train.warmup_steps > cfg.train.steps:
-        problems.append(f"train.warmup_steps: {cfg.train.warmup_steps} is more than steps={cfg.train.steps}")
     return problems
 
 

@@ -1,0 +1,110 @@
+"""The `presets` and `config` commands, as a user types them."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+from aios_tui.config import build
+from aios_tui.config.presets import user_dir
+
+
+def test_presets_list_shows_seed_five(cli):
+    code, out, err = cli("presets", "list")
+    assert code == 0 and err == ""
+    for key in ("budget", "efficient", "balanced", "high-quality", "adaptive"):
+        assert key in out
+    assert "adalora" in out and "ia3" in out
+
+
+def test_config_efficient_print_toml(cli):
+    code, out, _ = cli("config", "--preset", "efficient", "--print-toml")
+    assert code == 0
+    doc = tomllib.loads(out)
+    peft = doc["peft"]
+    assert (peft["lora_r"], peft["lora_alpha"], peft["lora_dropout"], peft["lora_target_modules"],
+            peft["peft_method"], peft["use_peft"]) == (16, 32, 0.05, "q_proj,v_proj", "lora", True)
+    assert build([(doc, "")]).to_dict() == doc_without_meta(doc)
+
+
+def doc_without_meta(doc):
+    return {k: v for k, v in doc.items() if k != "version"}
+
+
+def test_seed_flags_override(cli):
+    code, out, _ = cli("config", "--use-peft", "--peft-method", "adalora", "--lora-r", "8",
+                       "--lora-alpha", "16", "--lora-dropout", "0.1", "--lora-target-modules", "q_proj,v_proj",
+                       "--model", "gpt2", "--dataset-file", "x.txt", "--steps", "200", "--batch-size", "4",
+                       "--halt-max-steps", "1", "--amp", "--gradient-checkpointing", "--log-file", "m.jsonl",
+                       "--max-seq-len", "256", "--model-dtype", "bf16", "--lr", "1e-4", "--seed", "7")
+    assert code == 0
+    doc = tomllib.loads(out)
+    assert doc["peft"]["peft_method"] == "adalora" and doc["peft"]["lora_r"] == 8
+    assert doc["hrm"]["halt_max_steps"] == 1 and doc["memory"]["amp"] is True
+    assert doc["train"]["lr"] == 1e-4 and doc["model"]["model_dtype"] == "bf16"
+
+
+def test_bad_flags_exit_2_with_every_problem(cli):
+    code, out, err = cli("config", "--lora-r", "0", "--lora-dropout", "1.5", "--steps", "abc")
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 3 and all(l.startswith("aios-tui: error: ") for l in lines)
+
+
+def test_unknown_preset_and_malformed_toml_exit_2(cli, tmp_path):
+    code, _, err = cli("config", "--preset", "efficent")
+    assert code == 2 and "did you mean 'efficient'" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[peft\nlora_r = 3\n")
+    code, _, err = cli("config", "--config", str(bad))
+    assert code == 2 and "malformed TOML" in err and "Traceback" not in err
+    code, _, err = cli("config", "--config", str(tmp_path / "missing.toml"))
+    assert code == 2 and "no such file" in err
+
+
+def test_config_output_writes_loadable_file(cli, tmp_path):
+    out_file = tmp_path / "run.toml"
+    code, _, _ = cli("config", "--preset", "balanced", "--steps", "9", "-o", str(out_file))
+    assert code == 0
+    code, out, _ = cli("config", "--config", str(out_file))
+    assert tomllib.loads(out)["train"]["steps"] == 9
+    code, _, _ = cli("config", "--lora-r", "999", "-o", str(tmp_path / "never.toml"))
+    assert code == 2 and not (tmp_path / "never.toml").exists()
+
+
+def test_user_preset_save_show_force_delete(cli):
+    code, out, _ = cli("presets", "save", "My Run", "--preset", "efficient", "--lora-r", "8",
+                       "--description", "small rank")
+    assert code == 0
+    path = user_dir() / "my-run.toml"
+    assert path.is_file() and str(path) in out
+    before = path.read_text()
+    code, _, err = cli("presets", "save", "my run", "--lora-r", "4")
+    assert code == 2 and "--force" in err and path.read_text() == before
+    code, out, _ = cli("presets", "list")
+    assert "my-run" in out and "user" in out and "small rank" in out
+    code, out, _ = cli("config", "--preset", "my-run")
+    assert tomllib.loads(out)["peft"]["lora_r"] == 8
+    code, _, _ = cli("presets", "save", "my run", "--lora-r", "4", "--force")
+    assert code == 0 and 'lora_r = 4' in path.read_text()
+    code, _, err = cli("presets", "save", "efficient", "--lora-r", "4")
+    assert code == 2 and "shipped" in err
+    code, _, err = cli("presets", "delete", "efficient")
+    assert code == 2 and "shipped presets cannot be deleted" in err
+    code, _, _ = cli("presets", "delete", "my-run")
+    assert code == 0 and not path.exists()
+    code, _, err = cli("presets", "save", "bad", "--lora-dropout", "2")
+    assert code == 2 and not (user_dir() / "bad.toml").exists()
+
+
+def test_presets_show(cli):
+    code, out, _ = cli("presets", "show", "adaptive")
+    assert code == 0 and 'peft_method = "adalora"' in out and "lora_dropout = 0.1" in out
+
+
+def test_module_entry_point_and_help(cli_subprocess):
+    res = cli_subprocess("config", "--help")
+    assert res.returncode == 0 and "--lora-target-modules" in res.stdout and "--halt-max-steps" in res.stdout
+    res = cli_subprocess("config", "--lora-r", "-3")
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert "peft.lora_r: -3 is out of range" in res.stderr

@@ -1,0 +1,64 @@
+"""Every shipped preset loads, validates, matches the seed document and round-trips through TOML."""
+
+from __future__ import annotations
+
+import tomllib
+
+import pytest
+
+from aios_tui.config import build, config_to_toml, find_preset, list_presets, resolve
+from aios_tui.config.presets import shipped_dir
+
+# The seed's five presets, value for value.
+SEED = {
+    "budget": dict(use_peft=True, peft_method="ia3", lora_target_modules="q_proj,v_proj"),
+    "efficient": dict(use_peft=True, peft_method="lora", lora_r=16, lora_alpha=32, lora_dropout=0.05,
+                      lora_target_modules="q_proj,v_proj"),
+    "balanced": dict(use_peft=True, peft_method="lora", lora_r=16, lora_alpha=32, lora_dropout=0.05,
+                     lora_target_modules="q_proj,k_proj,v_proj,o_proj"),
+    "high-quality": dict(use_peft=True, peft_method="lora", lora_r=32, lora_alpha=64, lora_dropout=0.05,
+                         lora_target_modules="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"),
+    "adaptive": dict(use_peft=True, peft_method="adalora", lora_r=16, lora_alpha=32, lora_dropout=0.1,
+                     lora_target_modules="q_proj,k_proj,v_proj,o_proj"),
+}
+
+
+def test_shipped_presets_are_the_seed_five_in_order():
+    shipped = [p for p in list_presets() if not p.user]
+    assert [p.key for p in shipped] == list(SEED)
+    assert all(p.description for p in shipped)
+    assert {p.path.name for p in shipped} == {f"{k}.toml" for k in SEED}
+    assert len(list(shipped_dir().glob("*.toml"))) == 5
+
+
+@pytest.mark.parametrize("key", list(SEED))
+def test_preset_values_match_seed(key):
+    cfg = find_preset(key).config()
+    for name, value in SEED[key].items():
+        assert getattr(cfg.peft, name) == value, name
+
+
+@pytest.mark.parametrize("key", list(SEED))
+def test_preset_round_trips_through_toml(key):
+    cfg = find_preset(key).config()
+    again = build([(tomllib.loads(config_to_toml(cfg)), "round trip")])
+    assert again == cfg
+    compact = build([(tomllib.loads(config_to_toml(cfg, only_changed=True)), "compact")])
+    assert compact == cfg
+
+
+def test_preset_lookup_by_display_name_and_path():
+    assert find_preset("High Quality").key == "high-quality"
+    p = find_preset(str(shipped_dir() / "balanced.toml"))
+    assert p.config().peft.lora_target_modules == "q_proj,k_proj,v_proj,o_proj"
+
+
+def test_precedence_defaults_preset_file_flags(tmp_path):
+    f = tmp_path / "over.toml"
+    f.write_text("[peft]\nlora_r = 8\nlora_alpha = 8\n[train]\nsteps = 7\n")
+    cfg = resolve("efficient", str(f), {"lora_alpha": 64})
+    assert cfg.peft.peft_method == "lora"        # from the preset
+    assert cfg.peft.lora_r == 8                  # file over preset
+    assert cfg.peft.lora_alpha == 64             # flag over file
+    assert cfg.train.steps == 7
+    assert cfg.train.batch_size == 4             # default

@@ -1,0 +1,73 @@
+"""Validation collects every problem, one line each, naming field, value and what is valid."""
+
+from __future__ import annotations
+
+import pytest
+
+from aios_tui.config import ConfigError, RunConfig, build, validate
+
+
+def problems(**flat) -> list[str]:
+    with pytest.raises(ConfigError) as exc:
+        build([(flat, "")])
+    return exc.value.problems
+
+
+def test_defaults_are_valid_and_match_seed():
+    cfg = RunConfig()
+    assert validate(cfg) == []
+    assert (cfg.peft.use_peft, cfg.peft.peft_method, cfg.peft.lora_r, cfg.peft.lora_alpha,
+            cfg.peft.lora_dropout) == (False, "lora", 16, 32, 0.05)
+    assert cfg.peft.target_list() == ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def test_all_problems_reported_together():
+    lines = problems(peft_method="lorra", lora_r=300, lora_dropout=1.5, lora_target_modules=" , ")
+    assert len(lines) == 4
+    assert any("peft.peft_method: 'lorra'" in l and "did you mean 'lora'" in l for l in lines)
+    assert any("peft.lora_r: 300" in l and "1 to 256" in l for l in lines)
+    assert any("peft.lora_dropout: 1.5" in l and "0 to 0.5" in l for l in lines)
+    assert any("lora_target_modules" in l and "empty" in l for l in lines)
+
+
+def test_values_checked_even_with_peft_off():
+    lines = problems(use_peft=False, lora_alpha=0)
+    assert lines == ["peft.lora_alpha: 0 is out of range; valid: 1 to 1024"]
+
+
+def test_unknown_keys_suggest_closest():
+    with pytest.raises(ConfigError) as exc:
+        build([({"peft": {"lora_rank": 4}, "trian": {"steps": 3}, "lora_alhpa": 3}, "x.toml")])
+    lines = exc.value.problems
+    assert "x.toml: unknown key 'lora_rank' in [peft]; did you mean 'lora_r'?" in lines
+    assert any("unknown section [trian]" in l and "'train'" in l for l in lines)
+    assert any("unknown key 'lora_alhpa'" in l and "'lora_alpha'" in l for l in lines)
+
+
+def test_wrong_types_and_wrong_section():
+    with pytest.raises(ConfigError) as exc:
+        build([({"peft": {"lora_r": "big", "steps": 3}, "train": {"amp": 1}}, "")])
+    lines = exc.value.problems
+    assert any("lora_r: 'big' is not a whole number" in l for l in lines)
+    assert any("'steps' belongs in [train]" in l for l in lines)
+    assert any("'amp' belongs in [memory]" in l for l in lines)
+
+
+def test_cross_field_rules():
+    assert any("exclude each other" in l for l in problems(use_peft=True, load_in_8bit=True, load_in_4bit=True))
+    assert any("cannot be trained in full" in l for l in problems(load_in_4bit=True))
+    assert any("hidden_size" in l for l in problems(hidden_size=100, num_heads=8))
+    assert any("not a module name" in l for l in problems(lora_target_modules="q_proj,v-proj"))
+
+
+def test_derived_values():
+    cfg = build([({"use_peft": True, "peft_method": "adalora", "lora_r": 8, "steps": 100}, "")])
+    assert cfg.peft.adalora_init_rank() == 12
+    tinit, tfinal, delta = cfg.peft.adalora_schedule(100)
+    assert (tinit, tfinal) == (10, 20) and delta >= 1 and tinit + tfinal < 100
+    assert cfg.peft.adalora_schedule(2)[0] + cfg.peft.adalora_schedule(2)[1] < 2
+    ia3 = build([({"use_peft": True, "peft_method": "ia3",
+                   "lora_target_modules": "q_proj,v_proj,down_proj"}, "")])
+    assert ia3.peft.ia3_feedforward_list() == ["down_proj"]
+    assert ia3.train.effective_lr(ia3.peft) == 3e-3
+    assert RunConfig().train.effective_lr(RunConfig().peft) == 5e-5
