@@ -1,0 +1,86 @@
+"""What one sample of the GPUs holds. Any field that is None is not available (shown as N/A)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A process holding memory on a GPU, as NVML lists it."""
+
+    pid: int
+    name: str | None  # from /proc/<pid>/comm; None when the pid is not visible here
+    used_bytes: int | None  # None when the driver does not report it
+    own: bool = False  # this process, a run it started, or one of their children
+    command: str | None = None  # full command line when readable
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DeviceSample:
+    """One GPU at one moment. Memory in bytes, power in watts, clocks in MHz, the rest in %/°C."""
+
+    index: int
+    name: str | None
+    mem_used: int | None = None
+    mem_total: int | None = None
+    util_gpu: int | None = None
+    util_mem: int | None = None
+    temperature_c: int | None = None
+    power_w: float | None = None
+    power_limit_w: float | None = None
+    sm_clock_mhz: int | None = None
+    mem_clock_mhz: int | None = None
+    fan_pct: int | None = None
+    processes: list[ProcessInfo] = field(default_factory=list)
+    # NVML failures on this device during this sample (a field that the device simply does not
+    # support is not an error: it is None here and nothing is said).
+    error: str | None = None
+
+    @property
+    def mem_fraction(self) -> float | None:
+        if self.mem_used is None or not self.mem_total:
+            return None
+        return self.mem_used / self.mem_total
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "DeviceSample":
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in data.items() if k in names}
+        kw["processes"] = [ProcessInfo(**{k: v for k, v in p.items()
+                                          if k in ProcessInfo.__dataclass_fields__})
+                           for p in data.get("processes") or []]
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every GPU at one moment, or why there are none.
+
+    ``reason`` says why ``available`` is False, carries NVML error text when a call failed
+    mid-run, and labels simulated data; it is empty when all is well.
+    """
+
+    available: bool
+    reason: str
+    simulated: bool
+    timestamp: float  # unix time of the sample; 0.0 before the first one
+    devices: list[DeviceSample] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Snapshot":
+        return cls(available=bool(data["available"]), reason=data.get("reason") or "",
+                   simulated=bool(data.get("simulated", False)),
+                   timestamp=float(data.get("timestamp") or 0.0),
+                   devices=[DeviceSample.from_dict(d) for d in data.get("devices") or []])
