@@ -1,0 +1,149 @@
+"""`aios-tui estimate`: the VRAM budget of a run configuration, before anything is loaded."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from aios_tui.config import add_config_args, config_from_args
+
+DESCRIPTION = """\
+Estimates the GPU memory a training step of this configuration will take: the peak PyTorch
+allocates, the device memory NVML will show (allocator cache and CUDA context included), a
+breakdown, whether it fits a GPU, and changes that would make it fit, each with its figure.
+Nothing is loaded: --model may be a directory that holds only config.json, 'tiny', or a
+well-known hub id (see --list-models). Without --gpu-memory the detected GPU is used, if any.
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("estimate", help="VRAM budget of a configuration (no GPU or weights needed)",
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    out = p.add_argument_group("estimate options")
+    out.add_argument("--gpu-memory", metavar="SIZE|GPU", default=None,
+                     help="GPU memory to compare with: 24GiB, 80G (powers of 1024), 24GB (powers of 1000), "
+                          "a byte count, or a GPU name from --list-gpus (default: the detected GPU)")
+    out.add_argument("--hrm", action="store_true",
+                     help="estimate the HRM ACTv1 model of the hrm settings (vocabulary from --model's tokenizer)")
+    out.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    out.add_argument("--detail", action="store_true", help="also show activations by kind and every phase")
+    out.add_argument("--list-gpus", action="store_true", help="list the GPUs --gpu-memory knows by name and exit")
+    out.add_argument("--list-models", action="store_true", help="list the hub ids known without a download and exit")
+    add_config_args(p)
+    p.set_defaults(func=run)
+
+
+def detect_gpu() -> tuple[int, str] | None:
+    """(total bytes, name) of the first GPU NVML sees; None without one."""
+    try:
+        from aios_tui.gpu import open_backend
+    except ImportError:
+        return None
+    try:
+        backend = open_backend()
+        try:
+            if not backend.available or backend.simulated:
+                return None
+            devices, _ = backend.read()
+        finally:
+            backend.close()
+    except Exception:  # NVML missing or broken: the estimate still stands without a GPU
+        return None
+    for d in devices:
+        if d.mem_total:
+            return int(d.mem_total), f"{d.name} (GPU {d.index}, detected)"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from aios_tui import vram
+
+    if args.list_gpus:
+        for g in vram.GPUS:
+            print(f"{g.key:10s} {g.label:18s} {vram.fmt_bytes(g.total_bytes):>11s}")
+        return 0
+    if args.list_models:
+        from aios_tui.vram.known import known_names
+
+        print("tiny")
+        for name in known_names():
+            print(name)
+        return 0
+    cfg = config_from_args(args)
+    gpu_bytes, gpu_label = None, None
+    if args.gpu_memory is not None:
+        gpu_bytes = vram.parse_size(args.gpu_memory)
+        found = vram.find_gpu(args.gpu_memory)
+        gpu_label = found.label if found and found.total_bytes == gpu_bytes else None
+    else:
+        detected = detect_gpu()
+        if detected:
+            gpu_bytes, gpu_label = detected
+    model_config = None
+    if args.hrm:
+        vocab = vram.shape_from_model_arg(cfg.model.model).vocab
+        model_config = vram.hrm_model_config(cfg, vocab)
+    est = vram.estimate_for_run(cfg, model_config, gpu_bytes, gpu_label=gpu_label)
+    if args.json:
+        print(json.dumps(est.to_dict(), indent=2))
+    else:
+        print(render(est, detail=args.detail), end="")
+    return 0
+
+
+def render(est, detail: bool = False) -> str:
+    from aios_tui.vram import KEYS, LABELS, fmt_bytes
+
+    s = est.setup
+    lines = []
+    sh = est.shape
+    lines.append(f"VRAM estimate for {sh.name or sh.model_type} ({sh.family}, "
+                 f"{sh.param_count():,} parameters)")
+    lines.append(f"  {s.label()}")
+    pct = 100.0 * est.params_trainable / est.params_total if est.params_total else 0.0
+    lines.append(f"  trainable {est.params_trainable:,} of {est.params_total:,} parameters ({pct:.3g}%)")
+    lines.append("")
+    width = 34
+    total = est.peak_allocated_bytes or 1
+    for key in KEYS:
+        v = est.breakdown.get(key, 0)
+        bar = "#" * int(round(20 * v / total))
+        lines.append(f"  {LABELS[key]:<{width}}{fmt_bytes(v):>11s}  {bar}")
+    lines.append("  " + "-" * (width + 11))
+    where = {"loss": "at the loss, end of forward", "backward": "in backward",
+             "optimizer": "at the optimizer step"}[est.phase]
+    lines.append(f"  {'peak allocated by PyTorch':<{width}}{fmt_bytes(est.peak_allocated_bytes):>11s}  ({where})")
+    lines.append(f"  {'reserved by the allocator':<{width}}{fmt_bytes(est.peak_reserved_bytes):>11s}")
+    lines.append(f"  {'device memory in use (NVML)':<{width}}{fmt_bytes(est.device_used_bytes):>11s}  "
+                 "(with CUDA context)")
+    lines.append("")
+    if est.gpu_memory_bytes is None:
+        lines.append("GPU: none detected and no --gpu-memory given; fits: unknown")
+    else:
+        head = est.headroom_bytes
+        verdict = (f"fits, {fmt_bytes(head)} to spare" if est.fits
+                   else f"DOES NOT FIT, {fmt_bytes(-head)} short")
+        what = f"GPU {est.gpu_label} ({fmt_bytes(est.gpu_memory_bytes)})" if est.gpu_label \
+            else f"GPU memory {fmt_bytes(est.gpu_memory_bytes)}"
+        lines.append(f"{what}: {verdict}")
+    if est.suggestions:
+        lines.append("")
+        lines.append("Changes that lower the peak (peak allocated / device memory):")
+        for sg in est.suggestions:
+            fit = "" if sg.fits is None else ("  fits" if sg.fits else "  still too big")
+            lines.append(f"  {fmt_bytes(sg.peak_allocated_bytes):>10s} / {fmt_bytes(sg.device_used_bytes):>10s}"
+                         f"  {sg.change}{fit}")
+            lines.append(f"  {'':>23s}  {sg.flags}")
+    if detail:
+        lines.append("")
+        lines.append("Kept for backward, by kind (whole model):")
+        for k, v in est.details.items():
+            lines.append(f"  {k:<{width}}{fmt_bytes(v):>11s}")
+        lines.append("Peak by moment of the step:")
+        for k, v in est.phases.items():
+            lines.append(f"  {k:<{width}}{fmt_bytes(v):>11s}")
+    if est.assumptions:
+        lines.append("")
+        lines.append("Assumptions:")
+        lines += [f"  - {a}" for a in est.assumptions]
+    return "\n".join(lines) + "\n"

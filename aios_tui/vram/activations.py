@@ -1,0 +1,432 @@
+"""Tensors autograd keeps for backward, counted op by op.
+
+Each block is walked forward in the order its code runs. Every op records the tensors its
+backward formula needs, and only when they are needed: PyTorch saves an op's input for a
+weight gradient only if that weight is trained, and saves nothing at all for an op none of
+whose inputs requires grad. That is why a frozen base layer under LoRA keeps no input, and
+why the first block of a PEFT model (whose input comes from a frozen embedding) keeps less.
+
+Tensors are keyed, so one tensor kept by several ops (q/k/v reading the same norm output in
+fp32, a flash-attention output that o_proj also keeps) counts once. Sizes are bytes per token
+of the micro-batch unless marked per layer (weight copies). dtypes are byte widths: 4 = fp32,
+2 = bf16/fp16, 1 = bool/int8.
+
+What each kernel keeps (CUDA; the CPU differs where noted):
+- RMSNorm: its fp32 input (a copy when the input is bf16) and the [T, 1] rsqrt; the normalised
+  value too when its weight is trained.
+- linear: the input, cast to bf16 under autocast (each layer casts separately; autocast caches
+  only parameter casts), when the weight is trained; the weight, which under autocast with fp32
+  weights is a bf16 copy made per forward and kept until backward.
+- bitsandbytes 8-bit linear: its input whenever the input needs a gradient. 4-bit: nothing.
+- peft LoRA: the dropout mask (bool on CUDA; the CPU keeps a full-size float noise tensor),
+  the fp32 dropout output (cast to bf16 under autocast) for lora_A, and A's [T, r] output.
+- SDPA flash / memory-efficient: q, k, v (k and v at the key/value head count), the output and
+  a log-sum-exp per head. fp32 with grouped-query attention has no fused CUDA kernel and runs the
+  math kernel, which keeps the [heads, seq, seq] probabilities; so does eager attention.
+- SiLU keeps its input; the gated product keeps both factors.
+
+HRM ACTv1 (aios_tui/engine/hrm): per ACT segment every H and L update but the last of each
+runs under no_grad and keeps nothing, so h_cycles and l_cycles cost time, not memory; the
+last L pass (l_layers post-norm blocks) and the last H pass (h_layers blocks) keep their
+activations, the segment's loss keeps its fp32 log-softmax (or, fused, the hidden-state
+gradient) and q_head a [batch, hidden] gather. The ACT objective sums the segments and
+backpropagates once, so every segment's graph is alive at the loss: memory grows with
+halt_max_steps (``Setup.hrm_segments_in_graph`` overrides it, e.g. 1 for a loop that steps
+per segment). tests/vram/test_saved_tensors.py checks all of this against the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aios_tui.vram.params import LinearPlan, Plan
+from aios_tui.vram.setup import DTYPE_BYTES, Setup
+from aios_tui.vram.shape import HRM, Linear, ModelShape
+
+# Under bf16 autocast with fp32 weights, each Llama block measured on an H200 (torch 2.11,
+# calibration/) keeps about this many bytes per token per hidden unit more than the tensors
+# listed above account for: the equivalent of two fp32 [T, hidden] tensors. It is absent in
+# pure bf16 and in fp32 runs and inside checkpointed blocks. Fitted on the autocast lines of
+# the calibration file; the single constant of the activation model.
+AMP_FP32_BLOCK_EXTRA = 8.36
+
+
+@dataclass
+class Act:
+    """An activation flowing forward: its key, dtype width, features per token, requires_grad."""
+
+    key: str
+    dt: int
+    width: int
+    g: bool
+
+
+@dataclass
+class Ledger:
+    per_token: dict[str, tuple[float, str]] = field(default_factory=dict)
+    per_layer: dict[str, tuple[int, str]] = field(default_factory=dict)
+
+    def keep(self, key: str, nbytes: float, kind: str) -> None:
+        if nbytes and key not in self.per_token:
+            self.per_token[key] = (nbytes, kind)
+
+    def keep_fixed(self, key: str, nbytes: int, kind: str) -> None:
+        if nbytes and key not in self.per_layer:
+            self.per_layer[key] = (nbytes, kind)
+
+    def token_bytes(self) -> float:
+        return sum(v for v, _ in self.per_token.values())
+
+    def fixed_bytes(self) -> int:
+        return sum(v for v, _ in self.per_layer.values())
+
+    def by_kind(self, tokens: int) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for v, kind in self.per_token.values():
+            out[kind] = out.get(kind, 0) + v * tokens
+        for v, kind in self.per_layer.values():
+            out[kind] = out.get(kind, 0) + v
+        return out
+
+
+@dataclass
+class Context:
+    shape: ModelShape
+    setup: Setup
+    plan: Plan
+
+    def __post_init__(self) -> None:
+        s = self.setup
+        self.amp = s.amp
+        self.wb = DTYPE_BYTES[s.weights]
+        self.pb = 4 if s.quant else self.wb       # embeddings, norms, head: fp32 after k-bit prep
+        self.cpu = s.device == "cpu"
+        self.seq = s.seq
+        self.cos_dt = self.pb                     # RoPE tables follow the embedding output's dtype
+
+
+class BlockWalk:
+    """One pass over a block (or the model's head), recording what backward will need."""
+
+    def __init__(self, ctx: Context, ledger: Ledger | None = None, prefix: str = ""):
+        self.c = ctx
+        self.L = ledger or Ledger()
+        self.p = prefix
+
+    # -- generic ops ------------------------------------------------------------------------
+
+    def k(self, name: str) -> str:
+        return self.p + name
+
+    def dropout(self, x: Act, p: float, name: str, kind: str) -> Act:
+        """nn.Dropout in training: CUDA keeps a bool mask, the CPU a float noise tensor."""
+        if p <= 0:
+            return x
+        if x.g:
+            if self.c.cpu:
+                self.L.keep(self.k("noise@" + name), x.dt * x.width, kind)
+            else:
+                self.L.keep(self.k("mask@" + name), x.width, kind)
+        return Act(self.k("drop@" + name), x.dt, x.width, x.g)
+
+    def rms_norm(self, x: Act, name: str, weighted: bool = True) -> Act:
+        c = self.c
+        trained = weighted and c.plan.norms_trainable
+        if x.g:
+            self.L.keep(x.key if x.dt == 4 else x.key + ">f32", 4 * x.width, "norms")
+            self.L.keep(self.k("rsqrt@" + name), 4, "norms")
+        if trained:
+            self.L.keep(self.k("normed@" + name), x.dt * x.width, "norms")
+        dt = max(c.pb, x.dt) if weighted else x.dt
+        return Act(self.k(name + ".out"), dt, x.width, x.g or trained)
+
+    def layer_norm(self, x: Act, name: str) -> Act:
+        c = self.c
+        trained = c.plan.norms_trainable
+        if x.g or trained:
+            if c.amp:   # layer_norm autocasts to fp32
+                self.L.keep(x.key if x.dt == 4 else x.key + ">f32", 4 * x.width, "norms")
+            else:
+                self.L.keep(x.key, x.dt * x.width, "norms")
+            # mean and rstd: fp32 on CUDA; the CPU kernel keeps them in the input's dtype
+            stat = (4 if c.amp else x.dt) if c.cpu else 4
+            self.L.keep(self.k("stats@" + name), 2 * stat, "norms")
+        return Act(self.k(name + ".out"), 4 if c.amp else x.dt, x.width, x.g or trained)
+
+    def add(self, a: Act, b: Act, name: str) -> Act:
+        return Act(self.k(name), max(a.dt, b.dt), a.width, a.g or b.g)
+
+    # -- linear layers and their adapters --------------------------------------------------
+
+    def linear(self, x: Act, lp: LinearPlan, name: str, kind: str, wdt: int | None = None) -> Act:
+        c, s, lin = self.c, self.c.setup, lp.lin
+        wdt = wdt or c.wb
+        if lp.adapter == "ia3" and lp.ia3_ff:
+            # feed-forward IA3 scales the input: x (as fp32) is kept for the scale's gradient,
+            # and the scale vector (a fresh product of the adapter's vectors) for x's
+            self.L.keep(x.key if x.dt == 4 else self.k(f"{x.key}>f32@{name}"), 4 * lin.fan_in, "adapters")
+            if x.g:
+                self.L.keep_fixed(self.k("ia3@" + name), 4 * lin.fan_in, "adapters")
+            x = Act(self.k(name + ".ia3in"), x.dt, lin.fan_in, True)
+        if lp.quantized == "8bit":
+            if x.g:   # bitsandbytes keeps the layer input for the input gradient
+                self.L.keep(x.key, x.dt * lin.fan_in, kind)
+            out_dt = x.dt
+        elif lp.quantized == "4bit":
+            out_dt = x.dt   # computed in bf16, returned in the input's dtype
+        elif c.amp:
+            if lp.trainable:
+                self.L.keep(x.key if x.dt == 2 else self.k(f"{x.key}>bf16@{name}"), 2 * lin.fan_in, kind)
+            if (x.g or lp.trainable) and wdt == 4:
+                self.L.keep_fixed(self.k("wcast@" + name), 2 * lin.fan_in * lin.fan_out, "autocast weight copies")
+            out_dt = 2
+        else:
+            if lp.trainable:
+                self.L.keep(x.key, x.dt * lin.fan_in, kind)
+            out_dt = wdt
+        out = Act(self.k(name + ".out"), out_dt, lin.fan_out, x.g or lp.trainable)
+        if lp.adapter in ("lora", "adalora"):
+            self._low_rank(x, lin, name)
+            return Act(self.k(name + ".out+"), out_dt, lin.fan_out, True)
+        if lp.adapter == "ia3" and not lp.ia3_ff:
+            self.L.keep(out.key, out_dt * lin.fan_out, "adapters")   # kept for the scale's gradient
+            if out.g:
+                self.L.keep_fixed(self.k("ia3@" + name), 4 * lin.fan_out, "adapters")
+            return Act(self.k(name + ".ia3"), out_dt, lin.fan_out, True)
+        return out
+
+    def _low_rank(self, x: Act, lin: Linear, name: str) -> None:
+        c, s = self.c, self.c.setup
+        r = s.r
+        # peft first casts the input to the adapter's dtype (fp32)
+        a_in = x.key if x.dt == 4 else self.k(f"{x.key}>f32@{name}")
+        if s.dropout > 0:
+            if x.g:   # the mask serves only the input's gradient
+                if c.cpu:
+                    self.L.keep(self.k("noise@" + name), 4 * lin.fan_in, "adapters")
+                else:
+                    self.L.keep(self.k("mask@" + name), lin.fan_in, "adapters")
+            a_in = self.k("drop@" + name)
+        if c.amp:
+            self.L.keep(self.k(f"{a_in}>bf16@{name}"), 2 * lin.fan_in, "adapters")
+        else:
+            self.L.keep(a_in, 4 * lin.fan_in, "adapters")
+        rdt = 2 if c.amp else 4
+        self.L.keep(self.k("A.out@" + name), rdt * r, "adapters")
+        if s.method == "adalora":
+            # (lora_A * lora_E).T, or its bf16 cast, is kept by the first matmul for x's gradient
+            if x.g:
+                self.L.keep_fixed(self.k("AE@" + name), rdt * r * lin.fan_in, "adapters")
+            if s.adalora_ranknum_trained:
+                self.L.keep(self.k("scaled@" + name), rdt * lin.fan_out, "adapters")
+
+    # -- attention --------------------------------------------------------------------------
+
+    def kernel(self, a: int, attn_dropout: bool) -> str:
+        c, s, sh = self.c, self.c.setup, self.c.shape
+        if s.attention == "eager":
+            return "eager"
+        if s.attention == "flash_attention_2":
+            return "flash"
+        if c.cpu:
+            return "math" if attn_dropout else "flash"
+        if a == 2 and sh.head_dim <= 256:
+            return "flash"
+        if sh.kv_heads < sh.heads:
+            return "math"          # fp32 + grouped-query: no fused CUDA kernel takes it
+        return "flash"             # memory-efficient kernel: keeps the same tensors as flash
+
+    def attention(self, q: Act, k: Act, v: Act, attn_dropout: float = 0.0, fused_qkv: str | None = None) -> Act:
+        c, sh = self.c, self.c.shape
+        g = q.g or k.g or v.g
+        a = 2 if c.amp else q.dt
+        qw, kw, nh = sh.q_width, sh.kv_width, sh.heads
+        if not g:
+            return Act(self.k("attn.out"), a, qw, False)
+
+        def cast(t: Act) -> str:
+            return t.key if t.dt == a else t.key + ">attn"
+
+        kind = self.kernel(a, attn_dropout > 0)
+        K = "attention"
+        if kind == "flash":
+            if fused_qkv:   # GPT-2: q, k, v are views of one c_attn output
+                self.L.keep(fused_qkv, a * (qw + 2 * kw), K)
+                if c.cpu:   # the CPU kernel makes k and v contiguous and keeps the copies
+                    self.L.keep(self.k("k.contig"), a * kw, K)
+                    self.L.keep(self.k("v.contig"), a * kw, K)
+            else:
+                self.L.keep(cast(q), a * qw, K)
+                self.L.keep(cast(k), a * kw, K)
+                self.L.keep(cast(v), a * kw, K)
+            self.L.keep(self.k("attn.out"), a * qw, K)
+            self.L.keep(self.k("lse"), 4 * nh, K)
+            return Act(self.k("attn.out"), a, qw, True)
+        s = c.seq
+        if kind == "math":
+            # the math kernel computes in fp32 whatever its inputs (torch's default)
+            a = 4
+            self.L.keep(self.k("q.scaled"), a * qw, K)
+            self.L.keep(self.k("k.scaled"), a * qw, K)      # repeated to every head, transposed
+            self.L.keep(self.k("probs"), a * nh * s, K)
+            last = self.k("probs")
+        else:  # eager: Hugging Face's eager_attention_forward
+            rep = sh.heads // sh.kv_heads
+            self.L.keep(cast(q) if not fused_qkv else self.k("q.mat"), a * qw, K)
+            self.L.keep(self.k("k.rep") if rep > 1 or fused_qkv else cast(k), a * qw, K)
+            self.L.keep(self.k("probs32"), 4 * nh * s, K)      # softmax in fp32 keeps its output
+            last = self.k("probs32")
+            if a != 4:
+                self.L.keep(self.k("probs.cast"), a * nh * s, K)
+                last = self.k("probs.cast")
+        if attn_dropout > 0:
+            if c.cpu:
+                self.L.keep(self.k("probs.noise"), a * nh * s, K)
+            else:
+                self.L.keep(self.k("probs.mask"), nh * s, K)
+            self.L.keep(self.k("probs.drop"), a * nh * s, K)
+        elif kind == "math":
+            self.L.keep(last, a * nh * s, K)
+        self.L.keep(self.k("v.mat"), a * qw, K)
+        # the [b, heads, s, d] result is copied by .transpose(1, 2).contiguous()
+        out_dt = 2 if c.amp else q.dt
+        return Act(self.k("attn.out.copy"), out_dt, qw, True)
+
+    def rope(self, x: Act, name: str) -> Act:
+        return Act(self.k(name + ".rot"), max(x.dt, self.c.cos_dt), x.width, x.g)
+
+    # -- blocks -----------------------------------------------------------------------------
+
+    def _lin(self, name: str, reads: str | None = None) -> LinearPlan:
+        for lp in self.c.plan.linears:
+            if lp.lin.name == name and (reads is None or lp.lin.reads == reads):
+                return lp
+        raise KeyError(name)
+
+    def gated_mlp(self, y: Act) -> Act:
+        gate = self.linear(y, self._lin("gate_proj"), "gate_proj", "mlp")
+        up = self.linear(y, self._lin("up_proj"), "up_proj", "mlp")
+        if gate.g:
+            self.L.keep(gate.key, gate.dt * gate.width, "mlp")            # SiLU's input
+        act = Act(self.k("act"), gate.dt, gate.width, gate.g)
+        if up.g:
+            self.L.keep(act.key, act.dt * act.width, "mlp")
+        if act.g:
+            self.L.keep(up.key, up.dt * up.width, "mlp")
+        prod = Act(self.k("prod"), max(act.dt, up.dt), act.width, act.g or up.g)
+        return self.linear(prod, self._lin("down_proj"), "down_proj", "mlp")
+
+    def llama_attention(self, y: Act) -> Act:
+        q = self.linear(y, self._lin("q_proj"), "q_proj", "attention")
+        k = self.linear(y, self._lin("k_proj"), "k_proj", "attention")
+        v = self.linear(y, self._lin("v_proj"), "v_proj", "attention")
+        o_in = self.attention(self.rope(q, "q"), self.rope(k, "k"), v)
+        return self.linear(o_in, self._lin("o_proj"), "o_proj", "attention")
+
+    def amp_extra(self, x: Act) -> None:
+        if self.c.amp and x.dt == 4 and x.g:
+            k = self.c.setup.amp_extra
+            self.L.keep(self.k("autocast.extra"), (AMP_FP32_BLOCK_EXTRA if k is None else k) * self.c.shape.hidden,
+                        "autocast extra")
+
+    def llama_block(self, x: Act) -> Act:
+        y1 = self.rms_norm(x, "norm1")
+        h1 = self.add(x, self.llama_attention(y1), "h1")
+        y2 = self.rms_norm(h1, "norm2")
+        out = self.add(h1, self.gated_mlp(y2), "x_next")
+        self.amp_extra(out)
+        return out
+
+    def hrm_block(self, x: Act) -> Act:
+        """Post-norm: x = norm(x + attn(x)); x = norm(x + mlp(x)); weightless fp32 RMSNorm."""
+        r1 = self.add(x, self.llama_attention(x), "r1")
+        n1 = self.rms_norm(r1, "norm1", weighted=False)
+        r2 = self.add(n1, self.gated_mlp(n1), "r2")
+        out = self.rms_norm(r2, "norm2", weighted=False)
+        self.amp_extra(out)
+        return out
+
+    def gpt2_block(self, x: Act) -> Act:
+        sh, c = self.c.shape, self.c
+        y1 = self.layer_norm(x, "ln_1")
+        qkv = self.linear(y1, self._lin("c_attn"), "c_attn", "attention")
+        third = Act(qkv.key, qkv.dt, sh.hidden, qkv.g)
+        fused = qkv.key if qkv.dt == (2 if c.amp else qkv.dt) else None
+        o_in = self.attention(third, third, third, attn_dropout=sh.attn_pdrop, fused_qkv=fused)
+        o = self.linear(o_in, self._lin("c_proj", "attn_out"), "attn.c_proj", "attention")
+        o = self.dropout(o, sh.resid_pdrop, "resid1", "attention")
+        h1 = self.add(x, o, "h1")
+        y2 = self.layer_norm(h1, "ln_2")
+        fc = self.linear(y2, self._lin("c_fc"), "c_fc", "mlp")
+        act = self.gelu(fc)
+        p = self.linear(act, self._lin("c_proj", "mlp_mid"), "mlp.c_proj", "mlp")
+        p = self.dropout(p, sh.resid_pdrop, "resid2", "mlp")
+        out = self.add(h1, p, "x_next")
+        self.amp_extra(out)
+        return out
+
+    def gelu(self, x: Act) -> Act:
+        c, sh = self.c, self.c.shape
+        if not x.g:
+            return Act(self.k("gelu"), x.dt, x.width, False)
+        if sh.activation in ("gelu_new", "gelu_fast", "gelu_pytorch_tanh_python"):
+            # 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3))), op by op; pow autocasts to fp32
+            t_dt = 4 if c.amp else x.dt
+            self.L.keep(x.key + ">f32" if c.amp and x.dt != 4 else x.key, t_dt * x.width, "mlp")
+            self.L.keep(self.k("tanh"), t_dt * x.width, "mlp")
+            self.L.keep(self.k("half_x"), x.dt * x.width, "mlp")
+            self.L.keep(self.k("one_plus_t"), t_dt * x.width, "mlp")
+            return Act(self.k("gelu"), max(x.dt, t_dt), x.width, True)
+        self.L.keep(x.key, x.dt * x.width, "mlp")
+        return Act(self.k("gelu"), x.dt, x.width, True)
+
+    def block(self, x: Act) -> Act:
+        fam = self.c.shape.family
+        if fam == "gpt2":
+            return self.gpt2_block(x)
+        if fam == HRM:
+            return self.hrm_block(x)
+        return self.llama_block(x)
+
+
+def outside_blocks(ctx: Context, x0: Act) -> Ledger:
+    """Kept once per forward outside the blocks: RoPE tables, GPT-2's embedding dropout mask."""
+    led = Ledger()
+    sh = ctx.shape
+    if sh.family != "gpt2":
+        # cos and sin [1, seq, head_dim], shared by every block's q and k
+        led.keep_fixed("rope", 2 * ctx.seq * sh.head_dim * ctx.cos_dt, "attention")
+    elif sh.embd_pdrop > 0 and x0.g:
+        BlockWalk(ctx, led).dropout(x0, sh.embd_pdrop, "embd", "norms")
+    return led
+
+
+def embedding_output(ctx: Context) -> Act:
+    g = ctx.plan.embed_trainable or bool(ctx.setup.input_requires_grad)
+    return Act("embed", ctx.pb, ctx.shape.hidden, g)
+
+
+@dataclass
+class BlockCost:
+    first: Ledger         # the first block (its input may not require grad)
+    rest: Ledger          # every later block
+    rest_input: Act       # what later blocks receive
+
+
+def block_costs(ctx: Context, x0: Act) -> BlockCost:
+    first = BlockWalk(ctx)
+    x1 = first.block(x0)
+    rest = BlockWalk(ctx)
+    rest.block(x1)
+    return BlockCost(first.L, rest.L, x1)
+
+
+def ledger_bytes(led: Ledger, tokens: int) -> int:
+    return int(round(led.token_bytes() * tokens)) + led.fixed_bytes()
+
+
+def backward_workspace(ctx: Context, tokens: int) -> int:
+    """Gradients flowing through one block in backward: a few [T, I] and fp32 [T, H] tensors."""
+    sh = ctx.shape
+    act_dt = 2 if ctx.amp else (ctx.pb if ctx.setup.quant else ctx.wb)
+    return tokens * (3 * act_dt * sh.intermediate + 8 * sh.hidden)

@@ -1,0 +1,260 @@
+"""Exact parameter counts and the bytes they occupy: base weights (plain or quantized),
+adapters, gradients and optimizer states.
+
+Counts follow what peft builds: LoRA adds A [r, in] and B [out, r]; AdaLoRA adds A [r, in],
+E [r, 1], B [out, r] and a one-element ``ranknum`` that is not trained; IA3 adds one vector,
+[in] for feed-forward targets and [out] otherwise; ``modules_to_save`` trains a copy of each
+named module beside its frozen original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from aios_tui.errors import UserError
+from aios_tui.vram.setup import DTYPE_BYTES, Setup
+from aios_tui.vram.shape import HRM, Linear, ModelShape
+
+ADAPTER_BYTES = 4          # peft keeps adapter weights in fp32 even on a bf16 base
+BNB_MIN_8BIT_SIZE = 4096   # bitsandbytes: smaller tensors keep 32-bit optimizer state
+BNB_STATE_BLOCK = 256      # blockwise 8-bit optimizer state: one fp32 absmax per block
+BNB_PAGED_MIN = 100_000    # bitsandbytes pages state buffers of at least this many elements
+NF4_BLOCK = 64             # 4-bit weights: one absmax per 64 values
+NESTED_BLOCK = 256         # double quantisation: one fp32 scale per 256 absmax values
+ALLOC_BLOCK = 512          # the CUDA caching allocator's smallest block
+
+
+def _qualified(shape: ModelShape, lin: Linear) -> str:
+    if shape.family == "gpt2":
+        return ("attn." if lin.reads.startswith("attn") else "mlp.") + lin.name
+    return ("self_attn." if lin.reads.startswith("attn") else "mlp.") + lin.name
+
+
+def matches(target: str, leaf: str, qualified: str) -> bool:
+    """peft's rule for a plain target name: the module's name or a dotted tail of its path."""
+    return target == leaf or target == qualified or qualified.endswith("." + target)
+
+
+@dataclass
+class LinearPlan:
+    """One block linear and what training does to it."""
+
+    lin: Linear
+    adapter: str | None = None   # lora | adalora | ia3 | None
+    ia3_ff: bool = False
+    trainable: bool = False      # the base weight itself is trained (full, modules_to_save)
+    quantized: str | None = None  # 8bit | 4bit | None
+
+    @property
+    def params(self) -> int:
+        return self.lin.fan_in * self.lin.fan_out
+
+
+@dataclass
+class Plan:
+    """The per-block linears with their treatment, plus head/embedding treatment."""
+
+    linears: list[LinearPlan]
+    head_adapter: str | None = None    # adapter on lm_head
+    head_trainable: bool = False       # lm_head (or a trained copy of it) receives gradients
+    embed_trainable: bool = False
+    norms_trainable: bool = False
+    q_head_trainable: bool = False     # HRM's halting head
+    copies: dict[str, int] = field(default_factory=dict)   # modules_to_save: name -> params copied
+
+
+def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
+    """Which modules get which adapter; unknown target names are a UserError."""
+    full = s.method == "full"
+    targets = list(s.targets) if s.peft else []
+    leafs = shape.linear_names()
+    plans: list[LinearPlan] = []
+    used: set[str] = set()
+    for lin in shape.block_linears():
+        q = _qualified(shape, lin)
+        hit = [t for t in targets if matches(t, lin.name, q)]
+        used.update(hit)
+        lp = LinearPlan(lin, trainable=full, quantized=s.quant if s.quant else None)
+        if hit:
+            lp.adapter = s.method
+            lp.ia3_ff = s.method == "ia3" and any(matches(t, lin.name, q) for t in s.ia3_feedforward)
+        plans.append(lp)
+    plan = Plan(plans, embed_trainable=full, norms_trainable=full, head_trainable=full)
+    if "lm_head" in targets:
+        used.add("lm_head")
+        plan.head_adapter = s.method
+    if shape.family == HRM:
+        if "q_head" in targets:
+            used.add("q_head")
+        plan.q_head_trainable = True
+    for name in s.modules_to_save if s.peft else ():
+        if name == "lm_head":
+            plan.head_trainable = True
+            plan.copies["lm_head"] = shape.vocab * shape.hidden
+        elif name == "q_head" and shape.family == HRM:
+            plan.copies["q_head"] = 2 * shape.hidden + 2
+        elif name in ("embed_tokens", "wte"):
+            plan.embed_trainable = True
+            plan.copies[name] = shape.vocab * shape.hidden
+        else:
+            found = [lp for lp in plans if lp.lin.name == name]
+            if not found:
+                raise UserError(f"peft.modules_to_save: {name} is not a module of {shape.name or shape.model_type}")
+            for lp in found:
+                lp.trainable = True
+            plan.copies[name] = sum(lp.params + (lp.lin.fan_out if lp.lin.bias else 0) for lp in found) * shape.layers
+    if shape.family == HRM and s.peft:
+        plan.copies.setdefault("q_head", 2 * shape.hidden + 2)
+    missing = [t for t in targets if t not in used]
+    if missing:
+        raise UserError(f"peft.lora_target_modules: {', '.join(missing)} "
+                        f"{'matches' if len(missing) == 1 else 'match'} no layer of {shape.name or shape.model_type}",
+                        f"its linear layers are: {', '.join(leafs)}")
+    if s.peft and not any(lp.adapter for lp in plans) and not plan.head_adapter and not plan.copies:
+        raise UserError("peft.lora_target_modules: no target given; name the layers to adapt, "
+                        f"e.g. {','.join(leafs[:2])}")
+    return plan
+
+
+def adapter_tensors(lin: Linear, method: str, r: int, ia3_ff: bool) -> list[int]:
+    """Element counts of the trainable tensors peft adds to one linear layer."""
+    if method == "lora":
+        return [r * lin.fan_in, lin.fan_out * r]
+    if method == "adalora":
+        return [r * lin.fan_in, r, lin.fan_out * r]
+    if method == "ia3":
+        return [lin.fan_in if ia3_ff else lin.fan_out]
+    return []
+
+
+@dataclass
+class Counts:
+    total: int            # every parameter of the wrapped model, as sum(p.numel()) counts them
+    trainable: int
+    base: int             # the base model alone
+    adapter: int          # adapter tensors and modules_to_save copies
+    # trainable tensors as (elements, dtype bytes, how many such tensors)
+    trainable_tensors: list[tuple[int, int, int]] = field(default_factory=list)
+
+    @property
+    def tensor_count(self) -> int:
+        return sum(k for _, _, k in self.trainable_tensors)
+
+
+def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Counts:
+    plan = plan or resolve_plan(shape, s)
+    base = shape.param_count()
+    wb = DTYPE_BYTES[s.weights]
+    pb = 4 if s.quant else wb            # k-bit preparation keeps every non-quantized tensor in fp32
+    tensors: list[tuple[int, int, int]] = []
+    adapter = 0
+    extra_total = 0
+    L = shape.layers
+    for lp in plan.linears:
+        if lp.adapter:
+            for n in adapter_tensors(lp.lin, s.method, s.r, lp.ia3_ff):
+                tensors.append((n, ADAPTER_BYTES, L))
+                adapter += n * L
+            if s.method == "adalora":
+                if s.adalora_ranknum_trained:
+                    tensors.append((1, ADAPTER_BYTES, L))
+                    adapter += L
+                else:
+                    extra_total += L   # ranknum, one element, not trained
+    if plan.head_adapter:
+        head = Linear("lm_head", shape.hidden, shape.vocab, False, "head")
+        for n in adapter_tensors(head, s.method, s.r, False):
+            tensors.append((n, ADAPTER_BYTES, 1))
+            adapter += n
+        if s.method == "adalora":
+            extra_total += 1
+    for name, n in plan.copies.items():
+        tensors.append((n, pb, 1))
+        adapter += n
+    if s.method == "full":
+        h = shape.hidden
+        for lp in plan.linears:
+            tensors.append((lp.params, wb, L))
+            if lp.lin.bias:
+                tensors.append((lp.lin.fan_out, wb, L))
+        norm_tensors = {"rms": 2, "layer": 4}.get(shape.norm, 0)
+        if norm_tensors:
+            tensors.append((h, wb, norm_tensors * L))
+        tensors.append((shape.vocab * h, wb, 1))
+        if shape.learned_positions:
+            tensors.append((shape.max_positions * h, wb, 1))
+        final_norm = {"rms": 1, "layer": 2}.get(shape.norm, 0)
+        if final_norm:
+            tensors.append((h, wb, final_norm))
+        if not shape.tied:
+            tensors.append((shape.vocab * h, wb, 1))
+        if shape.family == HRM:
+            tensors += [(2 * h, wb, 1), (2, wb, 1)]
+    trainable = sum(n * k for n, _, k in tensors)
+    return Counts(total=base + adapter + extra_total, trainable=trainable, base=base, adapter=adapter,
+                  trainable_tensors=tensors)
+
+
+def quantized_linear_bytes(lp: LinearPlan, s: Setup) -> int:
+    """Device bytes of one quantized linear's weight and its scales (bias excluded)."""
+    n, out = lp.params, lp.lin.fan_out
+    if lp.quantized == "8bit":
+        return n + 4 * out                      # int8 weight + one fp32 scale per output row
+    blocks = -(-n // NF4_BLOCK)
+    packed = -(-n // 2)                         # two 4-bit codes per byte
+    code = 16 * 4                               # the NF4 code book, one per weight
+    if s.double_quant:
+        return packed + blocks + 4 * -(-blocks // NESTED_BLOCK) + 4 + code
+    return packed + 4 * blocks + code
+
+
+def weight_bytes(shape: ModelShape, s: Setup, plan: Plan, counts: Counts) -> tuple[int, int]:
+    """(base weight bytes, adapter bytes) on the device."""
+    wb = DTYPE_BYTES[s.weights]
+    pb = 4 if s.quant else wb
+    L = shape.layers
+    if s.quant:
+        lin_bytes = 0
+        other = shape.param_count()
+        for lp in plan.linears:
+            lin_bytes += quantized_linear_bytes(lp, s) * L
+            other -= lp.params * L
+        base = lin_bytes + other * pb
+    else:
+        base = shape.param_count() * wb
+    adapter = 0
+    for n, b, k in counts.trainable_tensors if s.peft else ():
+        adapter += n * b * k
+    if s.method == "adalora":
+        adapter += 4 * (counts.total - counts.base - counts.adapter)   # ranknum scalars
+    return base, adapter
+
+
+def optimizer_bytes(s: Setup, counts: Counts) -> tuple[int, int]:
+    """(bytes the caching allocator holds, bytes in paged memory outside it)."""
+    alloc = paged = 0
+    if s.optimizer == "adamw8bit":
+        alloc += 2 * 256 * 4   # the two quantisation maps
+        for n, _, k in counts.trainable_tensors:
+            if n < BNB_MIN_8BIT_SIZE:
+                states, absmax = 8 * n, 0
+            else:
+                states, absmax = 2 * n, 2 * 4 * -(-n // BNB_STATE_BLOCK)
+            if s.paged and s.device == "cuda" and n >= BNB_PAGED_MIN:
+                paged += states * k
+            else:
+                alloc += states * k
+            alloc += absmax * k
+    else:
+        for n, b, k in counts.trainable_tensors:
+            alloc += 2 * n * b * k    # torch AdamW keeps exp_avg and exp_avg_sq in the param's dtype
+            if s.device == "cuda":
+                alloc += ALLOC_BLOCK * k  # fused AdamW's per-tensor step counter on the device
+    if s.method == "adalora":
+        # the rank allocator's importance scores: ipt, exp_avg_ipt, exp_avg_unc, fp32
+        alloc += 3 * 4 * counts.trainable
+    return alloc, paged
+
+
+def gradient_bytes(counts: Counts) -> int:
+    return sum(n * b * k for n, b, k in counts.trainable_tensors)

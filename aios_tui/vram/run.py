@@ -1,0 +1,70 @@
+"""From a RunConfig to the estimate: the settings the engine will actually use."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from aios_tui.vram.estimate import Estimate, estimate
+from aios_tui.vram.setup import Setup
+from aios_tui.vram.shape import HRM, ModelShape, shape_from_hf_config, shape_from_model_arg
+
+# Model types whose logits are exactly lm_head(last hidden state): the engine's fused loss
+# applies to them (aios_tui/engine/loss.py keeps the same list).
+FUSED_MODEL_TYPES = frozenset({
+    "llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi3", "olmo", "olmo2", "gemma",
+    "smollm3", "starcoder2", "stablelm",
+})
+
+
+def hrm_model_config(cfg: Any, vocab_size: int) -> dict:
+    """The HRM ACTv1 config dict for ``cfg.hrm`` and a tokenizer's vocabulary size."""
+    h = cfg.hrm
+    return {"model_type": HRM, "hidden_size": h.hidden_size, "num_heads": h.num_heads,
+            "h_layers": h.h_layers, "l_layers": h.l_layers, "h_cycles": h.h_cycles,
+            "l_cycles": h.l_cycles, "expansion": h.expansion, "vocab_size": vocab_size,
+            "max_seq_len": cfg.data.max_seq_len, "halt_max_steps": h.halt_max_steps}
+
+
+def setup_from_config(cfg: Any, shape: ModelShape) -> Setup:
+    """The engine's choices for ``cfg``: what it loads, wraps, checkpoints and optimises."""
+    p, m, t = cfg.peft, cfg.memory, cfg.train
+    method = cfg.method_label()
+    r = p.adalora_init_rank() if method == "adalora" else p.lora_r
+    modules_to_save = list(p.modules_to_save_list()) if p.use_peft else []
+    targets = tuple(p.target_list()) if p.use_peft else ()
+    if shape.family == HRM and p.use_peft:
+        # the HRM task always trains q_head in full, and lm_head when asked to
+        modules_to_save += ["q_head"] + (["lm_head"] if cfg.hrm.lm_head_trainable else [])
+    quant = "4bit" if m.load_in_4bit else "8bit" if m.load_in_8bit else None
+    adapted_head = "lm_head" in targets or "lm_head" in modules_to_save
+    fused_ok = shape.family == HRM or (shape.model_type in FUSED_MODEL_TYPES and not adapted_head)
+    loss = "chunked" if t.fused_loss and fused_ok else "plain"
+    device = "cpu" if t.device == "cpu" else "cuda"
+    return Setup(
+        method=method, r=r, targets=targets, dropout=p.lora_dropout,
+        ia3_feedforward=tuple(p.ia3_feedforward_list()) if method == "ia3" else (),
+        modules_to_save=tuple(dict.fromkeys(modules_to_save)), weights=cfg.model.model_dtype,
+        amp=m.amp, quant=quant, grad_ckpt=m.gradient_checkpointing,
+        optimizer="adamw8bit" if m.use_8bit_optimizer else "adamw",
+        batch=t.batch_size, seq=cfg.data.max_seq_len, grad_accum=t.grad_accum, loss=loss,
+        attention=cfg.model.attn_implementation, device=device,
+        # the engine makes the embedding output require grad when checkpointing an adapter
+        input_requires_grad=(method == "full") or (p.use_peft and m.gradient_checkpointing))
+
+
+def shape_for_run(cfg: Any, model_config: Mapping[str, Any] | None = None) -> ModelShape:
+    if model_config is not None:
+        return shape_from_hf_config(model_config, str(model_config.get("_name_or_path") or cfg.model.model))
+    return shape_from_model_arg(cfg.model.model)
+
+
+def estimate_for_run(cfg: Any, model_config: Mapping[str, Any] | None = None,
+                     gpu_memory_bytes: int | None = None, *, gpu_label: str | None = None,
+                     suggestions: bool = True) -> Estimate:
+    """The VRAM estimate for a run configuration.
+
+    ``model_config`` is a Hugging Face config dict or the HRM ACTv1 dict; None resolves
+    ``cfg.model.model`` (``tiny``, a directory with config.json, or a built-in model id).
+    """
+    shape = shape_for_run(cfg, model_config)
+    return estimate(shape, setup_from_config(cfg, shape), gpu_memory_bytes, gpu_label, suggestions)

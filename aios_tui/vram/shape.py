@@ -1,0 +1,272 @@
+"""A model's shape: the few numbers the budget needs, read from a config dict.
+
+Sources: a Hugging Face ``config.json`` (as a dict), the HRM ACTv1 config dict, the built-in
+``tiny`` model, a local directory holding a ``config.json`` (weights not needed), or a
+well-known hub id from the table in ``known.py`` so estimates work without a network.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from aios_tui.errors import UserError
+
+# Any other decoder is read as Llama's block: RMSNorm pre-norm, RoPE, separate q/k/v/o and a
+# gated (SwiGLU) MLP with gate/up/down. Qwen2 adds q/k/v biases; Mistral is Llama here.
+EXACT_TYPES = ("llama", "mistral", "qwen2", "gpt2", "hrm_actv1")
+HRM = "hrm_actv1"
+
+
+@dataclass(frozen=True)
+class Linear:
+    """One linear layer inside a block, named as peft matches it."""
+
+    name: str
+    fan_in: int
+    fan_out: int
+    bias: bool
+    reads: str  # which activation feeds it: "attn_in", "attn_out", "mlp_in", "mlp_mid"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    family: str                      # "llama" (llama-like), "gpt2" or "hrm_actv1"
+    model_type: str
+    hidden: int
+    layers: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    intermediate: int
+    vocab: int
+    tied: bool
+    mlp: str = "gated"               # "gated" (SwiGLU) or "plain" (fc -> GELU -> proj)
+    max_positions: int = 0
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
+    norm: str = "rms"                # "rms" (weight only), "layer" (weight + bias), "none"
+    learned_positions: bool = False  # GPT-2's wpe table
+    activation: str = "silu"
+    name: str = ""
+    # GPT-2 style dropout probabilities used in training (embedding, attention, residual)
+    embd_pdrop: float = 0.0
+    attn_pdrop: float = 0.0
+    resid_pdrop: float = 0.0
+    # HRM ACTv1 recurrence
+    h_layers: int = 0
+    l_layers: int = 0
+    h_cycles: int = 1
+    l_cycles: int = 1
+    halt_max_steps: int = 1
+
+    @property
+    def q_width(self) -> int:
+        return self.heads * self.head_dim
+
+    @property
+    def kv_width(self) -> int:
+        return self.kv_heads * self.head_dim
+
+    def block_linears(self) -> list[Linear]:
+        """The linear layers of one block, in forward order."""
+        h, i = self.hidden, self.intermediate
+        if self.family == "gpt2":
+            # Conv1D layers; attn.c_proj and mlp.c_proj share the leaf name "c_proj".
+            return [Linear("c_attn", h, 3 * h, True, "attn_in"),
+                    Linear("c_proj", h, h, True, "attn_out"),
+                    Linear("c_fc", h, i, True, "mlp_in"),
+                    Linear("c_proj", i, h, True, "mlp_mid")]
+        return [Linear("q_proj", h, self.q_width, self.qkv_bias, "attn_in"),
+                Linear("k_proj", h, self.kv_width, self.qkv_bias, "attn_in"),
+                Linear("v_proj", h, self.kv_width, self.qkv_bias, "attn_in"),
+                Linear("o_proj", self.q_width, h, self.o_bias, "attn_out"),
+                Linear("gate_proj", h, i, self.mlp_bias, "mlp_in"),
+                Linear("up_proj", h, i, self.mlp_bias, "mlp_in"),
+                Linear("down_proj", i, h, self.mlp_bias, "mlp_mid")]
+
+    def block_norm_params(self) -> int:
+        if self.norm == "rms":
+            return 2 * self.hidden
+        if self.norm == "layer":
+            return 4 * self.hidden
+        return 0
+
+    def final_norm_params(self) -> int:
+        return {"rms": self.hidden, "layer": 2 * self.hidden}.get(self.norm, 0)
+
+    def block_params(self) -> int:
+        return sum(l.fan_in * l.fan_out + (l.fan_out if l.bias else 0) for l in self.block_linears()) \
+            + self.block_norm_params()
+
+    def embedding_params(self) -> int:
+        return self.vocab * self.hidden + (self.max_positions * self.hidden if self.learned_positions else 0)
+
+    def head_params(self) -> int:
+        """Output head parameters not shared with the embedding (HRM's q_head included)."""
+        n = 0 if self.tied else self.vocab * self.hidden
+        if self.family == HRM:
+            n += 2 * self.hidden + 2
+        return n
+
+    def param_count(self) -> int:
+        """Every parameter of the model, tied tensors once (what ``sum(p.numel())`` gives)."""
+        return self.embedding_params() + self.layers * self.block_params() \
+            + self.final_norm_params() + self.head_params()
+
+    def linear_names(self) -> list[str]:
+        names = list(dict.fromkeys(l.name for l in self.block_linears()))
+        return names + ["lm_head"] + (["q_head"] if self.family == HRM else [])
+
+    def summary(self) -> dict[str, Any]:
+        d = {"name": self.name, "family": self.family, "model_type": self.model_type,
+             "hidden_size": self.hidden, "layers": self.layers, "heads": self.heads,
+             "kv_heads": self.kv_heads, "head_dim": self.head_dim,
+             "intermediate_size": self.intermediate, "vocab_size": self.vocab,
+             "tied_embeddings": self.tied, "mlp": self.mlp, "parameters": self.param_count()}
+        if self.family == HRM:
+            d.update(h_layers=self.h_layers, l_layers=self.l_layers, h_cycles=self.h_cycles,
+                     l_cycles=self.l_cycles, halt_max_steps=self.halt_max_steps)
+        return d
+
+
+def swiglu_width(hidden: int, expansion: float) -> int:
+    """HRM's SwiGLU inner width: 2/3 of expansion x hidden, rounded up to a multiple of 256."""
+    raw = round(expansion * hidden * 2 / 3)
+    return -(-raw // 256) * 256
+
+
+def _get(cfg: Mapping[str, Any], *names: str, default: Any = None) -> Any:
+    for n in names:
+        if cfg.get(n) is not None:
+            return cfg[n]
+    return default
+
+
+def _need(cfg: Mapping[str, Any], what: str, *names: str) -> int:
+    v = _get(cfg, *names)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0:
+        raise UserError(f"model config: no usable {what} (looked for {', '.join(names)})")
+    return int(v)
+
+
+def shape_from_hrm_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
+    """HRM ACTv1: two stacks of post-norm blocks (weightless RMSNorm), untied lm_head, q_head."""
+    hidden = _need(cfg, "hidden size", "hidden_size")
+    heads = _need(cfg, "number of heads", "num_heads", "num_attention_heads")
+    h_layers = _need(cfg, "h_layers", "h_layers")
+    l_layers = _need(cfg, "l_layers", "l_layers")
+    inter = _get(cfg, "intermediate_size") or swiglu_width(hidden, float(_get(cfg, "expansion", default=2.0)))
+    return ModelShape(
+        family=HRM, model_type=HRM, hidden=hidden, layers=h_layers + l_layers, heads=heads,
+        kv_heads=heads, head_dim=hidden // heads, intermediate=int(inter),
+        vocab=_need(cfg, "vocabulary size", "vocab_size"), tied=False, mlp="gated",
+        max_positions=int(_get(cfg, "max_seq_len", default=0) or 0), norm="none",
+        name=name or HRM, h_layers=h_layers, l_layers=l_layers,
+        h_cycles=int(_get(cfg, "h_cycles", default=1)), l_cycles=int(_get(cfg, "l_cycles", default=1)),
+        halt_max_steps=int(_get(cfg, "halt_max_steps", default=1)))
+
+
+def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
+    """The shape from a Hugging Face config dict (``config.to_dict()`` or config.json)."""
+    if not isinstance(cfg, Mapping):
+        raise UserError("model config: expected a mapping of config.json fields")
+    model_type = str(cfg.get("model_type") or "")
+    if model_type == HRM:
+        return shape_from_hrm_config(cfg, name)
+    if "text_config" in cfg and isinstance(cfg["text_config"], Mapping) and "hidden_size" not in cfg:
+        return shape_from_hf_config({**cfg["text_config"], "model_type": cfg["text_config"].get(
+            "model_type", model_type)}, name)
+    if model_type == "gpt2" or ("n_embd" in cfg and "n_layer" in cfg):
+        hidden = _need(cfg, "hidden size", "n_embd", "hidden_size")
+        heads = _need(cfg, "number of heads", "n_head", "num_attention_heads")
+        return ModelShape(
+            family="gpt2", model_type=model_type or "gpt2", hidden=hidden,
+            layers=_need(cfg, "layer count", "n_layer", "num_hidden_layers"),
+            heads=heads, kv_heads=heads, head_dim=hidden // heads,
+            intermediate=int(_get(cfg, "n_inner", default=None) or 4 * hidden),
+            vocab=_need(cfg, "vocabulary size", "vocab_size"), tied=bool(cfg.get("tie_word_embeddings", True)),
+            mlp="plain", max_positions=_need(cfg, "position count", "n_positions", "max_position_embeddings"),
+            qkv_bias=True, o_bias=True, mlp_bias=True, norm="layer", learned_positions=True,
+            activation=str(cfg.get("activation_function", "gelu_new")), name=name or model_type,
+            embd_pdrop=float(cfg.get("embd_pdrop", 0.1)), attn_pdrop=float(cfg.get("attn_pdrop", 0.1)),
+            resid_pdrop=float(cfg.get("resid_pdrop", 0.1)))
+    hidden = _need(cfg, "hidden size", "hidden_size", "d_model")
+    heads = _need(cfg, "number of attention heads", "num_attention_heads", "n_heads")
+    kv = int(_get(cfg, "num_key_value_heads", default=None) or heads)
+    head_dim = int(_get(cfg, "head_dim", default=None) or hidden // heads)
+    act = str(_get(cfg, "hidden_act", "hidden_activation", default="silu"))
+    attention_bias = bool(cfg.get("attention_bias", False))
+    qkv_bias = attention_bias or model_type == "qwen2"
+    return ModelShape(
+        family="llama", model_type=model_type or "llama", hidden=hidden,
+        layers=_need(cfg, "layer count", "num_hidden_layers", "n_layers"),
+        heads=heads, kv_heads=kv, head_dim=head_dim,
+        intermediate=_need(cfg, "intermediate size", "intermediate_size", "ffn_dim"),
+        vocab=_need(cfg, "vocabulary size", "vocab_size"),
+        tied=bool(cfg.get("tie_word_embeddings", model_type not in ("llama", "mistral", "qwen2"))),
+        mlp="gated", max_positions=int(_get(cfg, "max_position_embeddings", default=0) or 0),
+        qkv_bias=qkv_bias, o_bias=attention_bias, mlp_bias=bool(cfg.get("mlp_bias", False)),
+        norm="rms", activation=act, name=name or model_type)
+
+
+def load_config_dir(path: str) -> dict:
+    cfg_path = os.path.join(path, "config.json")
+    try:
+        with open(cfg_path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"model.model: {path} has no config.json",
+                        "the estimate needs the model's config.json (the weights are not needed)") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"model.model: cannot read {cfg_path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"model.model: {cfg_path} does not hold a JSON object")
+    return data
+
+
+def shape_from_model_arg(model: str) -> ModelShape:
+    """``tiny``, a directory with a config.json, or a well-known hub id."""
+    from aios_tui.vram.known import known_config
+
+    if model == "tiny":
+        from aios_tui.tiny import TINY_CONFIG
+
+        return shape_from_hf_config(TINY_CONFIG, "tiny")
+    path = os.path.expanduser(model)
+    if os.path.isdir(path):
+        return shape_from_hf_config(load_config_dir(path), os.path.basename(os.path.normpath(path)))
+    if os.path.exists(path):
+        raise UserError(f"model.model: {model} is a file; pass a model directory (with config.json), "
+                        "a Hugging Face id or 'tiny'")
+    cfg = known_config(model)
+    if cfg is None:
+        hub_cfg = _hub_cache_config(model)
+        if hub_cfg is None:
+            raise UserError(f"model.model: {model!r} is not a directory and not a model the estimate knows",
+                            "pass a local directory that holds the model's config.json "
+                            "(no weights needed), or see `aios-tui estimate --list-models`")
+        return shape_from_hf_config(hub_cfg, model)
+    return shape_from_hf_config(cfg, model)
+
+
+def _hub_cache_config(model: str) -> dict | None:
+    """config.json of ``org/name`` from the local Hugging Face cache, if it is there."""
+    if model.count("/") != 1 or model.startswith((".", "/", "~")):
+        return None
+    home = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface"), "hub")
+    snaps = os.path.join(home, "models--" + model.replace("/", "--"), "snapshots")
+    try:
+        for snap in sorted(os.listdir(snaps)):
+            p = os.path.join(snaps, snap, "config.json")
+            if os.path.isfile(p):
+                with open(p, encoding="utf-8") as fh:
+                    data = json.load(fh)
+                return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+    return None

@@ -1,0 +1,99 @@
+"""`aios-tui estimate` end to end."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+
+def test_estimate_json_with_a_config_only_model_dir(cli, config_dir):
+    code, out, err = cli("estimate", "--preset", "efficient", "--model", str(config_dir), "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["peak_allocated_bytes"] > 0 and d["device_used_bytes"] > d["peak_allocated_bytes"]
+    assert set(d["breakdown"]) >= {"base_weights", "adapter_weights", "gradients", "optimizer_states",
+                                   "activations", "logits_and_loss", "framework_overhead"}
+    assert sum(d["breakdown"].values()) == d["peak_allocated_bytes"]
+    assert d["fits"] in (None, True, False)
+    assert d["model"]["parameters"] == 494_032_768          # the Qwen2.5-0.5B shape
+    assert d["parameters"]["trainable"] == 24 * 16 * ((896 + 896) + (896 + 128))   # q and v, GQA v is narrow
+
+
+def test_estimate_against_a_named_gpu(cli):
+    code, out, err = cli("estimate", "--preset", "high-quality", "--model", "meta-llama/Llama-3.1-8B",
+                         "--batch-size", "4", "--max-seq-len", "2048", "--gpu-memory", "rtx4090")
+    assert code == 0, err
+    assert "DOES NOT FIT" in out and "peak allocated by PyTorch" in out
+    assert "device memory in use (NVML)" in out and "--gradient-checkpointing" in out
+    code, out, _ = cli("estimate", "--preset", "budget", "--gpu-memory", "80GiB")
+    assert code == 0 and "fits," in out
+
+
+def test_estimate_json_fits_against_gpu_memory(cli):
+    code, out, _ = cli("estimate", "--preset", "efficient", "--gpu-memory", "24GiB", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["fits"] is True and d["gpu_memory_bytes"] == 24 << 30
+    code, out, _ = cli("estimate", "--model", "Qwen2.5-7B", "--model-dtype", "bf16", "--gpu-memory", "16GB", "--json")
+    d = json.loads(out)
+    assert d["fits"] is False and d["suggestions"]
+    assert all({"change", "peak_allocated_bytes"} <= set(s) for s in d["suggestions"])
+
+
+def test_estimate_hrm(cli):
+    code, out, err = cli("estimate", "--hrm", "--halt-max-steps", "3",
+                         "--use-peft", "--lora-target-modules", "q_proj,v_proj", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["model"]["family"] == "hrm_actv1" and d["model"]["halt_max_steps"] == 3
+
+
+def test_listings(cli):
+    code, out, _ = cli("estimate", "--list-gpus")
+    assert code == 0 and "RTX 4090 24 GB" in out and "H200 141 GB" in out
+    code, out, _ = cli("estimate", "--list-models")
+    assert code == 0 and "meta-llama/Llama-3.2-1B" in out
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--gpu-memory", "lots"], "not a memory size"),
+    (["--gpu-memory", "12XB"], "unknown unit"),
+    (["--model", "/nonexistent/dir/model"], "model"),
+    (["--model", "some-org/unknown-model"], "config.json"),
+    (["--preset", "efficient", "--lora-target-modules", "qkv_proj"], "qkv_proj"),
+    (["--batch-size", "0"], "batch_size"),
+    (["--preset", "nope"], "nope"),
+])
+def test_bad_inputs_exit_2(cli, args, needle):
+    code, out, err = cli("estimate", *args)
+    assert code == 2
+    assert needle in err and "Traceback" not in err
+    assert out == ""
+
+
+def test_dir_without_config_json_exits_2(cli, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, _, err = cli("estimate", "--model", str(tmp_path / "empty"))
+    assert code == 2 and "config.json" in err
+
+
+def test_help_works(cli_subprocess):
+    r = cli_subprocess("estimate", "--help")
+    assert r.returncode == 0 and "--gpu-memory" in r.stdout and "config.json" in r.stdout
+
+
+def test_estimate_runs_without_torch(cli_subprocess, config_dir):
+    """The command (and the console's VRAM pane) must not pay for importing torch."""
+    code = ("import sys, runpy; sys.argv = ['aios-tui', 'estimate', '--preset', 'efficient', '--model', "
+            f"{str(config_dir)!r}, '--gpu-memory', '24GiB'];\n"
+            "from aios_tui.cli import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\n"
+            "assert 'transformers' not in sys.modules\n"
+            "raise SystemExit(rc)")
+    import subprocess
+
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "peak allocated by PyTorch" in r.stdout

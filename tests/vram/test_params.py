@@ -1,0 +1,93 @@
+"""Parameter counts against real models: the count must be exact, not close."""
+
+from __future__ import annotations
+
+import pytest
+
+from vram_helpers import GPT2, GQA, LLAMA, MISTRAL, QWEN2, build_hf, quiet
+
+from aios_tui.tiny import TINY_CONFIG
+from aios_tui.vram import Setup, count_params, shape_from_hf_config
+from aios_tui.vram.known import KNOWN
+
+# Published sizes, as sum(p.numel()) over the Hugging Face model.
+PUBLISHED = {
+    "gpt2": 124_439_808,
+    "meta-llama/Llama-3.2-1B": 1_235_814_400,
+    "meta-llama/Llama-3.1-8B": 8_030_261_248,
+    "Qwen/Qwen2.5-0.5B": 494_032_768,
+    "mistralai/Mistral-7B-v0.1": 7_241_732_096,
+}
+
+
+@pytest.mark.parametrize("cfg", [LLAMA, GQA, QWEN2, MISTRAL, GPT2, TINY_CONFIG],
+                         ids=["llama", "gqa-untied", "qwen2", "mistral", "gpt2", "tiny"])
+def test_base_count_matches_transformers(cfg):
+    quiet()
+    model = build_hf({k: v for k, v in cfg.items() if k != "architectures"})
+    assert shape_from_hf_config(cfg).param_count() == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name", ["meta-llama/Llama-3.1-8B", "Qwen/Qwen2.5-0.5B", "gpt2-medium",
+                                  "TinyLlama/TinyLlama-1.1B-Chat-v1.0"])
+def test_known_shapes_match_a_model_built_on_meta(name):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    quiet()
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**KNOWN[name]))
+    assert shape_from_hf_config(KNOWN[name]).param_count() == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("name,count", sorted(PUBLISHED.items()))
+def test_known_shapes_have_their_published_size(name, count):
+    assert shape_from_hf_config(KNOWN[name]).param_count() == count
+
+
+ADAPTERS = [
+    ("lora-qv", LLAMA, "fp32", dict(method="lora", r=8, targets=("q_proj", "v_proj"))),
+    ("lora-all-gqa", GQA, "fp32", dict(method="lora", r=4, targets=("q_proj", "k_proj", "v_proj", "o_proj",
+                                                                     "gate_proj", "up_proj", "down_proj"))),
+    ("lora-gpt2-c_proj-matches-two", GPT2, "fp32", dict(method="lora", r=8, targets=("c_attn", "c_proj"))),
+    ("lora-qualified-name", GPT2, "fp32", dict(method="lora", r=8, targets=("mlp.c_proj",))),
+    ("lora-lm_head-saved", QWEN2, "fp32", dict(method="lora", r=8, targets=("q_proj",), modules_to_save=("lm_head",))),
+    ("adalora-fp32", GQA, "fp32", dict(method="adalora", r=6, targets=("q_proj", "k_proj", "down_proj"))),
+    ("adalora-bf16-ranknum-trained", GQA, "bf16", dict(method="adalora", r=6, targets=("v_proj", "up_proj"))),
+    ("ia3", QWEN2, "fp32", dict(method="ia3", targets=("k_proj", "v_proj", "down_proj"), ia3_feedforward=("down_proj",))),
+    ("ia3-gpt2", GPT2, "fp32", dict(method="ia3", targets=("c_attn", "c_fc"), ia3_feedforward=("c_fc",))),
+]
+
+
+@pytest.mark.parametrize("name,cfg,weights,kw", ADAPTERS, ids=[a[0] for a in ADAPTERS])
+def test_adapter_counts_match_peft(name, cfg, weights, kw):
+    from peft import AdaLoraConfig, IA3Config, LoraConfig, get_peft_model
+
+    quiet()
+    model = build_hf(cfg, weights)
+    common = {"target_modules": list(kw["targets"])}
+    if kw.get("modules_to_save"):
+        common["modules_to_save"] = list(kw["modules_to_save"])
+    if kw["method"] == "lora":
+        pc = LoraConfig(r=kw["r"], lora_alpha=16, **common)
+    elif kw["method"] == "adalora":
+        pc = AdaLoraConfig(init_r=kw["r"], target_r=2, total_step=100, **common)
+    else:
+        pc = IA3Config(feedforward_modules=list(kw["ia3_feedforward"]), **common)
+    model = get_peft_model(model, pc)
+    counts = count_params(shape_from_hf_config(cfg), Setup(weights=weights, **kw))
+    assert counts.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert counts.total == sum(p.numel() for p in model.parameters())
+
+
+def test_hrm_count_matches_the_model():
+    from aios_tui.engine.hrm.model import HRMConfig, HRMForCausalLM
+
+    quiet()
+    cfg = HRMConfig(vocab_size=259, hidden_size=96, num_heads=4, h_layers=2, l_layers=3, expansion=3.0)
+    model = HRMForCausalLM(cfg)
+    plain = {"model_type": "hrm_actv1", "hidden_size": 96, "num_heads": 4, "h_layers": 2, "l_layers": 3,
+             "h_cycles": 2, "l_cycles": 2, "expansion": 3.0, "vocab_size": 259, "max_seq_len": 128,
+             "halt_max_steps": 2}
+    assert shape_from_hf_config(plain).param_count() == sum(p.numel() for p in model.parameters())
+    assert shape_from_hf_config(cfg.to_dict()).param_count() == sum(p.numel() for p in model.parameters())

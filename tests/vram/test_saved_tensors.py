@@ -1,0 +1,121 @@
+"""The activation model against the tensors autograd really keeps, on the CPU.
+
+Tiny Hugging Face models (Llama with and without grouped-query attention, Qwen2 with q/k/v
+biases, GPT-2 with and without dropout) and the HRM ACTv1 model are run forward; the graph is
+walked and every saved tensor counted once. The calculator, told the run is on the CPU
+(dropout keeps a float noise tensor there, and the CPU attention kernels differ), must give
+exactly the same number of bytes. CUDA-only behaviour (bool dropout masks, the math kernel for
+fp32 GQA, autocast) is checked against the GPU measurements in test_calibration.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vram_helpers import GPT2, GPT2_NO_DROPOUT, GQA, LLAMA, QWEN2, build_hf, cpu_setup, quiet, saved_bytes
+
+from aios_tui.vram import shape_from_hf_config
+from aios_tui.vram.estimate import saved_for_backward
+
+ALL7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+CASES = [
+    # (name, config, weights dtype, method, targets, kwargs)
+    ("llama-full-fp32", LLAMA, "fp32", "full", [], {}),
+    ("llama-full-bf16", LLAMA, "bf16", "full", [], {}),
+    ("gqa-full-fp32", GQA, "fp32", "full", [], {}),
+    ("qwen2-full-bf16", QWEN2, "bf16", "full", [], {}),
+    ("llama-lora-qv", LLAMA, "fp32", "lora", ["q_proj", "v_proj"], {"r": 8, "dropout": 0.0}),
+    ("gqa-lora-all-dropout-bf16", GQA, "bf16", "lora", ALL7, {"r": 4, "dropout": 0.1}),
+    ("qwen2-lora-all-dropout", QWEN2, "fp32", "lora", ALL7, {"r": 4, "dropout": 0.1}),
+    ("llama-lora-mlp-only", LLAMA, "bf16", "lora", ["down_proj"], {"r": 8, "dropout": 0.0}),
+    ("gqa-ia3", GQA, "fp32", "ia3", ["k_proj", "v_proj", "down_proj"], {"ia3_feedforward": ("down_proj",)}),
+    ("qwen2-ia3-bf16", QWEN2, "bf16", "ia3", ["q_proj", "up_proj"], {"ia3_feedforward": ("up_proj",)}),
+    ("llama-adalora", LLAMA, "fp32", "adalora", ["q_proj", "v_proj", "down_proj"], {"r": 6, "dropout": 0.1}),
+    ("gqa-adalora-bf16", GQA, "bf16", "adalora", ALL7, {"r": 6, "dropout": 0.1}),
+    ("gpt2-full-fp32-no-dropout", GPT2_NO_DROPOUT, "fp32", "full", [], {}),
+    ("gpt2-full-bf16-dropout", GPT2, "bf16", "full", [], {}),
+    ("gpt2-lora-dropout", GPT2, "fp32", "lora", ["c_attn", "c_proj", "c_fc"], {"r": 4, "dropout": 0.1}),
+]
+
+
+def peft_config(method, targets, kw):
+    from peft import AdaLoraConfig, IA3Config, LoraConfig
+
+    if method == "lora":
+        return LoraConfig(r=kw["r"], lora_alpha=16, lora_dropout=kw["dropout"], target_modules=targets)
+    if method == "adalora":
+        return AdaLoraConfig(init_r=kw["r"], target_r=2, lora_alpha=16, lora_dropout=kw["dropout"],
+                             target_modules=targets, total_step=100)
+    return IA3Config(target_modules=targets, feedforward_modules=list(kw["ia3_feedforward"]))
+
+
+@pytest.mark.parametrize("name,cfg,weights,method,targets,kw", CASES, ids=[c[0] for c in CASES])
+def test_saved_tensors_match_exactly(name, cfg, weights, method, targets, kw):
+    import torch
+
+    quiet()
+    model = build_hf(cfg, weights)
+    if method != "full":
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config(method, targets, kw))
+    model.train()
+    ids = torch.randint(0, cfg["vocab_size"], (2, 32), generator=torch.Generator().manual_seed(1))
+    out = model(input_ids=ids, labels=ids)
+    got = saved_bytes(out.loss, list(model.parameters()))
+    setup = cpu_setup(method=method, targets=tuple(targets), weights=weights, batch=2, seq=32, **kw)
+    assert saved_for_backward(shape_from_hf_config(cfg), setup) == got
+
+
+def test_chunked_loss_keeps_only_the_hidden_gradient():
+    """The engine's fused loss: the graph keeps the [T, H] hidden gradient, no [T, V] buffer."""
+    import torch
+
+    from aios_tui.engine.loss import causal_lm_loss
+
+    quiet()
+    model = build_hf(LLAMA)
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj"]))
+    model.train()
+    ids = torch.randint(0, 300, (2, 32), generator=torch.Generator().manual_seed(1))
+    loss, _ = causal_lm_loss(model, ids, ids, fused=True)
+    got = saved_bytes(loss, list(model.parameters()))
+    setup = cpu_setup(method="lora", r=8, targets=("q_proj",), dropout=0.0, batch=2, seq=32).with_(loss="chunked")
+    assert saved_for_backward(shape_from_hf_config(LLAMA), setup) == got
+
+
+@pytest.mark.parametrize("segments,method", [(1, "full"), (2, "lora")])
+def test_hrm_act_segments(segments, method):
+    """HRM ACTv1: only the last L and H pass of each segment keep activations, and every
+    segment's graph waits for the one backward over the ACT objective."""
+    import torch
+
+    from aios_tui.engine.hrm.act import act_loss
+    from aios_tui.engine.hrm.model import HRMConfig, HRMForCausalLM
+
+    quiet()
+    torch.manual_seed(0)
+    cfg = HRMConfig(vocab_size=259, hidden_size=64, num_heads=4, h_layers=2, l_layers=1, h_cycles=2,
+                    l_cycles=3, expansion=2.0, max_seq_len=32, halt_max_steps=segments,
+                    halt_exploration_prob=0.0)
+    model = HRMForCausalLM(cfg)
+    shape = shape_from_hf_config(cfg.to_dict())
+    assert shape.param_count() == sum(p.numel() for p in model.parameters())
+    setup = cpu_setup(method="full", weights="fp32", batch=2, seq=32).with_(loss="plain")
+    hrm = model
+    if method == "lora":
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+                                                 target_modules=["q_proj", "v_proj"], modules_to_save=["q_head"]))
+        hrm = model.base_model.model
+        setup = setup.with_(method="lora", r=4, targets=("q_proj", "v_proj"), dropout=0.0, modules_to_save=("q_head",))
+    model.train()
+    ids = torch.randint(0, 259, (2, 32), generator=torch.Generator().manual_seed(1))
+    res = act_loss(hrm, ids, training=True, fused=False)
+    got = saved_bytes(res.loss, list(model.parameters()))
+    # what is left out: the halting head's per-sequence BCE scalars, a few bytes per segment
+    assert 0 <= got - saved_for_backward(shape, setup) <= 48 * segments
