@@ -1,0 +1,118 @@
+"""`aios-tui train-actv1`: train an HRM ACTv1 brain (from scratch, or on a brain bundle)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from aios_tui.commands.train import add_run_control_args
+from aios_tui.config import ConfigError, RunConfig, add_config_args, config_from_args
+from aios_tui.errors import UserError
+
+TASK_SPEC = "aios_tui.engine.hrm.task:HRMTask"
+# The engine's automatic full fine-tuning rate (5e-5) suits a pretrained model; a brain
+# trained from its random initialisation learns next to nothing at it.
+FRESH_LR = 3e-4
+
+EPILOG = """\
+examples:
+  aios-tui train-actv1 --steps 200 --hidden-size 256 --num-heads 4 --brain-name demo
+      a new brain on the bundled sample data, byte-level tokenizer (--model tiny)
+  aios-tui train-actv1 --student-init artifacts/brains/actv1/demo --steps 1 --batch-size 2 \\
+      --halt-max-steps 1 --use-peft --peft-method lora --lora-r 8 --lora-alpha 16 \\
+      --lora-target-modules q_proj,v_proj --brain-name demo-lora
+      a LoRA adapter on a trained brain; the new bundle keeps the adapter apart
+  aios-tui train-actv1 --resume artifacts/runs/NAME --steps 400
+  aios-tui generate artifacts/brains/actv1/demo --prompt "count 1 to"
+
+--model names the tokenizer (a Hugging Face id or directory, or tiny for bytes); the model is
+built from the hrm settings, or taken from --student-init, whose architecture and tokenizer then
+win (typing a different one is an error). q_head always trains beside an adapter; lm_head only
+with --lm-head-trainable. A finished run writes the brain bundle to
+<bundle-dir>/<brain-name>/ (default: artifacts/brains/actv1/<run name>).
+"""
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train-actv1", help="train an HRM ACTv1 brain (full or PEFT) into a brain bundle",
+                       description="Train AI-OS's hierarchical reasoning model (HRM ACTv1) as a causal\n"
+                                   "language model with ACT halting, and write a brain bundle.\n"
+                                   "Configuration as for `train`: defaults < --preset < --config < flags.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_control_args(p)
+    g = p.add_argument_group("brain bundle")
+    g.add_argument("--merge-adapter", metavar="NAME", nargs="?", const="", default=None,
+                   help="after a PEFT run, also write a bundle with the adapter merged into the "
+                        "weights, named NAME (default: <brain-name>-merged)")
+    add_config_args(p)
+    p.set_defaults(func=run, task_spec=TASK_SPEC, command_name="train-actv1")
+
+
+def typed_fields(args: argparse.Namespace) -> set[str]:
+    return {k[len("cfg__"):] for k in vars(args) if k.startswith("cfg__")}
+
+
+def resolve_config(args: argparse.Namespace) -> RunConfig:
+    """The run's config, with a student bundle's architecture and tokenizer taken in."""
+    from aios_tui.commands.train import _resume_config
+
+    if args.resume:
+        return _resume_config(args)
+    cfg = config_from_args(args)
+    if cfg.train.lr == 0 and not cfg.peft.use_peft and not cfg.hrm.student_init:
+        cfg.train.lr = FRESH_LR
+        print(f"note: a new brain trains at --lr {FRESH_LR:g} unless you pass --lr", file=sys.stderr)
+    if cfg.hrm.student_init:
+        from aios_tui.engine.hrm.task import adopt_bundle_architecture
+
+        try:
+            problems = adopt_bundle_architecture(cfg, typed_fields(args))
+        except UserError as exc:
+            raise UserError([f"hrm.student_init: {p}" for p in exc.problems]) from None
+        if problems:
+            raise ConfigError(problems)
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stop_after is not None and args.stop_after < 1:
+        raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
+    cfg = resolve_config(args)
+    if args.merge_adapter is not None and not cfg.peft.use_peft:
+        raise UserError("--merge-adapter: this run trains the full model, so there is no adapter "
+                        "to merge; add --use-peft or drop --merge-adapter")
+    if args.detach:
+        from aios_tui.commands.train import _detach
+
+        if args.merge_adapter is not None:
+            raise UserError("--merge-adapter runs in the foreground only; drop --detach, or merge "
+                            "the finished bundle later with `aios-tui export BUNDLE --merge`")
+
+        return _detach(args, cfg)
+
+    from aios_tui.engine.hrm.bundle import merge_bundle, refresh_metrics
+    from aios_tui.engine.hrm.task import HRMTask
+    from aios_tui.engine.session import choose_run_dir
+    from aios_tui.engine.train import TrainingFailed, run_training
+
+    task = HRMTask()
+    run_dir = Path(args.resume) if args.resume else choose_run_dir(cfg)
+    try:
+        result = run_training(cfg, run_dir, task=task, resume=bool(args.resume),
+                              stop_after=args.stop_after, progress=args.progress)
+    except TrainingFailed as exc:
+        for line in exc.problems:
+            print(f"aios-tui: error: {line}", file=sys.stderr)
+        return 1
+    if task.bundle is None:
+        print(f"no brain bundle written: the run stopped at step {result.step}; "
+              f"`aios-tui train-actv1 --resume {result.run_dir}` finishes it")
+        return result.exit_code
+    refresh_metrics(task.bundle, task.metrics_file, str(result.run_dir.resolve()))
+    print(f"brain bundle: {task.bundle}")
+    if args.merge_adapter is not None:
+        name = args.merge_adapter or f"{task.bundle.name}-merged"
+        merged = merge_bundle(task.bundle, task.bundle.parent / name)
+        print(f"merged bundle: {merged}")
+    return result.exit_code

@@ -1,0 +1,357 @@
+"""Brain bundles: a trained HRM ACTv1 student and everything needed to use it, in one directory.
+
+    <bundle_dir>/<brain_name>/
+      actv1_student.safetensors   the full weights (for a PEFT session: the weights its adapter applies to)
+      config.json                 the architecture, loadable with HRMConfig.from_pretrained
+      brain.json                  architecture, tokenizer, training steps, sessions, dataset history
+      tokenizer.json ...          the tokenizer's own files, so the bundle works offline
+      metrics.jsonl               every session's metrics lines, oldest first
+      adapter/                    the PEFT adapter of the last session, when it trained one
+
+History follows the weights: a bundle started from another (``--student-init``) inherits its
+sessions, step count, dataset history and metrics. A bundle is written to a temporary
+directory beside its final place and renamed into it, so a reader never sees half of one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from aios_tui.errors import UserError
+
+WEIGHTS_FILE = "actv1_student.safetensors"
+BRAIN_FILE = "brain.json"
+CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.jsonl"
+ADAPTER_DIR = "adapter"
+FORMAT_VERSION = 1
+ARCH_FIELDS = ("hidden_size", "num_heads", "h_layers", "l_layers", "h_cycles", "l_cycles", "expansion")
+_PEFT_KEY_MARKS = ("lora_", "ia3_", "modules_to_save.", "ranknum")
+
+
+@dataclass
+class LoadedBundle:
+    path: Path
+    model: torch.nn.Module      # HRMForCausalLM, or a PeftModel around it when the adapter is kept apart
+    tokenizer: Any
+    brain: dict
+
+
+def read_brain(path: str | os.PathLike) -> dict:
+    """brain.json of a bundle; UserError when ``path`` is not a usable bundle."""
+    path = Path(path).expanduser()
+    if not path.is_dir():
+        raise UserError(f"brain bundle {path}: no such directory")
+    brain_file = path / BRAIN_FILE
+    if not brain_file.is_file():
+        raise UserError(f"brain bundle {path}: no {BRAIN_FILE}; a bundle is a directory "
+                        f"written by `aios-tui train-actv1` (see --bundle-dir and --brain-name)")
+    try:
+        brain = json.loads(brain_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"brain bundle {path}: {BRAIN_FILE} cannot be read ({exc})") from None
+    if brain.get("model_type") != "hrm_actv1":
+        raise UserError(f"brain bundle {path}: model_type is {brain.get('model_type')!r}, not 'hrm_actv1'")
+    if brain.get("format", 0) > FORMAT_VERSION:
+        raise UserError(f"brain bundle {path}: format {brain['format']} is newer than this aios-tui reads "
+                        f"({FORMAT_VERSION}); upgrade aios-tui")
+    if not (path / WEIGHTS_FILE).is_file():
+        raise UserError(f"brain bundle {path}: {WEIGHTS_FILE} is missing")
+    return brain
+
+
+def bundle_config(path: str | os.PathLike):
+    from aios_tui.engine.hrm.model import HRMConfig
+
+    path = Path(path)
+    if (path / CONFIG_FILE).is_file():
+        return HRMConfig.from_pretrained(path)
+    arch = read_brain(path).get("architecture") or {}
+    return HRMConfig(**arch)
+
+
+def load_base(path: str | os.PathLike, *, device: torch.device | str | None = None,
+              dtype: torch.dtype | None = None):
+    """The bundle's stored weights as an HRMForCausalLM (no adapter)."""
+    from safetensors.torch import load_file
+
+    from aios_tui.engine.hrm.model import HRMForCausalLM
+
+    path = Path(path).expanduser()
+    read_brain(path)
+    config = bundle_config(path)
+    with torch.device("meta"):
+        model = HRMForCausalLM(config)
+    state = load_file(str(path / WEIGHTS_FILE), device=str(device or "cpu"))
+    try:
+        model.load_state_dict(state, strict=True, assign=True)
+    except RuntimeError as exc:
+        raise UserError(f"brain bundle {path}: {WEIGHTS_FILE} does not match its config.json",
+                        str(exc).splitlines()[0]) from None
+    if dtype is not None:
+        model = model.to(dtype)
+    return model
+
+
+def load_tokenizer(path: str | os.PathLike):
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise UserError(f"brain bundle {path}: its tokenizer files cannot be loaded ({exc})") from None
+
+
+def load_bundle(path: str | os.PathLike, *, device: torch.device | str | None = None,
+                dtype: torch.dtype | None = None, adapter: str = "merge") -> LoadedBundle:
+    """Model, tokenizer and brain.json of a bundle.
+
+    ``adapter``: "merge" folds a stored adapter into the weights, "keep" returns a PeftModel
+    (bit-identical to the model that trained it), "ignore" leaves it out.
+    """
+    path = Path(path).expanduser()
+    brain = read_brain(path)
+    model = load_base(path, device=device, dtype=dtype)
+    if adapter != "ignore" and (path / ADAPTER_DIR / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(path / ADAPTER_DIR))
+        if adapter == "merge":
+            model = model.merge_and_unload()
+    model.eval()
+    return LoadedBundle(path=path, model=model, tokenizer=load_tokenizer(path), brain=brain)
+
+
+def base_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights a PEFT model's adapters apply to, under the plain model's names."""
+    from aios_tui.engine.hrm.model import HRMForCausalLM
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    state: dict[str, torch.Tensor] = {}
+    for key, value in inner.state_dict().items():
+        if any(mark in key for mark in _PEFT_KEY_MARKS):
+            continue
+        state[key.replace(".base_layer.", ".").replace(".original_module.", ".")] = value
+    with torch.device("meta"):
+        expected = set(HRMForCausalLM(inner.config).state_dict())
+    if set(state) != expected:
+        missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+        raise RuntimeError(f"cannot recover the base weights: missing {missing[:3]}, unexpected {extra[:3]}")
+    return state
+
+
+def run_lines(metrics_file: str | os.PathLike, run_key: str | None) -> bytes:
+    """The part of a metrics file that belongs to the run ``run_key``.
+
+    A ``--log-file`` may be shared by several runs (the seed's examples all write
+    artifacts/brains/actv1/metrics.jsonl), so the run's lines start at its own header, or at
+    its ``started`` event when the file already had a header.
+    """
+    data = Path(metrics_file).read_bytes()
+    if not run_key:
+        return data
+    offset = 0
+    for line in data.splitlines(keepends=True):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict) and record.get("run_dir") == run_key and (
+                "peft" in record or record.get("event") == "started"):
+            return data[offset:]
+        offset += len(line)
+    return data
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _save_weights(state: dict[str, torch.Tensor], dest: Path) -> None:
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().to("cpu").contiguous() for k, v in state.items()}, str(dest),
+              metadata={"format": "pt"})
+
+
+def _swap_in(tmp: Path, dest: Path) -> None:
+    """Replace ``dest`` with the finished ``tmp`` directory."""
+    old = dest.parent / f".{dest.name}.old-{os.getpid()}"
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def architecture(config) -> dict:
+    keys = ARCH_FIELDS + ("vocab_size", "intermediate_size", "max_seq_len", "halt_max_steps",
+                          "halt_exploration_prob", "rope_theta", "rms_norm_eps")
+    return {k: getattr(config, k) for k in keys}
+
+
+def write_bundle(dest: str | os.PathLike, *, model: torch.nn.Module, tokenizer, session: dict,
+                 tokenizer_source: str, parent: str | os.PathLike | None = None,
+                 metrics_file: str | os.PathLike | None = None, peft_summary: dict | None = None,
+                 run_key: str | None = None) -> Path:
+    """Write (or replace) the bundle at ``dest`` from a trained model.
+
+    ``model`` is an HRMForCausalLM or a PeftModel around one; for the latter the base weights
+    go to ``actv1_student.safetensors`` and the adapter to ``adapter/``. ``session`` describes
+    this training session (steps, dataset, method, ...); ``parent`` is the bundle the session
+    started from, whose history this one continues. ``metrics_file`` is appended to the
+    inherited metrics. ``run_key`` identifies the run: a resumed run that already wrote this
+    history replaces its earlier record (and metrics) instead of adding a second one.
+    """
+    dest = Path(dest).expanduser()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    is_peft = hasattr(model, "peft_config")
+    inner = model.get_base_model() if is_peft else model
+    history_src = Path(parent).expanduser() if parent else None
+    prior = read_brain(history_src) if history_src else {}
+    sessions = list(prior.get("sessions", []))
+    datasets = list(prior.get("dataset_history", []))
+    inherited_bytes = None  # all of the parent's metrics
+    if run_key and sessions and sessions[-1].get("run_dir") == run_key:
+        inherited_bytes = sessions.pop().get("metrics_offset")
+        datasets = [d for d in datasets if d.get("run_dir") != run_key]
+
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+    try:
+        state = base_state_dict(model) if is_peft else dict(inner.state_dict())
+        _save_weights(state, tmp / WEIGHTS_FILE)
+        inner.config.save_pretrained(tmp)
+        tokenizer.save_pretrained(str(tmp))
+        if is_peft:
+            model.save_pretrained(str(tmp / ADAPTER_DIR))
+
+        with open(tmp / METRICS_FILE, "wb") as out:
+            if history_src and (history_src / METRICS_FILE).is_file():
+                with open(history_src / METRICS_FILE, "rb") as fh:
+                    data = fh.read() if inherited_bytes is None else fh.read(inherited_bytes)
+                out.write(data if data.endswith(b"\n") or not data else data + b"\n")
+            session = {**session, "metrics_offset": out.tell()}
+            if metrics_file and Path(metrics_file).is_file():
+                out.write(run_lines(metrics_file, run_key))
+
+        now = time.time()
+        sessions.append(session)
+        if session.get("dataset"):
+            datasets.append({**session["dataset"], "steps": session.get("steps", 0), "at": now,
+                             "run_dir": session.get("run_dir")})
+        files = sorted(p.name for p in tmp.iterdir()
+                       if p.is_file() and p.name not in (WEIGHTS_FILE, BRAIN_FILE, CONFIG_FILE, METRICS_FILE))
+        n_params = sum(v.numel() for k, v in state.items() if k not in ("H_init", "L_init"))
+        same_brain = history_src is not None and history_src.resolve() == dest.resolve()
+        brain = {
+            "format": FORMAT_VERSION,
+            "model_type": "hrm_actv1",
+            "name": dest.name,
+            "weights": WEIGHTS_FILE,
+            "architecture": architecture(inner.config),
+            "parameters": n_params,
+            "tokenizer": {"source": tokenizer_source, "class": type(tokenizer).__name__,
+                          "vocab_size": len(tokenizer), "files": files},
+            "training_steps": sum(int(s.get("steps", 0)) for s in sessions),
+            "last_session": session,
+            "sessions": sessions,
+            "dataset_history": datasets,
+            "adapter": ({"path": ADAPTER_DIR, **(peft_summary or {})} if is_peft else None),
+            "parent": prior.get("parent") if same_brain else (str(history_src.resolve()) if history_src else None),
+            "created_at": prior.get("created_at", now) if same_brain else now,
+            "updated_at": now,
+        }
+        (tmp / BRAIN_FILE).write_text(json.dumps(brain, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        _swap_in(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def refresh_metrics(bundle: str | os.PathLike, metrics_file: str | os.PathLike | None,
+                    run_key: str | None = None) -> None:
+    """Re-copy the last session's metrics into the bundle (they grow after the bundle is written)."""
+    bundle = Path(bundle)
+    if not metrics_file or not Path(metrics_file).is_file():
+        return
+    brain = read_brain(bundle)
+    offset = int((brain.get("last_session") or {}).get("metrics_offset", 0))
+    target = bundle / METRICS_FILE
+    tmp = bundle / f".{METRICS_FILE}.tmp-{os.getpid()}"
+    try:
+        with open(tmp, "wb") as out:
+            if target.is_file():
+                with open(target, "rb") as fh:
+                    out.write(fh.read(offset))
+            out.write(run_lines(metrics_file, run_key))
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def merge_bundle(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """A new bundle at ``dest`` whose weights have ``src``'s adapter folded in."""
+    src, dest = Path(src).expanduser(), Path(dest).expanduser()
+    if src.resolve() == dest.resolve():
+        raise UserError(f"brain bundle {src}: merging needs a new bundle name, not the same directory")
+    loaded = load_bundle(src, adapter="merge")
+    if loaded.brain.get("adapter") is None:
+        raise UserError(f"brain bundle {src}: has no adapter to merge")
+    session = {"kind": "merge", "steps": 0, "from": str(src.resolve()), "at": time.time(),
+               "adapter": loaded.brain.get("adapter")}
+    return write_bundle(dest, model=loaded.model, tokenizer=loaded.tokenizer, session=session,
+                        tokenizer_source=loaded.brain.get("tokenizer", {}).get("source", str(src)),
+                        parent=src)
+
+
+def export_bundle(src: str | os.PathLike, out: str | os.PathLike | None = None, *,
+                  merge: bool = False) -> tuple[Path, str]:
+    """`aios-tui export BUNDLE`: (directory, kind).
+
+    With ``merge``: a new bundle with the adapter folded in (default ``<bundle>-merged``).
+    Without: the adapter in peft's format plus the tokenizer (default ``<bundle>-adapter``),
+    its ``base_model_name_or_path`` naming the bundle whose weights it applies to.
+    """
+    src = Path(src).expanduser().resolve()
+    brain = read_brain(src)
+    if merge:
+        return merge_bundle(src, Path(out).expanduser() if out else src.parent / f"{src.name}-merged"), "bundle"
+    if brain.get("adapter") is None or not (src / ADAPTER_DIR / "adapter_config.json").is_file():
+        raise UserError(f"brain bundle {src}: has no adapter (it was trained in full); "
+                        f"its weights are {src / WEIGHTS_FILE}")
+    dest = Path(out).expanduser() if out else src.parent / f"{src.name}-adapter"
+    if dest.exists() and any(dest.iterdir()):
+        raise UserError(f"--out {dest}: exists and is not empty; choose another --out")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        shutil.copytree(src / ADAPTER_DIR, tmp)
+        config = json.loads((tmp / "adapter_config.json").read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = str(src)
+        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+        load_tokenizer(src).save_pretrained(str(tmp))
+        if dest.exists():
+            dest.rmdir()
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest, "adapter"

@@ -1,0 +1,300 @@
+"""The HRM ACTv1 training task: how the engine's loop builds, trains and saves the model.
+
+- ``cfg.model.model`` names the tokenizer (``tiny`` is the byte-level one; a Hugging Face id
+  or directory otherwise); the model itself is built from ``cfg.hrm`` with the run's seed,
+  or loaded from ``cfg.hrm.student_init`` (a brain bundle, its adapter merged in).
+- ``q_head`` is always trained beside a PEFT adapter; ``lm_head`` only with
+  ``hrm.lm_head_trainable`` (with a 50K vocabulary a trainable lm_head alone is a large share
+  of the model, see the README).
+- The reported ``loss`` is the next-token loss of the segment each sequence halted at, the
+  prediction the model actually makes, so it compares with ``eval_loss``; ``objective`` is
+  what is backpropagated (deep supervision over segments plus the halting losses).
+- At the end of a session the model goes to a brain bundle (``hrm.bundle_dir`` /
+  ``hrm.brain_name``, default the run's name).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aios_tui.config import RunConfig
+from aios_tui.engine.task import LossOutput, Task
+from aios_tui.errors import UserError
+
+ALWAYS_TRAINED = ("q_head",)
+
+
+def unwrap(model: nn.Module):
+    from aios_tui.engine.hrm.model import HRMForCausalLM
+    from aios_tui.engine.loss import unwrap as engine_unwrap
+
+    inner = engine_unwrap(model)
+    if not isinstance(inner, HRMForCausalLM):
+        raise TypeError(f"expected an HRM ACTv1 model, got {type(inner).__name__}")
+    return inner
+
+
+def is_hrm_dir(path: str) -> bool:
+    """A directory holding a saved HRMForCausalLM (the run's ``base/`` or an export)."""
+    import json
+
+    cfg_file = Path(path).expanduser() / "config.json"
+    if not cfg_file.is_file():
+        return False
+    try:
+        return json.loads(cfg_file.read_text(encoding="utf-8")).get("model_type") == "hrm_actv1"
+    except (OSError, ValueError):
+        return False
+
+
+def brain_dir(cfg: RunConfig, run_name: str) -> Path:
+    return Path(cfg.hrm.bundle_dir).expanduser() / (cfg.hrm.brain_name or run_name)
+
+
+def architecture_conflicts(cfg: RunConfig, arch: dict) -> list[tuple[str, Any, Any]]:
+    """(field, value in cfg, value in the bundle) for every architecture field that differs."""
+    from aios_tui.engine.hrm.bundle import ARCH_FIELDS
+
+    return [(f, getattr(cfg.hrm, f), arch[f]) for f in ARCH_FIELDS
+            if f in arch and getattr(cfg.hrm, f) != arch[f]]
+
+
+def adopt_bundle_architecture(cfg: RunConfig, typed: set[str]) -> list[str]:
+    """Take the student bundle's architecture and tokenizer into ``cfg``.
+
+    The fields the user typed must agree with the bundle; one problem line each where they
+    do not. The others are set from the bundle so config.toml records what really trains.
+    """
+    from aios_tui.engine.hrm.bundle import read_brain
+
+    brain = read_brain(cfg.hrm.student_init)
+    problems = []
+    for name, mine, theirs in architecture_conflicts(cfg, brain.get("architecture", {})):
+        if name in typed:
+            problems.append(f"hrm.{name}: {mine} differs from the student bundle's {theirs}; "
+                            f"drop --{name.replace('_', '-')} to use the bundle's")
+        else:
+            setattr(cfg.hrm, name, theirs)
+    source = brain.get("tokenizer", {}).get("source")
+    if source and cfg.model.model != source:
+        if "model" in typed:
+            problems.append(f"model.model: {cfg.model.model!r} is not the student bundle's tokenizer "
+                            f"({source!r}); drop --model, the bundle carries its tokenizer")
+        else:
+            cfg.model.model = source
+    return problems
+
+
+class HRMTask(Task):
+    name = "hrm_actv1"
+
+    def __init__(self) -> None:
+        self.fused = False
+        self._adalora: tuple[float, list] | None = None
+        self.started_at = time.time()
+        self.last_step: int | None = None
+        self.bundle: Path | None = None  # written by on_finish
+        self.metrics_file: Path | None = None
+
+    # -- before anything is loaded ---------------------------------------------------------
+
+    def preflight(self, cfg: RunConfig) -> None:
+        from aios_tui.engine.hrm.bundle import read_brain
+        from aios_tui.engine.models import model_source_problem
+
+        problems = []
+        if cfg.hrm.student_init and not is_hrm_dir(cfg.model.model):
+            try:
+                brain = read_brain(cfg.hrm.student_init)
+            except UserError as exc:
+                raise UserError([f"hrm.student_init: {p}" for p in exc.problems]) from None
+            for name, mine, theirs in architecture_conflicts(cfg, brain.get("architecture", {})):
+                problems.append(f"hrm.{name}: {mine} differs from the student bundle's {theirs}")
+        elif not is_hrm_dir(cfg.model.model):
+            problem = model_source_problem(cfg.model.model)
+            if problem:
+                problems.append(problem.replace("model.model:", "model.model (the tokenizer):"))
+        name = cfg.hrm.brain_name
+        if name and (name in (".", "..") or "/" in name or "\\" in name):
+            problems.append(f"hrm.brain_name: {name!r} must be a plain directory name")
+        if problems:
+            raise UserError(problems)
+        if cfg.peft.use_peft:
+            self._check_targets(cfg)
+
+    def _check_targets(self, cfg: RunConfig) -> None:
+        """Target names against the architecture, built on the meta device (no weights)."""
+        from aios_tui.engine.hrm.model import HRMConfig, HRMForCausalLM
+        from aios_tui.engine.peft_setup import check_targets
+
+        h = cfg.hrm
+        with torch.device("meta"):
+            model = HRMForCausalLM(HRMConfig(hidden_size=h.hidden_size, num_heads=h.num_heads,
+                                             h_layers=1, l_layers=1, expansion=h.expansion))
+        check_targets(model, cfg, "HRM ACTv1")
+
+    # -- the model -------------------------------------------------------------------------
+
+    def build(self, cfg: RunConfig, device: torch.device) -> tuple[nn.Module, Any]:
+        from aios_tui.engine.models import DTYPES
+
+        self.fused = cfg.train.fused_loss
+        if is_hrm_dir(cfg.model.model):  # the run's own saved base: resume and export
+            from transformers import AutoTokenizer
+
+            from aios_tui.engine.hrm.model import HRMForCausalLM
+
+            model = HRMForCausalLM.from_pretrained(cfg.model.model)
+            tokenizer = AutoTokenizer.from_pretrained(cfg.model.model)
+        elif cfg.hrm.student_init:
+            from aios_tui.engine.hrm.bundle import load_bundle
+
+            loaded = load_bundle(cfg.hrm.student_init, adapter="merge")
+            model, tokenizer = loaded.model, loaded.tokenizer
+        else:
+            model, tokenizer = self._fresh(cfg)
+        model.config.max_seq_len = cfg.data.max_seq_len
+        model.config.halt_max_steps = cfg.hrm.halt_max_steps
+        model.config.halt_exploration_prob = cfg.hrm.halt_exploration_prob
+        if len(tokenizer) > model.config.vocab_size:
+            raise UserError(f"the tokenizer has {len(tokenizer)} tokens but the model only "
+                            f"{model.config.vocab_size} embeddings")
+        model.train()
+        return model.to(device=device, dtype=DTYPES[cfg.model.model_dtype]), tokenizer
+
+    def _fresh(self, cfg: RunConfig):
+        from aios_tui.engine.hrm.model import HRMConfig, HRMForCausalLM
+        from aios_tui.engine.models import load_tokenizer
+
+        tokenizer = load_tokenizer(cfg.model.model)
+        h = cfg.hrm
+        config = HRMConfig(vocab_size=len(tokenizer), hidden_size=h.hidden_size, num_heads=h.num_heads,
+                           h_layers=h.h_layers, l_layers=h.l_layers, h_cycles=h.h_cycles,
+                           l_cycles=h.l_cycles, expansion=h.expansion, max_seq_len=cfg.data.max_seq_len,
+                           halt_max_steps=h.halt_max_steps, halt_exploration_prob=h.halt_exploration_prob,
+                           pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                           eos_token_id=tokenizer.eos_token_id)
+        # The initial weights depend on the run's seed only, never on what ran before.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.train.seed)
+            model = HRMForCausalLM(config)
+        return model, tokenizer
+
+    def peft_extras(self, cfg: RunConfig) -> dict[str, Any]:
+        keep = list(ALWAYS_TRAINED) + (["lm_head"] if cfg.hrm.lm_head_trainable else [])
+        return {"modules_to_save": keep}
+
+    def model_config_dict(self, model: nn.Module) -> dict | None:
+        c = unwrap(model).config
+        return {"model_type": "hrm_actv1", "hidden_size": c.hidden_size, "num_heads": c.num_heads,
+                "h_layers": c.h_layers, "l_layers": c.l_layers, "h_cycles": c.h_cycles,
+                "l_cycles": c.l_cycles, "expansion": c.expansion, "intermediate_size": c.intermediate_size,
+                "vocab_size": c.vocab_size, "max_seq_len": c.max_seq_len, "halt_max_steps": c.halt_max_steps}
+
+    # -- the loss --------------------------------------------------------------------------
+
+    def loss(self, model: nn.Module, batch: dict, step: int) -> LossOutput:
+        from aios_tui.engine.hrm.act import act_loss
+        from aios_tui.engine.loss import adalora_orth_penalty, adalora_penalty_params
+
+        training = model.training
+        result = act_loss(unwrap(model), batch["input_ids"], batch["labels"], training=training,
+                          fused=self.fused)
+        metrics = dict(result.metrics)
+        report = metrics.pop("lm_loss")
+        loss = result.loss
+        if training:
+            if step >= 0:
+                self.last_step = step
+            metrics["objective"] = result.loss.detach()
+            if hasattr(model, "peft_config"):
+                if self._adalora is None:
+                    is_adalora = any(type(c).__name__ == "AdaLoraConfig" for c in model.peft_config.values())
+                    self._adalora = adalora_penalty_params(model) if is_adalora else (0.0, [])
+                penalty = adalora_orth_penalty(*self._adalora)
+                if penalty is not None:
+                    loss = loss + penalty
+                    metrics["orth_reg"] = penalty.detach()
+        return LossOutput(loss, result.n_tokens, report=report, metrics=metrics)
+
+    # -- saving ----------------------------------------------------------------------------
+
+    def save_base(self, model: nn.Module, tokenizer: Any, cfg: RunConfig, dest: Path) -> bool:
+        # A fresh model exists only in this process and a student bundle may be rewritten by
+        # this very run: keep the starting weights with the run so resume and export use them.
+        unwrap(model).save_pretrained(dest)
+        tokenizer.save_pretrained(dest)
+        return True
+
+    def on_finish(self, model: nn.Module, tokenizer: Any, cfg: RunConfig, run_dir: Path) -> None:
+        from aios_tui.engine.hrm.bundle import write_bundle
+        from aios_tui.engine.peft_setup import parameters_summary
+        from aios_tui.metrics.rundir import RunDir
+
+        run = RunDir(run_dir)
+        status = run.read_status()
+        dest = brain_dir(cfg, cfg.train.run_name or run.name)
+        session = self.session_record(cfg, run, status)
+        peft_summary = None
+        if hasattr(model, "peft_config"):
+            conf = next(iter(model.peft_config.values()))
+            peft_summary = {"method": cfg.peft.peft_method,
+                            "target_modules": sorted(conf.target_modules) if conf.target_modules else [],
+                            "modules_to_save": sorted(conf.modules_to_save or []),
+                            **parameters_summary(model)}
+        # A fresh model starts a new history, replacing any older brain of the same name.
+        parent = cfg.hrm.student_init or None
+        self.metrics_file = Path(status.get("metrics") or run.default_metrics)
+        self.bundle = write_bundle(dest, model=model, tokenizer=tokenizer, session=session,
+                                   tokenizer_source=self.tokenizer_source(cfg), parent=parent,
+                                   metrics_file=self.metrics_file,
+                                   peft_summary=peft_summary, run_key=str(Path(run_dir).resolve()))
+
+    def tokenizer_source(self, cfg: RunConfig) -> str:
+        if cfg.hrm.student_init:
+            from aios_tui.engine.hrm.bundle import read_brain
+
+            try:
+                return read_brain(cfg.hrm.student_init).get("tokenizer", {}).get("source", cfg.model.model)
+            except UserError:
+                pass
+        return cfg.model.model
+
+    def session_record(self, cfg: RunConfig, run, status: dict) -> dict:
+        from aios_tui.data import dataset_path
+        from aios_tui.engine.hrm.bundle import file_digest
+
+        data = dataset_path(cfg.data.dataset_file)
+        dataset = {"path": str(data.resolve())}
+        try:
+            dataset.update(bytes=data.stat().st_size, sha256=file_digest(data))
+        except OSError:
+            pass
+        steps = status.get("step")
+        if steps is None:
+            steps = (self.last_step + 1) if self.last_step is not None else 0
+        return {
+            "run_dir": str(run.path.resolve()), "run_name": status.get("run_name") or run.name,
+            "state": "finished", "steps": int(steps), "total_steps": cfg.train.steps,
+            "method": cfg.method_label(), "halt_max_steps": cfg.hrm.halt_max_steps,
+            "lm_head_trainable": cfg.hrm.lm_head_trainable, "dataset": dataset,
+            "student_init": cfg.hrm.student_init or None, "last_loss": status.get("last_loss"),
+            "started_at": status.get("started_at", self.started_at), "finished_at": time.time(),
+        }
+
+    # -- sampling --------------------------------------------------------------------------
+
+    def generate(self, model: nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 64,
+                 temperature: float = 0.8, top_k: int = 50, seed: int = 0) -> str:
+        from aios_tui.engine.data import encode_prompt
+        from aios_tui.engine.hrm.generate import generate_ids
+
+        new, _ = generate_ids(model, encode_prompt(tokenizer, prompt), max_new_tokens=max_new_tokens,
+                              temperature=temperature, top_k=top_k, eos_token_id=tokenizer.eos_token_id,
+                              seed=seed)
+        return tokenizer.decode(new, skip_special_tokens=True)

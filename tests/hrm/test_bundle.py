@@ -1,0 +1,195 @@
+"""Brain bundles: what they hold, exact reloads, adapters kept apart or merged, history."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from aios_tui.engine.hrm.bundle import (
+    ADAPTER_DIR, BRAIN_FILE, METRICS_FILE, WEIGHTS_FILE, load_base, load_bundle, merge_bundle,
+    read_brain, write_bundle,
+)
+from aios_tui.errors import UserError
+
+
+@pytest.fixture
+def tokenizer():
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    return byte_tokenizer()
+
+
+def _lora(model, targets=("q_proj", "v_proj")):
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=list(targets),
+                                                  modules_to_save=["q_head"]))
+    with torch.no_grad():  # as if trained: adapter and head away from their initial values
+        for name, p in peft_model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.05)
+    return peft_model
+
+
+def _logits(model, x):
+    model.eval()
+    with torch.no_grad():
+        return model(input_ids=x).logits
+
+
+def test_a_full_bundle_reloads_bit_identical(make_model, tokens, tokenizer, tmp_path):
+    model = make_model()
+    dest = write_bundle(tmp_path / "brain", model=model, tokenizer=tokenizer,
+                        session={"steps": 7, "method": "full"}, tokenizer_source="tiny")
+    names = {p.name for p in dest.iterdir()}
+    assert {WEIGHTS_FILE, BRAIN_FILE, "config.json", METRICS_FILE, "tokenizer.json"} <= names
+    assert ADAPTER_DIR not in names
+    loaded = load_bundle(dest)
+    x = tokens(2, 12)
+    assert torch.equal(_logits(model, x), _logits(loaded.model, x))
+    assert loaded.tokenizer("hi")["input_ids"] == tokenizer("hi")["input_ids"]
+    brain = read_brain(dest)
+    assert brain["training_steps"] == 7
+    assert brain["architecture"]["hidden_size"] == 64
+    assert brain["tokenizer"]["source"] == "tiny" and "tokenizer.json" in brain["tokenizer"]["files"]
+    assert brain["adapter"] is None
+
+
+def test_a_peft_bundle_keeps_the_adapter_apart(make_model, tokens, tokenizer, tmp_path):
+    base = make_model()
+    base_logits = _logits(base, tokens(2, 12))
+    peft_model = _lora(base)
+    x = tokens(2, 12)
+    trained = _logits(peft_model, x)
+    dest = write_bundle(tmp_path / "b", model=peft_model, tokenizer=tokenizer, session={"steps": 1},
+                        tokenizer_source="tiny", peft_summary={"method": "lora"})
+    assert (dest / ADAPTER_DIR / "adapter_config.json").is_file()
+    # The stored weights are the untouched base the adapter applies to...
+    assert torch.equal(_logits(load_base(dest), x), base_logits)
+    # ...with the adapter: exactly the trained model, or merged: the same up to rounding.
+    assert torch.equal(_logits(load_bundle(dest, adapter="keep").model, x), trained)
+    torch.testing.assert_close(_logits(load_bundle(dest, adapter="merge").model, x), trained,
+                               rtol=1e-4, atol=1e-5)
+    assert read_brain(dest)["adapter"]["method"] == "lora"
+
+
+def test_merge_bundle_folds_the_adapter_into_a_new_bundle(make_model, tokens, tokenizer, tmp_path):
+    peft_model = _lora(make_model())
+    x = tokens(2, 12)
+    trained = _logits(peft_model, x)
+    src = write_bundle(tmp_path / "b", model=peft_model, tokenizer=tokenizer, session={"steps": 3},
+                       tokenizer_source="tiny")
+    merged = merge_bundle(src, tmp_path / "b-merged")
+    assert not (merged / ADAPTER_DIR).exists()
+    torch.testing.assert_close(_logits(load_base(merged), x), trained, rtol=1e-4, atol=1e-5)
+    brain = read_brain(merged)
+    assert brain["training_steps"] == 3 and brain["sessions"][-1]["kind"] == "merge"
+    with pytest.raises(UserError, match="no adapter"):
+        merge_bundle(merged, tmp_path / "again")
+
+
+def test_history_follows_the_weights(make_model, tokenizer, tmp_path):
+    runs = tmp_path / "m1.jsonl"
+    runs.write_text('{"peft":"disabled"}\n{"step":1,"loss":2.0}\n')
+    first = write_bundle(tmp_path / "a", model=make_model(), tokenizer=tokenizer, tokenizer_source="tiny",
+                         session={"steps": 10, "run_dir": "/r/1", "dataset": {"path": "/d/one.txt"}},
+                         metrics_file=runs, run_key="/r/1")
+    more = tmp_path / "m2.jsonl"
+    more.write_text('{"peft":"enabled"}\n{"step":1,"loss":1.0}\n')
+    second = write_bundle(tmp_path / "b", model=make_model(seed=3), tokenizer=tokenizer,
+                          tokenizer_source="tiny", parent=first, metrics_file=more, run_key="/r/2",
+                          session={"steps": 5, "run_dir": "/r/2", "dataset": {"path": "/d/two.txt"}})
+    brain = read_brain(second)
+    assert brain["training_steps"] == 15
+    assert [s["run_dir"] for s in brain["sessions"]] == ["/r/1", "/r/2"]
+    assert [d["path"] for d in brain["dataset_history"]] == ["/d/one.txt", "/d/two.txt"]
+    assert brain["parent"] == str(first.resolve())
+    lines = (second / METRICS_FILE).read_text().splitlines()
+    assert [json.loads(line).get("loss") for line in lines] == [None, 2.0, None, 1.0]
+
+    # The same run writing again (resumed for more steps) replaces its record, not adds one.
+    more.write_text('{"peft":"enabled"}\n{"step":1,"loss":1.0}\n{"step":2,"loss":0.5}\n')
+    again = write_bundle(second, model=make_model(seed=4), tokenizer=tokenizer, tokenizer_source="tiny",
+                         parent=second, metrics_file=more, run_key="/r/2",
+                         session={"steps": 8, "run_dir": "/r/2", "dataset": {"path": "/d/two.txt"}})
+    brain = read_brain(again)
+    assert brain["training_steps"] == 18
+    assert [s["run_dir"] for s in brain["sessions"]] == ["/r/1", "/r/2"]
+    assert [d["path"] for d in brain["dataset_history"]] == ["/d/one.txt", "/d/two.txt"]
+    lines = (again / METRICS_FILE).read_text().splitlines()
+    assert [json.loads(line).get("loss") for line in lines] == [None, 2.0, None, 1.0, 0.5]
+    assert brain["parent"] == str(first.resolve())
+
+
+def test_a_failed_write_leaves_the_old_bundle_alone(make_model, tokenizer, tmp_path, monkeypatch):
+    dest = write_bundle(tmp_path / "a", model=make_model(), tokenizer=tokenizer, session={"steps": 1},
+                        tokenizer_source="tiny")
+    before = (dest / WEIGHTS_FILE).read_bytes()
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tokenizer, "save_pretrained", broken)
+    with pytest.raises(OSError):
+        write_bundle(dest, model=make_model(seed=5), tokenizer=tokenizer, session={"steps": 2},
+                     tokenizer_source="tiny")
+    assert (dest / WEIGHTS_FILE).read_bytes() == before
+    assert read_brain(dest)["training_steps"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a"]  # no temporary left behind
+
+
+def test_unusable_bundles_are_user_errors(tmp_path, make_model, tokenizer):
+    with pytest.raises(UserError, match="no such directory"):
+        read_brain(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no brain.json"):
+        read_brain(tmp_path / "empty")
+    dest = write_bundle(tmp_path / "ok", model=make_model(), tokenizer=tokenizer, session={"steps": 1},
+                        tokenizer_source="tiny")
+    (dest / WEIGHTS_FILE).unlink()
+    with pytest.raises(UserError, match=WEIGHTS_FILE):
+        read_brain(dest)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / BRAIN_FILE).write_text('{"model_type": "llama"}')
+    with pytest.raises(UserError, match="not 'hrm_actv1'"):
+        read_brain(tmp_path / "odd")
+
+
+def test_export_bundle_writes_the_adapter_or_a_merged_bundle(make_model, tokens, tokenizer, tmp_path):
+    from peft import PeftModel
+
+    from aios_tui.engine.hrm.bundle import export_bundle
+
+    peft_model = _lora(make_model())
+    x = tokens(2, 12)
+    trained = _logits(peft_model, x)
+    src = write_bundle(tmp_path / "b", model=peft_model, tokenizer=tokenizer, session={"steps": 1},
+                       tokenizer_source="tiny")
+    out, kind = export_bundle(src)
+    assert kind == "adapter" and out == tmp_path / "b-adapter"
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(src.resolve())
+    again = PeftModel.from_pretrained(load_base(config["base_model_name_or_path"]), str(out))
+    assert torch.equal(_logits(again, x), trained)
+    with pytest.raises(UserError, match="not empty"):
+        export_bundle(src, out)
+    merged, kind = export_bundle(src, merge=True)
+    assert kind == "bundle" and merged == tmp_path / "b-merged"
+    torch.testing.assert_close(_logits(load_base(merged), x), trained, rtol=1e-4, atol=1e-5)
+    with pytest.raises(UserError, match="no adapter"):
+        export_bundle(merged)
+
+
+def test_a_shared_log_file_gives_each_bundle_only_its_own_run(tmp_path):
+    from aios_tui.engine.hrm.bundle import run_lines
+
+    shared = tmp_path / "metrics.jsonl"
+    lines = [{"peft": "enabled", "run_dir": "/runs/a"}, {"event": "started", "run_dir": "/runs/a"},
+             {"step": 1, "loss": 3.0}, {"event": "finished"},
+             {"event": "started", "run_dir": "/runs/b"}, {"step": 1, "loss": 2.0}]
+    shared.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    mine = [json.loads(x) for x in run_lines(shared, "/runs/b").splitlines()]
+    assert mine == lines[4:]
+    assert json.loads(run_lines(shared, "/runs/a").splitlines()[0]) == lines[0]

@@ -1,0 +1,313 @@
+"""`aios-tui train-actv1` end to end on the CPU: learning, the seed's "Try it", bundles, errors."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from aios_tui.metrics.jsonl import iter_records, read_header
+
+SMALL = ["--hidden-size", "64", "--num-heads", "4", "--h-layers", "1", "--l-layers", "1"]
+TARGET_LISTS = ["q_proj,v_proj", "q_proj,k_proj,v_proj,o_proj",
+                "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"]
+
+
+def copy_task(path: Path, n: int = 2000, seed: int = 0) -> float:
+    """A prompt/completion file (copy 3-6 letters) and the unigram entropy of its targets, in nats."""
+    rng = random.Random(seed)
+    counts: Counter = Counter()
+    with open(path, "w") as fh:
+        for _ in range(n):
+            s = "".join(rng.choice("abcdefgh") for _ in range(rng.randint(3, 6)))
+            fh.write(json.dumps({"prompt": s + ">", "completion": s}) + "\n")
+            counts.update(s)
+            counts["</s>"] += 1  # every completion is followed by the end-of-text token
+    total = sum(counts.values())
+    return -sum(c / total * math.log(c / total) for c in counts.values())
+
+
+def steps_of(metrics: Path) -> list[dict]:
+    return [r for r in iter_records(metrics) if "step" in r and "loss" in r and "event" not in r]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("halt", [1, 2])
+def test_learns_a_copy_task_well_below_the_unigram_baseline(cli, tmp_path, halt):
+    baseline = copy_task(tmp_path / "copy.jsonl")
+    run_dir = tmp_path / "run"
+    code, out, err = cli("train-actv1", *SMALL, "--h-cycles", "1", "--l-cycles", "1",
+                         "--dataset-file", str(tmp_path / "copy.jsonl"), "--max-seq-len", "64",
+                         "--batch-size", "16", "--steps", "150", "--lr", "3e-3", "--eval-every", "150",
+                         "--save-every", "0", "--halt-max-steps", str(halt), "--run-dir", str(run_dir),
+                         "--bundle-dir", str(tmp_path / "brains"), "--brain-name", "copier",
+                         "--progress", "none")
+    assert code == 0, err
+    records = steps_of(run_dir / "metrics.jsonl")
+    assert len(records) == 150
+    final_eval = records[-1]["eval_loss"]
+    assert final_eval < 0.35 * baseline, (final_eval, baseline)
+    assert records[0]["loss"] > baseline  # it really started from nothing
+    for r in records:
+        assert 1.0 <= r["act_segments"] <= halt
+        assert 0.0 <= r["halt_accuracy"] <= 1.0
+    if halt == 1:
+        assert {r["act_segments"] for r in records} == {1.0}
+    bundle = tmp_path / "brains" / "copier"
+    brain = json.loads((bundle / "brain.json").read_text())
+    assert brain["training_steps"] == 150
+    assert brain["architecture"]["halt_max_steps"] == halt
+    assert brain["dataset_history"][0]["path"] == str((tmp_path / "copy.jsonl").resolve())
+    # The bundle carries this session's metrics, through the final event.
+    assert [r.get("event") for r in iter_records(bundle / "metrics.jsonl")][-1] == "finished"
+    assert "brain bundle:" in out
+
+    from aios_tui.engine.hrm.generate import generate_from_path
+
+    prompts = ["abfe", "hgabc", "cab", "ddeeff", "gfedc", "bha", "eeeh", "cadgb"]
+    right = total = 0
+    for prompt in prompts:
+        result = generate_from_path(bundle, prompt + ">", max_new_tokens=8, temperature=0)
+        right += sum(a == b for a, b in zip(result.text, prompt))
+        total += len(prompt)
+        assert all(1 <= used <= halt for used in result.segments)
+    assert right / total > 0.75  # chance is 1/8
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory) -> Path:
+    """A brain of the seed's width (hidden 512, 8 heads), trained briefly in full."""
+    from aios_tui.cli import main
+
+    root = tmp_path_factory.mktemp("student")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as every test here runs (see conftest.py)
+    code = main(["train-actv1", "--h-layers", "1", "--l-layers", "1", "--steps", "3", "--batch-size", "2",
+                 "--max-seq-len", "32", "--eval-every", "0", "--save-every", "0", "--progress", "none",
+                 "--run-dir", str(root / "run"), "--bundle-dir", str(root / "brains"),
+                 "--brain-name", "student"])
+    torch.set_num_threads(threads)
+    assert code == 0
+    return root / "brains" / "student"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("targets", TARGET_LISTS)
+@pytest.mark.parametrize("method", ["lora", "adalora", "ia3"])
+def test_the_seeds_try_it_command_on_a_trained_bundle(cli, tmp_path, monkeypatch, student, method, targets):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("train-actv1", "--student-init", str(student), "--steps", "1", "--batch-size", "2",
+                         "--halt-max-steps", "1", "--use-peft", "--peft-method", method,
+                         "--lora-r", "8", "--lora-alpha", "16", "--lora-target-modules", targets,
+                         "--log-file", "artifacts/brains/actv1/metrics.jsonl", "--brain-name", "tried",
+                         "--progress", "none")
+    assert code == 0, err
+    header = read_header(tmp_path / "artifacts/brains/actv1/metrics.jsonl")
+    assert header["peft"] == "enabled" and header["method"] == method
+    params = header["parameters"]
+    assert 0 < params["trainable_pct"] < 5, params
+    assert header["config"]["hrm"]["hidden_size"] == 512  # the student's width, taken from the bundle
+
+    bundle = tmp_path / "artifacts/brains/actv1/tried"
+    # Nothing outside the adapter and q_head moved: the stored base is the student, bit for bit.
+    before = load_file(str(student / "actv1_student.safetensors"))
+    after = load_file(str(bundle / "actv1_student.safetensors"))
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    saved = load_file(str(bundle / "adapter" / "adapter_model.safetensors"))
+    marks = {"lora": ("lora_A", "lora_B"), "adalora": ("lora_A", "lora_B", "lora_E"), "ia3": ("ia3_l",)}[method]
+    kinds = {next((m for m in marks if m in k), "q_head" if "q_head" in k else k) for k in saved}
+    assert kinds == set(marks) | {"q_head"}, kinds
+    parts = [k.split(".") for k in saved if "q_head" not in k]
+    adapted = {p[next(i for i, x in enumerate(p) if x.startswith(marks)) - 1] for p in parts}
+    assert adapted == set(targets.split(","))
+    brain = json.loads((bundle / "brain.json").read_text())
+    assert brain["adapter"]["method"] == method and brain["training_steps"] == 4
+    assert brain["parent"] == str(student.resolve())
+
+
+@pytest.mark.parametrize("targets", TARGET_LISTS)
+@pytest.mark.parametrize("method", ["lora", "adalora", "ia3"])
+def test_only_adapter_weights_and_q_head_get_gradients(student, method, targets):
+    from aios_tui.config import resolve
+    from aios_tui.engine.hrm.task import HRMTask
+    from aios_tui.engine.peft_setup import apply_peft
+
+    cfg = resolve(overrides={"student_init": str(student), "hidden_size": 512, "num_heads": 8, "h_layers": 1,
+                             "l_layers": 1, "use_peft": True, "peft_method": method, "lora_r": 8,
+                             "lora_alpha": 16, "lora_target_modules": targets, "halt_max_steps": 1,
+                             "max_seq_len": 32})
+    task = HRMTask()
+    task.preflight(cfg)
+    model, tokenizer = task.build(cfg, torch.device("cpu"))
+    model = apply_peft(model, cfg, 10, task.peft_extras(cfg))
+    ids = torch.tensor([tokenizer("The loss falls as the model learns.")["input_ids"][:32]] * 2)
+    out = task.loss(model, {"input_ids": ids, "labels": ids.clone()}, 0)
+    out.loss.backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None}
+    adapter = {n for n in with_grad if any(m in n for m in ("lora_", "ia3_l"))}
+    heads = with_grad - adapter
+    assert adapter and heads == {n for n in with_grad if "q_head.modules_to_save" in n}
+    assert len(heads) == 2  # q_head weight and bias
+    assert with_grad == {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.slow
+def test_lm_head_trainable_is_an_option_reported_truthfully(cli, tmp_path, student):
+    code, _, err = cli("train-actv1", "--student-init", str(student), "--steps", "1", "--batch-size", "2",
+                       "--max-seq-len", "32", "--use-peft", "--lora-r", "8", "--lora-target-modules",
+                       "q_proj,v_proj", "--lm-head-trainable", "--run-dir", str(tmp_path / "run"),
+                       "--bundle-dir", str(tmp_path / "brains"), "--progress", "none", "--merge-adapter")
+    assert code == 0, err
+    params = read_header(tmp_path / "run" / "metrics.jsonl")["parameters"]
+    hidden, vocab, blocks = 512, 259, 2
+    lora = 2 * blocks * 8 * (hidden + hidden)   # q_proj and v_proj, A and B
+    expected = lora + (hidden * 2 + 2) + hidden * vocab  # + q_head + lm_head
+    assert params["trainable"] == expected
+    assert params["trainable_pct"] == pytest.approx(100 * expected / params["total"], abs=1e-3)
+    saved = load_file(str(tmp_path / "brains" / "run" / "adapter" / "adapter_model.safetensors"))
+    assert any("lm_head" in k for k in saved)
+
+    from aios_tui.engine.hrm.bundle import load_base, load_bundle
+
+    merged = tmp_path / "brains" / "run-merged"
+    assert not (merged / "adapter").exists()
+    x = torch.randint(0, 256, (1, 16), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        kept = load_bundle(tmp_path / "brains" / "run", adapter="keep").model(input_ids=x).logits
+        folded = load_base(merged).eval()(x).logits
+    torch.testing.assert_close(folded, kept, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_a_bundle_round_trips_through_student_init(cli, tmp_path):
+    common = [*SMALL, "--steps", "6", "--batch-size", "2", "--max-seq-len", "32", "--halt-max-steps", "2",
+              "--eval-every", "0", "--save-every", "0", "--bundle-dir", str(tmp_path / "brains"),
+              "--progress", "none"]
+    code, _, err = cli("train-actv1", *common, "--lr", "1e-3", "--run-dir", str(tmp_path / "one"),
+                       "--brain-name", "first")
+    assert code == 0, err
+    code, _, err = cli("train-actv1", *common[:-4], "--student-init", str(tmp_path / "brains" / "first"),
+                       "--steps", "1", "--run-dir", str(tmp_path / "two"), "--brain-name", "second",
+                       "--progress", "none", "--bundle-dir", str(tmp_path / "brains"))
+    assert code == 0, err
+
+    from aios_tui.engine.checkpoint import load_trainable
+    from aios_tui.engine.hrm.model import HRMForCausalLM
+    from aios_tui.metrics.rundir import RunDir
+
+    # The first run's trained model, rebuilt from its own run directory...
+    trained = HRMForCausalLM.from_pretrained(tmp_path / "one" / "base")
+    load_trainable(RunDir(tmp_path / "one").latest_checkpoint(), trained)
+    # ...and what the second run started from after loading the bundle with --student-init.
+    loaded = HRMForCausalLM.from_pretrained(tmp_path / "two" / "base")
+    x = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(0))
+    trained.eval(), loaded.eval()
+    with torch.no_grad():
+        assert torch.equal(trained(x).logits, loaded(x).logits)
+        assert not torch.equal(trained(x).logits, HRMForCausalLM.from_pretrained(tmp_path / "one" / "base").eval()(x).logits)
+    history = json.loads((tmp_path / "brains" / "second" / "brain.json").read_text())
+    assert history["training_steps"] == 7 and len(history["sessions"]) == 2
+
+
+@pytest.mark.slow
+def test_stop_and_resume_give_the_same_losses_as_one_session(cli, tmp_path):
+    common = [*SMALL, "--steps", "6", "--batch-size", "4", "--max-seq-len", "32", "--halt-max-steps", "3",
+              "--halt-exploration-prob", "0.5", "--lr", "2e-3", "--eval-every", "0", "--save-every", "0",
+              "--bundle-dir", str(tmp_path / "brains"), "--progress", "none"]
+    assert cli("train-actv1", *common, "--run-dir", str(tmp_path / "straight"))[0] == 0
+    code, out, err = cli("train-actv1", *common, "--run-dir", str(tmp_path / "parts"), "--stop-after", "3")
+    assert code == 0, err
+    assert "no brain bundle written" in out and not (tmp_path / "brains" / "parts").exists()
+    code, _, err = cli("train-actv1", "--resume", str(tmp_path / "parts"), "--progress", "none")
+    assert code == 0, err
+    straight = steps_of(tmp_path / "straight" / "metrics.jsonl")
+    parts = steps_of(tmp_path / "parts" / "metrics.jsonl")
+    assert [r["step"] for r in parts] == list(range(1, 7))
+    for a, b in zip(straight, parts):
+        assert a["loss"] == pytest.approx(b["loss"], abs=1e-6)
+        assert a["act_segments"] == b["act_segments"]
+    assert (tmp_path / "brains" / "parts" / "brain.json").is_file()
+
+
+def test_a_student_bundle_decides_the_architecture(cli, tmp_path, student):
+    code, out, err = cli("train-actv1", "--student-init", str(student), "--hidden-size", "128",
+                         "--run-dir", str(tmp_path / "run"))
+    assert code == 2
+    assert "hrm.hidden_size: 128 differs from the student bundle's 512" in err
+    assert not (tmp_path / "run").exists()
+    code, out, err = cli("train-actv1", "--student-init", str(tmp_path / "nope"), "--run-dir", str(tmp_path / "run"))
+    assert code == 2 and "hrm.student_init" in err and "no such directory" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_targets_that_match_nothing_name_the_hrm_layers(cli, tmp_path):
+    code, out, err = cli("train-actv1", *SMALL, "--use-peft", "--lora-target-modules", "c_attn",
+                         "--run-dir", str(tmp_path / "run"))
+    assert code == 2
+    assert "c_attn matches no layer" in err
+    assert "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_help_lists_the_architecture_and_seed_flags(capsys):
+    from aios_tui.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["train-actv1", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--hidden-size", "--num-heads", "--h-layers", "--l-layers", "--h-cycles", "--l-cycles",
+                 "--expansion", "--max-seq-len", "--halt-max-steps", "--student-init", "--brain-name",
+                 "--bundle-dir", "--lm-head-trainable", "--use-peft", "--lora-target-modules",
+                 "--log-file", "--resume", "--stop-after", "--detach", "--merge-adapter"):
+        assert flag in text, flag
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("lm_head", [True, False])
+def test_lm_head_gets_gradients_only_when_asked(fused, lm_head):
+    from aios_tui.config import resolve
+    from aios_tui.engine.hrm.task import HRMTask
+    from aios_tui.engine.peft_setup import apply_peft
+
+    cfg = resolve(overrides={"hidden_size": 64, "num_heads": 4, "use_peft": True, "lora_r": 4,
+                             "lora_target_modules": "q_proj,v_proj", "lm_head_trainable": lm_head,
+                             "fused_loss": fused, "max_seq_len": 32})
+    task = HRMTask()
+    model, tokenizer = task.build(cfg, torch.device("cpu"))
+    model = apply_peft(model, cfg, 10, task.peft_extras(cfg))
+    ids = torch.tensor([tokenizer("abcabcabcabc")["input_ids"]] * 2)
+    task.loss(model, {"input_ids": ids, "labels": ids.clone()}, 0).loss.backward()
+    with_grad = {n for n, p in model.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    assert any("lm_head.modules_to_save" in n for n in with_grad) == lm_head
+    assert not any("embed_tokens" in n or "lm_head.original_module" in n for n in with_grad)
+    assert any("q_head.modules_to_save" in n for n in with_grad)
+
+
+@pytest.mark.slow
+def test_detach_trains_in_the_background_into_a_bundle(cli, tmp_path):
+    import time
+
+    from aios_tui.metrics.rundir import RunDir
+
+    run_dir = tmp_path / "bg"
+    code, out, err = cli("train-actv1", "--detach", *SMALL, "--steps", "3", "--batch-size", "2",
+                         "--max-seq-len", "32", "--eval-every", "0", "--run-dir", str(run_dir),
+                         "--bundle-dir", str(tmp_path / "brains"), "--brain-name", "bg")
+    assert code == 0, err
+    assert f"run dir: {run_dir}" in out
+    run = RunDir(run_dir)
+    deadline = time.monotonic() + 240
+    while run.state() not in ("finished", "failed", "stopped") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert run.state() == "finished", run.log_path.read_text()[-2000:]
+    assert "brain bundle:" in run.log_path.read_text()
+    brain = json.loads((tmp_path / "brains" / "bg" / "brain.json").read_text())
+    assert brain["training_steps"] == 3
