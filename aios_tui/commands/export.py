@@ -1,0 +1,53 @@
+"""`aios-tui export`: write a run's adapter, or a merged model, to a directory."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a run's adapter or a merged model",
+                       description="Writes the adapter of a run's latest (or chosen) checkpoint in "
+                                   "peft's format, loadable with PeftModel.from_pretrained; with "
+                                   "--merge, a full model with the adapter folded in, loadable with "
+                                   "AutoModelForCausalLM.from_pretrained. A fully fine-tuned run "
+                                   "always exports its model. The tokenizer is written alongside.")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (or an HRM ACTv1 brain bundle)")
+    p.add_argument("--merge", action="store_true", help="fold the adapter into the base weights")
+    p.add_argument("--out", metavar="DIR", default=None,
+                   help="where to write (default: RUN_DIR/adapter, or RUN_DIR/merged with --merge); "
+                        "an earlier export there is replaced")
+    p.add_argument("--checkpoint", metavar="STEP", type=int, default=None,
+                   help="export this step's checkpoint instead of the latest")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if (Path(args.run_dir).expanduser() / "brain.json").is_file():
+        return _export_bundle(args)
+    from aios_tui.engine.export import export_run
+
+    out, kind = export_run(args.run_dir, args.out, merge=args.merge, step=args.checkpoint)
+    if kind == "adapter":
+        print(f"adapter written to {out}")
+        print("load it with: PeftModel.from_pretrained(base_model, "
+              f"'{out}')  (base: see base_model_name_or_path in its adapter_config.json)")
+    else:
+        print(f"model written to {out}")
+        print(f"load it with: AutoModelForCausalLM.from_pretrained('{out}')")
+    return 0
+
+
+def _export_bundle(args: argparse.Namespace) -> int:
+    """An HRM ACTv1 brain bundle: its adapter, or a new bundle with the adapter merged in."""
+    from aios_tui.errors import UserError
+
+    if args.checkpoint is not None:
+        raise UserError("--checkpoint: a brain bundle holds one set of weights; export a run "
+                        "directory to choose a checkpoint")
+    from aios_tui.engine.hrm.bundle import export_bundle
+
+    out, kind = export_bundle(args.run_dir, args.out, merge=args.merge)
+    print(f"{'merged brain bundle' if kind == 'bundle' else 'adapter'} written to {out}")
+    return 0

@@ -1,0 +1,173 @@
+"""`aios-tui train`: fine-tune headless, in the foreground or detached; resume a stopped run."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from aios_tui.config import (
+    ConfigError, RunConfig, add_config_args, build, config_from_args, load_config, overrides_from_args,
+    read_toml,
+)
+from aios_tui.config.resolve import flag_name
+from aios_tui.errors import UserError
+
+DEFAULT_TASK = "aios_tui.engine.task:CausalLMTask"
+
+EPILOG = """\
+examples:
+  aios-tui train --steps 100                          the built-in tiny model on the sample data
+  aios-tui train --preset efficient --model DIR --dataset-file data.jsonl --steps 500
+  aios-tui train --preset balanced --detach           keep training after you log out
+  aios-tui train --resume artifacts/runs/NAME --steps 800   continue (here: to 800 steps in all)
+
+A run directory holds config.toml, metrics.jsonl, status.json and checkpoints/. Stop a run
+cleanly with Ctrl-C, SIGTERM or `touch RUN_DIR/STOP` (it saves a checkpoint first); ask for a
+checkpoint without stopping with `touch RUN_DIR/CHECKPOINT`.
+"""
+
+
+def add_run_control_args(p: argparse.ArgumentParser) -> None:
+    """The flags that control a training process rather than what it trains."""
+    g = p.add_argument_group("run control")
+    g.add_argument("--resume", metavar="RUN_DIR", default=None,
+                   help="continue the run in RUN_DIR from its latest checkpoint; flags given with it "
+                        "change what may change (e.g. --steps, --lr) and anything else is refused")
+    g.add_argument("--stop-after", metavar="K", type=int, default=None,
+                   help="save a checkpoint and stop after K steps of this session, exactly as an "
+                        "interruption would")
+    g.add_argument("--detach", action="store_true",
+                   help="check the config, create the run directory, start training in the "
+                        "background (it survives logout) and return at once")
+    g.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
+                   help="progress display: a bar on a terminal and plain lines otherwise (auto)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="fine-tune a model (LoRA, AdaLoRA, IA3 or full) headless",
+                       description="Train with the resolved configuration (defaults < --preset <\n"
+                                   "--config < flags). Writes a run directory you can follow with\n"
+                                   "`aios-tui tail RUN --follow` or the console.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_run_control_args(p)
+    add_config_args(p)
+    p.set_defaults(func=run, task_spec=DEFAULT_TASK, command_name="train")
+
+
+def _resume_config(args: argparse.Namespace) -> RunConfig:
+    """The run's saved config with the config file and flags of this command applied on top."""
+    from aios_tui.metrics.rundir import RunDir
+
+    if args.preset:
+        raise UserError("--preset cannot be combined with --resume: a run keeps its settings; "
+                        "pass only the flags to change (e.g. --steps, --lr)")
+    run = RunDir(args.resume)
+    if not run.path.is_dir():
+        raise UserError(f"--resume {args.resume}: no such run directory")
+    latest = run.latest_checkpoint()
+    if latest is None:
+        raise UserError(f"--resume {args.resume}: the run has no complete checkpoint to continue from")
+    saved = load_config(latest / "config.toml")
+    layers = [(saved.to_dict(), f"{latest}/config.toml")]
+    if args.config:
+        layers.append((read_toml(args.config), args.config))
+    overrides = overrides_from_args(args)
+    overrides.pop("run_dir", None)
+    if overrides:
+        layers.append((overrides, "command line"))
+    return build(layers)
+
+
+def _flag_args(overrides: dict) -> list[str]:
+    out: list[str] = []
+    for name, value in overrides.items():
+        flag = flag_name(name)
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + flag[2:])
+        else:
+            out += [flag, str(value)]
+    return out
+
+
+def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
+    """Check everything that needs no weights, prepare the run directory, start the child."""
+    import dataclasses
+
+    from aios_tui.engine import session
+    from aios_tui.engine.preflight import check_all
+    from aios_tui.engine.task import load_task
+    from aios_tui.metrics.launch import start_detached
+    from aios_tui.metrics.rundir import RunDir
+
+    task = load_task(args.task_spec)
+    forward = ["--progress", "lines"]
+    if args.stop_after is not None:
+        forward += ["--stop-after", str(args.stop_after)]
+    if args.resume:
+        from aios_tui.engine.resume import merge
+
+        run = RunDir(Path(args.resume).resolve())
+        latest = run.latest_checkpoint()
+        merge(load_config(latest / "config.toml"), cfg)  # refused changes exit 2 here, not in the log
+        overrides = overrides_from_args(args)
+        overrides.pop("run_dir", None)
+        child = [args.command_name, "--resume", str(run.path), *forward, *_flag_args(overrides)]
+        if args.config:
+            child += ["--config", str(Path(args.config).resolve())]
+        status = run.read_status()
+        if status.get("state") in ("running", "starting", "stopping") and run.state() == status.get("state"):
+            raise UserError(f"{run.path}: the run is still going (pid {status.get('pid')})")
+        run.write_status(state="starting", pid=os.getpid(), error=None)
+    else:
+        run = RunDir(session.choose_run_dir(cfg).resolve())
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+            cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
+        session.ensure_free(run)
+        check_all(cfg, task)
+        session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps)
+        child = [args.command_name, "--config", str(run.config_toml), "--run-dir", str(run.path), *forward]
+    pid = start_detached(child, run.path)
+    run.write_status(pid=pid)
+    print(f"run dir: {run.path}")
+    print(f"pid: {pid}")
+    print(f"follow it:  aios-tui tail {run.path} --follow")
+    print(f"stop it:    touch {run.stop_file}   (saves a checkpoint first)")
+    print(f"its output: {run.log_path}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stop_after is not None and args.stop_after < 1:
+        raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
+    cfg = _resume_config(args) if args.resume else config_from_args(args)
+    if args.detach:
+        return _detach(args, cfg)
+
+    from aios_tui.engine.session import choose_run_dir
+    from aios_tui.engine.task import load_task
+    from aios_tui.engine.train import TrainingFailed, run_training
+
+    task = load_task(args.task_spec)
+    run_dir = Path(args.resume) if args.resume else choose_run_dir(cfg)
+    # A hang-up of the terminal must not end a run, not even while the model loads.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN) if _main_thread() else None
+    try:
+        result = run_training(cfg, run_dir, task=task, resume=bool(args.resume),
+                              stop_after=args.stop_after, progress=args.progress)
+    except TrainingFailed as exc:
+        for line in exc.problems:
+            print(f"aios-tui: error: {line}", file=sys.stderr)
+        return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
+    return result.exit_code
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()

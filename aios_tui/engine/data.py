@@ -1,0 +1,197 @@
+"""Tokenising and packing a dataset into fixed-length blocks, and the resumable block order.
+
+Every document becomes ``[bos] + prompt + text + [eos]``; the documents are joined into one
+stream and cut into ``max_seq_len`` blocks (the last one padded). Labels equal the input ids,
+except -100 on bos, prompts and padding, so the loss falls only on what the model should
+produce. Blocks are split into train and eval by the run's seed. The train order is a fresh
+seeded permutation per epoch, so the data position is two integers (epoch, cursor): that is
+all a checkpoint needs to continue with exactly the batches an uninterrupted run would see.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from aios_tui.config import RunConfig
+from aios_tui.data import Document, dataset_path, read_documents
+from aios_tui.errors import UserError
+
+IGNORE = -100
+_TEXT_CHUNK = 1 << 18  # plain text is tokenised in ~256 KiB pieces cut at line ends
+
+
+@dataclass
+class PackedData:
+    train_ids: torch.Tensor      # [n_train, L] int32
+    train_labels: torch.Tensor   # [n_train, L] int32
+    eval_ids: torch.Tensor       # [n_eval, L] int32 (n_eval may be 0)
+    eval_labels: torch.Tensor
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def n_train(self) -> int:
+        return int(self.train_ids.shape[0])
+
+    @property
+    def n_eval(self) -> int:
+        return int(self.eval_ids.shape[0])
+
+
+def _split_text(text: str, size: int = _TEXT_CHUNK) -> list[str]:
+    pieces, start = [], 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            nl = text.rfind("\n", start, end)
+            end = nl + 1 if nl > start else end
+        pieces.append(text[start:end])
+        start = end
+    return pieces
+
+
+def _encode_many(tokenizer, texts: list[str]) -> list[np.ndarray]:
+    if not texts:
+        return []
+    out = []
+    for i in range(0, len(texts), 1024):
+        # verbose=False: pieces longer than the model's context are expected; packing cuts them
+        enc = tokenizer(texts[i:i + 1024], add_special_tokens=False, split_special_tokens=True,
+                        verbose=False)["input_ids"]
+        out += [np.asarray(ids, dtype=np.int64) for ids in enc]
+    return out
+
+
+def tokenize_documents(docs: list[Document], tokenizer) -> tuple[np.ndarray, np.ndarray]:
+    """One stream of ids and its labels for all documents."""
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    ids_parts: list[np.ndarray] = []
+    label_parts: list[np.ndarray] = []
+    prompts = _encode_many(tokenizer, [d.prompt for d in docs if d.prompt])
+    prompt_iter = iter(prompts)
+    for doc in docs:
+        if bos is not None and bos != eos:
+            ids_parts.append(np.array([bos]))
+            label_parts.append(np.array([IGNORE]))
+        if doc.prompt:
+            p = next(prompt_iter)
+            ids_parts.append(p)
+            label_parts.append(np.full_like(p, IGNORE))
+        # A long plain-text document is tokenised piece by piece to bound memory.
+        for piece in _encode_many(tokenizer, _split_text(doc.text)):
+            ids_parts.append(piece)
+            label_parts.append(piece)
+        if eos is not None:
+            ids_parts.append(np.array([eos]))
+            label_parts.append(np.array([eos]))
+    ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, dtype=np.int64)
+    labels = np.concatenate(label_parts) if label_parts else np.zeros(0, dtype=np.int64)
+    return ids, labels
+
+
+def pack(ids: np.ndarray, labels: np.ndarray, block: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    n = max(1, -(-len(ids) // block))
+    total = n * block
+    ids = np.concatenate([ids, np.full(total - len(ids), pad_id, dtype=np.int64)])
+    labels = np.concatenate([labels, np.full(total - len(labels), IGNORE, dtype=np.int64)])
+    return (torch.from_numpy(ids.astype(np.int32)).view(n, block),
+            torch.from_numpy(labels.astype(np.int32)).view(n, block))
+
+
+def split_blocks(n: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train indices, eval indices): a seeded shuffle, the first share held out for eval."""
+    order = list(range(n))
+    random.Random(f"split-{seed}").shuffle(order)
+    n_eval = 0
+    if eval_fraction > 0 and n >= 2:
+        n_eval = min(n - 1, max(1, round(n * eval_fraction)))
+    return sorted(order[n_eval:]), sorted(order[:n_eval])
+
+
+def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
+    path = dataset_path(cfg.data.dataset_file)
+    docs = read_documents(path)
+    ids, labels = tokenize_documents(docs, tokenizer)
+    if int((labels[1:] != IGNORE).sum()) < 1:
+        raise UserError(f"dataset {path}: nothing to learn (no tokens outside prompts)")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    block_ids, block_labels = pack(ids, labels, cfg.data.max_seq_len, pad_id)
+    train_idx, eval_idx = split_blocks(block_ids.shape[0], cfg.data.eval_fraction, cfg.train.seed)
+    data = PackedData(block_ids[train_idx], block_labels[train_idx],
+                      block_ids[eval_idx], block_labels[eval_idx])
+    data.summary = {
+        "path": str(Path(path).resolve()), "documents": len(docs), "tokens": int(len(ids)),
+        "train_blocks": data.n_train, "eval_blocks": data.n_eval, "block": cfg.data.max_seq_len,
+    }
+    return data
+
+
+def encode_prompt(tokenizer, text: str) -> list[int]:
+    """A prompt for sampling, framed as the documents were in training."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return ([bos] if bos is not None and bos != eos else []) + list(ids)
+
+
+class BlockSampler:
+    """Block indices for each micro-batch: a seeded permutation per epoch, resumable exactly."""
+
+    def __init__(self, n_blocks: int, seed: int):
+        if n_blocks < 1:
+            raise ValueError("no blocks to sample from")
+        self.n = n_blocks
+        self.seed = seed
+        self.epoch = 0
+        self.cursor = 0
+        self._order = self._permutation(0)
+
+    def _permutation(self, epoch: int) -> list[int]:
+        order = list(range(self.n))
+        random.Random(f"order-{self.seed}-{epoch}").shuffle(order)
+        return order
+
+    def take(self, count: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < count:
+            if self.cursor >= self.n:
+                self.epoch += 1
+                self.cursor = 0
+                self._order = self._permutation(self.epoch)
+            step = min(count - len(out), self.n - self.cursor)
+            out += self._order[self.cursor:self.cursor + step]
+            self.cursor += step
+        return out
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "cursor": self.cursor, "n": self.n, "seed": self.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["n"] != self.n or state["seed"] != self.seed:
+            raise UserError(f"the dataset now packs into {self.n} training blocks (seed {self.seed}); "
+                            f"the checkpoint was made with {state['n']} (seed {state['seed']}); "
+                            "resume needs the same dataset, max_seq_len, eval_fraction and seed")
+        self.epoch, self.cursor = int(state["epoch"]), int(state["cursor"])
+        self._order = self._permutation(self.epoch)
+
+
+def make_batch(ids: torch.Tensor, labels: torch.Tensor, index: list[int], pad_id: int) -> dict:
+    """A micro-batch on the CPU, with its token counts worked out here so the loop never syncs."""
+    x = ids[index].long()
+    y = labels[index].long()
+    return {
+        "input_ids": x,
+        "labels": y,
+        "n_targets": int((y[:, 1:] != IGNORE).sum()),
+        "n_tokens": int((x != pad_id).sum()) if pad_id is not None else x.numel(),
+    }
+
+
+def eval_batches(data: PackedData, batch_size: int, n_batches: int, pad_id: int) -> list[dict]:
+    """The fixed eval micro-batches: up to ``n_batches * batch_size`` eval blocks, each once."""
+    order = list(range(min(n_batches * batch_size, data.n_eval)))
+    return [make_batch(data.eval_ids, data.eval_labels, order[i:i + batch_size], pad_id)
+            for i in range(0, len(order), batch_size)]

@@ -1,0 +1,170 @@
+"""Getting a trained model out of a run: the adapter as peft saves it, or a merged model.
+
+``load_trained`` rebuilds base + adapter (or the fully trained model) from a checkpoint, the
+same way for export, ``aios-tui generate`` and tests. ``export_run`` writes:
+
+- an adapter directory (``adapter_config.json`` + ``adapter_model.safetensors`` + tokenizer)
+  that ``PeftModel.from_pretrained(base, DIR)`` loads; its ``base_model_name_or_path`` names
+  the base the run used (for the built-in ``tiny``, the run's saved ``base/`` directory);
+- with ``merge``, a plain model directory (adapter folded into the weights, or the fully
+  trained weights) that ``AutoModelForCausalLM.from_pretrained(DIR)`` loads, tokenizer included.
+
+Each export is assembled under a temporary name and renamed into place, with an
+``export.json`` saying where it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from aios_tui.atomic import atomic_write_json
+from aios_tui.config import RunConfig, load_config
+from aios_tui.errors import UserError
+from aios_tui.metrics.rundir import RunDir
+from aios_tui.engine import checkpoint as ckpt
+from aios_tui.engine.peft_setup import quiet_imports
+from aios_tui.engine.task import Task, load_task
+
+EXPORT_MARKER = "export.json"
+BASE_DIR = "base"
+
+
+@dataclass
+class Trained:
+    model: nn.Module
+    tokenizer: Any
+    task: Task
+    cfg: RunConfig
+    meta: dict
+    checkpoint: Path
+    base_source: str  # what the adapter applies to: a hub id or an absolute directory
+
+
+def base_source(run: RunDir, cfg: RunConfig) -> str:
+    if (run.path / BASE_DIR).is_dir():
+        return str((run.path / BASE_DIR).resolve())
+    name = cfg.model.model
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.is_dir() else name
+
+
+def load_trained(run_dir: str | os.PathLike, step: int | None = None,
+                 device: torch.device | str = "cpu") -> Trained:
+    """Base model + the checkpoint's adapter (or its full weights), in eval mode."""
+    quiet_imports()
+    run = RunDir(Path(run_dir).resolve())
+    if not run.path.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    checkpoint = ckpt.find_checkpoint(run, step)
+    cfg = load_config(checkpoint / "config.toml")
+    meta = ckpt.read_meta(checkpoint)
+    task = load_task(meta.get("task"))
+    source = base_source(run, cfg)
+    build_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, model=source))
+    device = torch.device(device)
+    base, tokenizer = task.build(build_cfg, device)
+    if meta.get("peft"):
+        from peft import PeftModel
+
+        with warnings.catch_warnings():
+            # AdaLoRA's saved rank pattern names lora_E tensors, which peft's generic check
+            # mistakes for unmatched module names; the pattern is applied all the same.
+            warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")
+            model = PeftModel.from_pretrained(base, checkpoint / ckpt.ADAPTER, is_trainable=False)
+    else:
+        model = base
+        for p in model.parameters():
+            p.requires_grad_(True)  # the checkpoint holds every trainable tensor: all of them
+        ckpt.load_trainable(checkpoint, model)
+        for p in model.parameters():
+            p.requires_grad_(False)
+    model.eval()
+    return Trained(model, tokenizer, task, cfg, meta, checkpoint, source)
+
+
+def _prepare_out(out: Path) -> Path:
+    """A temp dir beside ``out``; refuses to replace anything but an earlier export."""
+    if out.exists():
+        if not out.is_dir():
+            raise UserError(f"--out {out}: exists and is not a directory")
+        if any(out.iterdir()) and not (out / EXPORT_MARKER).is_file():
+            raise UserError(f"--out {out}: exists and is not an earlier export; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    return tmp
+
+
+def _finish(tmp: Path, out: Path, record: dict) -> Path:
+    atomic_write_json(tmp / EXPORT_MARKER, {**record, "time": round(time.time(), 3)})
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+        os.replace(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, out)
+    return out
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, merge: bool = False,
+               step: int | None = None) -> tuple[Path, str]:
+    """Write the adapter (or, with ``merge`` or for a full run, the model); returns (dir, kind)."""
+    quiet_imports()
+    run = RunDir(Path(run_dir).resolve())
+    if not run.path.is_dir():
+        raise UserError(f"{run_dir}: no such run directory")
+    checkpoint = ckpt.find_checkpoint(run, step)
+    meta = ckpt.read_meta(checkpoint)
+    cfg = load_config(checkpoint / "config.toml")
+    kind = "merged" if merge or not meta.get("peft") else "adapter"
+    target = Path(out).resolve() if out else run.path / kind
+    record = {"run": str(run.path), "checkpoint": str(checkpoint), "step": meta["step"],
+              "method": meta.get("method"), "kind": kind, "base": base_source(run, cfg)}
+    if kind == "adapter":
+        src = checkpoint / ckpt.ADAPTER
+        if not (src / "adapter_config.json").is_file():
+            raise UserError(f"{checkpoint}: has no adapter to export")
+        tmp = _prepare_out(target)
+        try:
+            for f in src.iterdir():
+                if f.is_file():
+                    shutil.copy2(f, tmp / f.name)
+            config_path = tmp / "adapter_config.json"
+            adapter_config = json.loads(config_path.read_text(encoding="utf-8"))
+            adapter_config["base_model_name_or_path"] = record["base"]
+            atomic_write_json(config_path, adapter_config)
+            _tokenizer_for(run, cfg, meta).save_pretrained(tmp)
+            return _finish(tmp, target, record), kind
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    trained = load_trained(run.path, step)
+    tmp = _prepare_out(target)
+    try:
+        model = trained.model.merge_and_unload() if meta.get("peft") else trained.model
+        model.save_pretrained(tmp)
+        trained.tokenizer.save_pretrained(tmp)
+        return _finish(tmp, target, record), kind
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _tokenizer_for(run: RunDir, cfg: RunConfig, meta: dict):
+    from aios_tui.engine.models import load_tokenizer
+
+    source = base_source(run, cfg)
+    return load_tokenizer(source if source != "tiny" else "tiny")

@@ -1,0 +1,180 @@
+"""Loading the base model: the built-in ``tiny``, a local directory or a Hugging Face id."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from aios_tui.config import RunConfig
+from aios_tui.errors import UserError
+from aios_tui.tiny import TINY_CONFIG
+
+TINY_INIT_SEED = 0  # `tiny` is one fixed model: its random init never depends on the run's seed
+# Gain of tiny's final norm at init. Its tied head holds embeddings of std 0.02, so with a gain
+# of 1 the logits of a random base span about +-1 whatever the hidden state: an adapter on the
+# frozen base could barely move the loss (5.55 -> 5.3 nats). A gain of 5 lets it express
+# confident predictions, so LoRA and IA3 runs on `tiny` visibly learn.
+TINY_NORM_GAIN = 5.0
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cuda" or (name == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise UserError("train.device: cuda was asked for but no CUDA GPU is visible to torch; "
+                            "use --device cpu or auto")
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def tiny_config(**overrides):
+    from transformers import LlamaConfig
+
+    kwargs = {k: v for k, v in TINY_CONFIG.items() if k not in ("model_type", "architectures")}
+    kwargs.update(overrides)
+    return LlamaConfig(**kwargs)
+
+
+def tiny_model(config, seed: int = TINY_INIT_SEED):
+    """A byte-level Llama with tiny's initialisation, leaving the global RNG untouched."""
+    from transformers import LlamaForCausalLM
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = LlamaForCausalLM(config)
+    with torch.no_grad():
+        model.model.norm.weight.fill_(TINY_NORM_GAIN)
+    return model
+
+
+def build_tiny(dtype: torch.dtype = torch.float32, attn_implementation: str = "sdpa"):
+    """The built-in model: ``TINY_CONFIG`` with its fixed initialisation."""
+    config = tiny_config()
+    config._attn_implementation = attn_implementation if attn_implementation != "flash_attention_2" else "sdpa"
+    return tiny_model(config).to(dtype)
+
+
+def is_hub_id(name: str) -> bool:
+    parts = name.split("/")
+    return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts) and not name.startswith(("/", "~"))
+
+
+def model_source_problem(name: str) -> str | None:
+    """Why ``--model`` cannot be used, if that is clear without loading anything."""
+    if name == "tiny":
+        return None
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            return f"model.model: {name} is a directory without a config.json"
+        return None
+    if path.exists():
+        return f"model.model: {name} is a file; pass a model directory, a Hugging Face id or 'tiny'"
+    if os.sep in name and (name.startswith((".", "/", "~")) or name.count("/") > 1):
+        return f"model.model: {name}: no such directory"
+    if not is_hub_id(name):
+        return f"model.model: {name!r} is not a directory, a Hugging Face id or 'tiny'"
+    return None
+
+
+def _hub_failure(name: str, exc: Exception) -> UserError:
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return UserError(f"model.model: could not load {name!r}: {reason}",
+                     "a model id needs the Hugging Face hub or its cache; without network, "
+                     "pass a local directory (one with config.json) or 'tiny'")
+
+
+def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwargs):
+    """AutoModelForCausalLM.from_pretrained with failures turned into one-line errors.
+
+    ``kwargs`` go to from_pretrained as well (``quantization_config``, ``device_map``).
+    """
+    from transformers import AutoModelForCausalLM
+
+    problem = model_source_problem(name)
+    if problem:
+        raise UserError(problem)
+    try:
+        return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation=attn_implementation,
+                                                    **kwargs)
+    except (OSError, ValueError, KeyError) as exc:
+        if attn_implementation != "eager" and "attn" in str(exc).lower():
+            # Some architectures lack SDPA or flash kernels; eager attention always works.
+            try:
+                return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager", **kwargs)
+            except (OSError, ValueError, KeyError):
+                pass
+        raise _hub_failure(name, exc) from None
+
+
+def load_tokenizer(name: str):
+    from transformers import AutoTokenizer
+
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    if name == "tiny":
+        return byte_tokenizer()
+    try:
+        tok = AutoTokenizer.from_pretrained(name)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _hub_failure(name, exc) from None
+    if tok.pad_token_id is None and tok.eos_token_id is not None:
+        tok.pad_token = tok.eos_token  # packed blocks need a filler id; its labels are masked anyway
+    return tok
+
+
+def build_causal_lm(cfg: RunConfig):
+    """(model, tokenizer) for ``cfg.model``, on the CPU, before PEFT.
+
+    With ``--load-in-8bit``/``--load-in-4bit`` the base is quantized, prepared for k-bit
+    training and already on the training device (see ``quant``).
+    """
+    if cfg.memory.load_in_8bit or cfg.memory.load_in_4bit:
+        from aios_tui.engine.quant import build_quantized_causal_lm
+
+        return build_quantized_causal_lm(cfg)
+    dtype = DTYPES[cfg.model.model_dtype]
+    name = cfg.model.model
+    if name == "tiny":
+        model = build_tiny(dtype, cfg.model.attn_implementation)
+    else:
+        model = load_hf_model(name, dtype, cfg.model.attn_implementation)
+    return model, load_tokenizer(name)
+
+
+def meta_model(cfg: RunConfig):
+    """The architecture of ``cfg.model`` with no weights (for checks before anything is loaded).
+
+    None when the config cannot be read locally (a hub id with an empty cache).
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    name = cfg.model.model
+    try:
+        config = tiny_config() if name == "tiny" else AutoConfig.from_pretrained(name)
+    except (OSError, ValueError, KeyError):
+        return None
+    try:
+        with torch.device("meta"):
+            return AutoModelForCausalLM.from_config(config)
+    except Exception:  # an architecture this transformers cannot build: the real load will say why
+        return None
+
+
+def linear_like(module: nn.Module) -> bool:
+    from transformers.pytorch_utils import Conv1D
+
+    return isinstance(module, (nn.Linear, Conv1D)) or type(module).__name__ in ("Linear8bitLt", "Linear4bit")
+
+
+def linear_layer_names(model: nn.Module) -> list[str]:
+    """Distinct leaf names of the model's linear layers, in model order ('q_proj', 'c_attn', ...)."""
+    seen: dict[str, None] = {}
+    for name, module in model.named_modules():
+        if name and linear_like(module):
+            seen.setdefault(name.rsplit(".", 1)[-1], None)
+    return list(seen)

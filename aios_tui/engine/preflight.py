@@ -1,0 +1,65 @@
+"""Checks that need no weights: run before a run directory is made or a process is started."""
+
+from __future__ import annotations
+
+from aios_tui.config import RunConfig
+from aios_tui.data import dataset_path, read_documents
+from aios_tui.errors import UserError
+
+
+def memory_problems(cfg: RunConfig) -> list[str]:
+    problems = []
+    if cfg.memory.load_in_8bit or cfg.memory.load_in_4bit:
+        flag = "--load-in-8bit" if cfg.memory.load_in_8bit else "--load-in-4bit"
+        problems.append(f"memory: quantized base weights ({flag}) are not available in this version; "
+                        "train without it")
+    if cfg.memory.use_8bit_optimizer:
+        problems.append("memory.use_8bit_optimizer: the 8-bit optimizer is not available in this "
+                        "version; train without --use-8bit-optimizer")
+    if cfg.model.model_dtype == "fp16" and not cfg.peft.use_peft:
+        problems.append("model.model_dtype: fp16 weights cannot be trained in full (the updates "
+                        "underflow); use fp32 with --amp, or bf16")
+    return problems
+
+
+def check_memory(cfg: RunConfig) -> None:
+    problems = memory_problems(cfg)
+    if problems:
+        raise UserError(problems)
+
+
+def check_dataset(cfg: RunConfig) -> None:
+    read_documents(dataset_path(cfg.data.dataset_file))
+
+
+def check_targets_without_weights(cfg: RunConfig) -> None:
+    """Target modules against the architecture built on the meta device (no weights loaded)."""
+    if not cfg.peft.use_peft:
+        return
+    from aios_tui.engine.models import meta_model
+    from aios_tui.engine.peft_setup import check_targets
+
+    model = meta_model(cfg)
+    if model is not None:
+        check_targets(model, cfg)
+
+
+def check_all(cfg: RunConfig, task) -> None:
+    """Everything that can be known about ``cfg`` without loading the model."""
+    from aios_tui.engine.models import resolve_device
+    from aios_tui.engine.task import CausalLMTask
+
+    problems: list[str] = []
+    for check in (task.preflight, check_memory, check_dataset):
+        try:
+            check(cfg)
+        except UserError as exc:
+            problems += exc.problems
+    try:
+        resolve_device(cfg.train.device)
+    except UserError as exc:
+        problems += exc.problems
+    if problems:
+        raise UserError(problems)
+    if isinstance(task, CausalLMTask):
+        check_targets_without_weights(cfg)

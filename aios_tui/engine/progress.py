@@ -1,0 +1,74 @@
+"""Headless progress: a bar redrawn in place on a terminal, plain lines anywhere else."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from typing import TextIO
+
+MODES = ("auto", "bar", "lines", "none")
+LINE_MIN_INTERVAL_S = 2.0
+
+
+def fmt_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "--"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def fmt_rate(x: float | None) -> str:
+    if not x:
+        return "--"
+    return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
+
+
+class Progress:
+    def __init__(self, mode: str = "auto", stream: TextIO | None = None):
+        self.stream = stream or sys.stdout
+        if mode == "auto":
+            mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "lines"
+        self.mode = mode
+        self._last_line = 0.0
+        self._bar_open = False
+
+    def message(self, text: str) -> None:
+        if self.mode == "none":
+            return
+        self._end_bar()
+        print(text, file=self.stream, flush=True)
+
+    def update(self, step: int, total: int, loss: float | None, tokens_per_s: float | None,
+               eta_s: float | None, eval_loss: float | None = None, force: bool = False) -> None:
+        loss_txt = f"{loss:.4f}" if loss is not None else "--"
+        if self.mode == "bar":
+            width = shutil.get_terminal_size((80, 24)).columns
+            tail = f" {step}/{total} loss {loss_txt} {fmt_rate(tokens_per_s)} tok/s ETA {fmt_duration(eta_s)}"
+            room = max(10, min(40, width - len(tail) - 4))
+            done = int(room * step / max(1, total))
+            bar = "[" + "#" * done + "-" * (room - done) + "]"
+            self.stream.write("\r" + (bar + tail)[: width - 1].ljust(min(width - 1, len(bar + tail))))
+            self.stream.flush()
+            self._bar_open = True
+            if eval_loss is not None:
+                self.message(f"step {step}: eval loss {eval_loss:.4f}")
+        elif self.mode == "lines":
+            now = time.monotonic()
+            if not (force or eval_loss is not None or step >= total or now - self._last_line >= LINE_MIN_INTERVAL_S):
+                return
+            self._last_line = now
+            extra = f" eval {eval_loss:.4f}" if eval_loss is not None else ""
+            print(f"step {step}/{total} loss {loss_txt}{extra} {fmt_rate(tokens_per_s)} tok/s "
+                  f"eta {fmt_duration(eta_s)}", file=self.stream, flush=True)
+
+    def _end_bar(self) -> None:
+        if self._bar_open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._bar_open = False
+
+    def close(self) -> None:
+        self._end_bar()

@@ -1,0 +1,88 @@
+"""Run directories from the engine's side: naming, whether one is free, preparing it (no torch).
+
+A directory is *free* for a new run when it does not exist, is empty, or was only prepared for
+one (``config.toml`` and a ``starting`` status, as ``train --detach`` and the console leave it).
+A directory that holds metrics, checkpoints or a run that got going is taken: only ``--resume``
+continues it.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from aios_tui.config import RunConfig, save_config
+from aios_tui.errors import UserError
+from aios_tui.metrics.rundir import RunDir, default_runs_root, pid_alive
+
+PREPARED_FILES = {"config.toml", "status.json", "engine.log", "STOP", "CHECKPOINT"}
+
+
+def default_run_name(cfg: RunConfig) -> str:
+    return f"{cfg.method_label()}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def choose_run_dir(cfg: RunConfig) -> Path:
+    """``train.run_dir``, else ``<runs root>/<run_name>`` (a name made unique when it is generated)."""
+    if cfg.train.run_dir.strip():
+        return Path(cfg.train.run_dir).expanduser()
+    root = default_runs_root()
+    if cfg.train.run_name.strip():
+        return root / cfg.train.run_name.strip()
+    base = default_run_name(cfg)
+    path, n = root / base, 1
+    while path.exists():
+        n += 1
+        path = root / f"{base}-{n}"
+    return path
+
+
+def metrics_path(cfg: RunConfig, run: RunDir) -> Path:
+    return Path(cfg.train.log_file).expanduser().resolve() if cfg.train.log_file.strip() else run.default_metrics.resolve()
+
+
+def holds_run(run: RunDir) -> str | None:
+    """Why ``run`` cannot take a new run (None when it is free)."""
+    path = run.path
+    if not path.exists():
+        return None
+    if not path.is_dir():
+        return f"{path} exists and is not a directory"
+    if run.list_checkpoints() or (run.checkpoints.is_dir() and any(run.checkpoints.iterdir())):
+        return f"{path} already holds a run with checkpoints"
+    status = run.read_status()
+    state = status.get("state")
+    if state and state != "starting":
+        return f"{path} already holds a run ({run.state()})"
+    if state == "starting":
+        pid = status.get("pid")
+        if pid and pid_alive(pid) and pid not in (os.getpid(), os.getppid()):
+            return f"{path} is being started by process {pid}"
+    metrics = run.default_metrics
+    if metrics.exists() and metrics.stat().st_size > 0:
+        return f"{path} already holds a run (it has metrics)"
+    stray = [p.name for p in path.iterdir() if p.name not in PREPARED_FILES and not p.name.startswith(".")]
+    if stray:
+        return f"{path} is not empty ({', '.join(sorted(stray)[:4])})"
+    return None
+
+
+def ensure_free(run: RunDir) -> None:
+    why = holds_run(run)
+    if why:
+        raise UserError(why, f"pick another --run-dir or --run-name, or continue it with "
+                             f"`aios-tui train --resume {run.path}`")
+
+
+def prepare(run: RunDir, cfg: RunConfig, *, pid: int, total_steps: int, write_config: bool = True) -> bool:
+    """Create the directory with config.toml and a ``starting`` status; True if it was created."""
+    created = not run.path.exists()
+    run.path.mkdir(parents=True, exist_ok=True)
+    if write_config:
+        save_config(cfg, run.config_toml)
+    run.write_status(state="starting", pid=pid, step=0, total_steps=total_steps,
+                     run_name=run.name, method=cfg.method_label(),
+                     metrics=str(metrics_path(cfg, run)), started_at=time.time(),
+                     last_loss=None, error=None, checkpoint=None)
+    return created

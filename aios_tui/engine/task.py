@@ -1,0 +1,230 @@
+"""What the training loop needs from a model family: the ``Task`` protocol.
+
+The loop in ``train.py`` knows nothing about any architecture. It asks a ``Task`` to:
+
+``preflight(cfg)``
+    Cheap checks before anything is created or loaded (raise ``UserError``).
+``build(cfg, device) -> (model, tokenizer)``
+    The base model on ``device``, before PEFT, and its tokenizer. ``cfg.model.model`` may name
+    a directory the engine saved earlier (the run's ``base/``; see ``save_base``).
+``enable_gradient_checkpointing(model, peft)``
+    Turn on activation recomputation (called before PEFT is applied).
+``compile(model)``
+    ``torch.compile`` in place what ``loss`` runs (``train.torch_compile``, CUDA only).
+``peft_extras(cfg) -> dict``
+    Extra keyword arguments for the peft config, e.g. ``{"modules_to_save": ["q_head"]}`` or
+    ``{"task_type": None}`` for a model that is not a Hugging Face causal LM.
+``load_data(cfg, tokenizer) -> data.PackedData``
+    Tokenised, packed train and eval blocks (default: ``data.load_packed``).
+``loss(model, batch, step) -> LossOutput``
+    The loss to backpropagate for one micro-batch (its mean over the micro-batch's tokens),
+    the token count, the value to report as ``loss`` and extra per-step metrics. ``batch`` is a
+    dict from ``data.make_batch`` already on the device; ``step`` counts optimizer steps
+    from 0. The loop weights each micro-batch by ``batch_weight`` and backpropagates once per
+    micro-batch, so a loss that is a mean over tokens gives the exact token mean over the step.
+``batch_weight(batch) -> int``
+    How much a micro-batch counts (tokens carrying loss), computed on the CPU without a sync.
+``eval_loss(model, batch) -> (loss, weight)``
+    Called under ``torch.no_grad`` with the model in eval mode.
+``model_config_dict(model) -> dict | None``
+    The config handed to the VRAM estimate (a Hugging Face ``config.to_dict()`` or HRM dict).
+``save_base(model, tokenizer, cfg, dest) -> bool``
+    Save a base model that cannot be re-read from ``cfg.model.model`` (the built-in ``tiny``),
+    so exports and resumes use the very same weights. Return True when saved.
+``save_artifacts(model, tokenizer, cfg, checkpoint_dir)`` / ``on_finish(model, tokenizer, cfg, run_dir)``
+    Extra files per checkpoint and at the end (e.g. a brain bundle).
+``state_dict()`` / ``load_state_dict(state)``
+    Task-owned training state for exact resume; only tensors and plain Python values (it is
+    loaded with ``torch.load(weights_only=True)``).
+``generate(model, tokenizer, prompt, max_new_tokens, temperature, top_k, seed) -> str``
+    Sample a continuation (used by ``aios-tui generate``).
+
+A task is recorded in the run as ``"module:Class"`` (``task_spec``) and rebuilt with
+``load_task`` for resume, export and generate, so a subclass must construct with no arguments.
+``CausalLMTask`` serves every Hugging Face causal LM and the built-in ``tiny``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from aios_tui.config import RunConfig
+from aios_tui.errors import UserError
+
+
+@dataclass
+class LossOutput:
+    loss: Tensor                         # what is backpropagated: a mean over this micro-batch
+    n_tokens: Tensor | int               # tokens that carried loss
+    report: Tensor | None = None         # what the metrics call "loss" (default: ``loss``)
+    metrics: dict[str, Any] = field(default_factory=dict)  # extra per-step values (tensors or numbers)
+
+
+class Task:
+    """Base class: a Hugging Face-style causal LM trained on packed text. See the module docstring."""
+
+    name = "base"
+
+    def preflight(self, cfg: RunConfig) -> None:
+        return None
+
+    def build(self, cfg: RunConfig, device: torch.device) -> tuple[nn.Module, Any]:
+        raise NotImplementedError
+
+    def enable_gradient_checkpointing(self, model: nn.Module, peft: bool) -> None:
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):  # the name since transformers 5.x
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        if peft:
+            # Frozen embeddings give checkpointed blocks inputs without grad; this hook makes
+            # sure the adapters inside them still get gradients.
+            model.enable_input_require_grads()
+
+    def peft_extras(self, cfg: RunConfig) -> dict[str, Any]:
+        return {}
+
+    def compile(self, model: nn.Module) -> None:
+        """torch.compile what ``loss`` runs, in place (state-dict names stay as they are)."""
+        model.compile()
+
+    def load_data(self, cfg: RunConfig, tokenizer: Any):
+        from aios_tui.engine.data import load_packed
+
+        return load_packed(cfg, tokenizer)
+
+    def batch_weight(self, batch: dict) -> int:
+        return int(batch["n_targets"])
+
+    def loss(self, model: nn.Module, batch: dict, step: int) -> LossOutput:
+        raise NotImplementedError
+
+    def eval_loss(self, model: nn.Module, batch: dict) -> tuple[Tensor, int]:
+        out = self.loss(model, batch, -1)
+        return (out.report if out.report is not None else out.loss), self.batch_weight(batch)
+
+    def model_config_dict(self, model: nn.Module) -> dict | None:
+        from aios_tui.engine.loss import unwrap
+
+        config = getattr(unwrap(model), "config", None)
+        return config.to_dict() if config is not None and hasattr(config, "to_dict") else None
+
+    def save_base(self, model: nn.Module, tokenizer: Any, cfg: RunConfig, dest: Path) -> bool:
+        return False
+
+    def save_artifacts(self, model: nn.Module, tokenizer: Any, cfg: RunConfig, checkpoint_dir: Path) -> None:
+        return None
+
+    def on_finish(self, model: nn.Module, tokenizer: Any, cfg: RunConfig, run_dir: Path) -> None:
+        return None
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        return None
+
+    def generate(self, model: nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 64,
+                 temperature: float = 0.8, top_k: int = 50, seed: int = 0) -> str:
+        raise NotImplementedError
+
+
+class CausalLMTask(Task):
+    """Any Hugging Face causal LM (hub id or local directory) and the built-in ``tiny``."""
+
+    name = "causal_lm"
+
+    def __init__(self) -> None:
+        self.fused = False  # train.fused_loss, taken from the config in build()
+        self._adalora: tuple[float, list] | None = None
+
+    def preflight(self, cfg: RunConfig) -> None:
+        from aios_tui.engine.models import model_source_problem
+
+        problem = model_source_problem(cfg.model.model)
+        if problem:
+            raise UserError(problem)
+
+    def build(self, cfg: RunConfig, device: torch.device) -> tuple[nn.Module, Any]:
+        from aios_tui.engine.models import build_causal_lm
+
+        self.fused = cfg.train.fused_loss
+        model, tokenizer = build_causal_lm(cfg)
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit and cfg.data.max_seq_len > limit:
+            raise UserError(f"data.max_seq_len: {cfg.data.max_seq_len} is longer than the model's "
+                            f"{limit} positions; use --max-seq-len {limit} or less")
+        return model.to(device), tokenizer
+
+    def loss(self, model: nn.Module, batch: dict, step: int) -> LossOutput:
+        from aios_tui.engine.loss import adalora_orth_penalty, adalora_penalty_params, causal_lm_loss
+
+        lm, n = causal_lm_loss(model, batch["input_ids"], batch["labels"], fused=self.fused)
+        if not model.training or not hasattr(model, "peft_config"):
+            return LossOutput(lm, n)
+        if self._adalora is None:
+            is_adalora = any(type(c).__name__ == "AdaLoraConfig" for c in model.peft_config.values())
+            self._adalora = adalora_penalty_params(model) if is_adalora else (0.0, [])
+        penalty = adalora_orth_penalty(*self._adalora)
+        if penalty is None:
+            return LossOutput(lm, n)
+        return LossOutput(lm + penalty, n, report=lm, metrics={"orth_reg": penalty.detach()})
+
+    def compile(self, model: nn.Module) -> None:
+        from aios_tui.engine.loss import fused_parts
+
+        # The fused loss calls the decoder directly, so that is the module to compile.
+        parts = fused_parts(model) if self.fused else None
+        (parts[0] if parts else model).compile()
+
+    def save_base(self, model: nn.Module, tokenizer: Any, cfg: RunConfig, dest: Path) -> bool:
+        if cfg.model.model != "tiny":
+            return False
+        model.save_pretrained(dest)
+        tokenizer.save_pretrained(dest)
+        return True
+
+    def generate(self, model: nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 64,
+                 temperature: float = 0.8, top_k: int = 50, seed: int = 0) -> str:
+        from aios_tui.engine.data import encode_prompt
+
+        device = next(model.parameters()).device
+        ids = torch.tensor([encode_prompt(tokenizer, prompt)], device=device)
+        torch.manual_seed(seed)
+        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
+                                  "eos_token_id": tokenizer.eos_token_id}
+        if temperature > 0:
+            kwargs.update(do_sample=True, temperature=temperature, top_k=top_k or None)
+        else:
+            kwargs.update(do_sample=False)
+        with torch.no_grad():
+            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
+        return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+
+
+def task_spec(task: Task) -> str:
+    cls = type(task)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def load_task(spec: str | None) -> Task:
+    """The task recorded in a run; only classes inside this package are ever imported."""
+    if not spec or spec == task_spec(CausalLMTask()):
+        return CausalLMTask()
+    module_name, _, attr = spec.partition(":")
+    if not module_name.startswith("aios_tui.") or not attr:
+        raise UserError(f"unknown task {spec!r} recorded in the run")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"the run was trained with {spec}, which this aios-tui cannot load ({exc})") from None
+    if not (isinstance(cls, type) and issubclass(cls, Task)):
+        raise UserError(f"{spec} is not a training task")
+    return cls()

@@ -1,0 +1,47 @@
+"""The byte-level tokenizer of the built-in ``tiny`` model.
+
+Ids 0-255 are the byte values themselves, then <pad> 256, <s> 257, </s> 258 (``aios_tui.tiny``).
+It is a ``tokenizers`` byte-level model with no merges wrapped in transformers' fast tokenizer,
+so ``save_pretrained`` writes a plain ``tokenizer.json`` that ``AutoTokenizer.from_pretrained``
+loads offline with no custom code.
+"""
+
+from __future__ import annotations
+
+from aios_tui.tiny import BOS_ID, BYTE_VOCAB, EOS_ID, PAD_ID
+
+PAD, BOS, EOS = "<pad>", "<s>", "</s>"
+TINY_MAX_LEN = 2048  # the tiny config's max_position_embeddings
+
+
+def _byte_to_char() -> dict[int, str]:
+    """The GPT-2 byte -> printable character table that byte-level pre-tokenizers use."""
+    printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+                 + list(range(ord("®"), ord("ÿ") + 1)))
+    table, extra = {}, 0
+    for b in range(256):
+        if b in printable:
+            table[b] = chr(b)
+        else:
+            table[b] = chr(256 + extra)
+            extra += 1
+    return table
+
+
+def byte_tokenizer():
+    """A fresh byte-level tokenizer (a transformers ``PreTrainedTokenizerFast``)."""
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {ch: b for b, ch in _byte_to_char().items()}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    # Added in this order so they get ids 256, 257, 258.
+    core.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in (PAD, BOS, EOS)])
+    tok = PreTrainedTokenizerFast(tokenizer_object=core, pad_token=PAD, bos_token=BOS, eos_token=EOS,
+                                  model_max_length=TINY_MAX_LEN)
+    assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id) == (PAD_ID, BOS_ID, EOS_ID)
+    assert len(tok) == BYTE_VOCAB + 3
+    return tok
+

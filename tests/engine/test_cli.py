@@ -1,0 +1,135 @@
+"""`aios-tui train` at the command line: bad input exits 2 leaving nothing; detached runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+
+def _runs_root() -> Path:
+    return Path(os.environ["AIOS_TUI_RUNS"])
+
+
+def _nothing_left() -> bool:
+    root = _runs_root()
+    return not root.exists() or not any(root.iterdir())
+
+
+def test_help_describes_the_commands():
+    from aios_tui.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    train_help = sub["train"].format_help()
+    for flag in ("--resume", "--stop-after", "--detach", "--lora-target-modules", "--save-every", "--run-dir"):
+        assert flag in train_help
+    assert "--merge" in sub["export"].format_help() and "--checkpoint" in sub["export"].format_help()
+    assert "--prompt" in sub["generate"].format_help() and "--temperature" in sub["generate"].format_help()
+
+
+@pytest.mark.slow
+def test_targets_that_match_nothing_list_the_linear_layers(cli, small_model_dir, text_file):
+    code, out, err = cli("train", "--model", str(small_model_dir), "--dataset-file", str(text_file),
+                         "--use-peft", "--lora-target-modules", "c_attn,q_proj", "--steps", "2")
+    assert code == 2
+    assert "aios-tui: error: peft.lora_target_modules: c_attn matches no layer of" in err
+    assert "its linear layers are: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head" in err
+    assert "--lora-target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj" in err
+    assert "Traceback" not in err and _nothing_left()
+
+
+@pytest.mark.slow
+def test_gpt2_style_model_suggests_its_own_names(cli, tmp_path, text_file):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    gpt2 = tmp_path / "gpt2ish"
+    GPT2LMHeadModel(GPT2Config(vocab_size=259, n_embd=32, n_layer=1, n_head=2, n_positions=64)).save_pretrained(gpt2)
+    byte_tokenizer().save_pretrained(gpt2)
+    code, _, err = cli("train", "--model", str(gpt2), "--dataset-file", str(text_file), "--use-peft",
+                       "--lora-target-modules", "q_proj,v_proj", "--max-seq-len", "32")
+    assert code == 2
+    assert "q_proj, v_proj match no layer" in err and "c_attn, c_proj, c_fc" in err
+    assert _nothing_left()
+    code, _, err = cli("train", "--model", str(gpt2), "--dataset-file", str(text_file), "--use-peft",
+                       "--lora-target-modules", "c_attn", "--max-seq-len", "32", "--steps", "2",
+                       "--batch-size", "2", "--run-dir", str(tmp_path / "ok"), "--progress", "none")
+    assert code == 0, err  # Conv1D layers take LoRA too
+
+
+def _dataset(directory: Path, kind: str) -> str:
+    path = directory / f"{kind}.txt"
+    if kind == "empty":
+        path.write_text("")
+    elif kind == "binary":
+        path.write_bytes(b"\x00\x01\x02" * 10)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind, expect", [("missing", "no such file"), ("empty", "is empty"),
+                                          ("binary", "looks binary")])
+def test_bad_datasets_exit_2_without_a_run_dir(cli, tmp_path, kind, expect):
+    path = _dataset(tmp_path, kind)
+    code, out, err = cli("train", "--dataset-file", path, "--steps", "2")
+    assert code == 2
+    assert f"aios-tui: error: dataset {path}: {expect}" in err
+    assert "Traceback" not in err and _nothing_left()
+
+
+def test_bad_config_values_are_all_reported(cli):
+    code, _, err = cli("train", "--lora-r", "0", "--steps", "x", "--stop-after", "1")
+    assert code == 2 and "--steps: 'x' is not a whole number" in err and _nothing_left()
+    code, _, err = cli("train", "--stop-after", "0")
+    assert code == 2 and "--stop-after" in err
+
+
+def test_unavailable_memory_savers_are_refused_before_loading(cli):
+    code, _, err = cli("train", "--use-peft", "--load-in-4bit", "--steps", "2")
+    assert code == 2 and "--load-in-4bit" in err and _nothing_left()
+
+
+@pytest.mark.slow
+def test_a_run_dir_that_holds_a_run_is_not_reused(cli, make_cfg, tmp_path):
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=2), run, progress="none")
+    before = sorted(p.name for p in run.rglob("*"))
+    code, _, err = cli("train", "--run-dir", str(run), "--steps", "2")
+    assert code == 2 and "already holds a run" in err and f"--resume {run}" in err
+    assert sorted(p.name for p in run.rglob("*")) == before
+
+
+@pytest.mark.slow
+def test_detached_run_finishes_on_its_own(cli, small_model_dir, text_file, tmp_path):
+    run = tmp_path / "detached"
+    code, out, err = cli("train", "--detach", "--model", str(small_model_dir), "--dataset-file", str(text_file),
+                         "--use-peft", "--lora-target-modules", "q_proj", "--steps", "4", "--max-seq-len", "32",
+                         "--batch-size", "2", "--run-dir", str(run))
+    assert code == 0, err
+    assert f"run dir: {run}" in out and "pid: " in out and f"aios-tui tail {run} --follow" in out
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] in ("starting", "running", "finished") and status["pid"] > 0
+    assert (run / "config.toml").is_file()
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:
+        status = json.loads((run / "status.json").read_text())
+        if status["state"] not in ("starting", "running"):
+            break
+        time.sleep(0.5)
+    log = (run / "engine.log").read_text() if (run / "engine.log").exists() else ""
+    assert status["state"] == "finished", log
+    assert status["step"] == 4 and status["method"] == "lora" and status["metrics"] == str(run / "metrics.jsonl")
+    assert "finished at step 4" in log and "Traceback" not in log
+
+
+@pytest.mark.slow
+def test_detach_checks_targets_before_starting(cli, small_model_dir, text_file, tmp_path):
+    code, _, err = cli("train", "--detach", "--model", str(small_model_dir), "--dataset-file", str(text_file),
+                       "--use-peft", "--lora-target-modules", "qkv_proj", "--run-dir", str(tmp_path / "d"))
+    assert code == 2 and "qkv_proj matches no layer" in err
+    assert not (tmp_path / "d").exists()

@@ -1,0 +1,161 @@
+"""Datasets: reading, tokenising, packing, the eval split and the resumable block order."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aios_tui.config import resolve
+from aios_tui.data import read_documents, sample_path
+from aios_tui.errors import UserError
+
+
+@pytest.fixture(scope="module")
+def tok():
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    return byte_tokenizer()
+
+
+def test_byte_tokenizer_ids_are_utf8_bytes_and_it_reloads_offline(tok, tmp_path):
+    from transformers import AutoTokenizer
+
+    text = "héllo wörld\n  x €"
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    assert ids == list(text.encode("utf-8"))
+    assert (tok.pad_token_id, tok.bos_token_id, tok.eos_token_id, len(tok)) == (256, 257, 258, 259)
+    assert tok.decode(ids) == text
+    tok.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path)
+    assert again(text, add_special_tokens=False)["input_ids"] == ids
+    assert again.decode([257, 104, 105, 258], skip_special_tokens=True) == "hi"
+
+
+def test_every_byte_value_round_trips(tok):
+    from aios_tui.engine.data import tokenize_documents
+    from aios_tui.data import Document
+
+    raw = bytes(range(256)).decode("latin-1")
+    ids, _ = tokenize_documents([Document(raw)], tok)
+    assert list(ids[1:-1]) == list(raw.encode("utf-8"))
+
+
+def test_plain_text_is_one_document(tmp_path):
+    p = tmp_path / "a.txt"
+    p.write_text("one\n\ntwo\n")
+    assert [d.text for d in read_documents(p)] == ["one\n\ntwo\n"]
+
+
+def test_jsonl_text_and_prompt_completion(tmp_path):
+    p = tmp_path / "a.jsonl"
+    p.write_text(json.dumps({"text": "abc"}) + "\n\n" + json.dumps({"prompt": "Q: ", "completion": "A"}) + "\n")
+    docs = read_documents(p)
+    assert [(d.prompt, d.text) for d in docs] == [("", "abc"), ("Q: ", "A")]
+
+
+def test_jsonl_detected_without_the_suffix(tmp_path):
+    p = tmp_path / "data.txt"
+    p.write_text(json.dumps({"text": "x"}) + "\n" + json.dumps({"text": "y"}) + "\n")
+    assert [d.text for d in read_documents(p)] == ["x", "y"]
+
+
+@pytest.mark.parametrize("content, expect", [
+    (b"", "is empty"),
+    (b"  \n\t\n", "is empty"),
+    (b"abc\x00\x01\x02", "looks binary"),
+    (b"\xff\xfe\xfa text", "not UTF-8"),
+])
+def test_unusable_files_are_named_clearly(tmp_path, content, expect):
+    p = tmp_path / "bad.txt"
+    p.write_bytes(content)
+    with pytest.raises(UserError) as err:
+        read_documents(p)
+    assert expect in err.value.problems[0] and str(p) in err.value.problems[0]
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(UserError, match="no such file"):
+        read_documents(tmp_path / "nope.txt")
+    with pytest.raises(UserError, match="is a directory"):
+        read_documents(tmp_path)
+
+
+def test_bad_jsonl_lines_are_each_reported(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    p.write_text('{"text": "ok"}\nnot json\n{"title": "x"}\n[1, 2]\n')
+    with pytest.raises(UserError) as err:
+        read_documents(p)
+    joined = "\n".join(err.value.problems)
+    assert "line 2: not valid JSON" in joined
+    assert "line 3: needs a string 'text' field" in joined and "keys: title" in joined
+    assert "line 4: expected a JSON object" in joined
+
+
+def test_packing_masks_prompts_bos_and_padding(tok):
+    from aios_tui.data import Document
+    from aios_tui.engine.data import IGNORE, pack, tokenize_documents
+
+    ids, labels = tokenize_documents([Document("AB", prompt="Q"), Document("C")], tok)
+    assert list(ids) == [257, ord("Q"), ord("A"), ord("B"), 258, 257, ord("C"), 258]
+    assert list(labels) == [IGNORE, IGNORE, ord("A"), ord("B"), 258, IGNORE, ord("C"), 258]
+    x, y = pack(ids, labels, 5, tok.pad_token_id)
+    assert x.shape == (2, 5)
+    assert x[1].tolist() == [257, ord("C"), 258, 256, 256]
+    assert y[1].tolist() == [IGNORE, ord("C"), 258, IGNORE, IGNORE]
+
+
+def test_split_is_seeded_disjoint_and_keeps_a_train_block():
+    from aios_tui.engine.data import split_blocks
+
+    train, ev = split_blocks(40, 0.1, seed=5)
+    assert len(ev) == 4 and not set(train) & set(ev) and sorted(train + ev) == list(range(40))
+    assert split_blocks(40, 0.1, seed=5) == (train, ev)
+    assert split_blocks(40, 0.1, seed=6) != (train, ev)
+    assert split_blocks(1, 0.5, seed=5) == ([0], [])
+    assert split_blocks(2, 0.5, seed=5)[0] != []
+
+
+def test_sampler_resumes_mid_epoch_exactly():
+    from aios_tui.engine.data import BlockSampler
+
+    a = BlockSampler(7, seed=1)
+    first = a.take(5) + a.take(5)
+    state = a.state_dict()
+    rest = a.take(6) + a.take(9)
+    b = BlockSampler(7, seed=1)
+    b.load_state_dict(state)
+    assert b.take(6) + b.take(9) == rest
+    assert sorted(first[:7]) == list(range(7))  # an epoch visits every block once
+
+
+def test_sampler_refuses_a_different_dataset():
+    from aios_tui.engine.data import BlockSampler
+
+    state = BlockSampler(7, seed=1).state_dict()
+    with pytest.raises(UserError, match="same dataset"):
+        BlockSampler(8, seed=1).load_state_dict(state)
+
+
+def test_bundled_sample_is_what_its_generator_writes():
+    from aios_tui.data.make_sample import build
+
+    assert sample_path().read_text(encoding="utf-8") == build()
+
+
+def test_load_packed_on_the_sample(tok):
+    from aios_tui.engine.data import load_packed
+
+    cfg = resolve(overrides={"max_seq_len": 64, "eval_fraction": 0.1})
+    data = load_packed(cfg, tok)
+    assert data.summary["path"] == str(sample_path())
+    assert data.train_ids.shape[1] == 64 and data.n_eval == round((data.n_train + data.n_eval) * 0.1)
+
+
+def test_prompt_only_dataset_is_refused(tmp_path, tok):
+    from aios_tui.engine.data import load_packed
+
+    p = tmp_path / "p.jsonl"
+    p.write_text(json.dumps({"prompt": "Q", "completion": ""}) + "\n" + json.dumps({"text": ""}) + "\n")
+    with pytest.raises(UserError, match="no records with text"):
+        load_packed(resolve(overrides={"dataset_file": str(p)}), tok)

@@ -1,0 +1,140 @@
+"""Export and use: adapters reload, merged models give base + adapter's logits, sampling works."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+
+def _logits(model, ids):
+    with torch.no_grad():
+        return model(input_ids=ids).logits.float()
+
+
+IDS = torch.tensor([[257] + list(b"count 3 to 7: 3 4 5")])
+
+METHODS = {
+    "lora": {"use_peft": True, "lora_r": 4, "lora_target_modules": "q_proj,v_proj,up_proj", "lr": 2e-2},
+    "adalora": {"use_peft": True, "peft_method": "adalora", "lora_r": 2, "lora_target_modules": "q_proj,v_proj",
+                "lr": 5e-2, "adalora_tinit": 1, "adalora_tfinal": 2, "adalora_delta_t": 1},
+    "ia3": {"use_peft": True, "peft_method": "ia3", "lora_target_modules": "k_proj,down_proj", "lr": 3e-1},
+    "full": {"use_peft": False, "lr": 3e-3},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", list(METHODS))
+def test_merged_export_matches_base_plus_adapter(method, make_cfg, small_model_dir, tmp_path, cli):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from aios_tui.engine.export import load_trained
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=8, **METHODS[method]), run, progress="none")
+    trained = load_trained(run)
+    want = _logits(trained.model, IDS)
+    base = AutoModelForCausalLM.from_pretrained(small_model_dir)
+    assert not torch.allclose(want, _logits(base, IDS), atol=1e-3)  # training changed something
+
+    code, out, err = cli("export", str(run), "--merge")
+    assert code == 0, err
+    merged_dir = run / "merged"
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir)
+    assert not any("lora" in n or "ia3" in n for n, _ in merged.named_parameters())
+    assert torch.allclose(_logits(merged, IDS), want, atol=1e-4)
+    assert AutoTokenizer.from_pretrained(merged_dir)("hi", add_special_tokens=False)["input_ids"] == [104, 105]
+    assert json.loads((merged_dir / "export.json").read_text())["step"] == 8
+
+    if method != "full":
+        from peft import PeftModel
+
+        code, out, err = cli("export", str(run))
+        assert code == 0, err
+        adapter_dir = run / "adapter"
+        config = json.loads((adapter_dir / "adapter_config.json").read_text())
+        assert config["base_model_name_or_path"] == str(small_model_dir.resolve())
+        reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"]),
+                                             adapter_dir)
+        assert torch.allclose(_logits(reloaded, IDS), want, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_tiny_run_is_self_contained(tmp_path, cli):
+    """A run on the built-in model saves its base, so exports and samples need nothing else."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from aios_tui.engine.models import build_tiny
+
+    run = tmp_path / "tiny-run"
+    code, out, err = cli("train", "--use-peft", "--lora-target-modules", "q_proj,v_proj", "--steps", "3",
+                         "--max-seq-len", "32", "--batch-size", "2", "--eval-every", "0", "--lr", "1e-2",
+                         "--run-dir", str(run), "--progress", "lines")
+    assert code == 0, err
+    assert "training lora on tiny" in out and "finished at step 3" in out
+    saved_base = AutoModelForCausalLM.from_pretrained(run / "base")
+    assert all(torch.equal(a, b) for a, b in zip(saved_base.state_dict().values(), build_tiny().state_dict().values()))
+    code, out, err = cli("export", str(run), "--out", str(tmp_path / "exported"))
+    assert code == 0, err
+    config = json.loads((tmp_path / "exported" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str((run / "base").resolve())
+    model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"]),
+                                      tmp_path / "exported")
+    assert model(input_ids=IDS).logits.shape == (1, IDS.shape[1], 259)
+
+
+@pytest.mark.slow
+def test_generate_from_a_run_and_from_its_export(make_cfg, tmp_path, cli):
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=4, **METHODS["lora"]), run, progress="none")
+    code, greedy, err = cli("generate", str(run), "--prompt", "count 3", "--temperature", "0",
+                            "--max-new-tokens", "12")
+    assert code == 0, err
+    assert greedy.startswith("count 3") and len(greedy.encode()) > len("count 3")
+    code, _, err = cli("export", str(run), "--merge")
+    assert code == 0, err
+    code, from_export, err = cli("generate", str(run / "merged"), "--prompt", "count 3", "--temperature", "0",
+                                 "--max-new-tokens", "12")
+    assert code == 0, err
+    assert from_export == greedy
+    sampled = [cli("generate", str(run), "--prompt", "a", "--seed", str(s), "--max-new-tokens", "24")[1]
+               for s in (1, 1, 2)]
+    assert sampled[0] == sampled[1] and sampled[0] != sampled[2]
+
+
+def test_export_and_generate_errors(tmp_path, cli):
+    empty = tmp_path / "empty-run"
+    empty.mkdir()
+    code, _, err = cli("export", str(empty))
+    assert code == 2 and "no complete checkpoint" in err
+    code, _, err = cli("export", str(tmp_path / "missing"))
+    assert code == 2 and "no such run directory" in err
+    code, _, err = cli("generate", str(tmp_path / "missing"), "--prompt", "x")
+    assert code == 2 and "no such run or model directory" in err
+    code, _, err = cli("generate", str(empty), "--prompt", "x", "--max-new-tokens", "0", "--temperature", "-1")
+    assert code == 2 and "--max-new-tokens" in err and "--temperature" in err
+
+
+@pytest.mark.slow
+def test_export_refuses_to_overwrite_other_files(make_cfg, tmp_path, cli):
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=2, save_every=1, keep_last=5, **METHODS["lora"]), run, progress="none")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("mine")
+    code, _, err = cli("export", str(run), "--out", str(precious))
+    assert code == 2 and "not an earlier export" in err
+    assert (precious / "notes.txt").read_text() == "mine"
+    code, _, err = cli("export", str(run), "--checkpoint", "7")
+    assert code == 2 and "no checkpoint at step 7 (checkpoints: 1, 2)" in err
+    code, out, err = cli("export", str(run), "--checkpoint", "1")
+    assert code == 0 and json.loads((run / "adapter" / "export.json").read_text())["step"] == 1
+    code, out, err = cli("export", str(run))  # replaces the earlier export
+    assert code == 0 and json.loads((run / "adapter" / "export.json").read_text())["step"] == 2

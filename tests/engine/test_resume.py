@@ -1,0 +1,103 @@
+"""Exact resume: 2N steps straight and N + resume + N give the same per-step losses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+
+def _flags(model_dir, text_file, **extra) -> list[str]:
+    flags = {"--model": str(model_dir), "--dataset-file": str(text_file), "--max-seq-len": "32",
+             "--batch-size": "2", "--grad-accum": "2", "--warmup-steps": "2", "--eval-every": "3",
+             "--save-every": "5", "--seed": "3", "--device": "cpu", "--lora-dropout": "0.1",
+             "--lr": "1e-2", "--lora-r": "4", "--lora-target-modules": "q_proj,v_proj,gate_proj",
+             "--progress": "none", **extra}
+    return [x for kv in flags.items() for x in kv] + ["--use-peft"]
+
+
+@pytest.mark.slow
+def test_lora_resume_from_the_cli_matches_a_straight_run(cli, small_model_dir, text_file, tmp_path, losses_of,
+                                                          records_of):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    code, _, err = cli("train", "--steps", "16", "--run-dir", str(straight), *_flags(small_model_dir, text_file))
+    assert code == 0, err
+    code, out, err = cli("train", "--steps", "16", "--stop-after", "8", "--run-dir", str(split),
+                         *_flags(small_model_dir, text_file))
+    assert code == 0, err
+    status = json.loads((split / "status.json").read_text())
+    assert status["state"] == "stopped" and status["step"] == 8
+    assert status["checkpoint"].endswith("step-000008")
+    code, out, err = cli("train", "--resume", str(split), "--progress", "none")
+    assert code == 0, err
+    a, b = losses_of(straight / "metrics.jsonl"), losses_of(split / "metrics.jsonl")
+    assert sorted(a) == sorted(b) == list(range(1, 17))
+    assert max(abs(a[s] - b[s]) for s in a) <= 1e-6
+    evals = lambda p: {r["step"]: r["eval_loss"] for r in records_of(p) if "eval_loss" in r}
+    assert evals(straight / "metrics.jsonl") == pytest.approx(evals(split / "metrics.jsonl"), abs=1e-6)
+    events = [r["event"] for r in records_of(split / "metrics.jsonl") if "event" in r]
+    assert events.count("stopped") == 1 and events.count("resumed") == 1 and events[-1] == "finished"
+    # Checkpoints every 5 steps plus the stop (8) and the end; the last three are kept.
+    assert [p.name for p in sorted((split / "checkpoints").iterdir())] == ["step-000010", "step-000015",
+                                                                           "step-000016"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split_at", [7, 13])  # in AdaLoRA's budgeting phase, then in its final phase
+def test_adalora_resume_restores_the_rank_allocator(split_at, make_cfg, tmp_path, losses_of):
+    from aios_tui.engine.train import run_training
+
+    cfg = make_cfg(use_peft=True, peft_method="adalora", lora_r=2, lora_target_modules="q_proj,v_proj,down_proj",
+                   steps=16, batch_size=2, grad_accum=2, lr=1e-2, lora_dropout=0.1, adalora_tinit=2,
+                   adalora_tfinal=4, adalora_delta_t=2, eval_every=4, save_every=0)
+    run_training(cfg, tmp_path / "a", progress="none")
+    first = run_training(cfg, tmp_path / "b", progress="none", stop_after=split_at)
+    state = torch.load(first.checkpoint / "trainer_state.pt", weights_only=True)
+    if split_at < 12:
+        assert state["adalora"]["exp_avg_ipt"]  # importance scores gathered so far
+    else:
+        assert state["adalora"]["rank_pattern"]  # the final ranks, fixed at step 12
+    run_training(None, tmp_path / "b", progress="none", resume=True)
+    a, b = losses_of(tmp_path / "a" / "metrics.jsonl"), losses_of(tmp_path / "b" / "metrics.jsonl")
+    assert sorted(a) == sorted(b) == list(range(1, 17))
+    assert max(abs(a[s] - b[s]) for s in a) <= 1e-6
+
+
+@pytest.mark.slow
+def test_resume_policy_at_the_cli(cli, small_model_dir, text_file, tmp_path, records_of):
+    run = tmp_path / "run"
+    code, _, err = cli("train", "--steps", "6", "--stop-after", "3", "--run-dir", str(run),
+                       *_flags(small_model_dir, text_file, **{"--save-every": "0"}))
+    assert code == 0, err
+    code, _, err = cli("train", "--resume", str(run), "--lora-r", "8", "--batch-size", "4")
+    assert code == 2
+    assert "peft.lora_r: cannot change on resume (4 -> 8)" in err and "train.batch_size" in err
+    code, _, err = cli("train", "--resume", str(run), "--preset", "efficient")
+    assert code == 2 and "--preset cannot be combined with --resume" in err
+    code, _, err = cli("train", "--resume", str(run), "--steps", "8", "--lr", "0.005", "--progress", "none")
+    assert code == 0, err
+    resumed = [r for r in records_of(run / "metrics.jsonl") if r.get("event") == "resumed"]
+    assert resumed[0]["step"] == 3 and resumed[0]["changes"] == ["steps: 6 -> 8", "lr: 0.01 -> 0.005"]
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["step"] == 8 and status["total_steps"] == 8
+    code, _, err = cli("train", "--resume", str(run))
+    assert code == 2 and "already at step 8 of 8" in err
+
+
+@pytest.mark.slow
+def test_resume_refuses_changed_data(make_cfg, text_file, tmp_path, cli):
+    from aios_tui.engine.train import run_training
+
+    data = tmp_path / "data.txt"
+    data.write_text(text_file.read_text())
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=6, dataset_file=str(data), use_peft=True), run, progress="none", stop_after=2)
+    data.write_text(text_file.read_text().replace("count", "COUNT"))  # same size, other text
+    before = (run / "metrics.jsonl").read_text()
+    code, _, err = cli("train", "--resume", str(run))
+    assert code == 2 and "its contents changed since step-000002" in err
+    assert (run / "metrics.jsonl").read_text() == before
+    data.write_text(text_file.read_text()[:2000])
+    code, _, err = cli("train", "--resume", str(run))
+    assert code == 2 and "resume needs the same dataset" in err
