@@ -81,6 +81,22 @@ def _resume_config(args: argparse.Namespace) -> RunConfig:
     return build(layers)
 
 
+def _task_for(args: argparse.Namespace):
+    """The task a resumed run was trained with (an HRM run resumes as HRM), else this command's."""
+    from aios_tui.engine.task import load_task
+
+    if args.resume:
+        from aios_tui.engine.checkpoint import read_meta
+        from aios_tui.metrics.rundir import RunDir
+
+        latest = RunDir(args.resume).latest_checkpoint()
+        if latest is not None:
+            recorded = read_meta(latest).get("task")
+            if recorded:
+                return load_task(recorded)
+    return load_task(args.task_spec)
+
+
 def _flag_args(overrides: dict) -> list[str]:
     out: list[str] = []
     for name, value in overrides.items():
@@ -102,7 +118,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
     from aios_tui.metrics.launch import start_detached
     from aios_tui.metrics.rundir import RunDir
 
-    task = load_task(args.task_spec)
+    task = _task_for(args)
     forward = ["--progress", "lines"]
     if args.stop_after is not None:
         forward += ["--stop-after", str(args.stop_after)]
@@ -150,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     from aios_tui.engine.task import load_task
     from aios_tui.engine.train import TrainingFailed, run_training
 
-    task = load_task(args.task_spec)
+    task = _task_for(args)
     run_dir = Path(args.resume) if args.resume else choose_run_dir(cfg)
     # A hang-up of the terminal must not end a run, not even while the model loads.
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN) if _main_thread() else None

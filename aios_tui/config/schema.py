@@ -89,7 +89,7 @@ class TrainConfig:
     steps: int = fld(200, "optimizer steps in the whole run", lo=1)
     batch_size: int = fld(4, "sequences per micro-batch", lo=1, hi=4096)
     grad_accum: int = fld(1, "micro-batches per optimizer step", lo=1, hi=1024)
-    lr: float = fld(0.0, "peak learning rate (0: 2e-4 with adapters, 3e-3 for IA3, 5e-5 full)", lo=0.0, hi=1.0)
+    lr: float = fld(0.0, "peak learning rate (0: 2e-4 LoRA, 1e-3 AdaLoRA, 3e-3 IA3, 5e-5 full)", lo=0.0, hi=1.0)
     lr_schedule: str = fld("cosine", "learning-rate decay after warm-up", choices=("cosine", "linear", "constant"))
     warmup_steps: int = fld(10, "linear warm-up steps (capped at a tenth of a short run)", lo=0)
     weight_decay: float = fld(0.0, "AdamW weight decay", lo=0.0, hi=1.0)
@@ -116,7 +116,9 @@ class TrainConfig:
             return self.lr
         if not peft.use_peft:
             return 5e-5
-        return 3e-3 if peft.peft_method == "ia3" else 2e-4
+        # AdaLoRA's singular values start at zero and IA3's vectors at one: both move
+        # far slower than LoRA at LoRA's rate.
+        return {"ia3": 3e-3, "adalora": 1e-3}.get(peft.peft_method, 2e-4)
 
 
 @dataclass

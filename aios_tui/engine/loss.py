@@ -15,13 +15,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-IGNORE = -100
+# Architectures whose logits are exactly lm_head(last hidden state); the VRAM calculator
+# must agree on which runs take the fused path, so the list lives there.
+from aios_tui.vram.run import FUSED_MODEL_TYPES
 
-# Architectures whose logits are exactly lm_head(last hidden state).
-FUSED_MODEL_TYPES = frozenset({
-    "llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi3", "olmo", "olmo2", "gemma",
-    "smollm3", "starcoder2", "stablelm",
-})
+IGNORE = -100
 
 
 def unwrap(model: nn.Module) -> nn.Module:

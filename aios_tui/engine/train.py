@@ -28,7 +28,7 @@ from aios_tui.config import RunConfig, load_config
 from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import RunDir, pid_alive
 from aios_tui.engine import checkpoint as ckpt
-from aios_tui.engine import session
+from aios_tui.engine import quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
 from aios_tui.engine.models import resolve_device
 from aios_tui.engine.preflight import check_memory
@@ -139,7 +139,7 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
     task.preflight(cfg)
     device = resolve_device(cfg.train.device)
-    check_memory(cfg)
+    check_memory(cfg, task)
 
     # -- model, data, adapter: everything that can fail for a user reason, before the run dir --
     seed_everything(cfg.train.seed)
@@ -241,7 +241,9 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
 
     params = parameters_summary(model)
     spec = task_spec(task)
-    if not reporter.has_header():
+    savers = quant.summary(cfg, device)
+    # A new run writes its header even into a shared --log-file that already has one.
+    if checkpoint is None or not reporter.has_header():
         estimate, why = vram_estimate(cfg, task.model_config_dict(model), device)
         if why:
             prog.message(f"note: no VRAM estimate ({why})")
@@ -249,7 +251,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
             "peft": "enabled" if cfg.peft.use_peft else "disabled", "method": cfg.method_label(),
             "config": cfg.to_dict(), "parameters": params, "model": cfg.model.model,
             "device": str(device), "vram_estimate": estimate, "task": spec, "data": data.summary,
-            "run_dir": str(run.path), "versions": versions(),
+            "run_dir": str(run.path), "versions": versions(), "memory_savers": savers,
         })
     if checkpoint is None:
         reporter.event("started", step=0, total_steps=total, pid=os.getpid(), run_dir=str(run.path))
@@ -263,6 +265,8 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
     prog.message(f"{'resuming' if checkpoint else 'training'} {cfg.method_label()} on {cfg.model.model} "
                  f"({params['trainable']:,} of {params['total']:,} parameters trainable, "
                  f"{params['trainable_pct']:.2f}%) on {device}; step {step}/{total}; run {run.path}")
+    if savers:
+        prog.message(quant.describe(savers))
     for line in changes:
         prog.message(f"changed on resume: {line}")
 
@@ -379,7 +383,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
                         "elapsed_s": elapsed_before + now - session_start,
                         "eta_s": step_time_ema * (total - step), "tokens": tokens_seen,
                         **memory_fields(device),
-                        **{k: _item(v) for k, v in interval_extras.items()},
+                        **{k: _item(v / interval_steps) for k, v in interval_extras.items()},
                     }
                     if eval_loss is not None:
                         record["eval_loss"] = eval_loss

@@ -9,7 +9,7 @@ from aios_tui.vram.setup import Setup
 from aios_tui.vram.shape import HRM, ModelShape, shape_from_hf_config, shape_from_model_arg
 
 # Model types whose logits are exactly lm_head(last hidden state): the engine's fused loss
-# applies to them (aios_tui/engine/loss.py keeps the same list).
+# applies to them (aios_tui/engine/loss.py reads this list).
 FUSED_MODEL_TYPES = frozenset({
     "llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi3", "olmo", "olmo2", "gemma",
     "smollm3", "starcoder2", "stablelm",
