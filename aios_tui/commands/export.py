@@ -36,7 +36,20 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"model written to {out}")
         print(f"load it with: AutoModelForCausalLM.from_pretrained('{out}')")
+    note = _note(out)
+    if note:
+        print(f"note: {note}")
     return 0
+
+
+def _note(out: Path) -> str | None:
+    """What export.json says the user should know (e.g. a merge into a de-quantized base)."""
+    import json
+
+    try:
+        return json.loads((Path(out) / "export.json").read_text(encoding="utf-8")).get("note")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _export_bundle(args: argparse.Namespace) -> int:

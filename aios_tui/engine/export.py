@@ -8,6 +8,8 @@ same way for export, ``aios-tui generate`` and tests. ``export_run`` writes:
   the base the run used (for the built-in ``tiny``, the run's saved ``base/`` directory);
 - with ``merge``, a plain model directory (adapter folded into the weights, or the fully
   trained weights) that ``AutoModelForCausalLM.from_pretrained(DIR)`` loads, tokenizer included.
+  An adapter trained on a quantized base is folded into the base reloaded in full precision
+  (a de-quantized copy); ``export.json`` records that under ``note``.
 
 Each export is assembled under a temporary name and renamed into place, with an
 ``export.json`` saying where it came from.
@@ -33,6 +35,7 @@ from aios_tui.config import RunConfig, load_config
 from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import RunDir
 from aios_tui.engine import checkpoint as ckpt
+from aios_tui.engine import quant
 from aios_tui.engine.peft_setup import quiet_imports
 from aios_tui.engine.task import Task, load_task
 
@@ -60,8 +63,12 @@ def base_source(run: RunDir, cfg: RunConfig) -> str:
 
 
 def load_trained(run_dir: str | os.PathLike, step: int | None = None,
-                 device: torch.device | str = "cpu") -> Trained:
-    """Base model + the checkpoint's adapter (or its full weights), in eval mode."""
+                 device: torch.device | str = "cpu", full_precision: bool = False) -> Trained:
+    """Base model + the checkpoint's adapter (or its full weights), in eval mode.
+
+    A run trained on a quantized base loads it quantized again, unless ``full_precision``:
+    then the base comes in its full-precision dtype (what a merge goes into).
+    """
     quiet_imports()
     run = RunDir(Path(run_dir).resolve())
     if not run.path.is_dir():
@@ -72,7 +79,12 @@ def load_trained(run_dir: str | os.PathLike, step: int | None = None,
     task = load_task(meta.get("task"))
     source = base_source(run, cfg)
     build_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, model=source))
+    if full_precision:
+        build_cfg = dataclasses.replace(build_cfg, memory=dataclasses.replace(
+            cfg.memory, load_in_8bit=False, load_in_4bit=False))
     device = torch.device(device)
+    if quant.mode(build_cfg):  # a quantized base is placed while it loads: there, not where it trained
+        build_cfg = dataclasses.replace(build_cfg, train=dataclasses.replace(build_cfg.train, device=device.type))
     base, tokenizer = task.build(build_cfg, device)
     if meta.get("peft"):
         from peft import PeftModel
@@ -81,6 +93,9 @@ def load_trained(run_dir: str | os.PathLike, step: int | None = None,
             # AdaLoRA's saved rank pattern names lora_E tensors, which peft's generic check
             # mistakes for unmatched module names; the pattern is applied all the same.
             warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")
+            # An adapter trained on a quantized GPT-2 saw Linear layers where the full-precision
+            # base has Conv1D; peft transposes the update for it, which is what is wanted.
+            warnings.filterwarnings("ignore", message=".*fan_in_fan_out is set to False.*")
             model = PeftModel.from_pretrained(base, checkpoint / ckpt.ADAPTER, is_trainable=False)
     else:
         model = base
@@ -133,6 +148,18 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     target = Path(out).resolve() if out else run.path / kind
     record = {"run": str(run.path), "checkpoint": str(checkpoint), "step": meta["step"],
               "method": meta.get("method"), "kind": kind, "base": base_source(run, cfg)}
+    quantized = quant.mode(cfg) if meta.get("peft") else None
+    if quantized:
+        record["quantized_base"] = quantized
+        if kind == "merged":
+            problem = quant.merge_problem(record["base"], quantized)
+            if problem:
+                raise UserError(problem)
+            record["merged_into"] = f"{cfg.model.model_dtype} base reloaded from {record['base']}"
+            record["note"] = quant.merge_note(quantized, record["base"], cfg.model.model_dtype)
+        else:
+            record["note"] = (f"the adapter was trained on {quant.a_label(quantized)} base; load that base with "
+                              f"the same quantization to use it as trained, or in full precision to merge it")
     if kind == "adapter":
         src = checkpoint / ckpt.ADAPTER
         if not (src / "adapter_config.json").is_file():
@@ -151,7 +178,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-    trained = load_trained(run.path, step)
+    trained = load_trained(run.path, step, full_precision=bool(quantized))
     tmp = _prepare_out(target)
     try:
         model = trained.model.merge_and_unload() if meta.get("peft") else trained.model

@@ -13,7 +13,6 @@ import torch
 from torch import nn
 
 from aios_tui.config import RunConfig
-from aios_tui.errors import UserError
 
 
 def lr_at(update: int, peak: float, warmup: int, total: int, schedule: str) -> float:
@@ -48,12 +47,13 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, cfg: RunConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW (fused on CUDA); the 8-bit variant slots in here."""
+    """AdamW (fused on CUDA), or bitsandbytes' 8-bit AdamW with ``use_8bit_optimizer``."""
     groups = param_groups(model, cfg.train.weight_decay)
     lr = cfg.train.effective_lr(cfg.peft)
     if cfg.memory.use_8bit_optimizer:
-        raise UserError("memory.use_8bit_optimizer: the 8-bit optimizer is not available in this "
-                        "version; train without --use-8bit-optimizer")
+        from aios_tui.engine.optim_bnb import build_adamw8bit
+
+        return build_adamw8bit(groups, lr, device, model)
     fused = device.type == "cuda" and all(p.is_cuda and p.is_floating_point() for g in groups for p in g["params"])
     return torch.optim.AdamW(groups, lr=lr, betas=(0.9, 0.999), eps=1e-8, fused=fused or None)
 
@@ -62,6 +62,10 @@ def apply_options(optimizer: torch.optim.Optimizer, cfg: RunConfig) -> None:
     """Re-apply what the config decides after loading a saved state (which brings its own)."""
     for group in optimizer.param_groups:
         group["weight_decay"] = cfg.train.weight_decay if group.get("name") == "decay" else 0.0
+    if cfg.memory.use_8bit_optimizer:
+        from aios_tui.engine.optim_bnb import after_load
+
+        after_load(optimizer)
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:

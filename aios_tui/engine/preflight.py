@@ -7,23 +7,22 @@ from aios_tui.data import dataset_path, read_documents
 from aios_tui.errors import UserError
 
 
-def memory_problems(cfg: RunConfig) -> list[str]:
+def memory_problems(cfg: RunConfig, task=None) -> list[str]:
+    """``task``: the training task, when known (quantized bases need a Hugging Face causal LM)."""
     problems = []
-    if cfg.memory.load_in_8bit or cfg.memory.load_in_4bit:
-        flag = "--load-in-8bit" if cfg.memory.load_in_8bit else "--load-in-4bit"
-        problems.append(f"memory: quantized base weights ({flag}) are not available in this version; "
-                        "train without it")
-    if cfg.memory.use_8bit_optimizer:
-        problems.append("memory.use_8bit_optimizer: the 8-bit optimizer is not available in this "
-                        "version; train without --use-8bit-optimizer")
+    if cfg.memory.load_in_8bit or cfg.memory.load_in_4bit or cfg.memory.use_8bit_optimizer \
+            or cfg.model.model != "tiny":
+        from aios_tui.engine.quant import problems as saver_problems
+
+        problems += saver_problems(cfg, task)
     if cfg.model.model_dtype == "fp16" and not cfg.peft.use_peft:
         problems.append("model.model_dtype: fp16 weights cannot be trained in full (the updates "
                         "underflow); use fp32 with --amp, or bf16")
     return problems
 
 
-def check_memory(cfg: RunConfig) -> None:
-    problems = memory_problems(cfg)
+def check_memory(cfg: RunConfig, task=None) -> None:
+    problems = memory_problems(cfg, task)
     if problems:
         raise UserError(problems)
 
@@ -50,7 +49,7 @@ def check_all(cfg: RunConfig, task) -> None:
     from aios_tui.engine.task import CausalLMTask
 
     problems: list[str] = []
-    for check in (task.preflight, check_memory, check_dataset):
+    for check in (task.preflight, lambda c: check_memory(c, task), check_dataset):
         try:
             check(cfg)
         except UserError as exc:

@@ -70,6 +70,7 @@ class Task:
     """Base class: a Hugging Face-style causal LM trained on packed text. See the module docstring."""
 
     name = "base"
+    quantized_base = False  # whether build() honours --load-in-8bit/--load-in-4bit
 
     def preflight(self, cfg: RunConfig) -> None:
         return None
@@ -140,6 +141,7 @@ class CausalLMTask(Task):
     """Any Hugging Face causal LM (hub id or local directory) and the built-in ``tiny``."""
 
     name = "causal_lm"
+    quantized_base = True  # --load-in-8bit/--load-in-4bit apply (engine/quant.py)
 
     def __init__(self) -> None:
         self.fused = False  # train.fused_loss, taken from the config in build()
@@ -187,6 +189,11 @@ class CausalLMTask(Task):
     def save_base(self, model: nn.Module, tokenizer: Any, cfg: RunConfig, dest: Path) -> bool:
         if cfg.model.model != "tiny":
             return False
+        if cfg.memory.load_in_8bit or cfg.memory.load_in_4bit:
+            from aios_tui.engine.quant import full_precision_tiny
+
+            # the weights before quantization: resume quantizes them again, a merge goes into them
+            model = full_precision_tiny(cfg)
         model.save_pretrained(dest)
         tokenizer.save_pretrained(dest)
         return True
