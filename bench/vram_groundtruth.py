@@ -256,10 +256,10 @@ def optimizer_for(model, case: Case, device: str):
 
     params = [p for p in model.parameters() if p.requires_grad]
     if case.optimizer == "adamw8bit":
-        import bitsandbytes as bnb
+        # The engine's own 8-bit AdamW: embedding tables keep 32-bit state there.
+        from aios_tui.engine.optim_bnb import build_adamw8bit
 
-        cls = bnb.optim.PagedAdamW8bit if device == "cuda" else bnb.optim.AdamW8bit
-        return cls(params, lr=1e-5)
+        return build_adamw8bit([{"params": params}], 1e-5, torch.device(device), model)
     return torch.optim.AdamW(params, lr=1e-5, fused=device == "cuda")
 
 

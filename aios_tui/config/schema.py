@@ -125,9 +125,9 @@ class TrainConfig:
 class MemoryConfig:
     amp: bool = fld(False, "mixed precision: bf16 autocast where supported, else fp16 with a grad scaler")
     gradient_checkpointing: bool = fld(False, "recompute activations in backward to save memory")
-    use_8bit_optimizer: bool = fld(False, "bitsandbytes 8-bit AdamW (CUDA)")
-    load_in_8bit: bool = fld(False, "load Hugging Face base weights in 8-bit (bitsandbytes, CUDA)")
-    load_in_4bit: bool = fld(False, "load Hugging Face base weights in 4-bit NF4 (QLoRA; bitsandbytes, CUDA)")
+    use_8bit_optimizer: bool = fld(False, "bitsandbytes 8-bit AdamW (paged on CUDA; also runs on the CPU)")
+    load_in_8bit: bool = fld(False, "load the frozen base weights in 8-bit (bitsandbytes; LoRA on top)")
+    load_in_4bit: bool = fld(False, "load the frozen base weights in 4-bit NF4 with double quantisation (QLoRA; bitsandbytes)")
 
 
 @dataclass

@@ -135,6 +135,9 @@ class Counts:
     adapter: int          # adapter tensors and modules_to_save copies
     # trainable tensors as (elements, dtype bytes, how many such tensors)
     trainable_tensors: list[tuple[int, int, int]] = field(default_factory=list)
+    # elements of each trained embedding table (also in trainable_tensors): 8-bit AdamW keeps
+    # 32-bit state for them, as bitsandbytes advises and the engine does
+    embedding_tables: list[int] = field(default_factory=list)
 
     @property
     def tensor_count(self) -> int:
@@ -150,6 +153,7 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
     adapter = 0
     extra_total = 0
     L = shape.layers
+    embeddings: list[int] = []
     for lp in plan.linears:
         if lp.adapter:
             for n in adapter_tensors(lp.lin, s.method, s.r, lp.ia3_ff):
@@ -181,8 +185,10 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
         if norm_tensors:
             tensors.append((h, wb, norm_tensors * L))
         tensors.append((shape.vocab * h, wb, 1))
+        embeddings = [shape.vocab * h]
         if shape.learned_positions:
             tensors.append((shape.max_positions * h, wb, 1))
+            embeddings.append(shape.max_positions * h)
         final_norm = {"rms": 1, "layer": 2}.get(shape.norm, 0)
         if final_norm:
             tensors.append((h, wb, final_norm))
@@ -192,7 +198,7 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
             tensors += [(2 * h, wb, 1), (2, wb, 1)]
     trainable = sum(n * k for n, _, k in tensors)
     return Counts(total=base + adapter + extra_total, trainable=trainable, base=base, adapter=adapter,
-                  trainable_tensors=tensors)
+                  trainable_tensors=tensors, embedding_tables=embeddings if s.method == "full" else [])
 
 
 def quantized_linear_bytes(lp: LinearPlan, s: Setup) -> int:
@@ -204,7 +210,8 @@ def quantized_linear_bytes(lp: LinearPlan, s: Setup) -> int:
     packed = -(-n // 2)                         # two 4-bit codes per byte
     code = 16 * 4                               # the NF4 code book, one per weight
     if s.double_quant:
-        return packed + blocks + 4 * -(-blocks // NESTED_BLOCK) + 4 + code
+        # The 8-bit scales carry a 256-entry fp32 code book of their own, one per layer.
+        return packed + blocks + 4 * -(-blocks // NESTED_BLOCK) + 4 + code + 256 * 4
     return packed + 4 * blocks + code
 
 
@@ -235,8 +242,12 @@ def optimizer_bytes(s: Setup, counts: Counts) -> tuple[int, int]:
     alloc = paged = 0
     if s.optimizer == "adamw8bit":
         alloc += 2 * 256 * 4   # the two quantisation maps
+        embeddings = list(counts.embedding_tables)
         for n, _, k in counts.trainable_tensors:
-            if n < BNB_MIN_8BIT_SIZE:
+            if k == 1 and n in embeddings:
+                embeddings.remove(n)
+                states, absmax = 8 * n, 0
+            elif n < BNB_MIN_8BIT_SIZE:
                 states, absmax = 8 * n, 0
             else:
                 states, absmax = 2 * n, 2 * 4 * -(-n // BNB_STATE_BLOCK)
