@@ -39,15 +39,28 @@ def peak_rss_bytes() -> int | None:
         return None
 
 
+_NVML_EVERY_S = 1.0
+_nvml_cache: list = [float("-inf"), None]  # [monotonic time of the last query, its value]
+
+
 def nvml_used_bytes() -> int | None:
+    """NVML's figure for this process, queried at most once a second: a driver call on
+    every logged step of a fast run costs more than it tells."""
+    import time
+
+    now = time.monotonic()
+    if now - _nvml_cache[0] < _NVML_EVERY_S:
+        return _nvml_cache[1]
     try:
         from aios_tui.gpu import process_used_bytes
     except ImportError:
         return None
     try:
-        return process_used_bytes(os.getpid())
+        value = process_used_bytes(os.getpid())
     except Exception:  # NVML quirks must never stop training
-        return None
+        value = None
+    _nvml_cache[:] = [now, value]
+    return value
 
 
 def memory_fields(device: torch.device) -> dict[str, Any]:
