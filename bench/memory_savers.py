@@ -245,19 +245,10 @@ def _roundtrip(state: dict):
 
 
 def versions() -> dict:
-    import torch
-    import transformers
-    import peft
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from vram_groundtruth import versions as measured_versions  # one definition for both benches
 
-    out = {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
-           "cuda": torch.version.cuda, "python": platform.python_version()}
-    try:
-        import bitsandbytes
-
-        out["bitsandbytes"] = bitsandbytes.__version__
-    except Exception:
-        out["bitsandbytes"] = None
-    return out
+    return measured_versions()
 
 
 def _gib(x) -> str:
