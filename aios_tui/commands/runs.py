@@ -1,0 +1,77 @@
+"""`aios-tui runs`: the runs under the runs root, and stopping one."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("runs", help="list runs (state, step, loss, age) or stop one",
+                       description=textwrap.fill("Lists the run directories under the runs root "
+                                   "($AIOS_TUI_RUNS, default artifacts/runs), newest first.", 78),
+                       epilog="examples:\n  aios-tui runs\n  aios-tui runs --json\n"
+                              "  aios-tui runs stop lora-20250101-120000",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.add_argument("--root", metavar="DIR", default=None, help="runs root to list (default $AIOS_TUI_RUNS or artifacts/runs)")
+    p.set_defaults(func=run_list)
+    rsub = p.add_subparsers(dest="runs_command", metavar="[list|stop]", required=False)
+    lst = rsub.add_parser("list", help="list runs (the default)")
+    # SUPPRESS: `runs --json list` and `runs list --json` both work.
+    lst.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                     help="print a JSON list instead of a table")
+    lst.add_argument("--root", metavar="DIR", default=argparse.SUPPRESS, help="runs root to list")
+    lst.set_defaults(func=run_list)
+    stop = rsub.add_parser("stop", help="ask a run to save a checkpoint and stop",
+                           description="Creates the run's STOP file; the engine finishes the current "
+                                       "step, saves a checkpoint and exits. Resume it later with "
+                                       "`aios-tui train --resume RUN_DIR`.")
+    stop.add_argument("run", metavar="RUN", help="run name (under the runs root) or run directory")
+    stop.add_argument("--root", metavar="DIR", default=argparse.SUPPRESS, help="runs root to look in")
+    stop.set_defaults(func=run_stop)
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+
+
+def run_list(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from aios_tui.metrics.fmt import human_duration
+    from aios_tui.metrics.summary import summarize_all
+
+    now = time.time()
+    runs = summarize_all(args.root)
+    if args.json:
+        print(json.dumps([r.to_dict(now) for r in runs], indent=2))
+        return 0
+    if not runs:
+        from aios_tui.metrics.rundir import default_runs_root
+        print(f"no runs under {args.root or default_runs_root()}")
+        return 0
+    rows = [("NAME", "STATE", "STEP", "LOSS", "AGE", "METHOD")]
+    for r in runs:
+        step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
+        loss = "-" if r.loss is None else f"{r.loss:.4f}"
+        rows.append((r.name, r.state, step, loss, human_duration(r.age_s(now)), r.method or "-"))
+    print("\n".join(_table(rows)))
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    from aios_tui.errors import UserError
+    from aios_tui.metrics.rundir import LIVE_STATES
+    from aios_tui.metrics.summary import find_run
+
+    run = find_run(args.run, args.root)
+    state = run.state()
+    if state not in LIVE_STATES:
+        raise UserError(f"run '{run.name}' is not training (state: {state}); nothing to stop")
+    run.request_stop()
+    print(f"asked '{run.name}' to stop: it saves a checkpoint first "
+          f"(follow it with `aios-tui tail {run.path} --follow`)")
+    return 0

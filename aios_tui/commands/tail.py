@@ -1,0 +1,37 @@
+"""`aios-tui tail RUN|metrics.jsonl`: a run's metrics in a plain shell, one line per step."""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "tail", help="print a run's metrics, one line per logged step (optionally following it)",
+        description=textwrap.fill("Prints a header (method, trainable parameters), then one compact line per "
+                    "logged step: loss, eval loss, learning rate, tokens/s, memory, ETA; events "
+                    "(checkpoint, stopped, finished, error...) are highlighted. Only the end of "
+                    "the file is read, however long it is; a half-written last line is skipped.", 78),
+        epilog="examples:\n  aios-tui tail artifacts/runs/lora-1 --follow\n"
+               "  aios-tui tail metrics.jsonl -n 50 --every 10 --chart\n\n"
+               "With --follow the exit status is 1 when the run ends in failure, else 0.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("target", metavar="RUN_DIR|metrics.jsonl",
+                   help="a run directory, a run name under the runs root, or a metrics JSONL file")
+    p.add_argument("-f", "--follow", action="store_true",
+                   help="keep printing new lines until the run is finished, stopped or failed (or Ctrl-C)")
+    p.add_argument("-n", "--lines", type=int, default=20, metavar="N",
+                   help="lines (steps and events) to show from the end before following (default 20; 0: none)")
+    p.add_argument("--every", type=int, default=1, metavar="N",
+                   help="show only every Nth step (eval steps and events always show)")
+    p.add_argument("--chart", action="store_true", help="draw a loss chart (train and eval) at the end")
+    p.add_argument("--interval", type=float, default=0.5, metavar="S",
+                   help="seconds between checks with --follow (default 0.5)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from aios_tui.metrics.tailer import tail_command
+    return tail_command(args.target, follow=args.follow, lines=args.lines, every=args.every,
+                        chart=args.chart, interval=args.interval)

@@ -1,0 +1,203 @@
+"""What a watcher knows about one run, rebuilt only from its run directory.
+
+``RunTracker.poll()`` reads status.json and the new metrics lines; ``view()`` hands out an
+immutable ``RunView`` (cumulative: progress, loss history, recent events), so a display that
+skips some views to keep up with a slow terminal loses nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aios_tui.metrics.follow import Follower
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir
+
+# Above this size a watcher reads the header and the last BACKLOG records only.
+BIG_FILE_BYTES = 16 << 20
+BACKLOG = 5000
+Point = tuple[int, float]
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _thin(points: list[Point], limit: int) -> list[Point]:
+    """Halve the points (keeping the newest) until they fit: the chart keeps its shape."""
+    while len(points) > limit:
+        points = points[::-1][::2][::-1]
+    return points
+
+
+@dataclass(frozen=True)
+class RunView:
+    path: str
+    name: str
+    state: str
+    status: dict[str, Any]
+    header: dict[str, Any] | None
+    last: dict[str, Any] | None                 # newest record carrying a training loss
+    loss: tuple[Point, ...] = ()
+    eval_loss: tuple[Point, ...] = ()
+    events: tuple[dict[str, Any], ...] = ()
+    measured: dict[str, Any] | None = None      # the vram_measured event, once written
+    truncated: bool = False                     # history starts at the file's tail, not its top
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
+    @property
+    def step(self) -> int | None:
+        if self.last and isinstance(self.last.get("step"), int):
+            return max(self.last["step"], self.status.get("step") or 0)
+        return self.status.get("step")
+
+    @property
+    def total_steps(self) -> int | None:
+        total = self.status.get("total_steps")
+        if not total and self.header:
+            total = ((self.header.get("config") or {}).get("train") or {}).get("steps")
+        return total if isinstance(total, int) else None
+
+    @property
+    def method(self) -> str | None:
+        return self.status.get("method") or (self.header or {}).get("method")
+
+    @property
+    def last_eval(self) -> Point | None:
+        return self.eval_loss[-1] if self.eval_loss else None
+
+    @property
+    def error(self) -> str | None:
+        if self.status.get("error"):
+            return str(self.status["error"])
+        for ev in reversed(self.events):
+            if ev.get("event") == "error":
+                return str(ev.get("message") or ev.get("error") or "error")
+        return None
+
+
+class RunTracker:
+    """Polls one run directory; cheap to call a few times a second."""
+
+    def __init__(self, run_dir: str | os.PathLike | RunDir, *, max_points: int = 1500,
+                 backlog: int = BACKLOG, max_events: int = 40):
+        self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.max_points = max_points
+        self.backlog = backlog
+        self.status: dict[str, Any] = {}
+        self.state = "unknown"
+        self.header: dict[str, Any] | None = None
+        self.last: dict[str, Any] | None = None
+        self.loss: list[Point] = []
+        self.eval_loss: list[Point] = []
+        self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
+        self.measured: dict[str, Any] | None = None
+        self.truncated = False
+        self._follower: Follower | None = None
+        self._resets = 0
+        self._status_sig: tuple[int, int] | None = None
+        self._version = 0
+
+    # -- reading ---------------------------------------------------------------
+    def _read_status(self) -> bool:
+        try:
+            st = os.stat(self.run.status_file)
+            sig = (st.st_mtime_ns, st.st_ino)
+        except OSError:
+            sig = None
+        changed = False
+        if sig != self._status_sig:
+            self._status_sig = sig
+            self.status = self.run.read_status() if sig else {}
+            changed = True
+        state = self.run.state() if self.status else ("starting" if self.run.path.is_dir() else "missing")
+        if state != self.state:
+            self.state = state
+            changed = True
+        return changed
+
+    def _metrics_path(self) -> Path:
+        m = self.status.get("metrics")
+        return Path(m) if m else self.run.default_metrics
+
+    def _clear(self) -> None:
+        self.header, self.last, self.measured = None, None, None
+        self.loss, self.eval_loss = [], []
+        self.events.clear()
+        self.truncated = False
+
+    def poll(self) -> bool:
+        """Read what is new; True when the view changed."""
+        changed = self._read_status()
+        path = self._metrics_path()
+        records: list[dict[str, Any]] = []
+        if self._follower is None or self._follower.path != path:
+            if self._follower is not None:
+                self._clear()
+            self._follower = Follower(path)
+            self._resets = 0
+            try:
+                big = os.path.getsize(path) > BIG_FILE_BYTES
+            except OSError:
+                big = False
+            if big:
+                self.header = self._follower.header()
+                records = self._follower.tail(self.backlog)
+                self.truncated = True
+                changed = True
+        records += self._follower.poll()
+        if self._follower.resets != self._resets:
+            self._resets = self._follower.resets
+            self._clear()
+            changed = True
+        for rec in records:
+            self.ingest(rec)
+        if records:
+            changed = True
+        if changed:
+            self._version += 1
+        return changed
+
+    # -- interpreting ----------------------------------------------------------
+    def ingest(self, rec: dict[str, Any]) -> None:
+        if "event" in rec:
+            self.events.append(rec)
+            if rec["event"] == "vram_measured":
+                self.measured = rec
+            return
+        if "step" not in rec:
+            if "peft" in rec or "parameters" in rec:
+                self.header = rec
+            return
+        step = rec["step"]
+        if not isinstance(step, int):
+            return
+        # A resumed run repeats the steps after its last checkpoint: the newer lines win.
+        if self.loss and step <= self.loss[-1][0] and _finite(rec.get("loss")):
+            self.loss = [p for p in self.loss if p[0] < step]
+            self.eval_loss = [p for p in self.eval_loss if p[0] < step]
+        if _finite(rec.get("loss")):
+            self.loss.append((step, float(rec["loss"])))
+            if len(self.loss) > self.max_points:
+                self.loss = _thin(self.loss, self.max_points // 2)
+        if "loss" in rec:
+            self.last = rec
+        if _finite(rec.get("eval_loss")):
+            self.eval_loss.append((step, float(rec["eval_loss"])))
+            if len(self.eval_loss) > self.max_points:
+                self.eval_loss = _thin(self.eval_loss, self.max_points // 2)
+
+    def view(self) -> RunView:
+        return RunView(
+            path=str(self.run.path), name=self.status.get("run_name") or self.run.name,
+            state=self.state, status=dict(self.status), header=self.header, last=self.last,
+            loss=tuple(self.loss), eval_loss=tuple(self.eval_loss), events=tuple(self.events),
+            measured=self.measured, truncated=self.truncated,
+        )

@@ -1,0 +1,93 @@
+"""One line of facts per run (for `aios-tui runs`, `attach` and the console's Runs screen)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from aios_tui.errors import UserError
+from aios_tui.metrics.jsonl import tail_records
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, list_runs
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    name: str
+    path: str
+    state: str
+    step: int | None
+    total_steps: int | None
+    loss: float | None
+    method: str | None
+    started_at: float | None
+    updated_at: float | None
+    pid: int | None
+    error: str | None
+
+    @property
+    def live(self) -> bool:
+        return self.state in LIVE_STATES
+
+    def age_s(self, now: float | None = None) -> float | None:
+        ref = self.started_at or self.updated_at
+        return None if ref is None else max(0.0, (now if now is not None else time.time()) - ref)
+
+    def to_dict(self, now: float | None = None) -> dict[str, Any]:
+        return {**asdict(self), "age_s": self.age_s(now)}
+
+
+def _last_loss(run: RunDir) -> tuple[int | None, float | None]:
+    records, _ = tail_records(run.metrics_path(), 20)
+    for rec in reversed(records):
+        if isinstance(rec.get("loss"), (int, float)) and "event" not in rec:
+            return rec.get("step"), rec["loss"]
+    return None, None
+
+
+def summarize(run: RunDir) -> RunSummary:
+    status = run.read_status()
+    step, loss = status.get("step"), status.get("last_loss")
+    if loss is None:
+        tail_step, loss = _last_loss(run)
+        step = step if step is not None else tail_step
+    try:
+        mtime = run.status_file.stat().st_mtime
+    except OSError:
+        mtime = None
+    return RunSummary(
+        name=status.get("run_name") or run.name, path=str(run.path), state=run.state() if status else "unknown",
+        step=step, total_steps=status.get("total_steps"), loss=loss, method=status.get("method"),
+        started_at=status.get("started_at"), updated_at=status.get("heartbeat") or mtime,
+        pid=status.get("pid"), error=status.get("error"),
+    )
+
+
+def summarize_all(root: str | os.PathLike | None = None) -> list[RunSummary]:
+    return [summarize(r) for r in list_runs(root)]
+
+
+def find_run(arg: str | None, root: str | os.PathLike | None = None, *, live_only: bool = False) -> RunDir:
+    """A run named ``arg`` (a path, or a name under the runs root); None: the newest live run."""
+    root_path = Path(root) if root else default_runs_root()
+    if arg is None:
+        for run in list_runs(root_path):
+            if run.state() in LIVE_STATES:
+                return run
+        if live_only:
+            raise UserError(f"no run is training under {root_path}; "
+                            "list them with `aios-tui runs`, or name one: `aios-tui attach NAME`")
+        runs = list_runs(root_path)
+        if not runs:
+            raise UserError(f"no runs under {root_path}")
+        return runs[0]
+    for candidate in (Path(arg), root_path / arg):
+        if candidate.is_file() and candidate.name.endswith(".jsonl"):
+            candidate = candidate.parent
+        if candidate.is_dir() and RunDir(candidate).exists():
+            return RunDir(candidate)
+    names = [r.name for r in list_runs(root_path)]
+    hint = f" (runs under {root_path}: {', '.join(names[:8])})" if names else f" (no runs under {root_path})"
+    raise UserError(f"no run '{arg}'{hint}")

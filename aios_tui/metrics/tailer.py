@@ -1,0 +1,185 @@
+"""The body of `aios-tui tail`: print the end of a metrics file, then follow it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from aios_tui.errors import UserError
+from aios_tui.metrics.chart import line_chart
+from aios_tui.metrics.fmt import event_line, header_line, step_line
+from aios_tui.metrics.follow import Follower
+from aios_tui.metrics.jsonl import read_header, tail_records
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root
+
+END_EVENTS = ("finished", "stopped", "error")
+_COLORS = {"error": "\x1b[1;31m", "stopped": "\x1b[33m", "finished": "\x1b[1;32m"}
+_EVENT_COLOR = "\x1b[36m"
+_RESET = "\x1b[0m"
+
+
+def use_color(stream: TextIO) -> bool:
+    if "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb":
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+def locate(target: str) -> tuple[Path, RunDir | None]:
+    """(metrics file, run directory or None) for a run dir, run name or JSONL path."""
+    path = Path(target)
+    if path.is_file():
+        parent = RunDir(path.parent)
+        return path, parent if parent.status_file.is_file() else None
+    for candidate in (path, default_runs_root() / target):
+        if candidate.is_dir():
+            run = RunDir(candidate)
+            if run.exists() or run.default_metrics.exists():
+                return run.metrics_path(), run
+            raise UserError(f"{candidate}: not a run directory (no status.json, config.toml or metrics.jsonl)")
+    raise UserError(f"{target}: no such run directory or metrics file "
+                    f"(runs live under {default_runs_root()}; see `aios-tui runs`)")
+
+
+class Printer:
+    """Formats records into lines; highlights events when the stream is a colour terminal."""
+
+    def __init__(self, out: TextIO, every: int, total: int | None):
+        self.out = out
+        self.every = max(1, every)
+        self.total = total
+        self.color = use_color(out)
+        self.points: list[tuple[int, float]] = []
+        self.evals: list[tuple[int, float]] = []
+
+    def wanted(self, rec: dict[str, Any]) -> bool:
+        if "event" in rec:
+            return True
+        step = rec.get("step")
+        if not isinstance(step, int):
+            return False
+        return "eval_loss" in rec or step % self.every == 0
+
+    def collect(self, rec: dict[str, Any]) -> None:
+        if "event" in rec or not isinstance(rec.get("step"), int):
+            return
+        if isinstance(rec.get("loss"), (int, float)):
+            self.points.append((rec["step"], rec["loss"]))
+        if isinstance(rec.get("eval_loss"), (int, float)):
+            self.evals.append((rec["step"], rec["eval_loss"]))
+
+    def line(self, rec: dict[str, Any]) -> str | None:
+        if "event" in rec:
+            text = event_line(rec)
+            if self.color:
+                text = _COLORS.get(rec["event"], _EVENT_COLOR) + text + _RESET
+            return text
+        if "step" in rec:
+            return step_line(rec, self.total)
+        return None
+
+    def emit(self, rec: dict[str, Any]) -> None:
+        self.collect(rec)
+        if self.wanted(rec):
+            text = self.line(rec)
+            if text is not None:
+                print(text, file=self.out, flush=True)
+
+    def chart(self) -> None:
+        width = shutil.get_terminal_size((100, 24)).columns
+        series = {"train loss": self.points}
+        if self.evals:
+            series["eval loss"] = self.evals
+        for line in line_chart(series, width=min(width, 120), height=12):
+            print(line, file=self.out)
+
+
+def _total_steps(run: RunDir | None, header: dict[str, Any] | None) -> int | None:
+    if run is not None:
+        total = run.read_status().get("total_steps")
+        if isinstance(total, int):
+            return total
+    steps = (((header or {}).get("config") or {}).get("train") or {}).get("steps")
+    return steps if isinstance(steps, int) else None
+
+
+def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: int = 1,
+                 chart: bool = False, interval: float = 0.5, out: TextIO | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> int:
+    if lines < 0:
+        raise UserError(f"--lines: {lines} is negative; give 0 or more")
+    if every < 1:
+        raise UserError(f"--every: {every} must be 1 or more")
+    out = out or sys.stdout
+    metrics, run = locate(target)
+    header = read_header(metrics)
+    name = run.name if run else metrics.name
+    if header or not follow:
+        print(header_line(header, name), file=out)
+    printer = Printer(out, every, _total_steps(run, header))
+
+    # Enough lines from the end to fill ``lines`` rows after --every thins them (plus events);
+    # a chart wants a longer history.
+    want = max(lines * every + 50, 2000 if chart else 0)
+    records, end = tail_records(metrics, want) if metrics.exists() else ([], 0)
+    shown = [r for r in records if printer.wanted(r) and "peft" not in r]
+    keep = shown[-lines:] if lines else []
+    for rec in records:
+        printer.collect(rec)
+    for rec in keep:
+        text = printer.line(rec)
+        if text is not None:
+            print(text, file=out)
+    out.flush()
+    if not follow:
+        if not records and not metrics.exists():
+            print("(no metrics written yet)", file=out)
+        if chart:
+            printer.chart()
+        return 0
+
+    follower = Follower(metrics, offset=end)
+    final_state = None
+    ended_by_event = any(r.get("event") in END_EVENTS for r in records[-3:])
+    try:
+        while True:
+            new = follower.poll()
+            for rec in new:
+                if "peft" in rec and "step" not in rec and "event" not in rec:
+                    if header is None:  # the engine wrote its header after we started
+                        header = rec
+                        print(header_line(header, name), file=out, flush=True)
+                        printer.total = printer.total or _total_steps(run, header)
+                    continue
+                printer.emit(rec)
+                if rec.get("event") in END_EVENTS:
+                    ended_by_event = True
+                elif rec.get("event") in ("started", "resumed"):
+                    ended_by_event = False
+            if new:
+                continue  # drain a backlog before deciding the run is over
+            state = run.state() if run is not None else "unknown"
+            if state not in LIVE_STATES and state != "unknown":
+                final_state = state
+            if final_state or (state == "unknown" and ended_by_event):
+                for rec in follower.poll():  # lines flushed just before the status changed
+                    printer.emit(rec)
+                break
+            sleep(interval)
+    except KeyboardInterrupt:
+        print(file=out)
+        return 130
+    if final_state:
+        status = run.read_status() if run else {}
+        msg = f"run {final_state}"
+        if status.get("step") is not None:
+            msg += f" at step {status['step']}"
+        if final_state == "failed":
+            msg += f": {status.get('error') or 'the process ended without saying why; see ' + str(run.log_path)}"
+        print(msg, file=out, flush=True)
+    if chart:
+        printer.chart()
+    return 1 if final_state == "failed" else 0

@@ -1,0 +1,199 @@
+"""The console app: a thin shell that owns the screens, the GPU source and the runs it watches."""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from aios_tui.config import RunConfig
+from aios_tui.errors import UserError
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root
+from aios_tui.ui import runctl
+from aios_tui.ui.gpu_source import open_gpu
+from aios_tui.ui.screens.configure import ConfigureScreen
+
+# The run and runs screens (plotting, tables) are imported when first opened: the form
+# paints first.
+
+
+def attach_name(run: RunDir) -> str:
+    """What to give `aios-tui attach`: the name for a run under the runs root, else its path."""
+    try:
+        if run.path.resolve().parent == default_runs_root().resolve():
+            return run.name
+    except OSError:
+        pass
+    return str(run.path)
+
+
+class AiosApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "aios-tui"
+    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit the console")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+
+    def __init__(self, config: RunConfig | None = None, *, preset: str | None = None,
+                 base: RunConfig | None = None, base_file: str | None = None,
+                 attach: str | Path | None = None, gpu: Any = None, simulate_gpu: bool = False,
+                 runs_root: str | Path | None = None, clock: Callable[[], float] = time.time,
+                 poll_interval: float = 0.5, gpu_interval: float = 1.0,
+                 estimator: Callable[..., Any] | None = None) -> None:
+        super().__init__()
+        self.config = config or RunConfig()
+        self.preset = preset
+        self.base = base
+        self.base_file = base_file
+        self.attach_to = Path(attach) if attach else None
+        self.gpu = gpu if gpu is not None else open_gpu(simulate_gpu, gpu_interval)
+        self.runs_root = Path(runs_root) if runs_root else None
+        self.clock = clock
+        self.poll_interval = poll_interval
+        self.gpu_interval = gpu_interval
+        self.estimator = estimator  # None: aios_tui.vram.estimate_for_run
+        self.watched: dict[Path, int | None] = {}   # runs started or opened here -> engine pid
+        self.current_run: Path | None = None
+        self.farewell: list[str] = []
+
+    def get_default_screen(self) -> Screen:
+        return ConfigureScreen(self.config, self.preset, self.base, self.base_file)
+
+    def on_mount(self) -> None:
+        if self.attach_to is not None:
+            self.open_run(self.attach_to)
+
+    def on_unmount(self) -> None:
+        stop = getattr(self.gpu, "stop", None)
+        if stop:
+            stop()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """The one place a failed background task is reported; the console carries on.
+
+        Worker messages do not bubble: widgets and screens that run workers forward theirs here.
+        """
+        if event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name or 'background task'} failed",
+                        severity="error", timeout=15)
+
+    # -- navigation ------------------------------------------------------------
+    def _show(self, screen: Screen) -> None:
+        if len(self.screen_stack) > 1:
+            self.switch_screen(screen)
+        else:
+            self.push_screen(screen)
+
+    def open_run(self, path: str | Path, pid: int | None = None) -> None:
+        path = Path(path).resolve()
+        self.watched.setdefault(path, pid)
+        if pid is not None:
+            self.watched[path] = pid
+            self._mark_own_pids()
+        self.current_run = path
+        from aios_tui.ui.screens.run import RunScreen
+        self._show(RunScreen(path, pid=self.watched[path]))
+
+    def _mark_own_pids(self) -> None:
+        """The GPU pane marks the engines this console started as its own processes."""
+        mark = getattr(self.gpu, "set_own_pids", None)
+        if mark is not None:
+            mark([p for p in self.watched.values() if p])
+
+    def open_runs(self) -> None:
+        from aios_tui.ui.screens.runs import RunsScreen
+        self._show(RunsScreen())
+
+    def back_to_configure(self) -> None:
+        if len(self.screen_stack) > 1:
+            self.pop_screen()
+
+    def resume_run(self, run: RunDir, steps: int | None = None) -> None:
+        """Restart a run's engine from its latest checkpoint and show it."""
+        from aios_tui.ui.screens.prompt import PromptScreen
+        from aios_tui.ui.screens.run import RunScreen
+        if run.state() == "finished" and steps is None:
+            total = run.read_status().get("total_steps") or 0
+
+            def answered(text: str | None) -> None:
+                if not text:
+                    return
+                try:
+                    n = int(text)
+                except ValueError:
+                    self.notify(f"{text!r} is not a whole number of steps", severity="error")
+                    return
+                if n <= total:
+                    self.notify(f"give more than the {total} steps it already ran", severity="error")
+                    return
+                self.resume_run(run, n)
+
+            self.push_screen(PromptScreen(f"{run.name} has finished. Train to how many steps in total?",
+                                          placeholder=f"more than {total}"), answered)
+            return
+        try:
+            pid = runctl.resume_run(run, steps)
+        except UserError as exc:
+            self.notify("; ".join(exc.problems), title="not resumed", severity="error")
+            return
+        self.notify(f"resuming {run.name} (pid {pid})")
+        path = run.path.resolve()
+        self.watched[path] = pid
+        self._mark_own_pids()
+        if isinstance(self.screen, RunScreen) and self.screen.run.path == path:
+            self.screen.resumed(pid)
+        else:
+            self.open_run(path, pid=pid)
+            if isinstance(self.screen, RunScreen):
+                self.screen.resumed(pid)
+
+    # -- command palette: every key binding of the screen, by its long name -----
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        seen = set()
+        for key, active in screen.active_bindings.items():
+            b = active.binding
+            if not b.show or not b.description or b.action in seen or not active.enabled:
+                continue
+            seen.add(b.action)
+            title = b.tooltip or b.description
+            yield SystemCommand(title, f"key: {self.get_key_display(b)}",
+                                partial(self.run_action, b.action, active.node))
+        for command in super().get_system_commands(screen):
+            if command.title not in ("Quit",):
+                yield command
+
+    # -- quitting --------------------------------------------------------------
+    def live_runs(self) -> list[RunDir]:
+        return [RunDir(p) for p in self.watched if RunDir(p).state() in LIVE_STATES]
+
+    async def action_quit(self) -> None:
+        live = self.live_runs()
+        if not live:
+            self.exit()
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "leave":
+                for run in live:
+                    self.farewell.append(f"{run.name} keeps training; re-attach with: "
+                                         f"aios-tui attach {attach_name(run)}")
+                self.exit()
+            elif choice == "stop":
+                for run in live:
+                    try:
+                        runctl.stop_run(run)
+                        self.farewell.append(f"asked {run.name} to stop (it saves a checkpoint first); "
+                                             f"resume with: aios-tui train --resume {run.path}")
+                    except UserError:
+                        pass
+                self.exit()
+
+        from aios_tui.ui.screens.quit import QuitScreen
+        self.push_screen(QuitScreen([attach_name(r) for r in live]), chosen)

@@ -1,0 +1,120 @@
+"""Starting, resuming, stopping and exporting runs: each one a process, never a thread here."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from aios_tui.atomic import atomic_write_text
+from aios_tui.config import RunConfig, config_to_toml
+from aios_tui.errors import UserError
+from aios_tui.metrics.launch import start_detached
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root
+
+
+def run_name_for(cfg: RunConfig, now: float | None = None) -> str:
+    if cfg.train.run_name:
+        return cfg.train.run_name
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
+    return f"{cfg.method_label()}-{stamp}"
+
+
+def plan_run_dir(cfg: RunConfig, root: str | os.PathLike | None = None,
+                 now: float | None = None) -> tuple[str, Path]:
+    """(run name, directory) for a new run; a generated name gets a suffix instead of clashing."""
+    if cfg.train.run_dir:
+        path = Path(cfg.train.run_dir)
+        if RunDir(path).exists():
+            raise UserError(f"run directory {path} already holds a run; resume it from the Runs "
+                            "screen or clear run_dir")
+        return (cfg.train.run_name or path.name), path
+    root = Path(root) if root else default_runs_root()
+    name = run_name_for(cfg, now)
+    path = root / name
+    if RunDir(path).exists():
+        if cfg.train.run_name:
+            raise UserError(f"a run named '{name}' exists in {root}; choose another run_name or resume it")
+        n = 2
+        while RunDir(root / f"{name}-{n}").exists():
+            n += 1
+        name, path = f"{name}-{n}", root / f"{name}-{n}"
+    return name, path
+
+
+def start_run(cfg: RunConfig, root: str | os.PathLike | None = None) -> tuple[RunDir, int]:
+    """Prepare the run directory as `aios-tui train --detach` does, then start the engine on it.
+
+    A prepared directory holds config.toml and a ``starting`` status.json naming this process;
+    the engine (our child) accepts exactly that, and the status names the engine's pid at once,
+    so a watcher never waits on an engine that died before writing anything.
+    """
+    name, path = plan_run_dir(cfg, root)
+    path = path.resolve()
+    cfg = copy.deepcopy(cfg)
+    cfg.train.run_name = name
+    cfg.train.run_dir = str(path)
+    run = RunDir(path)
+    path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.config_toml, config_to_toml(cfg))
+    metrics = Path(cfg.train.log_file).expanduser().resolve() if cfg.train.log_file.strip() else run.default_metrics
+    run.write_status(state="starting", pid=os.getpid(), step=0, total_steps=cfg.train.steps,
+                     run_name=name, method=cfg.method_label(), metrics=str(metrics),
+                     started_at=time.time(), last_loss=None, error=None, checkpoint=None)
+    pid = start_detached(["train", "--config", str(run.config_toml), "--run-dir", str(path),
+                          "--progress", "lines"], path)
+    run.write_status(pid=pid)
+    return run, pid
+
+
+def resume_run(run: RunDir, steps: int | None = None) -> int:
+    """Continue a stopped or failed run; a finished one only with a larger total ``steps``."""
+    state = run.state()
+    if state in LIVE_STATES:
+        raise UserError(f"run '{run.name}' is still {state}; nothing to resume")
+    if state == "finished" and not steps:
+        raise UserError(f"run '{run.name}' has finished; give a larger total number of steps to train longer")
+    if run.latest_checkpoint() is None:
+        raise UserError(f"run '{run.name}' has no complete checkpoint to resume from")
+    for stale in (run.stop_file, run.checkpoint_request_file):
+        try:
+            stale.unlink()
+        except FileNotFoundError:
+            pass
+    args = ["train", "--resume", str(run.path), "--progress", "lines"] + (["--steps", str(steps)] if steps else [])
+    run.write_status(state="starting", pid=os.getpid(), error=None)
+    pid = start_detached(args, run.path)
+    run.write_status(pid=pid)
+    return pid
+
+
+def stop_run(run: RunDir) -> None:
+    state = run.state()
+    if state not in LIVE_STATES:
+        raise UserError(f"run '{run.name}' is not training (state: {state})")
+    run.request_stop()
+
+
+def checkpoint_run(run: RunDir) -> None:
+    state = run.state()
+    if state not in LIVE_STATES:
+        raise UserError(f"run '{run.name}' is not training (state: {state})")
+    run.request_checkpoint()
+
+
+def export_run(run: RunDir, merge: bool = False, timeout: float = 3600) -> str:
+    """Run `aios-tui export` in a child process (the console never imports torch); its output."""
+    argv = [sys.executable, "-m", "aios_tui", "export", str(run.path)] + (["--merge"] if merge else [])
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise UserError(f"export of '{run.name}' took longer than {timeout:.0f} s; try it from a shell") from None
+    text = (proc.stdout + proc.stderr).strip()
+    if proc.returncode != 0:
+        lines = [l.removeprefix("aios-tui: error: ") for l in text.splitlines() if l.strip()]
+        raise UserError(*(lines[-3:] or [f"export failed with status {proc.returncode}"]))
+    return text

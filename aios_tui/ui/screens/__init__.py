@@ -1,0 +1,1 @@
+"""Screens of the console: configure, run view, runs list, and the small dialogs."""

@@ -1,0 +1,289 @@
+"""The main screen: preset picker and form on the left, VRAM budget and GPU on the right."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Label, Select
+
+from aios_tui.config import ConfigError, RunConfig, list_presets, load_config, save_user_preset
+from aios_tui.config.presets import slug, user_dir
+from aios_tui.errors import UserError
+from aios_tui.ui import runctl
+from aios_tui.ui.cmdline import changed_fields, command_line, diff_lines
+from aios_tui.ui.messages import GpuSampled
+from aios_tui.ui.screens.confirm import ConfirmScreen
+from aios_tui.ui.screens.prompt import PromptScreen
+from aios_tui.ui.screens.text_view import TextScreen
+from aios_tui.ui.widgets.command_preview import CommandPreview
+from aios_tui.ui.widgets.config_form import ConfigForm
+from aios_tui.ui.widgets.form_status import FormStatus
+from aios_tui.ui.widgets.gpu_pane import GpuPane
+from aios_tui.ui.widgets.vram_pane import VramPane
+
+try:  # the calculator is stdlib-only and fast enough to run on every edit
+    from aios_tui.vram import estimate_for_run
+except ImportError:  # pragma: no cover - a build without the calculator still configures and trains
+    estimate_for_run = None
+
+NO_PRESET = "(defaults)"
+VRAM_DEBOUNCE_S = 0.1
+
+
+class ConfigureScreen(Screen):
+    BINDINGS = [
+        Binding("ctrl+r", "start_run", "Run", tooltip="Start a training run with this configuration"),
+        Binding("ctrl+s", "save_preset", "Save", tooltip="Save the form as a user preset"),
+        Binding("ctrl+o", "load_toml", "Load", tooltip="Load a configuration from a TOML file"),
+        Binding("ctrl+t", "show_diff", "Diff", tooltip="Show what differs from the preset"),
+        Binding("ctrl+l", "show_command", "Cmd", tooltip="Show the equivalent `aios-tui train` command"),
+        Binding("ctrl+n", "runs", "Runs", tooltip="List runs: attach, resume, stop, export"),
+        Binding("ctrl+b", "run_view", "View", tooltip="Back to the current run's view"),
+    ]
+    AUTO_FOCUS = "#f-model"
+
+    def __init__(self, cfg: RunConfig, preset: str | None = None, base: RunConfig | None = None,
+                 base_file: str | None = None) -> None:
+        super().__init__()
+        self._preset_problems: list[str] = []
+        self.initial = cfg
+        self.preset_key = preset or ""
+        self.base_file = base_file
+        try:
+            self.base = base or self._preset_config(self.preset_key) or RunConfig()
+        except ConfigError as exc:
+            self._preset_problems += exc.problems
+            self.base = RunConfig()
+        self._vram_timer: Timer | None = None
+        self._last_estimate: dict[str, Any] | None = None
+        self._estimated = False
+
+    # -- layout ----------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="preset-bar"):
+            yield Label("Preset", id="preset-label")
+            yield Select(self._preset_options(), value=self.preset_key, allow_blank=False,
+                         compact=True, id="preset")
+            yield FormStatus(id="form-status")
+        with Horizontal(id="configure-main"):
+            yield ConfigForm(self.initial, self.base, id="form")
+            with Vertical(id="side"):
+                yield VramPane(id="vram")
+                yield GpuPane(interval=getattr(self.app, "gpu_interval", 1.0), id="gpu")
+        yield CommandPreview(id="command")
+        yield Footer(compact=True)
+
+    def _presets(self) -> list:
+        """Shipped and user presets; a broken user preset file is reported, not fatal."""
+        try:
+            return list_presets()
+        except ConfigError as exc:
+            self._preset_problems = exc.problems
+            return []
+
+    def _preset_options(self) -> list[tuple[str, str]]:
+        opts = [(NO_PRESET, "")]
+        for p in self._presets():
+            opts.append((f"{p.name} (user)" if p.user else p.name, p.key))
+        if self.preset_key and self.preset_key not in [v for _, v in opts]:
+            opts.append((self.preset_key, self.preset_key))
+        return opts
+
+    def _preset_config(self, key: str) -> RunConfig | None:
+        if not key:
+            return None
+        for p in self._presets():
+            if p.key == key:
+                return p.config()
+        return None
+
+    def on_mount(self) -> None:
+        # Nothing here may query the children: the form announces itself (ConfigForm.Changed
+        # on its mount) and the panes read the GPU themselves.
+        for problem in self._preset_problems:
+            self.notify(problem, title="presets", severity="warning", timeout=10)
+
+    @property
+    def form(self) -> ConfigForm:
+        return self.query_one(ConfigForm)
+
+    # -- reacting to edits -------------------------------------------------------
+    def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
+        self._form_changed(event.result)
+        if not self._estimated:
+            self._estimated = True
+            self._recompute_vram()  # the first estimate at once; edits after it are debounced
+            return
+        if self._vram_timer is not None:
+            self._vram_timer.stop()
+        self._vram_timer = self.set_timer(VRAM_DEBOUNCE_S, self._recompute_vram)
+
+    def _form_changed(self, result) -> None:
+        cfg = result.config
+        changes = len(changed_fields(self.base, cfg)) if cfg else 0
+        self.query_one(FormStatus).show(result.problems, changes, self.base_label())
+        if cfg is not None:
+            self.query_one(CommandPreview).show(self.command(cfg))
+
+    def command(self, cfg: RunConfig) -> str:
+        return command_line(cfg, self.base, preset=self.preset_key or None, config_file=self.base_file)
+
+    def _recompute_vram(self) -> None:
+        self._vram_timer = None
+        pane = self.query_one(VramPane)
+        cfg = self.form.result.config
+        estimate = getattr(self.app, "estimator", None) or estimate_for_run
+        if estimate is None:
+            pane.show(None, "the VRAM calculator is not installed")
+            return
+        if cfg is None:
+            pane.show(self._last_estimate, "fix the form's problems to re-estimate")
+            return
+        try:
+            self._last_estimate = estimate(cfg, None, pane.budget_bytes).to_dict()
+        except (UserError, ConfigError) as exc:
+            pane.show(None, "; ".join(exc.problems))
+            return
+        except Exception as exc:  # noqa: BLE001 - a calculator bug must not take the console down
+            pane.show(None, f"estimate failed: {exc}")
+            return
+        pane.show(self._last_estimate)
+
+    def on_vram_pane_size_changed(self, event: VramPane.SizeChanged) -> None:
+        self._recompute_vram()
+
+    def on_gpu_sampled(self, message: GpuSampled) -> None:
+        self._detect_gpu(message.snapshot)
+
+    def _detect_gpu(self, snapshot: Any) -> None:
+        self.query_one(VramPane).detect(snapshot)
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id != "preset":
+            return
+        event.stop()
+        key = event.value if isinstance(event.value, str) else ""
+        if key == self.preset_key and not self.base_file:
+            return  # the picker announcing its first value, or no change
+        try:
+            cfg = self._preset_config(key) or RunConfig()
+        except ConfigError as exc:
+            for problem in exc.problems:
+                self.notify(problem, title="preset not loaded", severity="error")
+            return
+        self.preset_key, self.base_file, self.base = key, None, cfg
+        self.form.load(cfg, base=cfg)
+
+    # -- actions ---------------------------------------------------------------
+    def _valid_config(self, doing: str) -> RunConfig | None:
+        result = self.form.result
+        if result.config is None:
+            n = len(result.problems)
+            self.notify(f"fix {n} problem{'s' if n > 1 else ''} before you {doing}: {result.problems[0]}",
+                        severity="error")
+        return result.config
+
+    def action_start_run(self) -> None:
+        cfg = self._valid_config("start a run")
+        if cfg is None:
+            return
+        try:
+            run, pid = runctl.start_run(cfg, getattr(self.app, "runs_root", None))
+        except (UserError, ConfigError) as exc:
+            self.notify("; ".join(exc.problems), title="run not started", severity="error")
+            return
+        except OSError as exc:
+            self.notify(str(exc), title="run not started", severity="error")
+            return
+        self.notify(f"started {run.name} (pid {pid}); it keeps training if the console closes")
+        self.app.open_run(run.path, pid=pid)
+
+    def action_save_preset(self) -> None:
+        cfg = self._valid_config("save a preset")
+        if cfg is None:
+            return
+
+        def named(name: str | None) -> None:
+            if not name:
+                return
+            path = user_dir() / f"{slug(name)}.toml"
+            if path.exists():
+                self.app.push_screen(ConfirmScreen(f"Overwrite user preset '{slug(name)}'?", str(path)),
+                                     lambda yes: self._save(name, cfg, force=True) if yes else None)
+            else:
+                self._save(name, cfg, force=False)
+
+        self.app.push_screen(PromptScreen("Save as a user preset", placeholder="preset name",
+                                          hint=f"saved to {user_dir()}/NAME.toml"), named)
+
+    def _save(self, name: str, cfg: RunConfig, force: bool) -> None:
+        try:
+            path = save_user_preset(name, cfg, force=force)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                self.notify(problem, title="preset not saved", severity="error")
+            return
+        except OSError as exc:
+            self.notify(str(exc), title="preset not saved", severity="error")
+            return
+        self.preset_key, self.base_file, self.base = slug(name), None, cfg
+        select = self.query_one("#preset", Select)
+        with select.prevent(Select.Changed):
+            select.set_options(self._preset_options())
+            select.value = self.preset_key
+        self.form.set_base(cfg)
+        self.notify(f"saved preset '{name}' to {path}")
+
+    def action_load_toml(self) -> None:
+        def chosen(path: str | None) -> None:
+            if not path:
+                return
+            try:
+                cfg = load_config(Path(path).expanduser())
+            except ConfigError as exc:
+                for problem in exc.problems[:6]:
+                    self.notify(problem, title="not loaded", severity="error")
+                return
+            self.preset_key, self.base_file, self.base = "", path, cfg
+            select = self.query_one("#preset", Select)
+            with select.prevent(Select.Changed):
+                select.value = ""
+            self.form.load(cfg, base=cfg)
+            self.notify(f"loaded {path}")
+
+        self.app.push_screen(PromptScreen("Load a configuration TOML", placeholder="path/to/config.toml",
+                                          value=self.base_file or ""), chosen)
+
+    def base_label(self) -> str:
+        if self.base_file:
+            return self.base_file
+        return f"preset {self.preset_key}" if self.preset_key else "the defaults"
+
+    def action_show_diff(self) -> None:
+        cfg = self._valid_config("compare")
+        if cfg is not None:
+            self.app.push_screen(TextScreen(f"Changes from {self.base_label()}",
+                                            "\n".join(diff_lines(self.base, cfg))))
+
+    def action_show_command(self) -> None:
+        cfg = self._valid_config("build the command")
+        if cfg is not None:
+            self.app.push_screen(TextScreen("Equivalent command", self.command(cfg)))
+
+    def action_runs(self) -> None:
+        self.app.open_runs()
+
+    def action_run_view(self) -> None:
+        if getattr(self.app, "current_run", None) is not None:
+            self.app.open_run(self.app.current_run)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "run_view":
+            return getattr(self.app, "current_run", None) is not None
+        return True

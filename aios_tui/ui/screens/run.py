@@ -1,0 +1,218 @@
+"""A run as it trains: progress, loss chart, figures, events; stop, checkpoint, export, resume.
+
+Everything shown comes from the run directory (a worker tails it), so this screen works the
+same for a run this console started and for one it re-attached to.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, get_current_worker
+
+from aios_tui.errors import UserError
+from aios_tui.metrics.rundir import RunDir, pid_alive
+from aios_tui.metrics.runstate import RunTracker, RunView
+from aios_tui.ui import runctl
+from aios_tui.ui.messages import ExportFinished, RunUpdated
+from aios_tui.ui.pacing import nap
+from aios_tui.ui.widgets.event_log import EventLog
+from aios_tui.ui.widgets.loss_chart import LossChart
+from aios_tui.ui.widgets.run_progress import RunProgress
+from aios_tui.ui.widgets.run_stats import RunStats
+
+LOG_TAIL_LINES = 3
+
+
+def engine_log_tail(run: RunDir, n: int = LOG_TAIL_LINES) -> list[str]:
+    try:
+        with open(run.log_path, "rb") as fh:
+            fh.seek(0, 2)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = fh.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return []
+    return [l for l in lines if l.strip()][-n:]
+
+
+class RunScreen(Screen):
+    BINDINGS = [
+        Binding("s", "stop", "Stop", tooltip="Stop the run (it saves a checkpoint first)"),
+        Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now and keep training"),
+        Binding("e", "export", "Export", tooltip="Export the adapter of the latest checkpoint"),
+        Binding("m", "export_merged", "Merge", tooltip="Export a merged model (base + adapter)"),
+        Binding("r", "resume", "Resume", tooltip="Resume the run from its latest checkpoint"),
+        Binding("n", "runs", "Runs", tooltip="List runs"),
+        Binding("escape", "configure", "Configure", tooltip="Back to the configuration form"),
+    ]
+
+    def __init__(self, run_path: str | Path, pid: int | None = None) -> None:
+        super().__init__()
+        self.run = RunDir(run_path)
+        self.pid = pid
+        self.tracker = RunTracker(self.run)
+        self.view: RunView | None = None
+        self.stop_requested = False
+        self.resume_pending = False
+        self._exporting = False
+
+    def compose(self) -> ComposeResult:
+        yield Static("", id="run-title")
+        yield RunProgress(id="run-progress")
+        with Horizontal(id="run-main"):
+            yield RunStats(id="run-stats")
+            yield LossChart(id="loss-chart")
+        yield EventLog(id="run-events")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        # One read paints the first frame as soon as the layout exists; the worker keeps it current.
+        self.tracker.poll()
+        self.call_after_refresh(self._show, self._corrected(self.tracker.view()))
+        self._follow()
+
+    def _corrected(self, view: RunView) -> RunView:
+        """A run whose engine died before writing status.json has failed, not 'starting'."""
+        if not view.status and view.state == "starting" and self.pid and not pid_alive(self.pid):
+            return dataclasses.replace(view, state="failed")
+        return view
+
+    @work(thread=True, exclusive=True, group="run-follow", exit_on_error=False)
+    def _follow(self) -> None:
+        worker = get_current_worker()
+        interval = getattr(self.app, "poll_interval", 0.5)
+        ticks = 0
+        while not worker.is_cancelled:
+            ticks += 1
+            # Unchanged files still get a refresh now and then: a process can die silently.
+            if self.tracker.poll() or ticks % 4 == 0:
+                self.post_message(RunUpdated(self._corrected(self.tracker.view())))
+            nap(worker, interval)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.app.on_worker_state_changed(event)
+
+    def on_run_updated(self, message: RunUpdated) -> None:
+        self._show(message.view)
+
+    def _show(self, view: RunView) -> None:
+        was_live = self.view.live if self.view else None
+        self.view = view
+        if not view.live:
+            self.stop_requested = False
+        else:
+            self.resume_pending = False
+        if self.resume_pending and self.pid and not pid_alive(self.pid):
+            self.resume_pending = False
+            self.notify(f"{self.run.name} did not resume; see {self.run.log_path}", severity="error")
+        title = Text()
+        title.append(f" {view.name}", style="bold")
+        header = view.header or {}
+        bits = [view.method or "", header.get("model") or "", header.get("device") or ""]
+        title.append("  " + "  ".join(b for b in bits if b), style="dim")
+        if view.truncated:
+            title.append("  (history: the file's last lines)", style="dim")
+        self.query_one("#run-title", Static).update(title)
+        self.query_one(RunProgress).update_view(view, self._shown_state(view))
+        self.query_one(RunStats).update_view(view)
+        self.query_one(LossChart).update_view(view)
+        extra: list[str] = []
+        if view.state == "failed":
+            extra.append(f"failed: {view.error or 'the engine exited without a reason'}")
+            extra += [f"  {line}" for line in engine_log_tail(self.run)]
+        elif view.state == "starting" and not view.status:
+            extra.append("starting the engine...")
+        self.query_one(EventLog).show(view.events, extra)
+        if was_live != view.live:
+            self.refresh_bindings()
+
+    def _shown_state(self, view: RunView) -> str | None:
+        if self.stop_requested and view.live:
+            return "stopping"
+        if self.resume_pending and not view.live:
+            return "resuming"
+        return None
+
+    # -- actions ---------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        live = self.view.live if self.view else False
+        if action in ("stop", "checkpoint"):
+            return live
+        if action == "resume":
+            return not live
+        if action in ("export", "export_merged"):
+            return None if self._exporting else True
+        return True
+
+    def action_stop(self) -> None:
+        try:
+            runctl.stop_run(self.run)
+        except UserError as exc:
+            self.notify("; ".join(exc.problems), severity="warning")
+            return
+        self.stop_requested = True
+        self.notify(f"stopping {self.run.name}: saving a checkpoint first")
+        if self.view:
+            self.query_one(RunProgress).update_view(self.view, self._shown_state(self.view))
+
+    def action_checkpoint(self) -> None:
+        try:
+            runctl.checkpoint_run(self.run)
+        except UserError as exc:
+            self.notify("; ".join(exc.problems), severity="warning")
+            return
+        self.notify("checkpoint requested; it appears under Events when written")
+
+    def action_resume(self) -> None:
+        self.app.resume_run(self.run)
+
+    def action_export(self) -> None:
+        self._export(False)
+
+    def action_export_merged(self) -> None:
+        self._export(True)
+
+    def _export(self, merge: bool) -> None:
+        if self._exporting:
+            return
+        self._exporting = True
+        self.refresh_bindings()
+        self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {self.run.name}...")
+        self._run_export(merge)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _run_export(self, merge: bool) -> None:
+        try:
+            text = runctl.export_run(self.run, merge=merge)
+            self.post_message(ExportFinished(self.run.name, True, text))
+        except UserError as exc:
+            self.post_message(ExportFinished(self.run.name, False, "\n".join(exc.problems)))
+
+    def on_export_finished(self, message: ExportFinished) -> None:
+        self._exporting = False
+        self.refresh_bindings()
+        last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
+        self.notify(last, title=f"export of {message.run_name}", severity="information" if message.ok else "error",
+                    timeout=10)
+
+    def action_runs(self) -> None:
+        self.app.open_runs()
+
+    def action_configure(self) -> None:
+        self.app.back_to_configure()
+
+    def resumed(self, pid: int) -> None:
+        """The app restarted this run's engine: watch the new process."""
+        self.pid = pid
+        self.stop_requested = False
+        self.resume_pending = True
+        if self.view:
+            self.query_one(RunProgress).update_view(self.view, self._shown_state(self.view))

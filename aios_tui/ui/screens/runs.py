@@ -1,0 +1,145 @@
+"""Every run under the runs root: attach to one, resume, stop or export it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, get_current_worker
+
+from aios_tui.errors import UserError
+from aios_tui.metrics.fmt import human_duration
+from aios_tui.metrics.rundir import RunDir, default_runs_root
+from aios_tui.metrics.summary import RunSummary, summarize_all
+from aios_tui.ui import runctl
+from aios_tui.ui.messages import ExportFinished, RunsListed
+from aios_tui.ui.pacing import nap
+
+REFRESH_S = 2.0
+COLUMNS = ("name", "state", "step", "loss", "age", "method")
+
+
+class RunsScreen(Screen):
+    BINDINGS = [
+        Binding("a", "attach", "Attach", tooltip="Open the selected run's live view"),
+        Binding("r", "resume", "Resume", tooltip="Resume the selected run from its latest checkpoint"),
+        Binding("s", "stop", "Stop", tooltip="Stop the selected run (it saves a checkpoint first)"),
+        Binding("e", "export", "Export", tooltip="Export the selected run's adapter"),
+        Binding("escape", "configure", "Configure", tooltip="Back to the configuration form"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: list[RunSummary] = []
+
+    def compose(self) -> ComposeResult:
+        root = getattr(self.app, "runs_root", None) or default_runs_root()
+        yield Static(f" Runs in {root}", id="runs-title")
+        table = DataTable(cursor_type="row", zebra_stripes=True, id="runs-table")
+        for col in COLUMNS:
+            table.add_column(col.upper(), key=col)
+        yield table
+        yield Static("", id="runs-empty")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self._fill(summarize_all(self._root()))
+        self._refresh_loop()
+
+    def _root(self) -> Path | None:
+        root = getattr(self.app, "runs_root", None)
+        return Path(root) if root else None
+
+    @work(thread=True, exclusive=True, group="runs-refresh", exit_on_error=False)
+    def _refresh_loop(self) -> None:
+        worker = get_current_worker()
+        while nap(worker, REFRESH_S):
+            self.post_message(RunsListed(summarize_all(self._root())))
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        self.app.on_worker_state_changed(event)
+
+    def on_runs_listed(self, message: RunsListed) -> None:
+        self._fill(message.runs)
+
+    def _fill(self, runs: list[RunSummary]) -> None:
+        table = self.query_one(DataTable)
+        selected = self.selected()
+        self.runs = runs
+        now = self.app.clock() if hasattr(self.app, "clock") else None
+        table.clear()
+        for r in runs:
+            step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
+            loss = "-" if r.loss is None else f"{r.loss:.4f}"
+            table.add_row(r.name, r.state, step, loss, human_duration(r.age_s(now)), r.method or "-",
+                          key=r.path)
+        if selected is not None:
+            for i, r in enumerate(runs):
+                if r.path == selected.path:
+                    table.move_cursor(row=i)
+        self.query_one("#runs-empty", Static).update(
+            "" if runs else "no runs yet: start one from the configuration form (ctrl+r)")
+
+    def selected(self) -> RunSummary | None:
+        table = self.query_one(DataTable)
+        if not self.runs or table.cursor_row is None or table.cursor_row >= len(self.runs):
+            return None
+        return self.runs[table.cursor_row]
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_attach()
+
+    def _pick(self) -> RunDir | None:
+        r = self.selected()
+        if r is None:
+            self.notify("no run selected", severity="warning")
+            return None
+        return RunDir(r.path)
+
+    def action_attach(self) -> None:
+        run = self._pick()
+        if run is not None:
+            self.app.open_run(run.path)
+
+    def action_resume(self) -> None:
+        run = self._pick()
+        if run is not None:
+            self.app.resume_run(run)
+
+    def action_stop(self) -> None:
+        run = self._pick()
+        if run is None:
+            return
+        try:
+            runctl.stop_run(run)
+        except UserError as exc:
+            self.notify("; ".join(exc.problems), severity="warning")
+            return
+        self.notify(f"asked {run.name} to stop; it saves a checkpoint first")
+
+    def action_export(self) -> None:
+        run = self._pick()
+        if run is None:
+            return
+        self.notify(f"exporting the adapter of {run.name}...")
+        self._export(run)
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def _export(self, run: RunDir) -> None:
+        try:
+            self.post_message(ExportFinished(run.name, True, runctl.export_run(run)))
+        except UserError as exc:
+            self.post_message(ExportFinished(run.name, False, "\n".join(exc.problems)))
+
+    def on_export_finished(self, message: ExportFinished) -> None:
+        last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
+        self.notify(last, title=f"export of {message.run_name}",
+                    severity="information" if message.ok else "error", timeout=10)
+
+    def action_configure(self) -> None:
+        self.app.back_to_configure()

@@ -1,0 +1,34 @@
+"""Read-only text (a diff, a command line) that can be selected or copied to the clipboard."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, Static, TextArea
+
+
+class TextScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,q", "close", "Close"),
+        Binding("c", "copy", "Copy"),
+    ]
+
+    def __init__(self, title: str, text: str) -> None:
+        super().__init__()
+        self.title_text, self.text = title, text
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog wide"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield TextArea(self.text, read_only=True, soft_wrap=True, id="text-body")
+            yield Static("c: copy to the clipboard (terminal permitting)    escape: close",
+                         classes="dialog-hint")
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.text)
+        self.notify("copied to the clipboard")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

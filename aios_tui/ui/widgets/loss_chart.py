@@ -1,0 +1,47 @@
+"""Train and eval loss against step, drawn by plotext."""
+
+from __future__ import annotations
+
+from textual_plotext import PlotextPlot
+
+from aios_tui.metrics.runstate import RunView
+
+
+class LossChart(PlotextPlot):
+    DEFAULT_CSS = """
+    LossChart {
+        height: 1fr;
+        min-height: 6;
+        border: round $primary 50%;
+        border-title-color: $text;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._series: tuple = ((), ())
+
+    def on_mount(self) -> None:
+        self.border_title = "Loss"
+        self._draw()
+
+    def update_view(self, view: RunView) -> None:
+        series = (view.loss, view.eval_loss)
+        if series == self._series:
+            return
+        self._series = series
+        self._draw()
+
+    def _draw(self) -> None:
+        loss, evals = self._series
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.xlabel("step")
+        if not loss and not evals:
+            plt.title("waiting for the first logged step")
+        if loss:
+            plt.plot([p[0] for p in loss], [p[1] for p in loss], label="train", marker="braille")
+        if evals:
+            plt.scatter([p[0] for p in evals], [p[1] for p in evals], label="eval", marker="o")
+        self.refresh()

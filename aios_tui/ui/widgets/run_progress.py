@@ -1,0 +1,55 @@
+"""One line of progress: state, a bar, step / total, percent and ETA (as the run reported it)."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widget import Widget
+
+from aios_tui.metrics.fmt import human_duration
+from aios_tui.metrics.runstate import RunView
+from aios_tui.ui.render import bar
+
+STATE_STYLE = {"running": "bold green", "starting": "bold cyan", "stopping": "bold yellow", "resuming": "bold cyan",
+               "stopped": "bold yellow", "finished": "bold green", "failed": "bold red"}
+
+
+class RunProgress(Widget):
+    DEFAULT_CSS = """
+    RunProgress {
+        height: 1;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.view: RunView | None = None
+        self.shown_state: str | None = None
+
+    def update_view(self, view: RunView, shown_state: str | None = None) -> None:
+        """``shown_state`` stands in for the run's own while a request is on its way."""
+        self.view, self.shown_state = view, shown_state
+        self.refresh()
+
+    def render(self) -> Text:
+        v = self.view
+        if v is None:
+            return Text("reading the run directory...")
+        state = self.shown_state or v.state
+        text = Text()
+        text.append(f"{state.upper():<9}", style=STATE_STYLE.get(state, "bold"))
+        step, total = v.step, v.total_steps
+        frac = (step or 0) / total if total else None
+        right = f" {step if step is not None else '-'}/{total or '?'}"
+        if frac is not None:
+            right += f" {frac:>4.0%}"
+        eta = (v.last or {}).get("eta_s") if v.live else None
+        elapsed = (v.last or {}).get("elapsed_s")
+        if eta is not None:
+            right += f"  ETA {human_duration(eta)}"
+        elif elapsed is not None:
+            right += f"  took {human_duration(elapsed)}"
+        width = max(8, self.content_size.width - 10 - len(right))
+        text.append(bar(frac, width), style=STATE_STYLE.get(state, ""))
+        text.append(right)
+        return text

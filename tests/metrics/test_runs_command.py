@@ -1,0 +1,86 @@
+"""`aios-tui runs` and how `attach` picks a run."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from aios_tui.errors import UserError
+from aios_tui.metrics.summary import find_run
+
+from runfiles import T0, write_run
+
+
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    root = tmp_path / "runs"
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(root))
+    old = write_run(root, "old-full", steps=200, state="finished", pid=0, method="full")
+    live = write_run(root, "live-lora", steps=120)
+    stopped = write_run(root, "stopped-ia3", steps=30, state="stopped", pid=0, method="ia3")
+    for i, r in enumerate((old, live, stopped)):  # newest: stopped, then live, then old
+        os.utime(r.status_file, (T0 + i, T0 + i))
+    return root
+
+
+def test_runs_table(cli, runs):
+    code, out, _ = cli("runs")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "STATE", "STEP", "LOSS", "AGE", "METHOD"]
+    assert [l.split()[:4] for l in lines[1:]] == [
+        ["stopped-ia3", "stopped", "30/200", "4.4865"],
+        ["live-lora", "running", "120/200", "1.9734"],
+        ["old-full", "finished", "200/200", "1.3525"],
+    ]
+
+
+def test_runs_json(cli, runs):
+    code, out, _ = cli("runs", "--json")
+    data = json.loads(out)
+    assert [r["name"] for r in data] == ["stopped-ia3", "live-lora", "old-full"]
+    assert data[1]["state"] == "running" and data[1]["step"] == 120 and data[1]["age_s"] > 0
+
+
+def test_runs_when_there_are_none(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path / "empty"))
+    code, out, _ = cli("runs")
+    assert code == 0 and out.startswith("no runs under")
+
+
+def test_runs_stop(cli, runs):
+    code, out, _ = cli("runs", "stop", "live-lora")
+    assert code == 0 and (runs / "live-lora" / "STOP").exists()
+    code, _, err = cli("runs", "stop", "old-full")
+    assert code == 2 and "not training (state: finished)" in err
+    code, _, err = cli("runs", "stop", "nope")
+    assert code == 2 and "no run 'nope'" in err and "live-lora" in err
+
+
+def test_attach_picks_the_newest_live_run(runs):
+    assert find_run(None, live_only=True).name == "live-lora"
+    assert find_run("old-full").name == "old-full"
+    assert find_run(str(runs / "stopped-ia3" / "metrics.jsonl")).name == "stopped-ia3"
+
+
+def test_attach_with_nothing_training_exits_2(cli, tmp_path, monkeypatch):
+    root = tmp_path / "r"
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(root))
+    write_run(root, "done", state="finished", pid=0)
+    code, _, err = cli("attach")
+    assert code == 2 and "no run is training" in err
+    code, _, err = cli("attach", "missing")
+    assert code == 2 and "no run 'missing'" in err
+    with pytest.raises(UserError):
+        find_run(None, live_only=True)
+
+
+def test_root_and_json_go_before_or_after_the_action(cli, runs, monkeypatch):
+    monkeypatch.setenv("AIOS_TUI_RUNS", "/nonexistent")
+    for argv in (("runs", "--root", str(runs), "--json", "list"), ("runs", "list", "--json", "--root", str(runs))):
+        code, out, _ = cli(*argv)
+        assert code == 0 and len(json.loads(out)) == 3
+    code, _, _ = cli("runs", "--root", str(runs), "stop", "live-lora")
+    assert code == 0 and (runs / "live-lora" / "STOP").exists()

@@ -1,0 +1,70 @@
+"""What a watcher rebuilds from a run directory."""
+
+from __future__ import annotations
+
+import json
+
+from aios_tui.metrics import runstate
+from aios_tui.metrics.runstate import RunTracker
+
+from runfiles import step_record, write_run
+
+
+def append(path, *records):
+    with open(path, "a") as fh:
+        for r in records:
+            fh.write(json.dumps(r) + "\n")
+
+
+def test_header_steps_evals_events_and_status(tmp_path):
+    run = write_run(tmp_path, "r", steps=120)
+    t = RunTracker(run)
+    assert t.poll()
+    v = t.view()
+    assert v.state == "running" and v.live
+    assert v.header["parameters"]["trainable"] == 73728
+    assert v.step == 120 and v.total_steps == 200
+    assert len(v.loss) == 120 and [p[0] for p in v.eval_loss] == [50, 100]
+    assert [e["event"] for e in v.events] == ["started", "checkpoint"]
+    assert not t.poll()  # nothing new
+
+
+def test_resumed_steps_replace_the_ones_after_the_checkpoint(tmp_path):
+    run = write_run(tmp_path, "r", steps=120)
+    t = RunTracker(run)
+    t.poll()
+    append(run.default_metrics, {"event": "resumed", "step": 100},
+           *[step_record(s) for s in range(101, 106)])
+    t.poll()
+    steps = [p[0] for p in t.view().loss]
+    assert steps == list(range(1, 106))
+    assert t.view().events[-1]["event"] == "resumed"
+
+
+def test_history_is_thinned_but_keeps_the_newest_point(tmp_path):
+    run = write_run(tmp_path, "r", steps=1000, total=1000)
+    t = RunTracker(run, max_points=300)
+    t.poll()
+    steps = [p[0] for p in t.view().loss]
+    assert len(steps) <= 300 and steps[-1] == 1000 and steps == sorted(steps)
+
+
+def test_a_dead_process_is_failed_and_vram_measured_is_kept(tmp_path):
+    run = write_run(tmp_path, "r", pid=999_999_999)
+    append(run.default_metrics, {"event": "vram_measured", "mem_peak": 5, "nvml_used": 7})
+    t = RunTracker(run)
+    t.poll()
+    v = t.view()
+    assert v.state == "failed" and not v.live
+    assert v.measured["nvml_used"] == 7
+
+
+def test_a_huge_file_is_entered_from_its_end(tmp_path, monkeypatch):
+    monkeypatch.setattr(runstate, "BIG_FILE_BYTES", 10_000)
+    run = write_run(tmp_path, "r", steps=500, total=500)
+    t = RunTracker(run, backlog=50)
+    t.poll()
+    v = t.view()
+    assert v.truncated and v.header["method"] == "lora"
+    assert [p[0] for p in v.loss][0] > 400 and v.step == 500
+    assert t._follower.bytes_read < 10_000

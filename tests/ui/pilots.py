@@ -1,0 +1,55 @@
+"""Driving the console in Pilot tests: waiting for screens and rows, typing into fields."""
+
+from __future__ import annotations
+
+from textual.css.query import NoMatches
+
+from aios_tui.config import field_index
+
+
+async def wait_for(pilot, predicate, timeout: float = 10.0, what: str = "") -> None:
+    """Poll ``predicate`` while the app runs (a widget still composing counts as not yet)."""
+    def check() -> bool:
+        try:
+            return bool(predicate())
+        except NoMatches:
+            return False
+    for _ in range(int(timeout / 0.05)):
+        if check():
+            return
+        await pilot.pause(0.05)
+    assert check(), f"timed out waiting for {what or predicate}"
+
+
+async def all_rows(pilot) -> None:
+    """The hidden tabs' rows mount after the first paint; wait for every field's row."""
+    from aios_tui.ui.widgets.field_row import FieldRow
+    await wait_for(pilot, lambda: len(pilot.app.screen.query(FieldRow)) == len(field_index()),
+                   what="every field row")
+
+
+async def focus_field(pilot, name: str, tab: str) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.screen.query_one("#form-tabs"), what="the form")
+    app.screen.query_one("#form-tabs").active = f"tab-{tab}"  # opening a tab mounts its rows
+    await wait_for(pilot, lambda: app.screen.query_one(f"#f-{name}"), what=f"field {name}")
+    app.screen.set_focus(None)  # a fresh focus selects the field's text, as tabbing in does
+    app.screen.query_one(f"#f-{name}").focus()
+    await pilot.pause()
+
+
+async def retype(pilot, name: str, tab: str, text: str) -> None:
+    """Focus a field (which selects its text) and type over it."""
+    await focus_field(pilot, name, tab)
+    await pilot.press(*list(text))
+    await pilot.pause()
+
+
+async def set_field(pilot, name: str, value) -> None:
+    """Put a value straight into a field's editor (its change event runs as if typed)."""
+    from aios_tui.ui.widgets.toggle import Toggle
+    app = pilot.app
+    await wait_for(pilot, lambda: app.screen.query_one(f"#f-{name}"), what=f"field {name}")
+    editor = app.screen.query_one(f"#f-{name}")
+    editor.value = value if isinstance(editor, Toggle) or not isinstance(value, (int, float)) else str(value)
+    await pilot.pause()

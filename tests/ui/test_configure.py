@@ -1,0 +1,305 @@
+"""The configuration screen driven by keys: form, validation, presets, TOML, diff, command line."""
+
+from __future__ import annotations
+
+import shlex
+
+from textual.widgets import Input, Select, TextArea
+
+from aios_tui.cli import build_parser
+from aios_tui.config import config_from_args, find_preset, load_config, save_config
+from aios_tui.config.presets import user_dir
+from aios_tui.ui.screens.confirm import ConfirmScreen
+from aios_tui.ui.screens.configure import ConfigureScreen
+from aios_tui.ui.screens.text_view import TextScreen
+from aios_tui.ui.widgets.command_preview import CommandPreview
+from aios_tui.ui.widgets.config_form import ConfigForm
+from aios_tui.ui.widgets.field_row import FieldRow
+from aios_tui.ui.widgets.form_status import FormStatus
+from aios_tui.ui.widgets.vram_pane import VramPane
+
+from pilots import all_rows, focus_field, retype, set_field, wait_for
+
+SIZE = (120, 40)
+
+
+def static_text(widget) -> str:
+    return str(widget.render())
+
+
+def pane_text(app) -> str:
+    return str(app.screen.query_one("#vram-body").render())
+
+
+async def test_every_config_field_has_an_editor(make_app):
+    from aios_tui.config import field_index
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        names = {row.field_name for row in app.screen.query(FieldRow)}
+        assert names == set(field_index())
+        assert isinstance(app.screen, ConfigureScreen)
+
+
+async def test_editing_a_field_recomputes_the_vram_pane(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        before = pane_text(app)
+        assert "activations" in before
+        await retype(pilot, "batch_size", "train", "64")
+        await pilot.pause(0.3)  # the pane is debounced
+        after = pane_text(app)
+        assert after != before
+        assert app.screen.form.result.config.train.batch_size == 64
+        # the fixed estimator's activations are batch x seq x 1 MiB / 8: 64 x 128 / 8 MiB = 1.0 GiB
+        assert "1.0 GiB" in after
+
+
+async def test_picking_a_gpu_size_decides_the_fit(make_app):
+    from console_fixtures import no_gpu
+    app = make_app(gpu=no_gpu())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        assert "fit: unknown" in pane_text(app)
+        select = app.screen.query_one("#gpu-size", Select)
+        select.value = str(12288 << 20)  # RTX 3060 12 GB
+        await pilot.pause(0.2)
+        assert "FITS" in pane_text(app)
+        await retype(pilot, "batch_size", "train", "4096")  # 64 GiB of activations
+        await pilot.pause(0.3)
+        text = pane_text(app)
+        assert "DOES NOT FIT" in text
+        assert "gradient_checkpointing" in text  # the calculator's suggestion is listed
+
+
+async def test_bad_values_are_shown_under_their_fields_and_block_a_run(make_app, runs_root):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await retype(pilot, "lora_r", "peft", "0")
+        await set_field(pilot, "hidden_size", "500")
+        await focus_field(pilot, "load_in_8bit", "memory")
+        await pilot.press("space")
+        await set_field(pilot, "load_in_4bit", True)
+        form = app.screen.query_one(ConfigForm)
+        assert form.result.config is None
+        lora_row = form.row("lora_r")
+        assert lora_row.has_class("-invalid")
+        assert "lora_r: 0 is out of range" in static_text(lora_row.query_one(".field-error"))
+        assert "not divisible by num_heads=8" in static_text(form.row("hidden_size").query_one(".field-error"))
+        # a problem naming two fields shows under both; one naming use_peft shows there
+        for name in ("load_in_8bit", "load_in_4bit"):
+            assert "exclude each other" in static_text(form.row(name).query_one(".field-error"))
+        assert "cannot be trained in full" in static_text(form.row("use_peft").query_one(".field-error"))
+        status = static_text(app.screen.query_one(FormStatus))
+        assert "4 problems" in status
+        tabs = app.screen.query_one("#form-tabs")
+        assert "!2" in str(tabs.get_tab("tab-peft").label)
+        assert "!1" in str(tabs.get_tab("tab-hrm").label)
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert not any(runs_root.iterdir())  # nothing started
+        # fixing the values clears the messages
+        for name, value in (("lora_r", "8"), ("hidden_size", "512"), ("load_in_4bit", False),
+                            ("load_in_8bit", False)):
+            await set_field(pilot, name, value)
+        assert form.result.config is not None
+        assert not lora_row.has_class("-invalid")
+
+
+async def test_preset_picker_loads_the_preset_and_marks_changes(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        app.screen.query_one("#preset", Select).value = "efficient"
+        await pilot.pause()
+        cfg = app.screen.form.result.config
+        assert cfg == find_preset("efficient").config()
+        assert "same as preset efficient" in static_text(app.screen.query_one(FormStatus))
+        await retype(pilot, "lora_r", "peft", "8")
+        form = app.screen.form
+        assert form.row("lora_r").has_class("-changed")
+        assert not form.row("lora_alpha").has_class("-changed")
+        assert "1 change from preset efficient" in static_text(app.screen.query_one(FormStatus))
+        preview = app.screen.query_one(CommandPreview).command
+        assert preview == "aios-tui train --preset efficient --lora-r 8"
+
+
+async def test_command_line_rebuilds_the_form_config_through_the_real_cli(make_app, tmp_path):
+    app = make_app(preset="balanced", base=find_preset("balanced").config())
+    async with app.run_test(size=SIZE) as pilot:
+        for name, value in (("lora_r", "12"), ("run_name", "my run"), ("lr", "0.0003"),
+                            ("gradient_checkpointing", True)):
+            await set_field(pilot, name, value)
+        await pilot.press("ctrl+l")
+        await pilot.pause()
+        assert isinstance(app.screen, TextScreen)
+        command = app.screen.query_one(TextArea).text
+        form_cfg = app.screen_stack[0].form.result.config
+    argv = shlex.split(command)
+    assert argv[:2] == ["aios-tui", "train"]
+    assert "'my run'" in command
+    # `train` may not be registered while testing the console alone; `config` takes the same flags.
+    ns = build_parser().parse_args(["config", *argv[2:]])
+    assert config_from_args(ns) == form_cfg
+
+
+async def test_diff_view_lists_changes_from_the_preset(make_app):
+    app = make_app(preset="efficient", config=find_preset("efficient").config())
+    async with app.run_test(size=SIZE) as pilot:
+        await set_field(pilot, "lora_r", "8")
+        await set_field(pilot, "steps", "50")
+        await pilot.press("ctrl+t")
+        await pilot.pause()
+        text = app.screen.query_one(TextArea).text
+        assert "peft.lora_r" in text and "16 -> 8" in text
+        assert "train.steps" in text and "200 -> 50" in text
+        assert "lora_alpha" not in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfigureScreen)
+
+
+async def test_save_preset_writes_toml_and_confirms_overwrite(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await set_field(pilot, "use_peft", True)
+        await retype(pilot, "lora_r", "peft", "4")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press(*"My Small")
+        await pilot.press("enter")
+        await pilot.pause()
+        path = user_dir() / "my-small.toml"
+        assert path.is_file()
+        saved = load_config(path)
+        assert saved.peft.use_peft and saved.peft.lora_r == 4
+        assert find_preset("my-small").config() == saved
+        # it is now the picked preset, and the form has no changes from it
+        assert app.screen.query_one("#preset", Select).value == "my-small"
+        assert "same as preset my-small" in static_text(app.screen.query_one(FormStatus))
+
+        # saving again under the same name asks first; "n" keeps the old file
+        await set_field(pilot, "lora_r", "6")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press(*"my small", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        assert load_config(path).peft.lora_r == 4
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        app.screen.query_one(Input).value = "my-small"
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("y")
+        await pilot.pause()
+        assert load_config(path).peft.lora_r == 6
+
+
+async def test_saving_over_a_shipped_preset_is_refused(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press(*"efficient", "enter")
+        await pilot.pause()
+        assert not (user_dir() / "efficient.toml").exists()
+        assert any("shipped preset" in str(n.message) for n in app._notifications)
+
+
+async def test_load_toml_fills_the_form(make_app, tmp_path):
+    cfg = find_preset("budget").config()
+    cfg.train.steps = 77
+    path = tmp_path / "mine.toml"
+    save_config(cfg, path)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[peft]\nlora_rr = 3\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        app.screen.query_one(Input).value = str(bad)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert any("lora_rr" in str(n.message) for n in app._notifications)
+        assert app.screen.form.result.config.train.steps == 200  # unchanged
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        inp = app.screen.query_one(Input)
+        inp.value = str(path)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.screen.form.result.config == cfg
+        assert app.screen.query_one(CommandPreview).command == f"aios-tui train --config {path}"
+
+
+async def test_field_help_follows_focus(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await focus_field(pilot, "lora_alpha", "peft")
+        help_text = static_text(app.screen.query_one("#field-help"))
+        assert "adapter scaling" in help_text and "1 to 1024" in help_text
+
+
+async def test_palette_lists_every_footer_action(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for b in ConfigureScreen.BINDINGS:
+            if b.action == "run_view":  # offered only once a run is open
+                assert b.tooltip not in titles
+            else:
+                assert b.tooltip in titles
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        await pilot.press(*"equivalent")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause(0.3)
+        assert isinstance(app.screen, TextScreen)
+
+
+async def test_real_calculator_drives_the_pane(runs_root):
+    """With the real VRAM calculator (no stand-in), a bigger batch means a bigger peak."""
+    import pytest
+    vram = pytest.importorskip("aios_tui.vram")
+    from console_fixtures import fixed_gpu
+    from aios_tui.ui.app import AiosApp
+    app = AiosApp(gpu=fixed_gpu(), runs_root=runs_root)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.3)
+        pane = app.screen.query_one(VramPane)
+        first = pane._estimate
+        assert first and first["peak_allocated_bytes"] > 0
+        await retype(pilot, "batch_size", "train", "32")
+        await pilot.pause(0.3)
+        assert pane._estimate["peak_allocated_bytes"] > first["peak_allocated_bytes"]
+        assert pane._estimate == vram.estimate_for_run(app.screen.form.result.config, None,
+                                                       140 * (1 << 30)).to_dict()
+
+
+async def test_console_flags_fill_the_form(make_app):
+    ns = build_parser().parse_args(["console", "--preset", "efficient", "--lora-r", "8", "--steps", "30"])
+    cfg = config_from_args(ns)
+    app = make_app(config=cfg, preset="efficient")
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        form = app.screen.form
+        assert form.result.config == cfg
+        assert form.row("lora_r").has_class("-changed") and form.row("steps").has_class("-changed")
+        assert app.screen.query_one(CommandPreview).command == \
+            "aios-tui train --preset efficient --lora-r 8 --steps 30"
+
+
+async def test_a_broken_user_preset_is_reported_not_fatal(make_app):
+    user_dir().mkdir(parents=True)
+    (user_dir() / "broken.toml").write_text("this is = = not toml")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any("broken.toml" in str(n.message) for n in app._notifications),
+                       what="the broken preset's notice")
+        assert isinstance(app.screen, ConfigureScreen)
+        assert app.screen.form.result.config is not None

@@ -1,0 +1,49 @@
+"""The GPU and VRAM panes' text, including the states a GPU-less box shows."""
+
+from __future__ import annotations
+
+from aios_tui.gpu import DeviceSample, Snapshot
+from aios_tui.ui.gpu_source import StaticGpu
+from aios_tui.ui.widgets.gpu_pane import GpuPane, render_gpu
+from aios_tui.ui.widgets.vram_pane import render_estimate
+
+from console_fixtures import T0, h200
+
+
+def test_unsupported_fields_read_na():
+    dev = DeviceSample(index=0, name="Old GPU", mem_used=None, mem_total=None)
+    text = str(render_gpu(Snapshot(True, "", False, T0, [dev]), [], 40))
+    assert "N/A/N/A W" in text and "temp N/A" in text and "util  N/A" in text
+
+
+def test_no_gpu_says_why():
+    text = str(render_gpu(Snapshot(False, "NVIDIA driver not found", False, T0, []), [], 40))
+    assert text.startswith("no GPU: NVIDIA driver not found")
+
+
+def test_own_processes_are_marked():
+    text = str(render_gpu(Snapshot(True, "", False, T0, [h200()]), [], 40))
+    lines = text.splitlines()
+    assert any(l.startswith("*   4242 python") for l in lines)
+    assert any(l.startswith("     777 jupyter") for l in lines)
+
+
+async def test_a_simulated_gpu_is_labelled(make_app):
+    snap = Snapshot(True, "simulated", True, T0, [h200()])
+    app = make_app(gpu=StaticGpu(snap))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.screen.query_one(GpuPane).border_title == "GPU · SIMULATED"
+
+
+def test_fit_reads_in_words():
+    est = {"peak_allocated_bytes": 10 << 30, "device_used_bytes": 11 << 30,
+           "breakdown": {"base_weights": 6 << 30, "optimizer_states": 4 << 30}, "fits": False,
+           "suggestions": [{"change": "turn on gradient checkpointing", "peak_allocated_bytes": 7 << 30}]}
+    text = str(render_estimate(est, None, 8 << 30, 36))
+    assert "DOES NOT FIT  needs 11.0 GiB of 8.0 GiB" in text
+    assert "would make it fit:\n- turn on gradient checkpointing: 7.0 GiB" in text
+    assert "weights" in text and "optimizer" in text
+    text = str(render_estimate({**est, "fits": True, "suggestions": []}, None, 24 << 30, 36))
+    assert "FITS  11.0 GiB of 24.0 GiB (46%)" in text
+    assert "fit: unknown" in str(render_estimate({**est, "fits": None}, None, None, 36))

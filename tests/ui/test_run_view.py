@@ -1,0 +1,294 @@
+"""The run view, the Runs screen and quitting, over hand-written run directories."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from textual.widgets import DataTable
+
+from aios_tui.metrics.rundir import RunDir
+from aios_tui.metrics.runstate import RunView
+from aios_tui.ui.messages import GpuSampled, RunUpdated
+from aios_tui.ui.screens.configure import ConfigureScreen
+from aios_tui.ui.screens.prompt import PromptScreen
+from aios_tui.ui.screens.quit import QuitScreen
+from aios_tui.ui.screens.run import RunScreen
+from aios_tui.ui.screens.runs import RunsScreen
+from aios_tui.ui.widgets.event_log import EventLog
+from aios_tui.ui.widgets.loss_chart import LossChart
+from aios_tui.ui.widgets.run_progress import RunProgress
+from aios_tui.ui.widgets.run_stats import RunStats
+
+from pilots import wait_for
+from runfiles import T0, step_record, write_run
+
+SIZE = (100, 32)
+
+
+def text_of(widget) -> str:
+    return str(widget.render())
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def append(run: RunDir, *records: dict, partial: str = "") -> None:
+    with open(run.default_metrics, "a") as fh:
+        for rec in records:
+            fh.write(json.dumps(rec) + "\n")
+        fh.write(partial)
+
+
+async def test_run_view_shows_progress_loss_parameters_memory_and_events(make_app, runs_root):
+    vram = {"peak_allocated_bytes": 3 << 30, "device_used_bytes": 7 << 29, "breakdown": {}}
+    run = write_run(runs_root, "lora-a", cuda=True, vram=vram)
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        screen = app.screen
+        progress = text_of(screen.query_one(RunProgress))
+        assert "RUNNING" in progress and "120/200" in progress and "60%" in progress
+        assert "ETA 8s" in progress
+        stats = text_of(screen.query_one(RunStats))
+        assert "73.7K  5.81%" in stats and "1.3M" in stats
+        assert "1.9734" in stats                     # the last loss
+        assert "2.3135 @100" in stats                # the last eval loss
+        assert "3.0 GiB" in stats and "3.5 GiB" in stats   # estimate: peak and device
+        assert "allocated" in stats and "1.0 GiB" in stats  # measured
+        assert "NVML" in stats and "2.0 GiB" in stats
+        chart = screen.query_one(LossChart)
+        assert len(chart._series[0]) == 120 and [p[0] for p in chart._series[1]] == [50, 100]
+        events = text_of(screen.query_one(EventLog))
+        assert "checkpoint" in events and "step 100" in events
+
+
+async def test_run_view_follows_new_lines_and_waits_for_a_partial_one(make_app, runs_root):
+    run = write_run(runs_root, "lora-b")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        screen = app.screen
+        rec = step_record(121)
+        line = json.dumps(rec)
+        append(run, *[step_record(s) for s in range(121, 131)], partial=json.dumps(step_record(131))[:25])
+        await wait_for(pilot, lambda: screen.view.step == 130)
+        assert "130/200" in text_of(screen.query_one(RunProgress))
+        await pilot.pause(0.2)
+        assert screen.view.step == 130  # the half-written line is not read yet
+        with open(run.default_metrics, "a") as fh:
+            fh.write(json.dumps(step_record(131))[25:] + "\n")
+        await wait_for(pilot, lambda: screen.view.step == 131)
+        assert line  # the first appended line was complete
+
+
+async def test_stop_and_checkpoint_keys_write_the_request_files(make_app, runs_root):
+    run = write_run(runs_root, "lora-c")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        screen = app.screen
+        await pilot.press("c")
+        assert run.checkpoint_request_file.exists()
+        await pilot.press("s")
+        await pilot.pause()
+        assert run.stop_file.exists()
+        assert "STOPPING" in text_of(screen.query_one(RunProgress))
+        # resume is not offered while the run is live
+        assert screen.check_action("resume", ()) is False
+        # the engine answers: a stopped event and status
+        append(run, {"event": "stopped", "step": 120, "time": T0 + 13})
+        status = json.loads(run.status_file.read_text())
+        run.status_file.write_text(json.dumps({**status, "state": "stopped"}))
+        await wait_for(pilot, lambda: "STOPPED" in text_of(screen.query_one(RunProgress)))
+        assert "stopped" in text_of(screen.query_one(EventLog))
+        assert screen.check_action("resume", ()) is True
+        assert screen.check_action("stop", ()) is False
+
+
+async def test_failed_run_shows_the_error_and_the_engine_log(make_app, runs_root):
+    run = write_run(runs_root, "lora-d", state="failed", pid=0)
+    run.log_path.write_text("loading model\nTraceback (most recent call last):\nRuntimeError: boom\n")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        events = text_of(app.screen.query_one(EventLog))
+        assert "failed: CUDA out of memory" in events
+        assert "RuntimeError: boom" in events
+        assert "FAILED" in text_of(app.screen.query_one(RunProgress))
+
+
+async def test_an_engine_that_dies_before_writing_status_is_shown_failed(make_app, runs_root):
+    path = runs_root / "never-started"
+    path.mkdir()
+    (path / "config.toml").write_text("version = 1\n")
+    (path / "engine.log").write_text("ModuleNotFoundError: No module named 'torch'\n")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_run(path, pid=dead_pid())
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: "FAILED" in text_of(app.screen.query_one(RunProgress)))
+        assert "No module named 'torch'" in text_of(app.screen.query_one(EventLog))
+
+
+async def test_runs_screen_lists_runs_and_attaches(make_app, runs_root):
+    write_run(runs_root, "old-full", state="finished", steps=200, pid=0, method="full")
+    live = write_run(runs_root, "live-lora")
+    os.utime(live.status_file)  # newest first
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        table = app.screen.query_one(DataTable)
+        rows = [table.get_row_at(i) for i in range(table.row_count)]
+        assert rows[0][:5] == ["live-lora", "running", "120/200", "1.9734", "1h00m"]
+        assert rows[1][:3] == ["old-full", "finished", "200/200"]
+        await pilot.press("down", "enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        assert app.screen.run.name == "old-full"
+        assert "FINISHED" in text_of(app.screen.query_one(RunProgress))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfigureScreen)
+        # the configure screen now offers to go back to the run
+        await pilot.press("ctrl+b")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+
+
+async def test_runs_screen_stop_and_resume_guards(make_app, runs_root):
+    live = write_run(runs_root, "live-one")
+    finished = write_run(runs_root, "done-one", state="finished", steps=200, pid=0)
+    os.utime(live.status_file, (T0 + 10, T0 + 10))
+    os.utime(finished.status_file, (T0, T0))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_runs()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("r")  # live: refused, nothing started
+        await pilot.pause()
+        assert any("still running" in str(n.message) for n in app._notifications)
+        await pilot.press("s")
+        assert live.stop_file.exists()
+        await pilot.press("down", "r")  # finished: asks how far to train
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
+        await pilot.press("5", "0", "enter")  # not more than it ran: refused
+        await pilot.pause()
+        assert any("more than the 200 steps" in str(n.message) for n in app._notifications)
+
+
+async def test_quit_with_a_live_run_asks_and_can_leave_it_training(make_app, runs_root):
+    run = write_run(runs_root, "keep-going")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, QuitScreen)
+        await pilot.press("c")  # cancel: still here
+        await pilot.pause()
+        assert isinstance(app.screen, RunScreen)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("l")
+        await pilot.pause()
+    assert app.farewell == ["keep-going keeps training; re-attach with: aios-tui attach keep-going"]
+    assert not run.stop_file.exists()
+
+
+async def test_quit_and_stop(make_app, runs_root):
+    run = write_run(runs_root, "stop-me")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("s")
+        await pilot.pause()
+    assert run.stop_file.exists()
+    assert "asked stop-me to stop" in app.farewell[0]
+
+
+async def test_quit_without_live_runs_does_not_ask(make_app, runs_root):
+    run = write_run(runs_root, "all-done", state="finished", steps=200, pid=0)
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert app.farewell == []
+
+
+def test_high_rate_messages_replace_stale_copies():
+    a = RunView("/r/a", "a", "running", {}, None, None)
+    b = RunView("/r/b", "b", "running", {}, None, None)
+    assert RunUpdated(a).can_replace(RunUpdated(a))
+    assert not RunUpdated(a).can_replace(RunUpdated(b))
+    assert GpuSampled(None, []).can_replace(GpuSampled(None, []))
+    assert not GpuSampled(None, []).can_replace(RunUpdated(a))
+
+
+def test_console_imports_no_torch_transformers_or_peft():
+    code = ("import sys, aios_tui.ui.app, aios_tui.commands.console, aios_tui.commands.attach, "
+            "aios_tui.commands.tail, aios_tui.commands.runs\n"
+            "bad = [m for m in ('torch', 'transformers', 'peft') if m in sys.modules]\n"
+            "print(','.join(bad))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == ""
+
+
+async def test_a_failing_background_task_is_reported_and_the_console_carries_on(make_app):
+    from aios_tui.ui.gpu_source import StaticGpu
+    from console_fixtures import fixed_gpu
+
+    class FailsLater(StaticGpu):
+        calls = 0
+
+        def latest(self):
+            self.calls += 1
+            if self.calls > 1:
+                raise RuntimeError("NVML exploded")
+            return super().latest()
+
+    base = fixed_gpu()
+    app = make_app(gpu=FailsLater(base.snapshot, base._history), gpu_interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: any("NVML exploded" in str(n.message) for n in app._notifications))
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+
+
+async def test_measured_peaks_show_beside_the_estimate(make_app, runs_root):
+    vram = {"peak_allocated_bytes": 3 << 30, "device_used_bytes": 7 << 29}
+    run = write_run(runs_root, "measured", cuda=True, vram=vram, state="finished", pid=0, events=[
+        {"event": "vram_measured", "device": "cuda:0", "peak_allocated": 4 << 30,
+         "peak_reserved": 5 << 30, "nvml_peak": 6 << 30, "estimate_peak_allocated": 3 << 30}])
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        stats = text_of(app.screen.query_one(RunStats))
+        rows = {l[:12].strip(): l[12:].strip() for l in stats.splitlines()}
+        assert rows["est. peak"] == "3.0 GiB"
+        assert rows["peak"] == "4.0 GiB" and rows["reserved"] == "5.0 GiB" and rows["NVML"] == "6.0 GiB"
+        assert rows["est. error"] == "-25% of peak"
+        assert "vram_measured" in text_of(app.screen.query_one(EventLog))
+
+
+async def test_run_view_actions_are_in_the_palette(make_app, runs_root):
+    run = write_run(runs_root, "palette")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for b in RunScreen.BINDINGS:
+            assert (b.tooltip in titles) == (b.action != "resume"), b.action  # resume: not while live
+        assert "Quit the console" in titles
+        app.open_runs()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert all(b.tooltip in titles for b in RunsScreen.BINDINGS)
