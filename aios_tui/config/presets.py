@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,8 +61,12 @@ def list_presets() -> list[Preset]:
     out: list[Preset] = []
     for directory, user in ((shipped_dir(), False), (user_dir(), True)):
         if directory.is_dir():
-            files = sorted(directory.glob("*.toml"))
-            out += [_load(p, user) for p in files]
+            for path in sorted(directory.glob("*.toml")):
+                try:
+                    out.append(_load(path, user))
+                except ConfigError as exc:
+                    # One broken user file must not hide every other preset; say so and go on.
+                    print(f"aios-tui: warning: skipping preset {exc.problems[0]}", file=sys.stderr)
     out.sort(key=lambda p: (p.user, int(p.data.get("order", 0)) if not p.user else 0, p.key))
     return out
 

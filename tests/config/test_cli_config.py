@@ -108,3 +108,11 @@ def test_module_entry_point_and_help(cli_subprocess):
     res = cli_subprocess("config", "--lora-r", "-3")
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert "peft.lora_r: -3 is out of range" in res.stderr
+
+
+def test_a_malformed_user_preset_is_skipped_not_fatal(cli):
+    user_dir().mkdir(parents=True)
+    (user_dir() / "broken.toml").write_text("[peft\n")
+    code, out, err = cli("presets", "list")
+    assert code == 0 and "efficient" in out and "broken" not in out
+    assert "skipping preset" in err and "broken.toml" in err
