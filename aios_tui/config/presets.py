@@ -56,8 +56,12 @@ def _load(path: Path, user: bool) -> Preset:
     return Preset(slug(path.stem), name, str(data.get("description", "")), path, user, data)
 
 
-def list_presets() -> list[Preset]:
-    """Shipped presets in file order, then user presets; a user preset never hides a shipped one."""
+def list_presets(problems: list[str] | None = None) -> list[Preset]:
+    """Shipped presets in file order, then user presets; a user preset never hides a shipped one.
+
+    An unreadable preset file is skipped: its problem goes into ``problems`` when given, else
+    to stderr as a warning.
+    """
     out: list[Preset] = []
     for directory, user in ((shipped_dir(), False), (user_dir(), True)):
         if directory.is_dir():
@@ -65,8 +69,11 @@ def list_presets() -> list[Preset]:
                 try:
                     out.append(_load(path, user))
                 except ConfigError as exc:
-                    # One broken user file must not hide every other preset; say so and go on.
-                    print(f"aios-tui: warning: skipping preset {exc.problems[0]}", file=sys.stderr)
+                    # One broken file must not hide every other preset; say so and go on.
+                    if problems is None:
+                        print(f"aios-tui: warning: skipping preset {exc.problems[0]}", file=sys.stderr)
+                    else:
+                        problems += exc.problems
     out.sort(key=lambda p: (p.user, int(p.data.get("order", 0)) if not p.user else 0, p.key))
     return out
 

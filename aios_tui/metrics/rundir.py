@@ -22,7 +22,6 @@ from aios_tui.atomic import atomic_write_json
 
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
 LIVE_STATES = ("starting", "running", "stopping")
-HEARTBEAT_STALE_S = 120.0
 
 
 def default_runs_root() -> Path:
@@ -41,22 +40,6 @@ def pid_alive(pid: int | None) -> bool:
             return fh.read().split(b")")[-1].split()[0] != b"Z"
     except OSError:
         return True
-
-
-def _still_ours(status: dict[str, Any]) -> bool:
-    """Is the run's process alive? A pid can be reused once its run has died, so a pid whose
-    heartbeat has gone stale must also still be an aios-tui process to count."""
-    pid = status.get("pid")
-    if not pid_alive(pid):
-        return False
-    if time.time() - float(status.get("heartbeat") or 0) < HEARTBEAT_STALE_S:
-        return True
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as fh:
-            argv = fh.read().split(b"\0")
-        return any(arg == b"aios_tui" or os.path.basename(arg) == b"aios-tui" for arg in argv)
-    except OSError:
-        return True  # no /proc to ask: trust the pid
 
 
 @dataclass(frozen=True)
@@ -125,7 +108,7 @@ class RunDir:
         """The state, corrected for a process that died without saying so."""
         status = self.read_status()
         state = status.get("state", "unknown")
-        if state in LIVE_STATES and not _still_ours(status):
+        if state in LIVE_STATES and not pid_alive(status.get("pid")):
             return "failed" if state != "stopping" else "stopped"
         return state
 

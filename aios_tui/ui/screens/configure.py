@@ -81,11 +81,11 @@ class ConfigureScreen(Screen):
 
     def _presets(self) -> list:
         """Shipped and user presets; a broken user preset file is reported, not fatal."""
-        try:
-            return list_presets()
-        except ConfigError as exc:
-            self._preset_problems = exc.problems
-            return []
+        problems: list[str] = []
+        presets = list_presets(problems)
+        if problems:
+            self._preset_problems = problems
+        return presets
 
     def _preset_options(self) -> list[tuple[str, str]]:
         opts = [(NO_PRESET, "")]
