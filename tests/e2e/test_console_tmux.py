@@ -78,6 +78,9 @@ def test_run_survives_the_console_and_attach_sees_it_finish(tmp_path):
     run = RunDir(runs / "e2e-run")
     engine_pid = None
     try:
+        # A session that outlives the console's keeps the tmux server up between the two
+        # terminals: a new session must not race a server that is shutting down.
+        tmux.start("keeper", "sleep 900")
         tmux.start("console", f"cd {tmp_path} && {python} -m aios_tui console {flags}")
         tmux.wait_for("console", "VRAM budget", 30)
         console_pid = tmux.pane_pid("console")
