@@ -72,7 +72,7 @@ def test_run_survives_the_console_and_attach_sees_it_finish(tmp_path):
            "TERM": "xterm-256color"}
     env.pop("TMUX", None)
     python = sys.executable
-    flags = ("--use-peft --steps 30 --batch-size 2 --max-seq-len 32 --eval-every 10 --save-every 0 "
+    flags = ("--use-peft --steps 400 --batch-size 2 --max-seq-len 32 --eval-every 100 --save-every 0 "
              "--warmup-steps 2 --run-name e2e-run")
     tmux = Tmux(env)
     run = RunDir(runs / "e2e-run")
@@ -101,9 +101,9 @@ def test_run_survives_the_console_and_attach_sees_it_finish(tmp_path):
         # be done by now, and plain `attach` only picks runs still training.)
         tmux.start("attach", f"cd {tmp_path} && {python} -m aios_tui attach e2e-run")
         screen = tmux.wait_for("attach", "FINISHED", 240)
-        assert "e2e-run" in screen and "30/30" in screen
+        assert "e2e-run" in screen and "400/400" in screen
         status = run.read_status()
-        assert status["state"] == "finished" and status["step"] == 30
+        assert status["state"] == "finished" and status["step"] == 400
         events = [json.loads(l).get("event") for l in run.default_metrics.read_text().splitlines()]
         assert "finished" in events and "stopped" not in events
         tmux("send-keys", "-t", "attach", "C-q")
