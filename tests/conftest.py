@@ -49,3 +49,13 @@ def cli_subprocess():
                               text=True, timeout=timeout, env=env, **kw)
 
     return run
+
+
+@pytest.fixture(scope="session")
+def text_file(tmp_path_factory) -> Path:
+    """Patterned text a small model learns quickly (about 10 KB)."""
+    from aios_tui.data.make_sample import build
+
+    path = tmp_path_factory.mktemp("data") / "train.txt"
+    path.write_text(build(lines=300, seed=7), encoding="utf-8")
+    return path

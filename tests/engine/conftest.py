@@ -28,16 +28,6 @@ def small_model_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def text_file(tmp_path_factory) -> Path:
-    """Patterned text a small model learns quickly (about 10 KB)."""
-    from aios_tui.data.make_sample import build
-
-    path = tmp_path_factory.mktemp("data") / "train.txt"
-    path.write_text(build(lines=300, seed=7), encoding="utf-8")
-    return path
-
-
-@pytest.fixture(scope="session")
 def qa_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "qa.jsonl"
     rows = [{"prompt": f"{a} + {b} = ", "completion": f"{a + b}"} for a in range(12) for b in range(12)]

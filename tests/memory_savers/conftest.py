@@ -44,15 +44,6 @@ def gpt2_dir(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def text_file(tmp_path_factory) -> Path:
-    from aios_tui.data.make_sample import build
-
-    path = tmp_path_factory.mktemp("data") / "train.txt"
-    path.write_text(build(lines=300, seed=7), encoding="utf-8")
-    return path
-
-
 def records(metrics: Path) -> list[dict]:
     return [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
 
