@@ -45,13 +45,19 @@ def plan_run_dir(cfg: RunConfig, root: str | os.PathLike | None = None,
     return name, path
 
 
-def start_run(cfg: RunConfig, root: str | os.PathLike | None = None) -> tuple[RunDir, int]:
+RUN_COMMANDS = ("train", "train-actv1")
+
+
+def start_run(cfg: RunConfig, root: str | os.PathLike | None = None,
+              command: str = "train") -> tuple[RunDir, int]:
     """Prepare the run directory as `aios-tui train --detach` does, then start the engine on it.
 
     A prepared directory holds config.toml and a ``starting`` status.json naming this process;
     the engine (our child) accepts exactly that, and the status names the engine's pid at once,
     so a watcher never waits on an engine that died before writing anything.
     """
+    if command not in RUN_COMMANDS:
+        raise ValueError(f"unknown run command {command!r}")
     name, path = plan_run_dir(cfg, root)
     path = path.resolve()
     cfg = copy.deepcopy(cfg)
@@ -64,7 +70,7 @@ def start_run(cfg: RunConfig, root: str | os.PathLike | None = None) -> tuple[Ru
     run.write_status(state="starting", pid=os.getpid(), step=0, total_steps=cfg.train.steps,
                      run_name=name, method=cfg.method_label(), metrics=str(metrics),
                      started_at=time.time(), last_loss=None, error=None, checkpoint=None)
-    pid = start_detached(["train", "--config", str(run.config_toml), "--run-dir", str(path),
+    pid = start_detached([command, "--config", str(run.config_toml), "--run-dir", str(path),
                           "--progress", "lines"], path)
     run.write_status(pid=pid)
     return run, pid

@@ -39,6 +39,8 @@ VRAM_DEBOUNCE_S = 0.1
 class ConfigureScreen(Screen):
     BINDINGS = [
         Binding("ctrl+r", "start_run", "Run", tooltip="Start a training run with this configuration"),
+        Binding("ctrl+g", "start_hrm_run", "HRM",
+                tooltip="Train an HRM ACTv1 brain with this configuration (the HRM tab's architecture)"),
         Binding("ctrl+s", "save_preset", "Save", tooltip="Save the form as a user preset"),
         Binding("ctrl+o", "load_toml", "Load", tooltip="Load a configuration from a TOML file"),
         Binding("ctrl+t", "show_diff", "Diff", tooltip="Show what differs from the preset"),
@@ -190,11 +192,17 @@ class ConfigureScreen(Screen):
         return result.config
 
     def action_start_run(self) -> None:
+        self._start("train")
+
+    def action_start_hrm_run(self) -> None:
+        self._start("train-actv1")
+
+    def _start(self, command: str) -> None:
         cfg = self._valid_config("start a run")
         if cfg is None:
             return
         try:
-            run, pid = runctl.start_run(cfg, getattr(self.app, "runs_root", None))
+            run, pid = runctl.start_run(cfg, getattr(self.app, "runs_root", None), command=command)
         except (UserError, ConfigError) as exc:
             self.notify("; ".join(exc.problems), title="run not started", severity="error")
             return
