@@ -12,9 +12,9 @@ import os
 import time
 from pathlib import Path
 
-from aios_tui.config import RunConfig, save_config
+from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
-from aios_tui.metrics.rundir import RunDir, default_runs_root, pid_alive
+from aios_tui.metrics.rundir import RunDir, default_runs_root, pid_alive, prepare_run, run_metrics_path
 
 PREPARED_FILES = {"config.toml", "status.json", "engine.log", "STOP", "CHECKPOINT"}
 
@@ -36,10 +36,6 @@ def choose_run_dir(cfg: RunConfig) -> Path:
         n += 1
         path = root / f"{base}-{n}"
     return path
-
-
-def metrics_path(cfg: RunConfig, run: RunDir) -> Path:
-    return Path(cfg.train.log_file).expanduser().resolve() if cfg.train.log_file.strip() else run.default_metrics.resolve()
 
 
 def holds_run(run: RunDir) -> str | None:
@@ -75,14 +71,6 @@ def ensure_free(run: RunDir) -> None:
                              f"`aios-tui train --resume {run.path}`")
 
 
-def prepare(run: RunDir, cfg: RunConfig, *, pid: int, total_steps: int, write_config: bool = True) -> bool:
-    """Create the directory with config.toml and a ``starting`` status; True if it was created."""
-    created = not run.path.exists()
-    run.path.mkdir(parents=True, exist_ok=True)
-    if write_config:
-        save_config(cfg, run.config_toml)
-    run.write_status(state="starting", pid=pid, step=0, total_steps=total_steps,
-                     run_name=run.name, method=cfg.method_label(),
-                     metrics=str(metrics_path(cfg, run)), started_at=time.time(),
-                     last_loss=None, error=None, checkpoint=None)
-    return created
+# One way to prepare a run directory, shared with the console.
+prepare = prepare_run
+metrics_path = run_metrics_path

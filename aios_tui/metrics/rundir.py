@@ -143,3 +143,26 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunDir]:
             return r.path.stat().st_mtime
 
     return sorted(runs, key=mtime, reverse=True)
+
+
+def run_metrics_path(cfg: Any, run: RunDir) -> Path:
+    """Where a run with config ``cfg`` writes its metrics: ``train.log_file`` or the run's own."""
+    log_file = cfg.train.log_file.strip()
+    return Path(log_file).expanduser().resolve() if log_file else run.default_metrics.resolve()
+
+
+def prepare_run(run: RunDir, cfg: Any, *, pid: int, total_steps: int, write_config: bool = True) -> bool:
+    """Create the run directory with config.toml and a ``starting`` status naming ``pid``;
+    True if the directory was created. The CLI, the engine and the console all prepare runs
+    this one way, so a watcher reads the same status whoever started the run."""
+    from aios_tui.config import save_config  # the config layer; kept out of this module's import
+
+    created = not run.path.exists()
+    run.path.mkdir(parents=True, exist_ok=True)
+    if write_config:
+        save_config(cfg, run.config_toml)
+    run.write_status(state="starting", pid=pid, step=0, total_steps=total_steps,
+                     run_name=run.name, method=cfg.method_label(),
+                     metrics=str(run_metrics_path(cfg, run)), started_at=time.time(),
+                     last_loss=None, error=None, checkpoint=None)
+    return created

@@ -9,11 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from aios_tui.atomic import atomic_write_text
-from aios_tui.config import RunConfig, config_to_toml
+from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
 from aios_tui.metrics.launch import start_detached
-from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, prepare_run
 
 
 def run_name_for(cfg: RunConfig, now: float | None = None) -> str:
@@ -64,12 +63,7 @@ def start_run(cfg: RunConfig, root: str | os.PathLike | None = None,
     cfg.train.run_name = name
     cfg.train.run_dir = str(path)
     run = RunDir(path)
-    path.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.config_toml, config_to_toml(cfg))
-    metrics = Path(cfg.train.log_file).expanduser().resolve() if cfg.train.log_file.strip() else run.default_metrics
-    run.write_status(state="starting", pid=os.getpid(), step=0, total_steps=cfg.train.steps,
-                     run_name=name, method=cfg.method_label(), metrics=str(metrics),
-                     started_at=time.time(), last_loss=None, error=None, checkpoint=None)
+    prepare_run(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps)
     pid = start_detached([command, "--config", str(run.config_toml), "--run-dir", str(path),
                           "--progress", "lines"], path)
     run.write_status(pid=pid)
