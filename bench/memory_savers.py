@@ -70,6 +70,8 @@ def model_dir(workdir: Path, name: str, smoke: bool, device: str) -> Path:
 
     shape = {"gpt2": SMOKE_GPT2 if smoke else GPT2, "llama8b": SMOKE_LLAMA if smoke else LLAMA_8B}[name]
     path = workdir / f"{name}{'-smoke' if smoke else ''}"
+    if name == "llama8b" and not smoke and LLAMA8B_DIR:
+        return _same_shape(Path(LLAMA8B_DIR), shape)
     if (path / "config.json").is_file():
         return path
     dtype = torch.bfloat16 if name == "llama8b" and not smoke else torch.float32
@@ -82,6 +84,22 @@ def model_dir(workdir: Path, name: str, smoke: bool, device: str) -> Path:
     byte_tokenizer().save_pretrained(tmp)
     del model
     os.replace(tmp, path)
+    return path
+
+
+LLAMA8B_DIR = ""  # --llama8b-dir: an existing bf16 model of that shape, instead of writing one
+
+
+def _same_shape(path: Path, shape: dict) -> Path:
+    """``path`` if it holds a saved model of ``shape``; otherwise a clear exit."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"--llama8b-dir {path}: no readable config.json ({exc})") from None
+    wrong = [f"{k}={config.get(k)!r} (want {v!r})" for k, v in shape.items()
+             if k not in ("rope_theta", "max_position_embeddings") and config.get(k) != v]
+    if wrong:
+        raise SystemExit(f"--llama8b-dir {path}: not the Llama-3.1-8B shape: {', '.join(wrong)}")
     return path
 
 
@@ -266,7 +284,13 @@ def main(argv: list[str] | None = None) -> int:
                          "(runs on the CPU too)")
     ap.add_argument("--smoke", action="store_true", help="CPU, small shapes, 2 steps: checks the script runs")
     ap.add_argument("--json", default="", help="write every figure to this file")
+    ap.add_argument("--llama8b-dir", default="", metavar="DIR",
+                    help="qlora-8b: use this saved bf16 model of the 8B shape (e.g. the one "
+                         "bench/throughput.py --config 8b --workdir W keeps in W/model-8b-bf16) "
+                         "instead of writing a new 16 GB one")
     args = ap.parse_args(argv)
+    global LLAMA8B_DIR
+    LLAMA8B_DIR = args.llama8b_dir
 
     import torch
 

@@ -1,0 +1,59 @@
+"""bench/gpu_suite.py: the one command that gathers every GPU figure, driven here on the CPU."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SUITE = [sys.executable, str(REPO / "bench" / "gpu_suite.py")]
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*SUITE, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+def test_dry_run_lists_every_gpu_step_with_its_command(tmp_path):
+    proc = run("--dry-run", "--out", str(tmp_path / "out"), "--workdir", str(tmp_path / "w"))
+    assert proc.returncode == 0, proc.stderr
+    for step in ("tp-1b", "tp-124m", "tp-8b", "savers-gpt2", "savers-qlora-8b", "seed-table"):
+        assert step in proc.stdout
+    assert "bench/throughput.py --config 1b --torch-compile" in proc.stdout
+    # the QLoRA step reuses the 8B model the throughput step saved
+    assert f"--llama8b-dir {tmp_path / 'w'}/model-8b-bf16" in proc.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_step_and_missing_out_exit_2(tmp_path):
+    proc = run("--only", "tp-1b,nonsense")
+    assert proc.returncode == 2 and "nonsense" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run("--only", "tp-1b")
+    assert proc.returncode == 2 and "--out" in proc.stderr
+
+
+def test_a_step_that_does_not_fit_the_budget_is_skipped_and_recorded(tmp_path):
+    out = tmp_path / "out"
+    proc = run("--out", str(out), "--workdir", str(tmp_path / "w"), "--only", "tp-8b", "--budget", "5")
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    assert results["steps"]["tp-8b"]["status"].startswith("skipped")
+    assert "| tp-8b | skipped" in (out / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_smoke_suite_gathers_the_bench_json_into_results_and_summary(tmp_path):
+    out = tmp_path / "out"
+    proc = run("--smoke", "--only", "savers-smoke", "--out", str(out), "--workdir", str(tmp_path / "w"))
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    results = json.loads((out / "results.json").read_text())
+    step = results["steps"]["savers-smoke"]
+    assert step["status"] == "ok"
+    rows = step["json"]["savers-smoke.json"]["rows"]
+    assert rows[0]["case"] == "gpt2-lora" and rows[0]["parameters"]["trainable"] > 0
+    assert "| gpt2-lora |" in (out / "summary.md").read_text()
+    log = (out / "log.txt").read_text()
+    assert "bench/memory_savers.py --smoke" in log and "[exit 0" in log
