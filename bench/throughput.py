@@ -14,7 +14,9 @@ ratios, model FLOPs utilisation on a GPU, versions and the date.
     python bench/throughput.py --smoke                 # a tiny CPU run of both sides (CI)
 
 Throughput counts every input token of a step (batch x sequence length, padding included) and
-times only the steps after the warm-up steps.
+times only steps after the warm-up, between two device syncs and with none in between (ours:
+the engine reads a step's metrics once the next step is queued, so its span starts a step
+later and holds one step fewer).
 
 MFU (GPU only) divides achieved model FLOP/s by the GPU's dense bf16 peak. Model FLOPs per
 token, for N_fwd matmul parameters used in the forward pass (every linear layer, lm_head
@@ -231,15 +233,29 @@ def run_ours(plan: dict) -> dict:
     from aios_tui.engine.train import run_training
 
     cfg = _config(plan)
+    device_type = "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu"
     records: list[dict] = []
+    marks: dict[int, float] = {}
+    warmup, last = plan["warmup"], cfg.train.steps
+
+    def on_step(step: int, record: dict) -> None:
+        # The engine reads a step's metrics once the next step is queued, so when the warm-up's
+        # last line arrives, step warmup+1 is queued too; a sync there and at the last step times
+        # steps warmup+2..last, with no per-step sync added to the loop being measured.
+        records.append(record)
+        if step in (warmup, last):
+            if device_type == "cuda":
+                torch.cuda.synchronize()
+            marks[step] = time.perf_counter()
+
     run_dir = Path(plan["workdir"]) / f"run-ours-{os.getpid()}"
     shutil.rmtree(run_dir, ignore_errors=True)
-    result = run_training(cfg, run_dir, progress=None, on_step=lambda step, rec: records.append(rec))
-    device_type = "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu"
+    result = run_training(cfg, run_dir, progress=None, on_step=on_step)
     memory = _memory(device_type)
-    steps = [r for r in records if r["step"] > plan["warmup"]]
-    seconds = sum(r["step_time_s"] for r in steps)
-    tokens = len(steps) * cfg.train.batch_size * cfg.data.max_seq_len * cfg.train.grad_accum
+    measured = last - warmup - 1
+    seconds = marks[last] - marks[warmup] if warmup in marks and last in marks and measured > 0 else None
+    steps = [r for r in records if r["step"] > warmup]
+    tokens = max(0, measured) * cfg.train.batch_size * cfg.data.max_seq_len * cfg.train.grad_accum
     header = _read_header(run_dir)
     params = header.get("parameters", {})
     # The engine's own peak (its step records) ignores the checkpoint written after the last step.
@@ -248,7 +264,8 @@ def run_ours(plan: dict) -> dict:
         memory["peak_allocated_steps"] = max(step_peaks)
     shutil.rmtree(run_dir, ignore_errors=True)
     return {
-        "side": "ours", "state": result.state, "steps": len(records), "measured_steps": len(steps),
+        "side": "ours", "state": result.state, "steps": len(records), "measured_steps": max(0, measured),
+        "engine_step_time_s": sum(r["step_time_s"] for r in steps) / len(steps) if steps else None,
         "seconds": seconds, "tokens": tokens, "tokens_per_s": tokens / seconds if seconds else None,
         "first_loss": records[0]["loss"] if records else None,
         "trainable": params.get("trainable"), "total": params.get("total"), **memory,
@@ -306,10 +323,12 @@ def run_hf(plan: dict) -> dict:
     losses: list[float] = []
 
     class StepTimer(TrainerCallback):
+        # A sync at the two ends of the timed span only, as on our side.
         def on_step_end(self, args, state, control, **kwargs):
-            if device_type == "cuda":
-                torch.cuda.synchronize()
-            times[state.global_step] = time.perf_counter()
+            if state.global_step in (plan["warmup"], t.steps):
+                if device_type == "cuda":
+                    torch.cuda.synchronize()
+                times[state.global_step] = time.perf_counter()
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and "loss" in logs:
@@ -336,11 +355,11 @@ def run_hf(plan: dict) -> dict:
     trainer.train()
     memory = _memory(device_type)
     shutil.rmtree(args.output_dir, ignore_errors=True)
-    measured = sorted(s for s in times if s > plan["warmup"])
-    seconds = times[measured[-1]] - times[plan["warmup"]] if measured and plan["warmup"] in times else None
-    tokens = len(measured) * t.batch_size * cfg.data.max_seq_len * t.grad_accum
+    measured = t.steps - plan["warmup"]
+    seconds = times[t.steps] - times[plan["warmup"]] if plan["warmup"] in times and t.steps in times else None
+    tokens = measured * t.batch_size * cfg.data.max_seq_len * t.grad_accum
     return {
-        "side": "hf", "steps": len(times), "measured_steps": len(measured), "seconds": seconds,
+        "side": "hf", "steps": t.steps, "measured_steps": measured, "seconds": seconds,
         "tokens": tokens, "tokens_per_s": tokens / seconds if seconds else None,
         "first_loss": losses[0] if losses else None,
         "trainable": trainable, "total": total, "matmul_params": _matmul_params(model), **memory,
@@ -541,8 +560,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     # The smoke model's matmuls are too small to gain from threads, and on a busy CI box
     # OpenMP workers waiting on each other make its timings swing by 5x.
     args.threads = args.threads if args.threads is not None else (1 if args.smoke else None)
-    if args.steps < 1 or args.warmup < 1:
-        p.error("--steps and --warmup must be at least 1 (the first step is never timed)")
+    if args.steps < 2 or args.warmup < 1:
+        p.error("--steps must be at least 2 and --warmup at least 1 (the first step is never timed)")
     return args
 
 

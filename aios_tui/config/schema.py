@@ -99,13 +99,13 @@ class TrainConfig:
     eval_batches: int = fld(8, "micro-batches per eval pass", lo=1)
     save_every: int = fld(100, "steps between checkpoints (0: only at the end and on stop)", lo=0)
     keep_last: int = fld(3, "checkpoints kept; older ones are deleted", lo=1)
-    log_every: int = fld(1, "steps between metrics lines", lo=1)
+    log_every: int = fld(1, "steps between metrics lines (the first step is always logged)", lo=1)
     run_name: str = fld("", "run name (empty: method and time)", metavar="NAME")
     run_dir: str = fld("", "run directory (empty: artifacts/runs/<run_name>)", metavar="DIR")
     log_file: str = fld("", "metrics JSONL path (empty: <run_dir>/metrics.jsonl)", metavar="PATH")
     device: str = fld("auto", "where to train", choices=("auto", "cuda", "cpu"))
     fused_loss: bool = fld(True, "chunked cross-entropy that never holds fp32 logits for the whole vocabulary")
-    torch_compile: bool = fld(False, "compile the model with torch.compile (CUDA; slower first steps)")
+    torch_compile: bool = fld(False, "torch.compile each decoder block (CUDA; the first steps wait for it)")
 
     def effective_warmup(self) -> int:
         """Warm-up never eats a short run: at most a tenth of its steps."""

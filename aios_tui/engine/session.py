@@ -53,7 +53,7 @@ def holds_run(run: RunDir) -> str | None:
         return f"{path} already holds a run ({run.state()})"
     if state == "starting":
         pid = status.get("pid")
-        if pid and pid_alive(pid) and pid not in (os.getpid(), os.getppid()):
+        if pid and pid_alive(pid, status.get("pid_start")) and pid not in (os.getpid(), os.getppid()):
             return f"{path} is being started by process {pid}"
     metrics = run.default_metrics
     if metrics.exists() and metrics.stat().st_size > 0:

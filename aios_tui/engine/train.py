@@ -26,7 +26,7 @@ import torch
 
 from aios_tui.config import RunConfig, load_config
 from aios_tui.errors import UserError
-from aios_tui.metrics.rundir import RunDir, pid_alive
+from aios_tui.metrics.rundir import RunDir, status_alive
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
@@ -50,8 +50,9 @@ MAX_BAD_LOGS = 3    # consecutive log steps with a non-finite loss before the ru
 class TrainingFailed(Exception):
     """Training could not go on (out of memory, non-finite loss); ``problems`` are one line each."""
 
-    def __init__(self, *problems: str):
+    def __init__(self, *problems: str, step: int | None = None):
         self.problems = list(problems)
+        self.step = step  # the step it concerns, when that is not the loop's latest
         super().__init__("\n".join(problems))
 
 
@@ -98,7 +99,7 @@ def _resume_plan(run: RunDir, cfg: RunConfig | None) -> tuple[RunConfig, Path, d
     if not run.path.is_dir():
         raise UserError(f"--resume {run.path}: no such run directory")
     status = run.read_status()
-    if status.get("state") in ("running", "stopping", "starting") and pid_alive(status.get("pid")) \
+    if status.get("state") in ("running", "stopping", "starting") and status_alive(status) \
             and status.get("pid") not in (os.getpid(), os.getppid()):
         raise UserError(f"{run.path}: the run is still going (pid {status['pid']}); "
                         "stop it first (`touch STOP` in its directory) or wait for it")
@@ -120,7 +121,8 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
     """Train ``cfg`` in ``run_dir``; see the module docstring. ``cfg`` may be None with ``resume``.
 
     Raises UserError (nothing created) for bad input, TrainingFailed when training breaks down.
-    ``on_step(step, record)`` is called with every metrics line (for benchmarks and tests).
+    ``on_step(step, record)`` is called with every metrics line (for benchmarks and tests), once
+    the step after it has been queued: its values are read from the device then (see ``emit``).
     """
     quiet_imports()
     task = task or CausalLMTask()
@@ -316,6 +318,34 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
     step_time_ema: float | None = None
     bad_logs = 0
     exit_state = "finished"
+    pending: dict | None = None  # the last log step's record, its device values not yet read
+
+    def emit(entry: dict | None) -> None:
+        """Write a log step's metrics line, reading its device values (the one host sync)."""
+        nonlocal last_loss, bad_logs
+        if entry is None:
+            return None
+        at = entry["step"]
+        loss_value = _item(entry["loss"])
+        record = {"loss": loss_value, "lr": entry["record"]["lr"], "grad_norm": _item(entry["grad_norm"]),
+                  **entry["record"], **{k: _item(v) for k, v in entry["extras"].items()}}
+        if entry["eval_loss"] is not None:
+            record["eval_loss"] = entry["eval_loss"]
+        reporter.log(at, record)
+        last_loss = loss_value
+        reporter.status(force=entry["force"], step=at, last_loss=loss_value,
+                        **({"eval_loss": entry["eval_loss"]} if entry["eval_loss"] is not None else {}))
+        prog.update(at, total, loss_value, record["tokens_per_s"], record["eta_s"], entry["eval_loss"],
+                    force=entry["force"])
+        if on_step is not None:
+            on_step(at, {"step": at, **record})
+        # A step that overflowed in fp16 is skipped by the scaler; a loss that stays
+        # non-finite means the weights are gone and more steps only burn time.
+        bad_logs = bad_logs + 1 if loss_value is None else 0
+        if bad_logs >= MAX_BAD_LOGS:
+            raise TrainingFailed(f"the loss is not finite (NaN or inf) at step {at}; "
+                                 "lower the learning rate (--lr) or check the data", step=at)
+        return None
 
     try:
         with control:
@@ -365,52 +395,48 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
 
                 eval_loss = None
                 if evals and ((t.eval_every and step % t.eval_every == 0) or step == total):
+                    pending = emit(pending)  # evaluation waits for the device anyway
                     t0 = time.monotonic()
                     eval_loss = last_eval = evaluate()
                     overhead += time.monotonic() - t0
                 stopping = (control.stop_requested() or step == total
                             or (stop_after is not None and session_steps >= stop_after))
-                if step % t.log_every == 0 or stopping or eval_loss is not None:
-                    loss_value = _item(interval_loss / interval_steps)  # the one host sync per log step
+                # The first step of a session is logged at once, so a user sees a loss right away.
+                if step % t.log_every == 0 or stopping or eval_loss is not None or session_steps == 1:
                     now = time.monotonic()
                     span = max(1e-9, now - interval_start - overhead)  # eval and saving are not training
                     step_time = span / interval_steps
                     step_time_ema = step_time if step_time_ema is None else 0.7 * step_time_ema + 0.3 * step_time
-                    record = {
-                        "loss": loss_value, "lr": optimizer.param_groups[0]["lr"], "grad_norm": _item(grad_norm),
-                        "tokens_per_s": interval_tokens / span,
-                        "step_time_s": step_time,
-                        "elapsed_s": elapsed_before + now - session_start,
-                        "eta_s": step_time_ema * (total - step), "tokens": tokens_seen,
-                        **memory_fields(device),
-                        **{k: _item(v / interval_steps) for k, v in interval_extras.items()},
+                    # Device values stay on the device until the next step has been queued: reading
+                    # them then waits for nothing, where reading them now would drain the queue.
+                    pending = emit(pending)
+                    pending = {
+                        "step": step, "loss": interval_loss / interval_steps, "grad_norm": grad_norm.detach(),
+                        "extras": {k: v / interval_steps for k, v in interval_extras.items()},
+                        "record": {
+                            "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": interval_tokens / span,
+                            "step_time_s": step_time, "elapsed_s": elapsed_before + now - session_start,
+                            "eta_s": step_time_ema * (total - step), "tokens": tokens_seen,
+                            **memory_fields(device),
+                        },
+                        "eval_loss": eval_loss, "force": stopping,
                     }
-                    if eval_loss is not None:
-                        record["eval_loss"] = eval_loss
-                    reporter.log(step, record)
-                    last_loss = loss_value
-                    reporter.status(force=stopping, step=step, last_loss=loss_value,
-                                    **({"eval_loss": eval_loss} if eval_loss is not None else {}))
-                    prog.update(step, total, loss_value, record["tokens_per_s"], record["eta_s"], eval_loss,
-                                force=stopping)
-                    if on_step is not None:
-                        on_step(step, {"step": step, **record})
+                    if stopping or eval_loss is not None:
+                        pending = emit(pending)
                     interval_loss = torch.zeros((), device=device)
                     interval_extras, interval_steps, interval_tokens = {}, 0, 0
                     interval_start, overhead = time.monotonic(), 0.0
-                    # A step that overflowed in fp16 is skipped by the scaler; a loss that stays
-                    # non-finite means the weights are gone and more steps only burn time.
-                    bad_logs = bad_logs + 1 if loss_value is None else 0
-                    if bad_logs >= MAX_BAD_LOGS:
-                        raise TrainingFailed(f"the loss is not finite (NaN or inf) at step {step}; "
-                                             "lower the learning rate (--lr) or check the data")
+                elif pending is not None and step > pending["step"]:
+                    pending = emit(pending)
 
                 if (t.save_every and step % t.save_every == 0 and step < total) or control.checkpoint_requested():
+                    pending = emit(pending)
                     t0 = time.monotonic()
                     save(step)
                     control.checkpoint_done()
                     overhead += time.monotonic() - t0
 
+            pending = emit(pending)
             if exit_state == "finished" and step >= total:
                 path = save(step)
                 task.on_finish(model, tokenizer, cfg, run.path)
@@ -444,8 +470,9 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
         raise
     except BaseException as exc:
         message = _failure_message(exc, device)
-        reporter.event("error", step=step, message=message, type=type(exc).__name__)
-        reporter.status(force=True, state="failed", step=step, error=message)
+        at = getattr(exc, "step", None) or step
+        reporter.event("error", step=at, message=message, type=type(exc).__name__)
+        reporter.status(force=True, state="failed", step=at, error=message)
         prog.close()
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             raise TrainingFailed(message, "lower --batch-size or --max-seq-len, or turn on "

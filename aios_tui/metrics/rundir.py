@@ -2,7 +2,7 @@
 
     <run>/config.toml          the exact config the run started with
     <run>/metrics.jsonl        one JSON object per line, flushed per line
-    <run>/status.json          pid, state, step, heartbeat (written atomically)
+    <run>/status.json          pid (and its start time), state, step, heartbeat (written atomically)
     <run>/checkpoints/step-NNNNNN/
     <run>/STOP                 created by anyone who wants the run to save and stop
     <run>/adapter/ <run>/merged/   exports
@@ -28,18 +28,38 @@ def default_runs_root() -> Path:
     return Path(os.environ.get("AIOS_TUI_RUNS", "artifacts/runs"))
 
 
-def pid_alive(pid: int | None) -> bool:
+def process_start(pid: int | None) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux), or None where unknown."""
+    if not pid or pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().split(b")")[-1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def pid_alive(pid: int | None, start: int | None = None) -> bool:
+    """Whether ``pid`` runs; with ``start`` (from ``process_start``), whether it is still the same
+    process, not a new one that was given a dead run's pid."""
     if not pid or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
     except OSError as exc:
         return exc.errno == errno.EPERM
+    if start is not None and process_start(pid) not in (None, start):
+        return False
     try:  # a zombie child still answers kill(0); it is not training
         with open(f"/proc/{pid}/stat", "rb") as fh:
             return fh.read().split(b")")[-1].split()[0] != b"Z"
     except OSError:
         return True
+
+
+def status_alive(status: dict[str, Any]) -> bool:
+    """Whether the process a status.json names is still the one that wrote it."""
+    return pid_alive(status.get("pid"), status.get("pid_start"))
 
 
 @dataclass(frozen=True)
@@ -99,6 +119,8 @@ class RunDir:
     def write_status(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into status.json, stamping the heartbeat."""
         status = self.read_status()
+        if "pid" in fields and "pid_start" not in fields:
+            fields = {**fields, "pid_start": process_start(fields["pid"])}
         status.update(fields)
         status["heartbeat"] = time.time()
         atomic_write_json(self.status_file, status)
@@ -108,7 +130,7 @@ class RunDir:
         """The state, corrected for a process that died without saying so."""
         status = self.read_status()
         state = status.get("state", "unknown")
-        if state in LIVE_STATES and not pid_alive(status.get("pid")):
+        if state in LIVE_STATES and not status_alive(status):
             return "failed" if state != "stopping" else "stopped"
         return state
 

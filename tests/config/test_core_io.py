@@ -7,7 +7,7 @@ import os
 
 from aios_tui.atomic import atomic_write_text
 from aios_tui.metrics.jsonl import JsonlLogger, read_from, read_header, tail_records
-from aios_tui.metrics.rundir import RunDir, list_runs
+from aios_tui.metrics.rundir import RunDir, list_runs, process_start
 
 
 def test_atomic_write_leaves_no_temp_and_keeps_old_on_failure(tmp_path):
@@ -61,6 +61,13 @@ def test_rundir_status_and_dead_pid(tmp_path):
     assert run.read_status()["step"] == 3 and "heartbeat" in run.read_status()
     assert run.state() == "failed"  # the pid is not alive
     run.write_status(state="running", pid=os.getpid())
+    assert run.state() == "running"
+    assert run.read_status()["pid_start"] == process_start(os.getpid()) is not None
+    # the same pid, given to a new process after the run died: its start time gives it away
+    status = run.read_status()
+    run.write_status(pid_start=status["pid_start"] - 1)
+    assert run.state() == "failed"
+    run.write_status(pid=os.getpid())  # a pid written again gets its start time again
     assert run.state() == "running"
     assert [r.name for r in list_runs(tmp_path / "runs")] == ["r1"]
     (run.checkpoints / "step-000002").mkdir(parents=True)

@@ -66,7 +66,7 @@ def test_metrics_and_status_follow_the_documented_schema(make_cfg, tmp_path, rec
     assert "vram_estimate" in header
     assert all(isinstance(r.get("time"), float) for r in recs)
     steps = [r for r in recs if "loss" in r and "event" not in r]
-    assert [r["step"] for r in steps] == [3, 6, 7]  # every 3rd step and the last
+    assert [r["step"] for r in steps] == [1, 3, 6, 7]  # the first, every 3rd and the last
     for r in steps:
         for key in ("step", "loss", "lr", "grad_norm", "tokens_per_s", "step_time_s", "elapsed_s", "eta_s",
                     "tokens", "rss"):

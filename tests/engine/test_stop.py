@@ -76,8 +76,9 @@ def test_stop_file_stops_after_saving(make_cfg, tmp_path, records_of):
             (run / "STOP").touch()
 
     result = run_training(make_cfg(steps=10, use_peft=True), run, progress="none", on_step=touch_stop)
-    assert (result.state, result.step, result.exit_code) == ("stopped", 3, 0)
-    assert result.checkpoint.name == "step-000003" and (result.checkpoint / "COMPLETE").exists()
+    # A step's metrics are read once the next step is queued, so the file appears during step 4.
+    assert (result.state, result.step, result.exit_code) == ("stopped", 4, 0)
+    assert result.checkpoint.name == "step-000004" and (result.checkpoint / "COMPLETE").exists()
     assert not (run / "STOP").exists()  # honoured, so a resume does not stop at once
     assert records_of(run / "metrics.jsonl")[-1]["event"] == "stopped"
     assert records_of(run / "metrics.jsonl")[-1]["reason"] == "STOP file"
@@ -97,7 +98,8 @@ def test_checkpoint_file_saves_and_training_goes_on(make_cfg, tmp_path):
 
     result = run_training(make_cfg(steps=5, use_peft=True, keep_last=5), run, progress="none", on_step=ask)
     assert result.state == "finished" and result.step == 5
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000002", "step-000005"]
+    # asked while step 3 runs (metrics are read a step late): saved after step 3
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000003", "step-000005"]
     assert not (run / "CHECKPOINT").exists()
 
 
@@ -113,8 +115,8 @@ def test_ctrl_c_stops_with_status_130_after_saving(make_cfg, tmp_path):
 
     before = signal.getsignal(signal.SIGINT)
     result = run_training(make_cfg(steps=6, use_peft=True), run, progress="none", on_step=interrupt)
-    assert (result.state, result.step, result.exit_code) == ("stopped", 2, 130)
-    assert (run / "checkpoints" / "step-000002" / "COMPLETE").exists()
+    assert (result.state, result.step, result.exit_code) == ("stopped", 3, 130)
+    assert (run / "checkpoints" / "step-000003" / "COMPLETE").exists()
     assert signal.getsignal(signal.SIGINT) is before  # handlers are put back
 
 

@@ -84,3 +84,37 @@ def test_task_compile_falls_back_to_the_whole_model():
     assert model._compiled_call_impl is not None
     x = torch.randn(2, 4)
     assert torch.allclose(model(x), model.lin(x))
+
+
+def test_hrm_blocks_compile_and_keep_the_loss():
+    import torch
+
+    from aios_tui.engine.hrm.act import act_loss
+    from aios_tui.engine.hrm.model import HRMConfig, HRMForCausalLM
+    from aios_tui.engine.task import compile_blocks
+
+    small = dict(vocab_size=259, hidden_size=64, num_heads=4, h_layers=1, l_layers=1, h_cycles=2, l_cycles=2,
+                 expansion=2.0, max_seq_len=32, halt_max_steps=2, pad_token_id=256, bos_token_id=257,
+                 eos_token_id=258)
+
+    def run(compiled: bool) -> tuple[list[float], int]:
+        torch.manual_seed(0)
+        model = HRMForCausalLM(HRMConfig(**small))
+        model.train()
+        blocks = compile_blocks(model) if compiled else 0
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        ids = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(1))
+        losses = []
+        for _ in range(4):
+            result = act_loss(model, ids, ids.clone(), training=True)
+            result.loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(result.loss.item())
+        return losses, blocks
+
+    eager, _ = run(False)
+    compiled, blocks = run(True)
+    assert blocks == 2  # one H and one L block; the ACT loop around them stays eager
+    for a, b in zip(eager, compiled):
+        assert abs(a - b) <= 1e-5 * abs(a), (eager, compiled)
