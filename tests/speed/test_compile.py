@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.slow,
 ALL7 = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 
 
-def _train(model_dir, compiled: bool, steps: int = 6) -> tuple[list[float], list[str], int]:
+def _train(model_dir, compiled: bool, steps: int = 50) -> tuple[list[float], list[str], int]:
     import torch
 
     from aios_tui.config import resolve
