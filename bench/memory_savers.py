@@ -71,7 +71,9 @@ def model_dir(workdir: Path, name: str, smoke: bool, device: str) -> Path:
     shape = {"gpt2": SMOKE_GPT2 if smoke else GPT2, "llama8b": SMOKE_LLAMA if smoke else LLAMA_8B}[name]
     path = workdir / f"{name}{'-smoke' if smoke else ''}"
     if name == "llama8b" and not smoke and LLAMA8B_DIR:
-        return _same_shape(Path(LLAMA8B_DIR), shape)
+        if (Path(LLAMA8B_DIR) / "config.json").is_file():
+            return _same_shape(Path(LLAMA8B_DIR), shape)
+        print(f"note: no model in --llama8b-dir {LLAMA8B_DIR}; writing one to {path}", flush=True)
     if (path / "config.json").is_file():
         return path
     dtype = torch.bfloat16 if name == "llama8b" and not smoke else torch.float32
@@ -95,11 +97,13 @@ def _same_shape(path: Path, shape: dict) -> Path:
     try:
         config = json.loads((path / "config.json").read_text())
     except (OSError, ValueError) as exc:
-        raise SystemExit(f"--llama8b-dir {path}: no readable config.json ({exc})") from None
+        print(f"--llama8b-dir {path}: no readable config.json ({exc})", file=sys.stderr)
+        raise SystemExit(2) from None
     wrong = [f"{k}={config.get(k)!r} (want {v!r})" for k, v in shape.items()
              if k not in ("rope_theta", "max_position_embeddings") and config.get(k) != v]
     if wrong:
-        raise SystemExit(f"--llama8b-dir {path}: not the Llama-3.1-8B shape: {', '.join(wrong)}")
+        print(f"--llama8b-dir {path}: not the Llama-3.1-8B shape: {', '.join(wrong)}", file=sys.stderr)
+        raise SystemExit(2)
     return path
 
 
@@ -287,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--llama8b-dir", default="", metavar="DIR",
                     help="qlora-8b: use this saved bf16 model of the 8B shape (e.g. the one "
                          "bench/throughput.py --config 8b --workdir W keeps in W/model-8b-bf16) "
-                         "instead of writing a new 16 GB one")
+                         "instead of writing a new 16 GB one; if it holds none, one is written as usual")
     args = ap.parse_args(argv)
     global LLAMA8B_DIR
     LLAMA8B_DIR = args.llama8b_dir
