@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Label, Select
 
+from aios_tui.ui.widgets.choice import Choice
 from aios_tui.config import ConfigError, RunConfig, list_presets, load_config, save_user_preset
 from aios_tui.config.presets import slug, user_dir
 from aios_tui.errors import UserError
@@ -70,7 +71,7 @@ class ConfigureScreen(Screen):
     def compose(self) -> ComposeResult:
         with Horizontal(id="preset-bar"):
             yield Label("Preset", id="preset-label")
-            yield Select(self._preset_options(), value=self.preset_key, allow_blank=False,
+            yield Choice(self._preset_options(), value=self.preset_key, allow_blank=False,
                          compact=True, id="preset")
             yield FormStatus(id="form-status")
         with Horizontal(id="configure-main"):

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Label, Select, Static
 
+from aios_tui.ui.widgets.choice import Choice
 from aios_tui.config.schema import field_type
 from aios_tui.ui.widgets.toggle import Toggle
 
@@ -84,7 +85,7 @@ class FieldRow(Widget):
             yield Toggle(bool(self._initial), id=editor_id)
         elif self.spec.metadata.get("choices"):
             choices = self.spec.metadata["choices"]
-            yield Select([(c, c) for c in choices], value=self._initial, allow_blank=False,
+            yield Choice([(c, c) for c in choices], value=self._initial, allow_blank=False,
                          compact=True, id=editor_id)
         else:
             restrict = {int: "integer", float: "number"}.get(self.kind, "text")

@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Select
 
+from aios_tui.ui.widgets.choice import Choice
 from aios_tui.metrics.fmt import human_bytes
 from aios_tui.ui.gpu_source import safe_latest
 from aios_tui.ui.render import bar
@@ -67,7 +68,7 @@ class VramPane(Widget):
         self._note: str | None = "estimating..."
 
     def compose(self) -> ComposeResult:
-        yield Select(self._options(), value=DETECTED, allow_blank=False, compact=True, id="gpu-size")
+        yield Choice(self._options(), value=DETECTED, allow_blank=False, compact=True, id="gpu-size")
         yield TextBody(id="vram-body")
 
     def on_mount(self) -> None:
