@@ -105,9 +105,15 @@ def checkpoint_run(run: RunDir) -> None:
     run.request_checkpoint()
 
 
-def export_run(run: RunDir, merge: bool = False, timeout: float = 3600) -> str:
-    """Run `aios-tui export` in a child process (the console never imports torch); its output."""
+def export_run(run: RunDir, merge: bool = False, timeout: float = 3600, step: int | None = None) -> str:
+    """Run `aios-tui export` in a child process (the console never imports torch); its output.
+
+    ``step`` picks a checkpoint (the latest by default), exported beside the latest's export
+    (``adapter-step-NNNNNN`` or ``merged-step-NNNNNN``) rather than over it."""
     argv = [sys.executable, "-m", "aios_tui", "export", str(run.path)] + (["--merge"] if merge else [])
+    if step is not None:
+        out = run.path / f"{'merged' if merge else 'adapter'}-step-{step:06d}"
+        argv += ["--checkpoint", str(step), "--out", str(out)]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)

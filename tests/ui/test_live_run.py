@@ -14,6 +14,7 @@ import pytest
 from textual.css.query import NoMatches
 
 from aios_tui.metrics.rundir import RunDir, pid_alive
+from aios_tui.ui.screens.checkpoints import CheckpointPicker
 from aios_tui.ui.screens.run import RunScreen
 from aios_tui.ui.widgets.event_log import EventLog
 from aios_tui.ui.widgets.loss_chart import LossChart
@@ -119,7 +120,9 @@ async def test_start_watch_stop_and_resume_a_tiny_cpu_run(make_app, runs_root, e
         assert steps == sorted(steps) and len(set(steps)) == len(steps) and steps[-1] == screen.view.step
 
         # Export: `aios-tui export` runs as a child process; the console reports how it went.
-        await pilot.press("e")
+        await pilot.press("e")  # the checkpoint picker, the latest highlighted
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), 10, "the checkpoint picker")
+        await pilot.press("enter")
         await wait_for(pilot, lambda: any("export of console-run" in str(n.title) for n in app._notifications),
                        120, "the export")
         done = [n for n in app._notifications if "export of console-run" in str(n.title)][-1]

@@ -47,8 +47,7 @@ class RunScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop", tooltip="Stop the run (it saves a checkpoint first)"),
         Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now and keep training"),
-        Binding("e", "export", "Export", tooltip="Export the adapter of the latest checkpoint"),
-        Binding("m", "export_merged", "Merge", tooltip="Export a merged model (base + adapter)"),
+        Binding("e", "export", "Export", tooltip="Export the adapter, or a merged model, of a checkpoint"),
         Binding("r", "resume", "Resume", tooltip="Resume the run from its latest checkpoint"),
         Binding("n", "runs", "Runs", tooltip="List runs"),
         Binding("escape", "configure", "Configure", tooltip="Back to the configuration form"),
@@ -148,7 +147,7 @@ class RunScreen(Screen):
             return live
         if action == "resume":
             return not live
-        if action in ("export", "export_merged"):
+        if action == "export":
             return None if self._exporting else True
         return True
 
@@ -175,23 +174,34 @@ class RunScreen(Screen):
         self.app.resume_run(self.run)
 
     def action_export(self) -> None:
-        self._export(False)
+        """Pick a checkpoint (the latest first) and export its adapter or a merged model."""
+        from aios_tui.ui.screens.checkpoints import CheckpointPicker, checkpoint_infos
 
-    def action_export_merged(self) -> None:
-        self._export(True)
+        view = self.view
+        infos = checkpoint_infos(self.run.list_checkpoints(), view.loss if view else (),
+                                 view.eval_loss if view else ())
 
-    def _export(self, merge: bool) -> None:
+        def chosen(answer: tuple[int, bool] | None) -> None:
+            if answer is not None:
+                step, merge = answer
+                # the latest goes where `aios-tui export` puts it; an older one beside it
+                self._export(merge, step=None if step == infos[0].step else step)
+
+        self.app.push_screen(CheckpointPicker(self.run.name, infos), chosen)
+
+    def _export(self, merge: bool, step: int | None = None) -> None:
         if self._exporting:
             return
         self._exporting = True
         self.refresh_bindings()
-        self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {self.run.name}...")
-        self._run_export(merge)
+        which = f"step {step}" if step is not None else "the latest checkpoint"
+        self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {self.run.name} ({which})...")
+        self._run_export(merge, step)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _run_export(self, merge: bool) -> None:
+    def _run_export(self, merge: bool, step: int | None = None) -> None:
         try:
-            text = runctl.export_run(self.run, merge=merge)
+            text = runctl.export_run(self.run, merge=merge, step=step)
             self.post_message(ExportFinished(self.run.name, True, text))
         except UserError as exc:
             self.post_message(ExportFinished(self.run.name, False, "\n".join(exc.problems)))

@@ -1,0 +1,95 @@
+"""Pick one of a run's checkpoints to export: its adapter, or a merged model."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from aios_tui.metrics.runstate import Point
+
+
+@dataclass(frozen=True)
+class CheckpointInfo:
+    step: int
+    written_at: float | None
+    loss: float | None        # the training loss logged at or before this step
+    eval_loss: float | None   # the evaluation at this very step, if there was one
+
+
+def checkpoint_infos(checkpoints: list[Path], loss: tuple[Point, ...], eval_loss: tuple[Point, ...]
+                     ) -> list[CheckpointInfo]:
+    """Newest first; ``checkpoints`` are complete ``step-NNNNNN`` directories."""
+    evals = dict(eval_loss)
+    infos = []
+    for path in checkpoints:
+        try:
+            step = int(path.name.removeprefix("step-"))
+        except ValueError:
+            continue
+        try:
+            written = (path / "COMPLETE").stat().st_mtime
+        except OSError:
+            written = None
+        before = [v for s, v in loss if s <= step]
+        infos.append(CheckpointInfo(step, written, before[-1] if before else None, evals.get(step)))
+    return sorted(infos, key=lambda i: i.step, reverse=True)
+
+
+def describe(info: CheckpointInfo, best_eval: float | None) -> str:
+    """One line that fits an 80-column dialog."""
+    when = time.strftime("%m-%d %H:%M", time.localtime(info.written_at)) if info.written_at else "?"
+    loss = f"loss {info.loss:.4f}" if info.loss is not None else "loss --"
+    ev = f"eval {info.eval_loss:.4f}" if info.eval_loss is not None else ""
+    best = "  best" if info.eval_loss is not None and info.eval_loss == best_eval else ""
+    return f"step {info.step:>7}  {loss:<11}  {ev:<11}  {when}{best}"
+
+
+class CheckpointPicker(ModalScreen[tuple[int, bool] | None]):
+    """Answers (step, merge) or None."""
+
+    BINDINGS = [  # enter selects in the list itself (OptionSelected below)
+        Binding("m", "choose(True)", "Export merged"),
+        Binding("escape", "dismiss_none", "Cancel"),
+    ]
+
+    def __init__(self, run_name: str, infos: list[CheckpointInfo]) -> None:
+        super().__init__()
+        self.run_name, self.infos = run_name, infos
+
+    def compose(self) -> ComposeResult:
+        evals = [i.eval_loss for i in self.infos if i.eval_loss is not None]
+        best = min(evals) if evals else None
+        with Vertical(classes="dialog"):
+            yield Label(f"Export a checkpoint of {self.run_name}", classes="dialog-title")
+            if self.infos:
+                yield OptionList(*(Option(describe(i, best), id=str(i.step)) for i in self.infos),
+                                 id="checkpoints")
+            else:
+                yield Static("This run has no complete checkpoint yet.", id="no-checkpoints")
+            yield Static("enter: the adapter   m: a merged model   escape: cancel", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        if self.infos:
+            self.query_one(OptionList).highlighted = 0
+
+    def action_choose(self, merge: bool) -> None:
+        if not self.infos:
+            return
+        index = self.query_one(OptionList).highlighted
+        if index is not None:
+            self.dismiss((self.infos[index].step, merge))
+
+    def action_dismiss_none(self) -> None:
+        self.dismiss(None)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss((int(event.option.id), False))

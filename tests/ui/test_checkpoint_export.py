@@ -1,0 +1,90 @@
+"""Exporting a checkpoint from the run view: e lists them (loss, eval, best), enter exports the
+highlighted one's adapter (an older one beside the latest's export), m a merged model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from aios_tui.ui.screens.checkpoints import CheckpointPicker, checkpoint_infos, describe
+from aios_tui.ui.screens.run import RunScreen
+
+from pilots import wait_for
+
+
+def test_infos_are_newest_first_with_the_loss_at_each_step(tmp_path):
+    paths = []
+    for step in (2, 4, 6):
+        path = tmp_path / f"step-{step:06d}"
+        path.mkdir()
+        (path / "COMPLETE").touch()
+        paths.append(path)
+    infos = checkpoint_infos(paths, loss=((1, 5.0), (3, 4.0), (5, 3.0), (6, 2.5)), eval_loss=((4, 3.9), (6, 4.1)))
+    assert [(i.step, i.loss, i.eval_loss) for i in infos] == [(6, 2.5, 4.1), (4, 4.0, 3.9), (2, 5.0, None)]
+    assert describe(infos[1], best_eval=3.9).endswith("best") and len(describe(infos[1], 3.9)) < 64
+    assert "best" not in describe(infos[0], best_eval=3.9)
+
+
+@pytest.fixture
+def finished_run(runs_root):
+    from aios_tui.config import resolve
+    from aios_tui.engine.train import run_training
+
+    cfg = resolve(overrides={"model": "tiny", "steps": 6, "save_every": 2, "eval_every": 2, "keep_last": 3,
+                             "batch_size": 2, "max_seq_len": 32, "device": "cpu", "use_peft": True, "lora_r": 4})
+    result = run_training(cfg, runs_root / "picked", progress="none")
+    assert result.state == "finished"
+    return result.run_dir
+
+
+@pytest.mark.slow
+async def test_pick_a_checkpoint_and_export_its_adapter(make_app, finished_run):
+    app = make_app(attach=finished_run)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None,
+                       what="the run view")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), what="the picker")
+        picker = app.screen
+        assert [i.step for i in picker.infos] == [6, 4, 2]
+        assert all(i.eval_loss is not None for i in picker.infos)
+        await pilot.press("down", "enter")  # step 4
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="back to the run view")
+        await wait_for(pilot, lambda: any("export of picked" in str(n.title) for n in app._notifications),
+                       120, "the export")
+        done = [n for n in app._notifications if "export of picked" in str(n.title)][-1]
+        assert done.severity == "information", done.message
+        out = finished_run / "adapter-step-000004"
+        assert (out / "adapter_config.json").is_file(), (done.message, sorted(p.name for p in finished_run.iterdir()))
+        assert json.loads((out / "export.json").read_text())["step"] == 4
+        assert not (finished_run / "adapter").exists()  # the latest checkpoint's export is left alone
+
+        # m on the latest: a merged model where `aios-tui export --merge` puts it
+        app._notifications.clear()
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), what="the picker again")
+        await pilot.press("m")
+        await wait_for(pilot, lambda: any("export of picked" in str(n.title) for n in app._notifications),
+                       120, "the merged export")
+        done = [n for n in app._notifications if "export of picked" in str(n.title)][-1]
+        assert done.severity == "information", done.message
+    merged = finished_run / "merged"
+    assert (merged / "config.json").is_file() and json.loads((merged / "export.json").read_text())["step"] == 6
+
+
+async def test_escape_cancels_and_a_run_without_checkpoints_says_so(make_app, runs_root):
+    path = runs_root / "empty"
+    path.mkdir()
+    (path / "config.toml").write_text("version = 1\n")
+    app = make_app(attach=path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), what="the picker")
+        assert "no complete checkpoint" in str(app.screen.query_one("#no-checkpoints").render())
+        await pilot.press("enter", "m")  # nothing to choose: nothing happens
+        assert isinstance(app.screen, CheckpointPicker)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view again")
+        assert not any("export" in str(n.title) for n in app._notifications)
