@@ -116,7 +116,28 @@ def apply_peft(model: nn.Module, cfg: RunConfig, total_steps: int, extras: dict[
     if trainable == 0:
         raise UserError(f"peft: {cfg.peft.peft_method} on {', '.join(cfg.peft.target_list())} left nothing "
                         "to train; check lora_target_modules")
+    from aios_tui.vram.run import skips_lora_input_cast
+
+    if skips_lora_input_cast(cfg):
+        skip_lora_input_casts(wrapped)
     return wrapped
+
+
+def skip_lora_input_casts(model: nn.Module) -> int:
+    """Turn off peft's input cast in every plain LoRA linear layer; how many.
+
+    peft casts each adapter's input to the adapter's dtype (fp32 beside a bf16 base), which
+    under autocast only goes back to bf16 for lora_A's matmul: a full-size fp32 copy per
+    adapted layer for nothing, and a separate bf16 copy kept for backward by each of the
+    layers that share one input (q, k and v). Under autocast the values are the same without
+    it (``vram.run.skips_lora_input_cast`` says when the engine does this).
+    """
+    from peft.tuners.lora.layer import Linear as LoraLinear
+
+    layers = [m for m in model.modules() if type(m) is LoraLinear]
+    for layer in layers:
+        layer.cast_input_dtype_enabled = False
+    return len(layers)
 
 
 def _targets_conv1d(model: nn.Module, targets: list[str]) -> bool:

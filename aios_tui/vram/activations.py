@@ -20,6 +20,8 @@ What each kernel keeps (CUDA; the CPU differs where noted):
 - bitsandbytes 8-bit linear: its input whenever the input needs a gradient. 4-bit: nothing.
 - peft LoRA: the dropout mask (bool on CUDA; the CPU keeps a full-size float noise tensor),
   the fp32 dropout output (cast to bf16 under autocast) for lora_A, and A's [T, r] output.
+  Without peft's fp32 cast (the engine under autocast with a bf16 base), lora_A keeps its bf16
+  input itself, one copy for all the layers that read the same tensor.
 - SDPA flash / memory-efficient: q, k, v (k and v at the key/value head count), the output and
   a log-sum-exp per head. fp32 with grouped-query attention has no fused CUDA kernel and runs the
   math kernel, which keeps the [heads, seq, seq] probabilities; so does eager attention.
@@ -198,17 +200,19 @@ class BlockWalk:
     def _low_rank(self, x: Act, lin: Linear, name: str) -> None:
         c, s = self.c, self.c.setup
         r = s.r
-        # peft first casts the input to the adapter's dtype (fp32)
-        a_in = x.key if x.dt == 4 else self.k(f"{x.key}>f32@{name}")
+        if c.amp and x.dt == 2 and not s.lora_input_cast and s.method == "lora":
+            a_in, a_dt = x.key, 2   # the input as it comes, shared by the layers that read it
+        else:   # peft first casts the input to the adapter's dtype (fp32)
+            a_in, a_dt = (x.key if x.dt == 4 else self.k(f"{x.key}>f32@{name}")), 4
         if s.dropout > 0:
             if x.g:   # the mask serves only the input's gradient
                 if c.cpu:
-                    self.L.keep(self.k("noise@" + name), 4 * lin.fan_in, "adapters")
+                    self.L.keep(self.k("noise@" + name), a_dt * lin.fan_in, "adapters")
                 else:
                     self.L.keep(self.k("mask@" + name), lin.fan_in, "adapters")
             a_in = self.k("drop@" + name)
         if c.amp:
-            self.L.keep(self.k(f"{a_in}>bf16@{name}"), 2 * lin.fan_in, "adapters")
+            self.L.keep(a_in if a_dt == 2 else self.k(f"{a_in}>bf16@{name}"), 2 * lin.fan_in, "adapters")
         else:
             self.L.keep(a_in, 4 * lin.fan_in, "adapters")
         rdt = 2 if c.amp else 4

@@ -25,6 +25,14 @@ def hrm_model_config(cfg: Any, vocab_size: int) -> dict:
             "max_seq_len": cfg.data.max_seq_len, "halt_max_steps": h.halt_max_steps}
 
 
+def skips_lora_input_cast(cfg: Any) -> bool:
+    """Whether the engine turns off peft's fp32 cast of LoRA inputs: plain LoRA under autocast,
+    base not quantized (engine.peft_setup.skip_lora_input_casts)."""
+    m = cfg.memory
+    return bool(cfg.peft.use_peft and cfg.peft.peft_method == "lora" and m.amp
+                and not (m.load_in_8bit or m.load_in_4bit))
+
+
 def setup_from_config(cfg: Any, shape: ModelShape) -> Setup:
     """The engine's choices for ``cfg``: what it loads, wraps, checkpoints and optimises."""
     p, m, t = cfg.peft, cfg.memory, cfg.train
@@ -48,6 +56,7 @@ def setup_from_config(cfg: Any, shape: ModelShape) -> Setup:
         optimizer="adamw8bit" if m.use_8bit_optimizer else "adamw",
         batch=t.batch_size, seq=cfg.data.max_seq_len, grad_accum=t.grad_accum, loss=loss,
         attention=cfg.model.attn_implementation, device=device,
+        lora_input_cast=not skips_lora_input_cast(cfg),
         # the engine makes the embedding output require grad when checkpointing an adapter
         input_requires_grad=(method == "full") or (p.use_peft and m.gradient_checkpointing))
 

@@ -38,6 +38,9 @@ class Setup:
     adalora_ranknum_grad: bool | None = None
     hrm_segments_in_graph: int | None = None  # ACT segments whose graph waits for one backward
     amp_extra: float | None = None       # override of the fitted autocast constant (calibration)
+    # peft casts a LoRA layer's input to the adapter's fp32; the engine skips that under
+    # autocast (engine.peft_setup.skips_lora_input_cast), stock peft does not
+    lora_input_cast: bool = True
 
     @property
     def tokens(self) -> int:

@@ -119,3 +119,39 @@ def test_hrm_act_segments(segments, method):
     got = saved_bytes(res.loss, list(model.parameters()))
     # what is left out: the halting head's per-sequence BCE scalars, a few bytes per segment
     assert 0 <= got - saved_for_backward(shape, setup) <= 48 * segments
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_lora_without_peft_input_cast_saves_what_the_calculator_says(dropout):
+    """Under autocast with a bf16 base the engine turns off peft's fp32 cast of LoRA inputs:
+    the same loss (and, without dropout, the same gradients, bit for bit), and the bytes it no
+    longer keeps are the bytes the calculator stops counting (``lora_input_cast=False``)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from aios_tui.engine.peft_setup import skip_lora_input_casts
+
+    quiet()
+    runs = {}
+    for skip in (False, True):
+        model = get_peft_model(build_hf(GQA, "bf16"), LoraConfig(r=4, lora_alpha=16, lora_dropout=dropout,
+                                                                 target_modules=ALL7))
+        if skip:
+            assert skip_lora_input_casts(model) == 14  # 7 projections x 2 layers
+        model.train()
+        ids = torch.randint(0, 300, (2, 32), generator=torch.Generator().manual_seed(1))
+        torch.manual_seed(3)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = model(input_ids=ids, labels=ids)
+        saved = saved_bytes(out.loss, list(model.parameters()))
+        out.loss.backward()
+        runs[skip] = (out.loss.item(), [p.grad for p in model.parameters() if p.requires_grad], saved)
+    (loss_cast, grads_cast, saved_cast), (loss_skip, grads_skip, saved_skip) = runs[False], runs[True]
+    assert loss_skip == loss_cast
+    if dropout == 0:
+        assert all(torch.equal(a, b) for a, b in zip(grads_cast, grads_skip))
+    setup = cpu_setup(method="lora", r=4, targets=tuple(ALL7), dropout=dropout, weights="bf16", amp=True,
+                      batch=2, seq=32)
+    shape = shape_from_hf_config(GQA)
+    counted = saved_for_backward(shape, setup) - saved_for_backward(shape, setup.with_(lora_input_cast=False))
+    assert saved_cast - saved_skip == counted > 0
