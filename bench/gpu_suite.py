@@ -61,6 +61,9 @@ SEED_TABLE = [
                  "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"]),
 ]
 
+SEED_LABELS = {"full": "Full fine-tuning", "r4-qv": "LoRA r=4 q,v", "r8-qv": "LoRA r=8 q,v",
+               "r16-qv": "LoRA r=16 q,v", "r16-qkvo": "LoRA r=16 q,k,v,o", "r32-all": "LoRA r=32 all 7"}
+
 STEPS = [
     Step("gpu-check", "NVML monitor against nvidia-smi, sampler cost",
          [[PY, "bench/gpu_check.py", "--seconds", "10", "--out", "{json}/gpu-check.json"]], 30,
@@ -174,6 +177,23 @@ def summarize(results: dict) -> str:
     if tp_rows:
         lines += ["", "| run | ours tokens/s | HF tokens/s | ratio | ours peak alloc | HF peak alloc | ratio | "
                       "MFU ours / HF | first loss ours / HF |", "|---|---|---|---|---|---|---|---|---|", *tp_rows]
+    seed = (results["steps"].get("seed-table") or {}).get("json") or {}
+    runs = [(label, (seed.get(f"seed-{label}.json") or {}).get("results", {}).get("ours") or {})
+            for label, _ in SEED_TABLE]
+    full_tps = dict(runs).get("full", {}).get("tokens_per_s")
+    seed_rows = []
+    for label, r in runs:
+        if not r:
+            continue
+        pct = 100 * r["trainable"] / r["total"] if r.get("trainable") and r.get("total") else None
+        speed = r["tokens_per_s"] / full_tps if r.get("tokens_per_s") and full_tps else None
+        seed_rows.append(f"| {SEED_LABELS[label]} | {r.get('trainable', 0):,} ({_num(pct, '{:.2f}')}%) | "
+                         f"{_gb(r.get('peak_allocated'))} | {_k(r.get('tokens_per_s'))} | {_x(speed)} |")
+    if seed_rows:
+        lines += ["", "The seed's Performance Benchmarks, re-measured (124m shape, 8 x 1024, fp32 + bf16 autocast;",
+                  "quality is not measured here: random weights, random text)", "",
+                  "| Configuration | Trainable params | Peak allocated | tokens/s | Speed vs full |",
+                  "|---|---|---|---|---|", *seed_rows]
     saver_rows = []
     for name, r in results["steps"].items():
         for data in (r.get("json") or {}).values():
@@ -192,6 +212,10 @@ def summarize(results: dict) -> str:
         lines += ["", "| case | trainable / total | peak alloc | estimate | error | NVML | est. used | error |",
                   "|---|---|---|---|---|---|---|---|", *saver_rows]
     return "\n".join(lines) + "\n"
+
+
+def _num(x, fmt: str) -> str:
+    return fmt.format(x) if isinstance(x, (int, float)) else "n/a"
 
 
 def _k(x) -> str:

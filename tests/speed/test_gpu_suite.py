@@ -57,3 +57,22 @@ def test_smoke_suite_gathers_the_bench_json_into_results_and_summary(tmp_path):
     assert "| gpt2-lora |" in (out / "summary.md").read_text()
     log = (out / "log.txt").read_text()
     assert "bench/memory_savers.py --smoke" in log and "[exit 0" in log
+
+
+def test_summary_turns_the_seed_table_runs_into_the_seed_s_table(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_suite", REPO / "bench" / "gpu_suite.py")
+    suite = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_suite"] = suite  # dataclasses look their module up there
+    spec.loader.exec_module(suite)
+
+    def run(tps, trainable, peak):
+        return {"results": {"ours": {"tokens_per_s": tps, "trainable": trainable, "total": 1_000_000,
+                                     "peak_allocated": peak}}, "summary": {}}
+
+    results = {"environment": {}, "steps": {"seed-table": {"status": "ok", "seconds": 1.0, "json": {
+        "seed-full.json": run(100_000, 1_000_000, 11e9), "seed-r4-qv.json": run(130_000, 2_500, 9e9)}}}}
+    text = suite.summarize(results)
+    assert "| Full fine-tuning | 1,000,000 (100.00%) | 11.0 GB | 100.0K | 1.00x |" in text
+    assert "| LoRA r=4 q,v | 2,500 (0.25%) | 9.0 GB | 130.0K | 1.30x |" in text
