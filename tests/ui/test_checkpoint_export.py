@@ -88,3 +88,23 @@ async def test_escape_cancels_and_a_run_without_checkpoints_says_so(make_app, ru
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view again")
         assert not any("export" in str(n.title) for n in app._notifications)
+
+
+@pytest.mark.slow
+async def test_runs_screen_exports_through_the_same_picker(make_app, finished_run):
+    from aios_tui.ui.screens.runs import RunsScreen
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the runs screen")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), what="the picker")
+        assert [i.step for i in app.screen.infos] == [6, 4, 2]
+        assert app.screen.infos[0].eval_loss is not None  # read from the run's metrics
+        await pilot.press("enter")  # the latest: where `aios-tui export` puts it
+        await wait_for(pilot, lambda: any("export of picked" in str(n.title) for n in app._notifications),
+                       120, "the export")
+        done = [n for n in app._notifications if "export of picked" in str(n.title)][-1]
+        assert done.severity == "information", done.message
+    assert json.loads((finished_run / "adapter" / "export.json").read_text())["step"] == 6

@@ -13,7 +13,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from aios_tui.metrics.runstate import Point
+from aios_tui.metrics.rundir import RunDir
+from aios_tui.metrics.runstate import Point, RunTracker
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,14 @@ def checkpoint_infos(checkpoints: list[Path], loss: tuple[Point, ...], eval_loss
         before = [v for s, v in loss if s <= step]
         infos.append(CheckpointInfo(step, written, before[-1] if before else None, evals.get(step)))
     return sorted(infos, key=lambda i: i.step, reverse=True)
+
+
+def infos_for_run(run: RunDir) -> list[CheckpointInfo]:
+    """A run's checkpoints with the losses its metrics give for them (the file's tail, if big)."""
+    tracker = RunTracker(run)
+    tracker.poll()
+    view = tracker.view()
+    return checkpoint_infos(run.list_checkpoints(), view.loss, view.eval_loss)
 
 
 def describe(info: CheckpointInfo, best_eval: float | None) -> str:

@@ -28,7 +28,7 @@ class RunsScreen(Screen):
         Binding("a", "attach", "Attach", tooltip="Open the selected run's live view"),
         Binding("r", "resume", "Resume", tooltip="Resume the selected run from its latest checkpoint"),
         Binding("s", "stop", "Stop", tooltip="Stop the selected run (it saves a checkpoint first)"),
-        Binding("e", "export", "Export", tooltip="Export the selected run's adapter"),
+        Binding("e", "export", "Export", tooltip="Export the adapter, or a merged model, of a checkpoint"),
         Binding("escape", "configure", "Configure", tooltip="Back to the configuration form"),
     ]
 
@@ -123,16 +123,27 @@ class RunsScreen(Screen):
         self.notify(f"asked {run.name} to stop; it saves a checkpoint first")
 
     def action_export(self) -> None:
+        from aios_tui.ui.screens.checkpoints import CheckpointPicker, infos_for_run
+
         run = self._pick()
         if run is None:
             return
-        self.notify(f"exporting the adapter of {run.name}...")
-        self._export(run)
+        infos = infos_for_run(run)
+
+        def chosen(answer: tuple[int, bool] | None) -> None:
+            if answer is None:
+                return
+            step, merge = answer
+            self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {run.name} (step {step})...")
+            # the latest goes where `aios-tui export` puts it; an older one beside it
+            self._export(run, merge, None if step == infos[0].step else step)
+
+        self.app.push_screen(CheckpointPicker(run.name, infos), chosen)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, run: RunDir) -> None:
+    def _export(self, run: RunDir, merge: bool = False, step: int | None = None) -> None:
         try:
-            self.post_message(ExportFinished(run.name, True, runctl.export_run(run)))
+            self.post_message(ExportFinished(run.name, True, runctl.export_run(run, merge=merge, step=step)))
         except UserError as exc:
             self.post_message(ExportFinished(run.name, False, "\n".join(exc.problems)))
 
