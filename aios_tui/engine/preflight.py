@@ -21,6 +21,26 @@ def memory_problems(cfg: RunConfig, task=None) -> list[str]:
     return problems
 
 
+def compile_problems(cfg: RunConfig, device_type: str) -> list[str]:
+    """What ``train.torch_compile`` needs on CUDA: Triton, and a C compiler to build its launcher.
+
+    Without them compilation fails at the first step, after the model has loaded."""
+    if not cfg.train.torch_compile or device_type != "cuda":
+        return []
+    import importlib.util
+    import os
+    import shutil
+
+    if importlib.util.find_spec("triton") is None:
+        return ["train.torch_compile: Triton is not installed (CUDA builds of torch bring it); "
+                "install it or leave --torch-compile off"]
+    # Triton's own lookup: $CC as given, else gcc, else clang
+    if not (os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")):
+        return ["train.torch_compile: no C compiler on PATH (Triton builds its kernel launcher with "
+                "one); install gcc or leave --torch-compile off"]
+    return []
+
+
 def check_memory(cfg: RunConfig, task=None) -> None:
     problems = memory_problems(cfg, task)
     if problems:
@@ -55,7 +75,7 @@ def check_all(cfg: RunConfig, task) -> None:
         except UserError as exc:
             problems += exc.problems
     try:
-        resolve_device(cfg.train.device)
+        problems += compile_problems(cfg, resolve_device(cfg.train.device).type)
     except UserError as exc:
         problems += exc.problems
     if problems:

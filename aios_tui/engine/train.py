@@ -31,7 +31,7 @@ from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
 from aios_tui.engine.models import resolve_device
-from aios_tui.engine.preflight import check_memory
+from aios_tui.engine.preflight import check_memory, compile_problems
 from aios_tui.engine.optim import apply_options, build_optimizer, lr_at, schedule_of, set_lr
 from aios_tui.engine.peft_setup import (
     adalora_model, adalora_state, apply_peft, check_targets, parameters_summary, peft_config, quiet_imports,
@@ -142,6 +142,9 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
     task.preflight(cfg)
     device = resolve_device(cfg.train.device)
     check_memory(cfg, task)
+    problems = compile_problems(cfg, device.type)
+    if problems:
+        raise UserError(problems)
 
     # -- model, data, adapter: everything that can fail for a user reason, before the run dir --
     seed_everything(cfg.train.seed)
