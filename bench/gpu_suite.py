@@ -135,7 +135,10 @@ def _run(cmd: list[str], limit: float, log) -> tuple[int | None, float]:
     try:
         code = proc.wait(timeout=max(1.0, limit))
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
+        try:
+            os.killpg(proc.pid, 9)
+        except ProcessLookupError:  # it ended just then
+            pass
         proc.wait()
         code = None
     seconds = time.monotonic() - t0
@@ -317,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
                 status, seconds = f"skipped: {left:.0f} s left, needs ~{s.estimate_s:.0f} s", 0.0
             else:
                 print(f"[{s.name}] {s.about} (~{s.estimate_s:.0f} s, {left:.0f} s left)", flush=True)
+                for name in [*s.json_files, "groundtruth.jsonl"] if s.name == "vram-groundtruth" else s.json_files:
+                    (json_dir / name).unlink(missing_ok=True)  # never report an earlier suite's figures
                 codes, seconds = [], 0.0
                 for cmd in s.commands:
                     code, took = _run(_fill(cmd, out, json_dir, work), deadline - time.monotonic(), log)
@@ -326,9 +331,10 @@ def main(argv: list[str] | None = None) -> int:
                         break
                 status = ("ok" if all(c == 0 for c in codes) else
                           "killed at the budget" if None in codes else f"failed (exit {codes})")
+            ran = not status.startswith("skipped")
             entry = {"status": status, "seconds": round(seconds, 1),
-                     "json": {f: _load(json_dir / f) for f in s.json_files if (json_dir / f).is_file()}}
-            if s.name == "vram-groundtruth" and (json_dir / "groundtruth.jsonl").is_file():
+                     "json": {f: _load(json_dir / f) for f in s.json_files if ran and (json_dir / f).is_file()}}
+            if ran and s.name == "vram-groundtruth" and (json_dir / "groundtruth.jsonl").is_file():
                 entry["jsonl"] = (json_dir / "groundtruth.jsonl").read_text()
             results["steps"][s.name] = entry
             print(f"[{s.name}] {status} in {seconds:.0f} s", flush=True)

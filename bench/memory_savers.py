@@ -9,7 +9,7 @@
 
 Each case is an ``aios-tui train`` run (``run_training``, the code a user runs) on a model built
 from a config with random weights and saved with ``save_pretrained`` under --workdir (reused
-between invocations), on the bundled sample text. After the first step (which creates the
+between invocations), on the bundled sample text. After the second step (the first creates the
 optimizer state) the peak statistics are reset, so the peak reported is that of training
 steps, not of loading. Printed per case: parameters, measured peak allocated
 (``torch.cuda.max_memory_allocated``), NVML's figure for the process, the calculator's
@@ -125,7 +125,9 @@ def run_case(name: str, workdir: Path, smoke: bool, device: str, steps: int) -> 
     cuda = device == "cuda"
 
     def on_step(step: int, record: dict) -> None:
-        if step == 1 and cuda:      # optimizer state exists now; what follows is steady training
+        # Step 1's line arrives once step 2 is queued: after this sync the optimizer state
+        # exists and two steps are done; what follows is steady training.
+        if step == 1 and cuda:
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
 
@@ -280,7 +282,8 @@ def _gib(x) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", default=",".join(DEFAULT_CASES), help=f"comma-separated, of: {', '.join(CASES)}")
-    ap.add_argument("--steps", type=int, default=4, help="training steps per case (the first is not measured)")
+    ap.add_argument("--steps", type=int, default=4,
+                    help="training steps per case, at least 3 (the first two are not measured)")
     ap.add_argument("--workdir", default="/tmp/aios-memory-savers", help="models and runs go here")
     ap.add_argument("--paged-check", action="store_true", help="only the paged-state resume check (CUDA)")
     ap.add_argument("--bytes", action="store_true",
@@ -293,6 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                          "bench/throughput.py --config 8b --workdir W keeps in W/model-8b-bf16) "
                          "instead of writing a new 16 GB one; if it holds none, one is written as usual")
     args = ap.parse_args(argv)
+    if args.steps < 3:
+        ap.error("--steps must be at least 3: the peak is measured from the third step on")
     global LLAMA8B_DIR
     LLAMA8B_DIR = args.llama8b_dir
 

@@ -38,7 +38,21 @@ def compile_problems(cfg: RunConfig, device_type: str) -> list[str]:
     if not (os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang")):
         return ["train.torch_compile: no C compiler on PATH (Triton builds its kernel launcher with "
                 "one); install gcc or leave --torch-compile off"]
+    if not python_headers().is_file():
+        return [f"train.torch_compile: the Python headers are missing ({python_headers()}; Triton builds "
+                "its kernel launcher against them); install python3-dev or leave --torch-compile off"]
     return []
+
+
+def python_headers():
+    """Python.h where Triton looks for it (Debian's posix_local scheme read as posix_prefix)."""
+    import sysconfig
+    from pathlib import Path
+
+    scheme = sysconfig.get_default_scheme()
+    if scheme == "posix_local":
+        scheme = "posix_prefix"
+    return Path(sysconfig.get_paths(scheme=scheme)["include"]) / "Python.h"
 
 
 def check_memory(cfg: RunConfig, task=None) -> None:

@@ -227,8 +227,15 @@ def compile_blocks(module: nn.Module, like: nn.Module | None = None) -> int:
     """
     from aios_tui.engine.loss import unwrap
 
+    import torch._dynamo
+
     names = set(getattr(unwrap(like if like is not None else module), "_no_split_modules", None) or ())
     blocks = [m for m in module.modules() if type(m).__name__ in names]
+    # A block whose forward reads a per-layer number compiles once per layer; past dynamo's
+    # limit (8) the other layers would quietly run uncompiled.
+    config = torch._dynamo.config
+    limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, limit, max(getattr(config, limit), len(blocks) + 8))
     for block in blocks:
         block.compile()
     if not blocks:

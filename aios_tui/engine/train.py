@@ -38,6 +38,7 @@ from aios_tui.engine.peft_setup import (
     restore_adalora,
 )
 from aios_tui.engine.progress import Progress
+from aios_tui.engine.readback import Readback
 from aios_tui.engine.report import Reporter, memory_fields, peak_rss_bytes, versions, vram_estimate
 from aios_tui.engine.resume import merge as merge_resume_config
 from aios_tui.engine.signals import StopControl
@@ -122,7 +123,7 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
 
     Raises UserError (nothing created) for bad input, TrainingFailed when training breaks down.
     ``on_step(step, record)`` is called with every metrics line (for benchmarks and tests), once
-    the step after it has been queued: its values are read from the device then (see ``emit``).
+    the step after it has been queued (see ``flush``).
     """
     quiet_imports()
     task = task or CausalLMTask()
@@ -321,17 +322,20 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
     step_time_ema: float | None = None
     bad_logs = 0
     exit_state = "finished"
-    pending: dict | None = None  # the last log step's record, its device values not yet read
+    pending: dict | None = None  # the last log step's line, its device values still on their way
 
-    def emit(entry: dict | None) -> None:
-        """Write a log step's metrics line, reading its device values (the one host sync)."""
-        nonlocal last_loss, bad_logs
+    def flush() -> None:
+        """Write the pending metrics line, once its device values have reached the host."""
+        nonlocal pending, last_loss, bad_logs
+        entry, pending = pending, None
         if entry is None:
-            return None
+            return
         at = entry["step"]
-        loss_value = _item(entry["loss"])
-        record = {"loss": loss_value, "lr": entry["record"]["lr"], "grad_norm": _item(entry["grad_norm"]),
-                  **entry["record"], **{k: _item(v) for k, v in entry["extras"].items()}}
+        device_values = entry["values"].values()
+        loss_value = device_values.pop("loss")
+        grad_norm_value = device_values.pop("grad_norm")
+        record = {"loss": loss_value, "lr": entry["record"]["lr"], "grad_norm": grad_norm_value,
+                  **entry["record"], **device_values}
         if entry["eval_loss"] is not None:
             record["eval_loss"] = entry["eval_loss"]
         reporter.log(at, record)
@@ -348,7 +352,13 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
         if bad_logs >= MAX_BAD_LOGS:
             raise TrainingFailed(f"the loss is not finite (NaN or inf) at step {at}; "
                                  "lower the learning rate (--lr) or check the data", step=at)
-        return None
+
+    def flush_quietly() -> None:
+        """On the way out after a failure: the last line if it can still be read, else nothing."""
+        try:
+            flush()
+        except Exception:
+            pass
 
     try:
         with control:
@@ -398,48 +408,50 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
 
                 eval_loss = None
                 if evals and ((t.eval_every and step % t.eval_every == 0) or step == total):
-                    pending = emit(pending)  # evaluation waits for the device anyway
+                    flush()  # evaluation waits for the device anyway
                     t0 = time.monotonic()
                     eval_loss = last_eval = evaluate()
                     overhead += time.monotonic() - t0
                 stopping = (control.stop_requested() or step == total
                             or (stop_after is not None and session_steps >= stop_after))
                 # The first step of a session is logged at once, so a user sees a loss right away.
-                if step % t.log_every == 0 or stopping or eval_loss is not None or session_steps == 1:
+                first = session_steps == 1
+                if step % t.log_every == 0 or stopping or eval_loss is not None or first:
                     now = time.monotonic()
                     span = max(1e-9, now - interval_start - overhead)  # eval and saving are not training
                     step_time = span / interval_steps
-                    step_time_ema = step_time if step_time_ema is None else 0.7 * step_time_ema + 0.3 * step_time
-                    # Device values stay on the device until the next step has been queued: reading
-                    # them then waits for nothing, where reading them now would drain the queue.
-                    pending = emit(pending)
+                    if not first:  # the first step waits for compilation and warm-up; the ETA must not
+                        step_time_ema = step_time if step_time_ema is None else 0.7 * step_time_ema + 0.3 * step_time
+                    # This line is written once the next step is queued; its device values are
+                    # copied off now, behind this step's own work, so nothing waits for that.
+                    flush()
                     pending = {
-                        "step": step, "loss": interval_loss / interval_steps, "grad_norm": grad_norm.detach(),
-                        "extras": {k: v / interval_steps for k, v in interval_extras.items()},
+                        "step": step, "eval_loss": eval_loss, "force": stopping,
+                        "values": Readback({"loss": interval_loss / interval_steps, "grad_norm": grad_norm,
+                                            **{k: v / interval_steps for k, v in interval_extras.items()}}),
                         "record": {
                             "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": interval_tokens / span,
                             "step_time_s": step_time, "elapsed_s": elapsed_before + now - session_start,
-                            "eta_s": step_time_ema * (total - step), "tokens": tokens_seen,
+                            "eta_s": (step_time_ema or step_time) * (total - step), "tokens": tokens_seen,
                             **memory_fields(device),
                         },
-                        "eval_loss": eval_loss, "force": stopping,
                     }
                     if stopping or eval_loss is not None:
-                        pending = emit(pending)
+                        flush()
                     interval_loss = torch.zeros((), device=device)
                     interval_extras, interval_steps, interval_tokens = {}, 0, 0
                     interval_start, overhead = time.monotonic(), 0.0
                 elif pending is not None and step > pending["step"]:
-                    pending = emit(pending)
+                    flush()
 
                 if (t.save_every and step % t.save_every == 0 and step < total) or control.checkpoint_requested():
-                    pending = emit(pending)
+                    flush()
                     t0 = time.monotonic()
                     save(step)
                     control.checkpoint_done()
                     overhead += time.monotonic() - t0
 
-            pending = emit(pending)
+            flush()
             if exit_state == "finished" and step >= total:
                 path = save(step)
                 task.on_finish(model, tokenizer, cfg, run.path)
@@ -467,11 +479,13 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
                          + (f"; checkpoint {path}; continue with `aios-tui train --resume {run.path}`" if path else ""))
             return TrainResult("stopped", step, run.path, last_loss, last_eval, path, control.exit_code)
     except KeyboardInterrupt:
+        flush_quietly()
         reporter.event("stopped", step=step, reason="interrupted twice", checkpoint=None)
         reporter.status(force=True, state="stopped", step=step)
         prog.close()
         raise
     except BaseException as exc:
+        flush_quietly()
         message = _failure_message(exc, device)
         at = getattr(exc, "step", None) or step
         reporter.event("error", step=at, message=message, type=type(exc).__name__)

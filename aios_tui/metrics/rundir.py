@@ -47,7 +47,8 @@ def pid_alive(pid: int | None, start: int | None = None) -> bool:
     try:
         os.kill(pid, 0)
     except OSError as exc:
-        return exc.errno == errno.EPERM
+        if exc.errno != errno.EPERM:  # EPERM: it runs, as another user
+            return False
     if start is not None and process_start(pid) not in (None, start):
         return False
     try:  # a zombie child still answers kill(0); it is not training

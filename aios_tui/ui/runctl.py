@@ -105,14 +105,27 @@ def checkpoint_run(run: RunDir) -> None:
     run.request_checkpoint()
 
 
-def export_run(run: RunDir, merge: bool = False, timeout: float = 3600, step: int | None = None) -> str:
+def _peft_run(run: RunDir) -> bool:
+    """Whether the run trains an adapter (its config says so; an unreadable one counts as yes)."""
+    try:
+        from aios_tui.config import load_config
+
+        return bool(load_config(run.config_toml).peft.use_peft)
+    except Exception:
+        return True
+
+
+def export_run(run: RunDir, merge: bool = False, timeout: float = 3600, step: int | None = None,
+               latest: bool = True) -> str:
     """Run `aios-tui export` in a child process (the console never imports torch); its output.
 
-    ``step`` picks a checkpoint (the latest by default), exported beside the latest's export
-    (``adapter-step-NNNNNN`` or ``merged-step-NNNNNN``) rather than over it."""
+    ``step`` names the checkpoint (the latest when None). The latest goes where `aios-tui
+    export` puts it (``adapter/``, or ``merged/`` for a merge or a full fine-tune); an older one
+    (``latest=False``) beside it, as ``adapter-step-NNNNNN`` or ``merged-step-NNNNNN``."""
     argv = [sys.executable, "-m", "aios_tui", "export", str(run.path)] + (["--merge"] if merge else [])
     if step is not None:
-        out = run.path / f"{'merged' if merge else 'adapter'}-step-{step:06d}"
+        kind = "merged" if merge or not _peft_run(run) else "adapter"
+        out = run.path / (kind if latest else f"{kind}-step-{step:06d}")
         argv += ["--checkpoint", str(step), "--out", str(out)]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,

@@ -75,3 +75,17 @@ def test_rundir_status_and_dead_pid(tmp_path):
     (run.checkpoints / "step-000002" / "COMPLETE").touch()
     assert run.latest_checkpoint().name == "step-000002"
 
+
+
+def test_a_pid_of_another_user_is_still_checked_against_its_start_time(monkeypatch):
+    import errno
+
+    from aios_tui.metrics import rundir
+
+    def kill(pid, sig):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(rundir.os, "kill", kill)
+    monkeypatch.setattr(rundir, "process_start", lambda pid: 1000)
+    assert rundir.pid_alive(4242, start=1000) is True   # running, as someone else
+    assert rundir.pid_alive(4242, start=999) is False   # someone else's new process, same pid

@@ -11,7 +11,7 @@ def test_nothing_to_check_off_cuda_or_without_compile():
     assert compile_problems(resolve(overrides={"torch_compile": False}), "cuda") == []
 
 
-def test_missing_compiler_or_triton_is_one_clear_line(monkeypatch):
+def test_missing_compiler_or_triton_or_headers_is_one_clear_line(monkeypatch, tmp_path):
     import importlib.util
     import shutil
 
@@ -29,4 +29,11 @@ def test_missing_compiler_or_triton_is_one_clear_line(monkeypatch):
     assert "Triton is not installed" in problem
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    from aios_tui.engine import preflight
+
+    headers = tmp_path / "Python.h"
+    monkeypatch.setattr(preflight, "python_headers", lambda: headers)
+    (problem,) = compile_problems(cfg, "cuda")
+    assert "Python headers are missing" in problem and "python3-dev" in problem
+    headers.touch()
     assert compile_problems(cfg, "cuda") == []

@@ -37,10 +37,14 @@ def test_unknown_step_and_missing_out_exit_2(tmp_path):
 
 def test_a_step_that_does_not_fit_the_budget_is_skipped_and_recorded(tmp_path):
     out = tmp_path / "out"
+    stale = tmp_path / "w" / "json" / "tp-8b.json"  # an earlier suite's figures in the shared workdir
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"summary": {"speed_ratio": 9.9}, "results": {}}')
     proc = run("--out", str(out), "--workdir", str(tmp_path / "w"), "--only", "tp-8b", "--budget", "5")
     assert proc.returncode == 0, proc.stderr
     results = json.loads((out / "results.json").read_text())
     assert results["steps"]["tp-8b"]["status"].startswith("skipped")
+    assert results["steps"]["tp-8b"]["json"] == {} and "9.9" not in (out / "summary.md").read_text()
     assert "| tp-8b | skipped" in (out / "summary.md").read_text()
 
 

@@ -184,24 +184,24 @@ class RunScreen(Screen):
         def chosen(answer: tuple[int, bool] | None) -> None:
             if answer is not None:
                 step, merge = answer
-                # the latest goes where `aios-tui export` puts it; an older one beside it
-                self._export(merge, step=None if step == infos[0].step else step)
+                # always this step, even if a newer checkpoint lands before the export starts
+                self._export(merge, step=step, latest=step == infos[0].step)
 
         self.app.push_screen(CheckpointPicker(self.run.name, infos), chosen)
 
-    def _export(self, merge: bool, step: int | None = None) -> None:
+    def _export(self, merge: bool, step: int | None = None, latest: bool = True) -> None:
         if self._exporting:
             return
         self._exporting = True
         self.refresh_bindings()
         which = f"step {step}" if step is not None else "the latest checkpoint"
         self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {self.run.name} ({which})...")
-        self._run_export(merge, step)
+        self._run_export(merge, step, latest)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _run_export(self, merge: bool, step: int | None = None) -> None:
+    def _run_export(self, merge: bool, step: int | None = None, latest: bool = True) -> None:
         try:
-            text = runctl.export_run(self.run, merge=merge, step=step)
+            text = runctl.export_run(self.run, merge=merge, step=step, latest=latest)
             self.post_message(ExportFinished(self.run.name, True, text))
         except UserError as exc:
             self.post_message(ExportFinished(self.run.name, False, "\n".join(exc.problems)))

@@ -135,15 +135,16 @@ class RunsScreen(Screen):
                 return
             step, merge = answer
             self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {run.name} (step {step})...")
-            # the latest goes where `aios-tui export` puts it; an older one beside it
-            self._export(run, merge, None if step == infos[0].step else step)
+            # always this step, even if a newer checkpoint lands before the export starts
+            self._export(run, merge, step, step == infos[0].step)
 
         self.app.push_screen(CheckpointPicker(run.name, infos), chosen)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, run: RunDir, merge: bool = False, step: int | None = None) -> None:
+    def _export(self, run: RunDir, merge: bool = False, step: int | None = None, latest: bool = True) -> None:
         try:
-            self.post_message(ExportFinished(run.name, True, runctl.export_run(run, merge=merge, step=step)))
+            self.post_message(ExportFinished(run.name, True, runctl.export_run(run, merge=merge, step=step,
+                                                                               latest=latest)))
         except UserError as exc:
             self.post_message(ExportFinished(run.name, False, "\n".join(exc.problems)))
 

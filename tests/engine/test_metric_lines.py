@@ -1,0 +1,69 @@
+"""Metrics lines are written a step late (their device values read without stalling the GPU):
+none may be lost on a crash, and the first step's wait must not leak into the ETA."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+import torch
+
+from aios_tui.engine.readback import Readback
+
+
+def test_readback_gives_floats_and_none_for_non_finite():
+    values = Readback({"loss": torch.tensor(2.5), "grad_norm": torch.tensor(float("nan")),
+                       "extra": 3, "missing": None, "inf": torch.tensor(float("inf"))}).values()
+    assert values == {"loss": 2.5, "grad_norm": None, "extra": 3.0, "missing": None, "inf": None}
+    assert Readback({}).values() == {}
+    assert Readback({"x": 1.5}).values() == {"x": 1.5}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA")
+def test_cuda_readback_waits_only_for_its_own_copy():
+    x = torch.full((), 7.0, device="cuda")
+    rb = Readback({"x": x * 2})
+    x.add_(1)  # queued after the copy: must not show up
+    assert rb.values() == {"x": 14.0}
+
+
+@pytest.mark.slow
+def test_a_crash_keeps_the_last_logged_step(make_cfg, tmp_path, records_of):
+    from aios_tui.engine.task import CausalLMTask
+    from aios_tui.engine.train import run_training
+
+    class Breaks(CausalLMTask):
+        def loss(self, model, batch, step):
+            if step == 5:  # the 6th step, after the line of step 5 was taken
+                raise RuntimeError("boom")
+            return super().loss(model, batch, step)
+
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="boom"):
+        run_training(make_cfg(steps=10, log_every=5, use_peft=True), run, task=Breaks(), progress="none")
+    recs = records_of(run / "metrics.jsonl")
+    lines = [r["step"] for r in recs if "loss" in r and "event" not in r]
+    assert lines == [1, 5]
+    assert recs[-1]["event"] == "error" and recs[-1]["step"] == 5 and "boom" in recs[-1]["message"]
+    assert math.isfinite([r for r in recs if r.get("step") == 5 and "loss" in r][0]["loss"])
+
+
+@pytest.mark.slow
+def test_the_first_step_s_wait_stays_out_of_the_eta(make_cfg, tmp_path):
+    from aios_tui.engine.task import CausalLMTask
+    from aios_tui.engine.train import run_training
+
+    class SlowStart(CausalLMTask):  # as compilation makes the first step
+        def loss(self, model, batch, step):
+            if step == 0:
+                time.sleep(3.0)
+            return super().loss(model, batch, step)
+
+    records = []
+    run_training(make_cfg(steps=6, log_every=2, use_peft=True), tmp_path / "run", task=SlowStart(),
+                 progress="none", on_step=lambda step, rec: records.append(rec))
+    by_step = {r["step"]: r for r in records}
+    assert by_step[1]["step_time_s"] >= 3.0
+    # 4 steps to go at step 2; each takes milliseconds here, nowhere near the first step's 3 s
+    assert by_step[2]["eta_s"] < 1.5
