@@ -21,7 +21,7 @@ def test_readback_gives_floats_and_none_for_non_finite():
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA")
-def test_cuda_readback_waits_only_for_its_own_copy():
+def test_cuda_readback_sees_the_values_as_they_were_at_its_step():
     x = torch.full((), 7.0, device="cuda")
     rb = Readback({"x": x * 2})
     x.add_(1)  # queued after the copy: must not show up
