@@ -330,20 +330,14 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
         entry, pending = pending, None
         if entry is None:
             return
-        at = entry["step"]
-        device_values = entry["values"].values()
-        loss_value = device_values.pop("loss")
-        grad_norm_value = device_values.pop("grad_norm")
-        record = {"loss": loss_value, "lr": entry["record"]["lr"], "grad_norm": grad_norm_value,
-                  **entry["record"], **device_values}
-        if entry["eval_loss"] is not None:
-            record["eval_loss"] = entry["eval_loss"]
+        at, force = entry["step"], entry["force"]
+        record = {**entry["values"].values(), **entry["record"]}  # loss and grad_norm first
+        loss_value, eval_loss = record["loss"], record.get("eval_loss")
         reporter.log(at, record)
         last_loss = loss_value
-        reporter.status(force=entry["force"], step=at, last_loss=loss_value,
-                        **({"eval_loss": entry["eval_loss"]} if entry["eval_loss"] is not None else {}))
-        prog.update(at, total, loss_value, record["tokens_per_s"], record["eta_s"], entry["eval_loss"],
-                    force=entry["force"])
+        reporter.status(force=force, step=at, last_loss=loss_value,
+                        **({"eval_loss": eval_loss} if eval_loss is not None else {}))
+        prog.update(at, total, loss_value, record["tokens_per_s"], record["eta_s"], eval_loss, force=force)
         if on_step is not None:
             on_step(at, {"step": at, **record})
         # A step that overflowed in fp16 is skipped by the scaler; a loss that stays
@@ -426,7 +420,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
                     # copied off now, behind this step's own work, so nothing waits for that.
                     flush()
                     pending = {
-                        "step": step, "eval_loss": eval_loss, "force": stopping,
+                        "step": step, "force": stopping,
                         "values": Readback({"loss": interval_loss / interval_steps, "grad_norm": grad_norm,
                                             **{k: v / interval_steps for k, v in interval_extras.items()}}),
                         "record": {
@@ -434,6 +428,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
                             "step_time_s": step_time, "elapsed_s": elapsed_before + now - session_start,
                             "eta_s": (step_time_ema or step_time) * (total - step), "tokens": tokens_seen,
                             **memory_fields(device),
+                            **({"eval_loss": eval_loss} if eval_loss is not None else {}),
                         },
                     }
                     if stopping or eval_loss is not None:

@@ -6,25 +6,15 @@ from __future__ import annotations
 import json
 
 import pytest
-from textual.css.query import NoMatches
 
 from aios_tui.config import resolve
 from aios_tui.metrics.jsonl import read_header
 from aios_tui.metrics.rundir import RunDir
 from aios_tui.ui.screens.run import RunScreen
 
+from pilots import wait_for
+
 pytestmark = pytest.mark.slow
-
-
-async def wait_for(pilot, predicate, timeout: float, what: str) -> None:
-    for _ in range(int(timeout / 0.1)):
-        try:
-            if predicate():
-                return
-        except NoMatches:
-            pass
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def test_ctrl_g_trains_an_hrm_brain(make_app, runs_root, tmp_path):

@@ -11,7 +11,6 @@ import os
 import signal
 
 import pytest
-from textual.css.query import NoMatches
 
 from aios_tui.metrics.rundir import RunDir, pid_alive
 from aios_tui.ui.screens.checkpoints import CheckpointPicker
@@ -21,18 +20,9 @@ from aios_tui.ui.widgets.loss_chart import LossChart
 from aios_tui.ui.widgets.run_progress import RunProgress
 from aios_tui.ui.widgets.run_stats import RunStats
 
+from pilots import wait_for
+
 pytestmark = pytest.mark.slow
-
-
-async def wait_for(pilot, predicate, timeout: float, what: str) -> None:
-    for _ in range(int(timeout / 0.1)):
-        try:
-            if predicate():
-                return
-        except NoMatches:
-            pass
-        await pilot.pause(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
