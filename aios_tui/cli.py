@@ -23,6 +23,9 @@ COMMANDS = (
 )
 
 
+_PIP_NAMES = {"pynvml": "nvidia-ml-py", "yaml": "pyyaml", "tomli_w": "tomli-w"}
+
+
 def _load_commands() -> list:
     modules = []
     for name in COMMANDS:
@@ -69,6 +72,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except (ConfigError, UserError) as exc:
         report(exc.problems)
+        return 2
+    except ModuleNotFoundError as exc:
+        top = (exc.name or "").split(".")[0]
+        if not top or top == "aios_tui":
+            raise
+        # A broken install: name the missing package and the fix rather than show a traceback.
+        report([f"the Python package {_PIP_NAMES.get(top, top)} is missing ({exc}); reinstall "
+                "aios-tui with its dependencies (`pip install -e .` in its checkout)"])
         return 2
     except KeyboardInterrupt:
         return 130

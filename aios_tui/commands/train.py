@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aios_tui.config import (
     ConfigError, RunConfig, add_config_args, build, config_from_args, load_config, overrides_from_args,
-    read_toml,
+    read_config_file,
 )
 from aios_tui.config.resolve import flag_name
 from aios_tui.errors import UserError
@@ -73,7 +73,7 @@ def _resume_config(args: argparse.Namespace) -> RunConfig:
     saved = load_config(latest / "config.toml")
     layers = [(saved.to_dict(), f"{latest}/config.toml")]
     if args.config:
-        layers.append((read_toml(args.config), args.config))
+        layers.append((read_config_file(args.config), args.config))
     overrides = overrides_from_args(args)
     overrides.pop("run_dir", None)
     if overrides:

@@ -63,6 +63,9 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     if cfg.train.lr == 0 and not cfg.peft.use_peft and not cfg.hrm.student_init:
         cfg.train.lr = FRESH_LR
         print(f"note: a new brain trains at --lr {FRESH_LR:g} unless you pass --lr", file=sys.stderr)
+    if cfg.peft.use_peft and not cfg.hrm.student_init:
+        print("note: --use-peft on a new brain trains adapters over random weights; PEFT is for "
+              "fine-tuning (start from a trained brain with --student-init BUNDLE)", file=sys.stderr)
     if cfg.hrm.student_init:
         from aios_tui.engine.hrm.task import adopt_bundle_architecture
 

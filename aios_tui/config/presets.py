@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aios_tui.config.schema import RunConfig
-from aios_tui.config.toml_io import config_to_toml, read_toml
+from aios_tui.config.toml_io import YAML_SUFFIXES, config_to_toml, read_config_file
 from aios_tui.atomic import atomic_write_text
 from aios_tui.config.validate import ConfigError, build, closest
 
@@ -51,7 +51,7 @@ class Preset:
 
 
 def _load(path: Path, user: bool) -> Preset:
-    data = read_toml(path)
+    data = read_config_file(path)
     name = str(data.get("name") or path.stem)
     return Preset(slug(path.stem), name, str(data.get("description", "")), path, user, data)
 
@@ -79,9 +79,9 @@ def list_presets(problems: list[str] | None = None) -> list[Preset]:
 
 
 def find_preset(name_or_path: str) -> Preset:
-    """A preset by name (shipped first, then user) or by path to a TOML file."""
+    """A preset by name (shipped first, then user) or by path to a TOML (or YAML) file."""
     candidate = Path(name_or_path).expanduser()
-    if name_or_path.endswith(".toml") or os.sep in name_or_path:
+    if name_or_path.endswith((".toml",) + YAML_SUFFIXES) or os.sep in name_or_path:
         if not candidate.is_file():
             raise ConfigError([f"preset file {name_or_path}: no such file"])
         return _load(candidate, user=True)

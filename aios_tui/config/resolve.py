@@ -7,7 +7,7 @@ from typing import Any, Mapping
 
 from aios_tui.config.presets import find_preset
 from aios_tui.config.schema import SECTIONS, RunConfig, field_index, field_type
-from aios_tui.config.toml_io import read_toml
+from aios_tui.config.toml_io import read_config_file
 from aios_tui.config.validate import ConfigError, build
 
 
@@ -16,7 +16,7 @@ def resolve(preset: str | None = None, config_file: str | None = None,
     layers: list[tuple[Mapping[str, Any], str]] = []
     problems: list[str] = []
     for loader, arg in ((lambda a: (find_preset(a).data, f"preset {a}"), preset),
-                        (lambda a: (read_toml(a), a), config_file)):
+                        (lambda a: (read_config_file(a), a), config_file)):
         if arg:
             try:
                 layers.append(loader(arg))
@@ -43,7 +43,7 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     src.add_argument("--preset", metavar="NAME|PATH", default=None,
                      help="start from a preset (see `aios-tui presets list`) or a preset TOML file")
     src.add_argument("--config", metavar="FILE", default=None,
-                     help="a TOML config file; applied over the preset, under the flags")
+                     help="a TOML (or .yaml) config file; applied over the preset, under the flags")
     index = field_index()
     for section, cls in SECTIONS.items():
         group = parser.add_argument_group(f"{section} settings")

@@ -1,4 +1,4 @@
-"""TOML in and out: read with tomllib, write with tomli-w, always atomically."""
+"""TOML in and out (read with tomllib, write with tomli-w, always atomically); YAML read too."""
 
 from __future__ import annotations
 
@@ -34,8 +34,38 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: malformed TOML: {exc}"]) from None
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Settings from a TOML file or, by its suffix, a YAML one (the form AI-OS documents its
+    PEFT settings in); either way a problem is a ConfigError."""
+    path = Path(path)
+    if path.suffix.lower() not in YAML_SUFFIXES:
+        return read_toml(path)
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: no such file"]) from None
+    except IsADirectoryError:
+        raise ConfigError([f"{path}: is a directory, not a YAML file"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not a text file"]) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ConfigError([f"{path}: malformed YAML: {getattr(exc, 'problem', None) or exc}{at}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError([f"{path}: must hold 'key: value' settings, not a {type(data).__name__}"])
+    return data
+
+
 def load_config(path: str | Path) -> RunConfig:
-    return build([(read_toml(path), str(path))])
+    return build([(read_config_file(path), str(path))])
 
 
 def config_to_toml(cfg: RunConfig, *, name: str = "", description: str = "",

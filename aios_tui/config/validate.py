@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from typing import Any, Iterable, Mapping
 
@@ -32,6 +33,9 @@ def _did_you_mean(name: str, options: Iterable[str]) -> str:
     return f"; did you mean '{guess}'?" if guess else ""
 
 
+_MODULE_LISTS = (".lora_target_modules", ".ia3_feedforward_modules", ".modules_to_save")
+
+
 def coerce(name: str, f: dataclasses.Field, value: Any) -> tuple[Any, str | None]:
     """Check a raw value's type; returns (value, problem)."""
     want = field_type(f)
@@ -49,6 +53,9 @@ def coerce(name: str, f: dataclasses.Field, value: Any) -> tuple[Any, str | None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, f"{name}: {value!r} is not a number"
         return float(value), None
+    if name.endswith(_MODULE_LISTS) and isinstance(value, list) and all(isinstance(v, str) for v in value):
+        # A list of names is what TOML and YAML users write; the field keeps its comma form.
+        return ",".join(value), None
     if not isinstance(value, str):
         return value, f"{name}: {value!r} is not a string"
     return value, None
@@ -113,7 +120,9 @@ def validate(cfg: RunConfig) -> list[str]:
             problems.append(f"{label}: {value!r} is not one of {', '.join(meta['choices'])}"
                             + _did_you_mean(str(value), meta["choices"]))
         lo, hi = meta.get("lo"), meta.get("hi")
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            problems.append(f"{label}: {value!r} is not a number; give a finite value")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 rng = f"{_fmt(lo)} to {_fmt(hi)}" if hi is not None else f"at least {_fmt(lo)}"
                 problems.append(f"{label}: {value!r} is out of range; valid: {rng}")

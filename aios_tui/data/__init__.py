@@ -1,4 +1,4 @@
-"""Datasets: reading plain-text and JSONL files, and the bundled sample (stdlib only).
+"""Datasets: reading plain-text and JSONL files (local or ``hf://``), and the bundled sample.
 
 Tokenising and packing live in ``aios_tui.engine.data``; this package only turns a file into
 documents and says clearly what is wrong with a file that cannot be used.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from aios_tui.data import hub
 from aios_tui.data.reader import Document, read_documents
+from aios_tui.errors import UserError
 
 SAMPLE_NAME = "sample.txt"
 
@@ -19,8 +21,17 @@ def sample_path() -> Path:
 
 
 def dataset_path(dataset_file: str) -> Path:
-    """The file a run reads: ``dataset_file`` or, when empty, the bundled sample."""
-    return Path(dataset_file).expanduser() if dataset_file.strip() else sample_path()
+    """The file a run reads: ``dataset_file`` (an ``hf://`` one fetched into the Hugging Face
+    cache) or, when empty, the bundled sample."""
+    name = dataset_file.strip()
+    if not name:
+        return sample_path()
+    if hub.is_hub(name):
+        return hub.fetch(name)
+    if name.startswith(("http://", "https://")):
+        raise UserError(f"dataset {name}: web addresses are not read; download the file, or name "
+                        f"a Hub file as {hub.FORM}")
+    return Path(name).expanduser()
 
 
 __all__ = ["Document", "read_documents", "sample_path", "dataset_path", "SAMPLE_NAME"]

@@ -26,9 +26,6 @@ class Document:
 
 
 def _load_text(path: Path, label: str) -> str:
-    if str(path).startswith(("hf://", "http://", "https://")):
-        raise UserError(f"dataset {label}: remote datasets are not read directly; "
-                        "download it to a local .txt or .jsonl file and pass that path")
     if not path.exists():
         raise UserError(f"dataset {label}: no such file")
     if path.is_dir():

@@ -116,3 +116,43 @@ def test_a_malformed_user_preset_is_skipped_not_fatal(cli):
     code, out, err = cli("presets", "list")
     assert code == 0 and "efficient" in out and "broken" not in out
     assert "skipping preset" in err and "broken.toml" in err
+
+
+SEED_RECOMMENDED_YAML = """\
+use_peft: true
+peft_method: "lora"
+lora_r: 16
+lora_alpha: 32
+lora_dropout: 0.05
+lora_target_modules: "q_proj,v_proj"
+"""
+
+
+def test_the_seed_yaml_settings_load_as_config_and_as_preset(cli, tmp_path):
+    path = tmp_path / "recommended.yaml"
+    path.write_text(SEED_RECOMMENDED_YAML)
+    for source in ("--config", "--preset"):
+        code, out, err = cli("config", source, str(path), "--lora-r", "8", "--print-toml")
+        assert code == 0, err
+        peft = tomllib.loads(out)["peft"]
+        assert (peft["use_peft"], peft["lora_r"], peft["lora_alpha"], peft["lora_target_modules"]) == \
+            (True, 8, 32, "q_proj,v_proj")
+
+
+def test_bad_yaml_is_one_line_with_its_position_and_exit_2(cli, tmp_path):
+    broken = tmp_path / "broken.yml"
+    broken.write_text("use_peft: true\nlora_r: [16\n")
+    code, _, err = cli("config", "--config", str(broken))
+    assert code == 2
+    assert "malformed YAML" in err and "line 3" in err and len(err.strip().splitlines()) == 1
+    listed = tmp_path / "list.yaml"
+    listed.write_text("- lora_r\n")
+    code, _, err = cli("config", "--config", str(listed))
+    assert code == 2 and "must hold 'key: value' settings" in err
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("lora_alpah: 4\n")
+    code, _, err = cli("config", "--config", str(wrong))
+    assert code == 2 and "did you mean 'lora_alpha'" in err
+    wrong.write_text("lora_r: 999\n")
+    code, _, err = cli("config", "--config", str(wrong))
+    assert code == 2 and "lora_r: 999 is out of range" in err

@@ -71,3 +71,29 @@ def test_derived_values():
     assert ia3.peft.ia3_feedforward_list() == ["down_proj"]
     assert ia3.train.effective_lr(ia3.peft) == 3e-3
     assert RunConfig().train.effective_lr(RunConfig().peft) == 5e-5
+
+
+@pytest.mark.parametrize("field", ["lora_dropout", "lr", "max_grad_norm", "eval_fraction"])
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_value_that_is_not_finite_is_refused(field, value):
+    assert problems(**{field: value}) == [f"{_section(field)}.{field}: {value!r} is not a number; "
+                                          "give a finite value"]
+
+
+def _section(field: str) -> str:
+    from aios_tui.config import field_index
+
+    return field_index()[field][0]
+
+
+def test_target_modules_are_split_on_commas_with_spaces_and_empty_entries_dropped():
+    cfg = build([({"lora_target_modules": " q_proj , ,v_proj,, o_proj "}, "")])
+    assert cfg.peft.target_list() == ["q_proj", "v_proj", "o_proj"]
+
+
+def test_module_lists_may_be_written_as_lists():
+    cfg = build([({"peft": {"lora_target_modules": ["q_proj", "v_proj"], "modules_to_save": ["lm_head"]}}, "")])
+    assert cfg.peft.target_list() == ["q_proj", "v_proj"]
+    assert cfg.peft.modules_to_save_list() == ["lm_head"]
+    assert any("is not a string" in l for l in problems(lora_target_modules=["q_proj", 3]))
+    assert any("is not a string" in l for l in problems(model=["a", "b"]))

@@ -134,3 +134,16 @@ def test_detach_checks_targets_before_starting(cli, small_model_dir, text_file, 
                        "--use-peft", "--lora-target-modules", "qkv_proj", "--run-dir", str(tmp_path / "d"))
     assert code == 2 and "qkv_proj matches no layer" in err
     assert not (tmp_path / "d").exists()
+
+
+def test_a_missing_dependency_is_named_with_its_fix_not_a_traceback(cli_subprocess, tmp_path):
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "peft.py").write_text("raise ModuleNotFoundError(\"No module named 'peft'\", name='peft')\n")
+    env = {"PYTHONPATH": os.pathsep.join([str(shadow), os.environ.get("PYTHONPATH", "")])}
+    proc = cli_subprocess("train", "--use-peft", "--steps", "2", env=env)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "aios-tui: error: the Python package peft is missing (No module named 'peft'); reinstall "
+        "aios-tui with its dependencies (`pip install -e .` in its checkout)"]
+    assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")

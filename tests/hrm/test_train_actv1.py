@@ -108,6 +108,7 @@ def test_the_seeds_try_it_command_on_a_trained_bundle(cli, tmp_path, monkeypatch
                          "--log-file", "artifacts/brains/actv1/metrics.jsonl", "--brain-name", "tried",
                          "--progress", "none")
     assert code == 0, err
+    assert "random weights" not in err  # the note is for new brains only
     header = read_header(tmp_path / "artifacts/brains/actv1/metrics.jsonl")
     assert header["peft"] == "enabled" and header["method"] == method
     params = header["parameters"]
@@ -251,6 +252,7 @@ def test_targets_that_match_nothing_name_the_hrm_layers(cli, tmp_path):
     code, out, err = cli("train-actv1", *SMALL, "--use-peft", "--lora-target-modules", "c_attn",
                          "--run-dir", str(tmp_path / "run"))
     assert code == 2
+    assert "note: --use-peft on a new brain trains adapters over random weights" in err
     assert "c_attn matches no layer" in err
     assert "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj" in err
     assert not (tmp_path / "run").exists()
