@@ -44,6 +44,9 @@ def add_run_control_args(p: argparse.ArgumentParser) -> None:
                         "background (it survives logout) and return at once")
     g.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
                    help="progress display: a bar on a terminal and plain lines otherwise (auto)")
+    g.add_argument("--check", action="store_true",
+                   help="check the config, data, target modules and memory as a start would, "
+                        "without loading weights or creating anything; exit 0 if it would start")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -155,10 +158,26 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
     return 0
 
 
+def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
+    """What `--detach` checks before it creates anything, and nothing more."""
+    from aios_tui.engine.preflight import check_all
+
+    if args.resume:
+        from aios_tui.engine.resume import merge
+        from aios_tui.metrics.rundir import RunDir
+
+        merge(load_config(RunDir(args.resume).latest_checkpoint() / "config.toml"), cfg)
+    check_all(cfg, _task_for(args))
+    print(f"ok: {cfg.method_label()} on {cfg.model.model} would start")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
     cfg = _resume_config(args) if args.resume else config_from_args(args)
+    if args.check:
+        return check_only(args, cfg)
     if args.detach:
         return _detach(args, cfg)
 

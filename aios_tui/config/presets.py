@@ -13,12 +13,24 @@ from aios_tui.config.toml_io import YAML_SUFFIXES, config_to_toml, read_config_f
 from aios_tui.atomic import atomic_write_text
 from aios_tui.config.validate import ConfigError, build, closest
 
-_SLUG = re.compile(r"[^a-z0-9]+")
+_SLUG = re.compile(r"[\W_]+")
+MAX_NAME = 64
 
 
 def slug(name: str) -> str:
-    """'High Quality' -> 'high-quality': the file stem and the name used on the command line."""
+    """'High Quality' -> 'high-quality': the file stem and the name used on the command line.
+    Letters and digits of any script are kept ('Café 日本' -> 'café-日本')."""
     return _SLUG.sub("-", name.strip().lower()).strip("-")
+
+
+def user_preset_key(name: str) -> str:
+    """The key a user preset called ``name`` is saved under; a ConfigError if it cannot be one."""
+    key = slug(name)
+    if not key:
+        raise ConfigError([f"preset name {name!r} has no letters or digits"])
+    if len(key) > MAX_NAME:
+        raise ConfigError([f"preset name is {len(key)} characters long; keep it to {MAX_NAME}"])
+    return key
 
 
 def shipped_dir() -> Path:
@@ -97,9 +109,7 @@ def find_preset(name_or_path: str) -> Preset:
 
 
 def save_user_preset(name: str, cfg: RunConfig, description: str = "", force: bool = False) -> Path:
-    key = slug(name)
-    if not key:
-        raise ConfigError([f"preset name {name!r} has no letters or digits"])
+    key = user_preset_key(name)
     if any(p.key == key and not p.user for p in list_presets()):
         raise ConfigError([f"'{key}' is a shipped preset; choose another name"])
     path = user_dir() / f"{key}.toml"

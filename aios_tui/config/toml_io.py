@@ -19,17 +19,34 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+# Far above any real settings file; a bigger one is a wrong path, not a config to parse.
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def _read_settings_text(path: Path, kind: str) -> str:
+    """The text of a settings file; any reason it cannot be one is a ConfigError."""
+    try:
+        if path.is_dir():
+            raise ConfigError([f"{path}: is a directory, not a {kind} file"])
+        if not path.exists():
+            raise ConfigError([f"{path}: no such file"])
+        if not path.is_file():
+            raise ConfigError([f"{path}: not a regular file"])
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError([f"{path}: {path.stat().st_size:,} bytes is too big for a {kind} file"])
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError([f"{path}: not a text file"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc})"]) from None
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
     """Parse a TOML file; a missing or malformed file is a ConfigError, not a traceback."""
     path = Path(path)
+    text = _read_settings_text(path, "TOML")
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file"]) from None
-    except IsADirectoryError:
-        raise ConfigError([f"{path}: is a directory, not a TOML file"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not a text file"]) from None
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: malformed TOML: {exc}"]) from None
 
@@ -45,14 +62,9 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         return read_toml(path)
     import yaml
 
+    text = _read_settings_text(path, "YAML")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError([f"{path}: no such file"]) from None
-    except IsADirectoryError:
-        raise ConfigError([f"{path}: is a directory, not a YAML file"]) from None
-    except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not a text file"]) from None
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

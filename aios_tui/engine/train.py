@@ -26,6 +26,7 @@ import torch
 
 from aios_tui.config import RunConfig, load_config
 from aios_tui.errors import UserError
+from aios_tui.metrics.launch import launched_at
 from aios_tui.metrics.rundir import RunDir, status_alive
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant, session
@@ -125,6 +126,7 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
     ``on_step(step, record)`` is called with every metrics line (for benchmarks and tests), once
     the step after it has been queued (see ``flush``).
     """
+    began = time.time()
     quiet_imports()
     task = task or CausalLMTask()
     run = RunDir(Path(run_dir).resolve())
@@ -135,6 +137,7 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
     changes: list[str] = []
     if resume:
         cfg, checkpoint, meta, changes = _resume_plan(run, cfg)
+        _clear_old_requests(run, launched_at(began))
     else:
         assert cfg is not None, "a new run needs a config"
         session.ensure_free(run)
@@ -190,6 +193,17 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         raise
 
 
+def _clear_old_requests(run: RunDir, since: float) -> None:
+    """Requests left by an earlier session go; one made since this session was launched (say,
+    while the model loads) is for this session and stays."""
+    for request in (run.stop_file, run.checkpoint_request_file):
+        try:
+            if request.stat().st_mtime < since:
+                request.unlink()
+        except FileNotFoundError:
+            pass
+
+
 def data_digest(data) -> str:
     """A fingerprint of the packed blocks: resume must see exactly the data it left."""
     h = hashlib.blake2b(digest_size=16)
@@ -242,8 +256,6 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
         step, tokens_seen = int(state["step"]), int(state["tokens"])
         elapsed_before = float(state.get("elapsed_s", 0.0))
         ckpt.restore_rng(state["rng"])  # last: building the model above drew random numbers
-        for stale in (run.stop_file, run.checkpoint_request_file):
-            stale.unlink(missing_ok=True)
 
     params = parameters_summary(model)
     spec = task_spec(task)

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import sys
 from pathlib import Path
 from typing import Sequence
+
+
+# When the launcher started the engine: a STOP or CHECKPOINT request touched after that is for
+# this session, even if it lands while the model is still loading.
+LAUNCHED_AT_ENV = "AIOS_TUI_LAUNCHED_AT"
+
+
+def launched_at(default: float) -> float:
+    try:
+        return float(os.environ[LAUNCHED_AT_ENV])
+    except (KeyError, ValueError):
+        return default
 
 
 def start_detached(args: Sequence[str], run_dir: str | os.PathLike) -> int:
@@ -24,7 +37,7 @@ def start_detached(args: Sequence[str], run_dir: str | os.PathLike) -> int:
             [sys.executable, "-m", "aios_tui", *args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True, close_fds=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())},
         )
     finally:
         log.close()

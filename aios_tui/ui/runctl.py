@@ -45,6 +45,29 @@ def plan_run_dir(cfg: RunConfig, root: str | os.PathLike | None = None,
 
 
 RUN_COMMANDS = ("train", "train-actv1")
+ERROR_PREFIX = "aios-tui: error: "
+
+
+def check_start(cfg: RunConfig, command: str = "train") -> None:
+    """The checks `aios-tui train --detach` makes before it creates anything (data, target
+    modules, memory savers, compile), run in a child process so the console never loads torch;
+    raises UserError with the engine's own messages."""
+    import tempfile
+
+    from aios_tui.config import config_to_toml
+
+    if command not in RUN_COMMANDS:
+        raise ValueError(f"unknown run command {command!r}")
+    with tempfile.TemporaryDirectory(prefix="aios-tui-check-") as tmp:
+        config = Path(tmp) / "config.toml"
+        config.write_text(config_to_toml(cfg), encoding="utf-8")
+        proc = subprocess.run([sys.executable, "-m", "aios_tui", command, "--config", str(config), "--check"],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if proc.returncode == 0:
+        return
+    problems = [line[len(ERROR_PREFIX):] for line in proc.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
+    last = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+    raise UserError(problems or [f"the settings check failed: {last[0]}"])
 
 
 def start_run(cfg: RunConfig, root: str | os.PathLike | None = None,

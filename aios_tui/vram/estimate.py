@@ -374,8 +374,20 @@ def _combine(shape: ModelShape, s: Setup, ranked: list[Change], gpu: int) -> Sug
     """Stack the single changes, best first (never shortening sequences or lowering the rank:
     those change what is learned), until the step fits."""
     cur, changes, flags = s, [], []
+
+    def fitting(e: Estimate) -> Suggestion | None:
+        if e.device_used_bytes > gpu:
+            return None
+        # The batch is named once, with its final size, however often it was halved.
+        batch = ([f"batch {cur.batch} with grad accumulation {cur.grad_accum}"],
+                 [f"--batch-size {cur.batch} --grad-accum {cur.grad_accum}"]) if cur.batch != s.batch else ([], [])
+        return Suggestion(" + ".join(changes + batch[0]), " ".join(flags + batch[1]),
+                          e.peak_allocated_bytes, e.device_used_bytes, True)
+
+    # bf16 weights make autocast moot (and switch it off), so a combination names only them.
+    moot = ("--amp",) if any(flag == "--model-dtype bf16" for _, flag, _ in ranked) else ()
     for change, flag, how in ranked:
-        if flag.startswith(("--max-seq-len", "--lora-r")):
+        if flag.startswith(("--max-seq-len", "--lora-r", "--batch-size")) or flag in moot:
             continue
         try:
             nxt = how(cur)
@@ -385,16 +397,13 @@ def _combine(shape: ModelShape, s: Setup, ranked: list[Change], gpu: int) -> Sug
         cur = nxt
         changes.append(change.split(" (")[0])
         flags.append(flag)
-        if e.device_used_bytes <= gpu:
-            return Suggestion(" + ".join(changes), " ".join(flags), e.peak_allocated_bytes, e.device_used_bytes, True)
-    # still too big: halve the batch further while it helps
+        if (done := fitting(e)) is not None:
+            return done
+    # still too big: halve the batch while it helps
     while cur.batch > 1:
         cur = _half_batch(cur)
-        e = compute(shape, cur)
-        if e.device_used_bytes <= gpu:
-            changes.append(f"batch {cur.batch} with grad accumulation {cur.grad_accum}")
-            flags.append(f"--batch-size {cur.batch} --grad-accum {cur.grad_accum}")
-            return Suggestion(" + ".join(changes), " ".join(flags), e.peak_allocated_bytes, e.device_used_bytes, True)
+        if (done := fitting(compute(shape, cur))) is not None:
+            return done
     return None
 
 

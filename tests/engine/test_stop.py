@@ -158,3 +158,28 @@ class Payload:
     def _mark():
         Payload.loaded = True
         return Payload()
+
+
+@pytest.mark.slow
+def test_a_stop_asked_while_a_resume_loads_is_honoured_and_an_old_one_is_not(make_cfg, tmp_path, monkeypatch):
+    from aios_tui.engine.train import run_training
+    from aios_tui.metrics.launch import LAUNCHED_AT_ENV
+
+    run = tmp_path / "run"
+    first = run_training(make_cfg(steps=8, use_peft=True), run, progress="none", stop_after=2)
+    assert (first.state, first.step) == ("stopped", 2)
+
+    # Launched a minute ago; STOP touched since (as a console's `s` during start-up): honoured.
+    monkeypatch.setenv(LAUNCHED_AT_ENV, repr(time.time() - 60))
+    (run / "STOP").touch()
+    resumed = run_training(None, run, resume=True, progress="none")
+    assert (resumed.state, resumed.step) == ("stopped", 2)  # before any new step
+    assert not (run / "STOP").exists()
+
+    # A STOP and a CHECKPOINT left from before this launch: cleared, and the run goes on.
+    for name in ("STOP", "CHECKPOINT"):
+        (run / name).touch()
+        os.utime(run / name, (time.time() - 120, time.time() - 120))
+    again = run_training(None, run, resume=True, progress="none")
+    assert (again.state, again.step) == ("finished", 8)
+    assert not (run / "STOP").exists() and not (run / "CHECKPOINT").exists()

@@ -303,3 +303,55 @@ async def test_a_broken_user_preset_is_reported_not_fatal(make_app):
                        what="the broken preset's notice")
         assert isinstance(app.screen, ConfigureScreen)
         assert app.screen.form.result.config is not None
+
+
+async def test_a_run_the_engine_would_refuse_is_not_started(make_app, runs_root, tmp_path):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        await set_field(pilot, "dataset_file", str(tmp_path / "missing.jsonl"))
+        assert app.screen.form.result.config is not None  # the form alone cannot know
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: any(n.title == "run not started" for n in app._notifications),
+                       120, "the refusal")
+        refusal = [n.message for n in app._notifications if n.title == "run not started"]
+        assert refusal == [f"dataset {tmp_path / 'missing.jsonl'}: no such file"]
+        assert isinstance(app.screen, ConfigureScreen)
+        assert not any(runs_root.iterdir())  # no dead run left behind
+
+
+async def test_picking_a_preset_over_edits_asks_first(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        screen = app.screen
+        picker = screen.query_one("#preset", Select)
+        before = picker.value
+        await retype(pilot, "steps", "train", "7")
+        assert screen.form.result.config.train.steps == 7
+        picker.value = "efficient"
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert "discard your 1 change" in str(app.screen.query_one(".dialog-title").render())
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen, what="the form")
+        await pilot.pause()
+        assert screen.form.result.config.train.steps == 7 and picker.value == before
+        assert not isinstance(app.screen, ConfirmScreen)  # putting the picker back asks nothing
+        picker.value = "efficient"
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.form.result.config == find_preset("efficient").config(),
+                       what="the preset")
+
+
+async def test_the_command_line_is_not_shown_for_a_form_with_problems(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        await retype(pilot, "steps", "train", "5")
+        preview = app.screen.query_one(CommandPreview)
+        assert preview.command == "aios-tui train --steps 5"
+        await retype(pilot, "eval_fraction", "model", "0.9")
+        assert app.screen.form.result.config is None
+        assert preview.command == ""
+        assert "appears once the form's problems are fixed" in str(preview.render())

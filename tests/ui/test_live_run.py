@@ -62,7 +62,7 @@ async def test_start_watch_stop_and_resume_a_tiny_cpu_run(make_app, runs_root, e
         assert cfg is not None and cfg.peft.use_peft and cfg.train.steps == 5000
 
         await pilot.press("ctrl+r")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), 10, "the run view")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), 90, "the run view")
         screen = app.screen
         run = RunDir(runs_root / "console-run")
         assert run.config_toml.is_file()

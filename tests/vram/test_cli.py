@@ -97,3 +97,26 @@ def test_estimate_runs_without_torch(cli_subprocess, config_dir):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "peak allocated by PyTorch" in r.stdout
+
+
+def test_a_combination_that_fits_names_each_change_once_and_fits():
+    from aios_tui.config import resolve
+    from aios_tui.vram.run import estimate_for_run
+
+    cfg = resolve(overrides={"model": "meta-llama/Llama-3.1-8B", "use_peft": True, "batch_size": 16,
+                             "max_seq_len": 4096})
+    gib = 1 << 30
+    est = estimate_for_run(cfg, gpu_memory_bytes=24 * gib)
+    assert est.fits is False
+    combo = est.suggestions[0]
+    assert combo.fits and combo.device_used_bytes <= 24 * gib and " + " in combo.change
+    assert combo.change.count("batch ") == 1 and combo.flags.count("--batch-size") == 1
+    assert not ("--amp" in combo.flags.split() and "--model-dtype" in combo.flags)
+    # The combination's own flags, through the real parser, give the figure it promises.
+    from aios_tui.cli import build_parser
+    from aios_tui.config import config_from_args
+
+    args = build_parser().parse_args(["train", "--model", "meta-llama/Llama-3.1-8B", "--use-peft",
+                                      "--batch-size", "16", "--max-seq-len", "4096", *combo.flags.split()])
+    again = estimate_for_run(config_from_args(args), gpu_memory_bytes=24 * gib)
+    assert again.fits and again.device_used_bytes == combo.device_used_bytes

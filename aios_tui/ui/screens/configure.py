@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -14,7 +15,7 @@ from textual.widgets import Footer, Label, Select
 
 from aios_tui.ui.widgets.choice import Choice
 from aios_tui.config import ConfigError, RunConfig, list_presets, load_config, save_user_preset
-from aios_tui.config.presets import slug, user_dir
+from aios_tui.config.presets import slug, user_dir, user_preset_key
 from aios_tui.errors import UserError
 from aios_tui.ui import runctl
 from aios_tui.ui.cmdline import changed_fields, command_line, diff_lines
@@ -64,6 +65,8 @@ class ConfigureScreen(Screen):
             self._preset_problems += exc.problems
             self.base = RunConfig()
         self._vram_timer: Timer | None = None
+        self._starting = False
+        self._picker_reset = False
         self._last_estimate: dict[str, Any] | None = None
         self._estimated = False
 
@@ -131,8 +134,7 @@ class ConfigureScreen(Screen):
         cfg = result.config
         changes = len(changed_fields(self.base, cfg)) if cfg else 0
         self.query_one(FormStatus).show(result.problems, changes, self.base_label())
-        if cfg is not None:
-            self.query_one(CommandPreview).show(self.command(cfg))
+        self.query_one(CommandPreview).show(self.command(cfg) if cfg is not None else "")
 
     def command(self, cfg: RunConfig) -> str:
         return command_line(cfg, self.base, preset=self.preset_key or None, config_file=self.base_file)
@@ -172,16 +174,36 @@ class ConfigureScreen(Screen):
             return
         event.stop()
         key = event.value if isinstance(event.value, str) else ""
-        if key == self.preset_key and not self.base_file:
-            return  # the picker announcing its first value, or no change
+        if self._picker_reset or (key == self.preset_key and not self.base_file):
+            self._picker_reset = False
+            return  # the picker announcing its first value, put back, or no change
         try:
             cfg = self._preset_config(key) or RunConfig()
         except ConfigError as exc:
             for problem in exc.problems:
                 self.notify(problem, title="preset not loaded", severity="error")
+            self._show_preset(self.preset_key)
             return
+        current = self.form.result.config
+        edits = len(changed_fields(self.base, current)) if current is not None else -1
+        if edits == 0:
+            self._load_preset(key, cfg)
+            return
+        what = f"your {edits} change{'s' if edits > 1 else ''}" if edits > 0 else "your edits"
+        self.app.push_screen(
+            ConfirmScreen(f"Load preset '{key}' and discard {what}?", "n keeps the form as it is"),
+            lambda yes: self._load_preset(key, cfg) if yes else self._show_preset(self.preset_key))
+
+    def _load_preset(self, key: str, cfg: RunConfig) -> None:
         self.preset_key, self.base_file, self.base = key, None, cfg
         self.form.load(cfg, base=cfg)
+
+    def _show_preset(self, key: str) -> None:
+        """Put the picker back on ``key`` (its change event then finds nothing to do)."""
+        picker = self.query_one("#preset", Select)
+        if picker.value != key:
+            self._picker_reset = True
+            picker.value = key
 
     # -- actions ---------------------------------------------------------------
     def _valid_config(self, doing: str) -> RunConfig | None:
@@ -202,14 +224,33 @@ class ConfigureScreen(Screen):
         cfg = self._valid_config("start a run")
         if cfg is None:
             return
+        if self._starting:
+            self.notify("a run is already being started", severity="warning")
+            return
+        self._starting = True
+        self.notify("checking the data, target modules and memory settings...")
+        self._check_and_start(cfg, command)
+
+    @work(thread=True, group="start-run", exit_on_error=False)
+    def _check_and_start(self, cfg: RunConfig, command: str) -> None:
+        """The engine's checks take seconds (a child process imports torch), so not on the UI thread."""
         try:
+            runctl.check_start(cfg, command)
             run, pid = runctl.start_run(cfg, getattr(self.app, "runs_root", None), command=command)
         except (UserError, ConfigError) as exc:
-            self.notify("; ".join(exc.problems), title="run not started", severity="error")
-            return
+            self.app.call_from_thread(self._not_started, exc.problems)
         except OSError as exc:
-            self.notify(str(exc), title="run not started", severity="error")
-            return
+            self.app.call_from_thread(self._not_started, [str(exc)])
+        else:
+            self.app.call_from_thread(self._started, run, pid)
+
+    def _not_started(self, problems: list[str]) -> None:
+        self._starting = False
+        for problem in problems:
+            self.notify(problem, title="run not started", severity="error", timeout=15)
+
+    def _started(self, run: Any, pid: int) -> None:
+        self._starting = False
         self.notify(f"started {run.name} (pid {pid}); it keeps training if the console closes")
         self.app.open_run(run.path, pid=pid)
 
@@ -219,11 +260,16 @@ class ConfigureScreen(Screen):
             return
 
         def named(name: str | None) -> None:
-            if not name:
+            if name is None:
                 return
-            path = user_dir() / f"{slug(name)}.toml"
+            try:
+                key = user_preset_key(name)
+            except ConfigError as exc:
+                self.notify(exc.problems[0], title="preset not saved", severity="error")
+                return
+            path = user_dir() / f"{key}.toml"
             if path.exists():
-                self.app.push_screen(ConfirmScreen(f"Overwrite user preset '{slug(name)}'?", str(path)),
+                self.app.push_screen(ConfirmScreen(f"Overwrite user preset '{key}'?", str(path)),
                                      lambda yes: self._save(name, cfg, force=True) if yes else None)
             else:
                 self._save(name, cfg, force=False)

@@ -22,9 +22,12 @@ class CommandPreview(Widget):
         self.command = ""
 
     def show(self, command: str) -> None:
+        """``command``, or "" while the form has problems: an old line must not pass for the form."""
         if command != self.command:
             self.command = command
             self.refresh()  # a repaint: one fixed-size line never needs a new layout
 
     def render(self) -> Text:
+        if not self.command:
+            return Text("the command line appears once the form's problems are fixed", style="dim italic")
         return Text.assemble(("$ ", "dim"), self.command)
