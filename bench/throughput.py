@@ -338,7 +338,7 @@ def run_hf(plan: dict) -> dict:
     args = TrainingArguments(
         output_dir=str(Path(plan["workdir"]) / f"hf-out-{os.getpid()}"),
         max_steps=t.steps, per_device_train_batch_size=t.batch_size, gradient_accumulation_steps=t.grad_accum,
-        learning_rate=t.effective_lr(cfg.peft), lr_scheduler_type=t.lr_schedule, warmup_steps=t.warmup_steps,
+        learning_rate=t.effective_lr(cfg.peft), lr_scheduler_type=t.lr_schedule, warmup_steps=t.effective_warmup(),
         weight_decay=t.weight_decay, max_grad_norm=t.max_grad_norm, seed=t.seed,
         bf16=bf16, fp16=bool(cfg.memory.amp) and not bf16,
         gradient_checkpointing=cfg.memory.gradient_checkpointing,

@@ -9,8 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aios_tui.config.schema import RunConfig
-from aios_tui.config.toml_io import YAML_SUFFIXES, config_to_toml, read_config_file
-from aios_tui.atomic import atomic_write_text
+from aios_tui.config.toml_io import YAML_SUFFIXES, config_to_toml, read_config_file, write_settings
 from aios_tui.config.validate import ConfigError, build, closest
 
 _SLUG = re.compile(r"[\W_]+")
@@ -115,7 +114,7 @@ def save_user_preset(name: str, cfg: RunConfig, description: str = "", force: bo
     path = user_dir() / f"{key}.toml"
     if path.exists() and not force:
         raise ConfigError([f"user preset '{key}' exists at {path}; pass --force to overwrite it"])
-    atomic_write_text(path, config_to_toml(cfg, name=name, description=description, only_changed=True))
+    write_settings(path, config_to_toml(cfg, name=name, description=description, only_changed=True))
     return path
 
 

@@ -99,5 +99,16 @@ def config_to_toml(cfg: RunConfig, *, name: str = "", description: str = "",
     return tomli_w.dumps(doc)
 
 
+def write_settings(path: str | Path, text: str) -> None:
+    """Write a settings file atomically; a path that cannot take it is a ConfigError."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ConfigError([f"{path}: is a directory; name a file"])
+    try:
+        atomic_write_text(path, text)
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot be written ({exc.strerror or exc})"]) from None
+
+
 def save_config(cfg: RunConfig, path: str | Path, **kwargs: Any) -> None:
-    atomic_write_text(path, config_to_toml(cfg, **kwargs))
+    write_settings(path, config_to_toml(cfg, **kwargs))

@@ -13,6 +13,8 @@ from aios_tui.config.schema import SECTIONS, RunConfig, field_index, field_type
 TOP_LEVEL_KEYS = ("version", "name", "description", "order")
 CONFIG_VERSION = 1
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
+# A name becomes one directory under a root; anything that could leave the root is refused.
+_DIR_NAME = re.compile(r"^(?![.-])[\w.-]{1,100}$")
 
 
 class ConfigError(ValueError):
@@ -143,6 +145,10 @@ def validate(cfg: RunConfig) -> list[str]:
     if peft.adalora_init_r and peft.adalora_init_r < peft.lora_r:
         problems.append(f"peft.adalora_init_r: {peft.adalora_init_r} is below the target rank "
                         f"lora_r={peft.lora_r}; AdaLoRA only prunes rank")
+    for label, name in (("train.run_name", cfg.train.run_name), ("hrm.brain_name", cfg.hrm.brain_name)):
+        if name and not _DIR_NAME.match(name):
+            problems.append(f"{label}: {name!r} is not a plain name (letters, digits, '.', '_', '-'; "
+                            "up to 100); to choose the directory itself, use run_dir or bundle_dir")
     mem = cfg.memory
     if mem.load_in_8bit and mem.load_in_4bit:
         problems.append("memory: load_in_8bit and load_in_4bit exclude each other; choose one")

@@ -33,7 +33,7 @@ def lr_at(update: int, peak: float, warmup: int, total: int, schedule: str) -> f
 
 def schedule_of(cfg: RunConfig) -> dict:
     return {"name": cfg.train.lr_schedule, "peak_lr": cfg.train.effective_lr(cfg.peft),
-            "warmup_steps": cfg.train.warmup_steps, "total_steps": cfg.train.steps}
+            "warmup_steps": cfg.train.effective_warmup(), "total_steps": cfg.train.steps}
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from aios_tui.config import RunConfig
 from aios_tui.data import dataset_path, read_documents
 from aios_tui.errors import UserError
@@ -61,6 +64,56 @@ def check_memory(cfg: RunConfig, task=None) -> None:
         raise UserError(problems)
 
 
+def writable_problem(path: Path, what: str, *, directory: bool) -> str | None:
+    """Why ``path`` (a directory or a file to append to) cannot be written, found by trying:
+    whatever the probe creates is removed again, so a refusal leaves nothing behind."""
+    path = Path(path).expanduser()
+    if path.exists():
+        if directory and not path.is_dir():
+            return f"{what} {path}: exists and is not a directory"
+        if not directory and not path.is_file():
+            return f"{what} {path}: is not a regular file; name a file"
+    made: list[Path] = []
+    try:
+        missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+        for p in reversed(missing):
+            p.mkdir()
+            made.append(p)
+        if directory:
+            if not path.exists():
+                path.mkdir()
+                made.append(path)
+            probe = path / f".aios-tui-probe-{os.getpid()}"
+            probe.touch()
+            made.append(probe)
+        else:
+            existed = path.exists()
+            with open(path, "a", encoding="utf-8"):
+                pass
+            if not existed:
+                made.append(path)
+    except OSError as exc:
+        return f"{what} {path}: cannot be written ({exc.strerror or exc})"
+    finally:
+        for p in reversed(made):
+            try:
+                p.rmdir() if p.is_dir() else p.unlink()
+            except OSError:
+                pass
+    return None
+
+
+def output_problems(cfg: RunConfig, run_dir: Path | None = None) -> list[str]:
+    """The run directory and --log-file, before either is made: a run that cannot write them
+    must not start and leave half a run behind."""
+    problems = []
+    if run_dir is not None:
+        problems.append(writable_problem(run_dir, "train.run_dir", directory=True))
+    if cfg.train.log_file.strip():
+        problems.append(writable_problem(Path(cfg.train.log_file), "train.log_file", directory=False))
+    return [p for p in problems if p]
+
+
 def check_dataset(cfg: RunConfig) -> None:
     read_documents(dataset_path(cfg.data.dataset_file))
 
@@ -92,6 +145,7 @@ def check_all(cfg: RunConfig, task) -> None:
         problems += compile_problems(cfg, resolve_device(cfg.train.device).type)
     except UserError as exc:
         problems += exc.problems
+    problems += output_problems(cfg, Path(cfg.train.run_dir) if cfg.train.run_dir.strip() else None)
     if problems:
         raise UserError(problems)
     if isinstance(task, CausalLMTask):

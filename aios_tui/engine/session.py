@@ -66,6 +66,8 @@ def holds_run(run: RunDir) -> str | None:
 
 def ensure_free(run: RunDir) -> None:
     why = holds_run(run)
+    if why and not run.path.is_dir():
+        raise UserError(f"{why}; pick another --run-dir or --run-name")
     if why:
         raise UserError(why, f"pick another --run-dir or --run-name, or continue it with "
                              f"`aios-tui train --resume {run.path}`")

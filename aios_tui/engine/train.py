@@ -32,7 +32,7 @@ from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
 from aios_tui.engine.models import resolve_device
-from aios_tui.engine.preflight import check_memory, compile_problems
+from aios_tui.engine.preflight import check_memory, compile_problems, output_problems
 from aios_tui.engine.optim import apply_options, build_optimizer, lr_at, schedule_of, set_lr
 from aios_tui.engine.peft_setup import (
     adalora_model, adalora_state, apply_peft, check_targets, parameters_summary, peft_config, quiet_imports,
@@ -146,7 +146,7 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
     task.preflight(cfg)
     device = resolve_device(cfg.train.device)
     check_memory(cfg, task)
-    problems = compile_problems(cfg, device.type)
+    problems = compile_problems(cfg, device.type) + output_problems(cfg, None if resume else run.path)
     if problems:
         raise UserError(problems)
 
@@ -375,7 +375,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
 
                 # One optimizer step: grad_accum micro-batches, each weighted by its share of the
                 # step's loss-carrying tokens, so the gradient is that of the token mean.
-                set_lr(optimizer, lr_at(step, peak_lr, t.warmup_steps, total, t.lr_schedule))
+                set_lr(optimizer, lr_at(step, peak_lr, t.effective_warmup(), total, t.lr_schedule))
                 batches = [make_batch(data.train_ids, data.train_labels, sampler.take(t.batch_size), pad_id)
                            for _ in range(t.grad_accum)]
                 weights = [task.batch_weight(b) for b in batches]

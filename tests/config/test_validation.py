@@ -97,3 +97,13 @@ def test_module_lists_may_be_written_as_lists():
     assert cfg.peft.modules_to_save_list() == ["lm_head"]
     assert any("is not a string" in l for l in problems(lora_target_modules=["q_proj", 3]))
     assert any("is not a string" in l for l in problems(model=["a", "b"]))
+
+
+@pytest.mark.parametrize("name", ["../../escape", "a b/c", ".hidden", "-flag", "x" * 101])
+def test_run_and_brain_names_cannot_leave_their_root(name):
+    assert any("train.run_name" in l and "not a plain name" in l for l in problems(run_name=name))
+    assert any("hrm.brain_name" in l and "not a plain name" in l for l in problems(brain_name=name))
+
+
+def test_plain_names_of_any_script_are_fine():
+    assert build([({"run_name": "lora-r8_try.2", "brain_name": "café"}, "")]).train.run_name == "lora-r8_try.2"

@@ -147,3 +147,33 @@ def test_a_missing_dependency_is_named_with_its_fix_not_a_traceback(cli_subproce
         "aios-tui: error: the Python package peft is missing (No module named 'peft'); reinstall "
         "aios-tui with its dependencies (`pip install -e .` in its checkout)"]
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_anything_is_made(cli, tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cases = [
+        (("--log-file", str(tmp_path)), f"train.log_file {tmp_path}: is not a regular file"),
+        (("--log-file", str(blocker / "m.jsonl")), f"train.log_file {blocker / 'm.jsonl'}: cannot be written"),
+        (("--run-dir", str(blocker / "run")), f"train.run_dir {blocker / 'run'}: cannot be written"),
+        (("--run-dir", str(blocker)), f"{blocker} exists and is not a directory"),
+    ]
+    for flags, message in cases:
+        before = sorted(p.name for p in tmp_path.rglob("*"))
+        code, _, err = cli("train", "--steps", "1", "--run-name", "out", *flags)
+        assert code == 2, (flags, err)
+        assert message in err and "Traceback" not in err
+        assert sorted(p.name for p in tmp_path.rglob("*")) == before  # the probe left nothing
+
+
+def test_a_log_file_in_new_directories_is_made_there(cli, tmp_path):
+    log = tmp_path / "logs" / "deep" / "m.jsonl"
+    code, _, err = cli("train", "--steps", "1", "--run-dir", str(tmp_path / "new" / "run"),
+                       "--log-file", str(log), "--progress", "none")
+    assert code == 0, err
+    assert log.is_file() and '"loss"' in log.read_text()
+
+
+def test_config_output_that_cannot_be_written_is_one_line(cli, tmp_path):
+    code, _, err = cli("config", "-o", str(tmp_path))
+    assert code == 2 and err.strip() == f"aios-tui: error: {tmp_path}: is a directory; name a file"

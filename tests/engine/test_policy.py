@@ -91,3 +91,14 @@ def test_generated_run_names_do_not_collide(tmp_path, monkeypatch):
     assert second != first and second.name.startswith(first.name)
     assert choose_run_dir(resolve(overrides={"run_name": "mine"})) == tmp_path / "mine"
     assert choose_run_dir(resolve(overrides={"run_dir": str(tmp_path / "x" / "y")})) == tmp_path / "x" / "y"
+
+
+@pytest.mark.slow
+def test_warmup_is_capped_at_a_tenth_of_a_short_run(make_cfg, tmp_path, records_of):
+    from aios_tui.engine.train import run_training
+
+    run_training(make_cfg(steps=20, warmup_steps=10, lr=1e-3, lr_schedule="constant"), tmp_path / "run",
+                 progress="none")
+    lrs = {r["step"]: r["lr"] for r in records_of(tmp_path / "run" / "metrics.jsonl") if "lr" in r and "step" in r}
+    # a tenth of 20 steps: warm-up over 2 updates, then the peak
+    assert lrs[1] == pytest.approx(5e-4) and lrs[2] == pytest.approx(1e-3) and lrs[20] == pytest.approx(1e-3)
