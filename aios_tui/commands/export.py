@@ -13,10 +13,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "--merge, a full model with the adapter folded in, loadable with "
                                    "AutoModelForCausalLM.from_pretrained. A fully fine-tuned run "
                                    "always exports its model. The tokenizer is written alongside.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory (or an HRM ACTv1 brain bundle)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="the run directory or run name (or an HRM ACTv1 brain bundle)")
     p.add_argument("--merge", action="store_true", help="fold the adapter into the base weights")
     p.add_argument("--out", metavar="DIR", default=None,
-                   help="where to write (default: RUN_DIR/adapter, or RUN_DIR/merged with --merge); "
+                   help="where to write (default: RUN_DIR/adapter, or RUN_DIR/merged with --merge; "
+                        "an older --checkpoint N goes beside it, to adapter-step-N or merged-step-N); "
                         "an earlier export there is replaced")
     p.add_argument("--checkpoint", metavar="STEP", type=int, default=None,
                    help="export this step's checkpoint instead of the latest")
@@ -24,12 +25,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aios_tui.commands.run_arg import run_path
+
+    args.run_dir = run_path(args.run_dir)
     if (Path(args.run_dir).expanduser() / "brain.json").is_file():
         return _export_bundle(args)
     from aios_tui.engine.export import export_run
 
     out, kind = export_run(args.run_dir, args.out, merge=args.merge, step=args.checkpoint)
-    if kind == "adapter":
+    if "hrm" in str(_record(out).get("task", "")):
+        # transformers does not know the HRM architecture; this package loads it.
+        print(f"{'adapter' if kind == 'adapter' else 'model'} written to {out}")
+        print(f"use it with: aios-tui generate {args.run_dir} --prompt TEXT  (HRM ACTv1 loads through "
+              "aios-tui; `aios-tui train-actv1` writes a brain bundle)")
+    elif kind == "adapter":
         print(f"adapter written to {out}")
         print("load it with: PeftModel.from_pretrained(base_model, "
               f"'{out}')  (base: see base_model_name_or_path in its adapter_config.json)")
@@ -42,14 +51,19 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note(out: Path) -> str | None:
-    """What export.json says the user should know (e.g. a merge into a de-quantized base)."""
+def _record(out: Path) -> dict:
     import json
 
     try:
-        return json.loads((Path(out) / "export.json").read_text(encoding="utf-8")).get("note")
-    except (OSError, ValueError, AttributeError):
-        return None
+        record = json.loads((Path(out) / "export.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def _note(out: Path) -> str | None:
+    """What export.json says the user should know (e.g. a merge into a de-quantized base)."""
+    return _record(out).get("note")
 
 
 def _export_bundle(args: argparse.Namespace) -> int:

@@ -12,7 +12,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Loads the base model with the run's adapter (latest checkpoint "
                                    "unless --checkpoint) and prints the prompt and its continuation. "
                                    "Also takes a directory written by `aios-tui export`.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory, an exported adapter or a model directory")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or run name, an exported adapter or a model directory")
     p.add_argument("--prompt", required=True, metavar="TEXT", help="the text to continue")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens to sample (default: 64)")
     p.add_argument("--temperature", type=float, default=0.8, metavar="T",
@@ -26,6 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aios_tui.commands.run_arg import run_path
+
+    args.run_dir = run_path(args.run_dir)
     problems = []
     if args.max_new_tokens < 1:
         problems.append(f"--max-new-tokens: {args.max_new_tokens} is out of range; valid: at least 1")

@@ -150,7 +150,7 @@ def prune(run: RunDir, keep_last: int) -> list[Path]:
 def find_checkpoint(run: RunDir, step: int | None = None) -> Path:
     cps = run.list_checkpoints()
     if not cps:
-        raise UserError(f"{run.path}: has no complete checkpoint to continue from")
+        raise UserError(f"{run.path}: has no complete checkpoint")
     if step is None:
         return cps[-1]
     for cp in cps:

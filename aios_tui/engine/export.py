@@ -145,9 +145,13 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     meta = ckpt.read_meta(checkpoint)
     cfg = load_config(checkpoint / "config.toml")
     kind = "merged" if merge or not meta.get("peft") else "adapter"
-    target = Path(out).resolve() if out else run.path / kind
+    # An older checkpoint goes beside the latest's export, never over it.
+    latest = checkpoint == run.list_checkpoints()[-1]
+    target = Path(out).resolve() if out else run.path / (kind if latest else f"{kind}-step-{meta['step']:06d}")
     record = {"run": str(run.path), "checkpoint": str(checkpoint), "step": meta["step"],
               "method": meta.get("method"), "kind": kind, "base": base_source(run, cfg)}
+    if meta.get("task"):
+        record["task"] = meta["task"]
     quantized = quant.mode(cfg) if meta.get("peft") else None
     if quantized:
         record["quantized_base"] = quantized

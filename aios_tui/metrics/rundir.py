@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -22,15 +23,90 @@ from aios_tui.atomic import atomic_write_json
 
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
 LIVE_STATES = ("starting", "running", "stopping")
+UNREADABLE = "unreadable"
 
 
 def default_runs_root() -> Path:
     return Path(os.environ.get("AIOS_TUI_RUNS", "artifacts/runs"))
 
 
+def _is_int(v: Any) -> bool:
+    # 64 bits: a larger step or pid is no real one, and overflows the float it is divided into
+    return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < 1 << 63
+
+
+def _is_pid(v: Any) -> bool:
+    return _is_int(v) and 0 <= v < 1 << 31
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_time(v: Any) -> bool:
+    return _is_number(v) and math.isfinite(v)
+
+
+def _is_text(v: Any) -> bool:
+    return isinstance(v, str) and "\x00" not in v  # a NUL cannot be in a path or a terminal line
+
+
+# What each field of status.json must hold. Anyone can write the file (a crash, an editor, another
+# version), and its values reach formatters, os.kill and open(): one of another type counts as absent.
+STATUS_FIELDS = {
+    "state": _is_text, "pid": _is_pid, "pid_start": _is_int, "step": _is_int, "total_steps": _is_int,
+    "run_name": _is_text, "method": _is_text, "metrics": _is_text, "error": _is_text,
+    "checkpoint": _is_text, "started_at": _is_time, "heartbeat": _is_time, "last_loss": _is_number,
+}
+MAX_STATUS_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class StatusRead:
+    fields: dict[str, Any]
+    problem: str | None = None   # why status.json could not be read; None when it was
+    missing: bool = False
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return {list: "a list", str: "a string", int: "a number", float: "a number"}.get(type(value), "a value")
+
+
+def parse_status(data: bytes) -> StatusRead:
+    """status.json's fields that have the right type; or why the file is not a status."""
+    if not data.strip():
+        return StatusRead({}, "status.json is empty")
+    if len(data) > MAX_STATUS_BYTES:
+        return StatusRead({}, f"status.json is too large (over {MAX_STATUS_BYTES >> 20} MiB)")
+    try:
+        raw = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        return StatusRead({}, "status.json is not text")
+    except (ValueError, RecursionError):
+        return StatusRead({}, "status.json is not valid JSON (cut short or overwritten?)")
+    if not isinstance(raw, dict):
+        return StatusRead({}, f"status.json holds {_kind(raw)}, not an object")
+    return StatusRead({k: v for k, v in raw.items()
+                       if v is None or k not in STATUS_FIELDS or STATUS_FIELDS[k](v)})
+
+
+def status_state(status: dict[str, Any]) -> str:
+    """A status's state, corrected for a process that died without saying so."""
+    state = status.get("state")
+    if not _is_text(state) or not state:
+        return "unknown"
+    if state in LIVE_STATES and not status_alive(status):
+        return "failed" if state != "stopping" else "stopped"
+    return state
+
+
 def process_start(pid: int | None) -> int | None:
     """When process ``pid`` started (clock ticks since boot, Linux), or None where unknown."""
-    if not pid or pid <= 0:
+    if not _is_int(pid) or pid <= 0:
         return None
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
@@ -42,10 +118,12 @@ def process_start(pid: int | None) -> int | None:
 def pid_alive(pid: int | None, start: int | None = None) -> bool:
     """Whether ``pid`` runs; with ``start`` (from ``process_start``), whether it is still the same
     process, not a new one that was given a dead run's pid."""
-    if not pid or pid <= 0:
+    if not _is_int(pid) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
+    except OverflowError:  # no process has a pid that large
+        return False
     except OSError as exc:
         if exc.errno != errno.EPERM:  # EPERM: it runs, as another user
             return False
@@ -60,7 +138,8 @@ def pid_alive(pid: int | None, start: int | None = None) -> bool:
 
 def status_alive(status: dict[str, Any]) -> bool:
     """Whether the process a status.json names is still the one that wrote it."""
-    return pid_alive(status.get("pid"), status.get("pid_start"))
+    start = status.get("pid_start")
+    return pid_alive(status.get("pid"), start if _is_int(start) else None)
 
 
 @dataclass(frozen=True)
@@ -105,17 +184,27 @@ class RunDir:
 
     def metrics_path(self) -> Path:
         """Where this run writes metrics: status.json may name a --log-file elsewhere."""
-        status = self.read_status()
-        return Path(status["metrics"]) if status.get("metrics") else self.default_metrics
+        named = self.read_status().get("metrics")
+        if named and not Path(named).is_dir():  # a directory is no metrics file: a status gone wrong
+            return Path(named)
+        return self.default_metrics
 
     def exists(self) -> bool:
         return self.status_file.is_file() or self.config_toml.is_file()
 
-    def read_status(self) -> dict[str, Any]:
+    def load_status(self) -> StatusRead:
         try:
-            return json.loads(self.status_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return {}
+            with open(self.status_file, "rb") as fh:
+                data = fh.read(MAX_STATUS_BYTES + 1)
+        except FileNotFoundError:
+            return StatusRead({}, "status.json is missing", missing=True)
+        except OSError as exc:
+            return StatusRead({}, f"status.json cannot be read ({exc.strerror or exc})")
+        return parse_status(data)
+
+    def read_status(self) -> dict[str, Any]:
+        """status.json's well-typed fields; {} when it cannot be read."""
+        return self.load_status().fields
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into status.json, stamping the heartbeat."""
@@ -128,12 +217,12 @@ class RunDir:
         return status
 
     def state(self) -> str:
-        """The state, corrected for a process that died without saying so."""
-        status = self.read_status()
-        state = status.get("state", "unknown")
-        if state in LIVE_STATES and not status_alive(status):
-            return "failed" if state != "stopping" else "stopped"
-        return state
+        """The state, corrected for a process that died without saying so; ``unreadable`` when
+        status.json is there but is not a status."""
+        read = self.load_status()
+        if read.problem and not read.missing:
+            return UNREADABLE
+        return status_state(read.fields)
 
     def request_stop(self) -> None:
         self.stop_file.touch()
@@ -160,10 +249,12 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunDir]:
     runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and RunDir(p).exists()]
 
     def mtime(r: RunDir) -> float:
-        try:
-            return r.status_file.stat().st_mtime
-        except OSError:
-            return r.path.stat().st_mtime
+        for path in (r.status_file, r.path):
+            try:
+                return path.stat().st_mtime
+            except OSError:  # gone since it was listed
+                pass
+        return 0.0
 
     return sorted(runs, key=mtime, reverse=True)
 

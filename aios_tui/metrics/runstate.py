@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from aios_tui.metrics.follow import Follower
-from aios_tui.metrics.rundir import LIVE_STATES, RunDir
+from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, status_state
 
 # Above this size a watcher reads the header and the last BACKLOG records only.
 BIG_FILE_BYTES = 16 << 20
 BACKLOG = 5000
 Point = tuple[int, float]
+_UNREAD = object()
 
 
 def _finite(v: Any) -> bool:
@@ -47,6 +48,7 @@ class RunView:
     events: tuple[dict[str, Any], ...] = ()
     measured: dict[str, Any] | None = None      # the vram_measured event, once written
     truncated: bool = False                     # history starts at the file's tail, not its top
+    status_problem: str | None = None           # why status.json could not be read
 
     @property
     def live(self) -> bool:
@@ -92,6 +94,8 @@ class RunTracker:
         self.max_points = max_points
         self.backlog = backlog
         self.status: dict[str, Any] = {}
+        self.status_problem: str | None = None
+        self._status_missing = True
         self.state = "unknown"
         self.header: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
@@ -102,7 +106,7 @@ class RunTracker:
         self.truncated = False
         self._follower: Follower | None = None
         self._resets = 0
-        self._status_sig: tuple[int, int] | None = None
+        self._status_sig: object = _UNREAD
         self._version = 0
 
     # -- reading ---------------------------------------------------------------
@@ -115,9 +119,15 @@ class RunTracker:
         changed = False
         if sig != self._status_sig:
             self._status_sig = sig
-            self.status = self.run.read_status() if sig else {}
+            read = self.run.load_status()
+            self.status, self.status_problem, self._status_missing = read.fields, read.problem, read.missing
             changed = True
-        state = self.run.state() if self.status else ("starting" if self.run.path.is_dir() else "missing")
+        if self.status_problem is None:
+            state = status_state(self.status)
+        elif not self._status_missing:
+            state = UNREADABLE
+        else:
+            state = "starting" if self.run.path.is_dir() else "missing"
         if state != self.state:
             self.state = state
             changed = True
@@ -199,5 +209,5 @@ class RunTracker:
             path=str(self.run.path), name=self.status.get("run_name") or self.run.name,
             state=self.state, status=dict(self.status), header=self.header, last=self.last,
             loss=tuple(self.loss), eval_loss=tuple(self.eval_loss), events=tuple(self.events),
-            measured=self.measured, truncated=self.truncated,
+            measured=self.measured, truncated=self.truncated, status_problem=self.status_problem,
         )

@@ -10,7 +10,7 @@ from typing import Any
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.jsonl import tail_records
-from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, list_runs
+from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root, list_runs, status_state
 
 
 @dataclass(frozen=True)
@@ -39,29 +39,38 @@ class RunSummary:
         return {**asdict(self), "age_s": self.age_s(now)}
 
 
-def _last_loss(run: RunDir) -> tuple[int | None, float | None]:
-    records, _ = tail_records(run.metrics_path(), 20)
+def _last_loss(metrics: Path) -> tuple[int | None, float | None]:
+    try:
+        records, _ = tail_records(metrics, 20)
+    except OSError:  # a directory, or not ours to read: the status's figures are all there is
+        return None, None
     for rec in reversed(records):
-        if isinstance(rec.get("loss"), (int, float)) and "event" not in rec:
-            return rec.get("step"), rec["loss"]
+        loss, step = rec.get("loss"), rec.get("step")
+        if isinstance(loss, (int, float)) and not isinstance(loss, bool) and "event" not in rec:
+            return (step if isinstance(step, int) and not isinstance(step, bool) else None), loss
     return None, None
 
 
 def summarize(run: RunDir) -> RunSummary:
-    status = run.read_status()
+    read = run.load_status()
+    status = read.fields
+    if read.problem and not read.missing:
+        state, error = UNREADABLE, read.problem
+    else:
+        state, error = status_state(status), status.get("error")
     step, loss = status.get("step"), status.get("last_loss")
     if loss is None:
-        tail_step, loss = _last_loss(run)
+        tail_step, loss = _last_loss(Path(status["metrics"]) if status.get("metrics") else run.default_metrics)
         step = step if step is not None else tail_step
     try:
         mtime = run.status_file.stat().st_mtime
     except OSError:
         mtime = None
     return RunSummary(
-        name=status.get("run_name") or run.name, path=str(run.path), state=run.state() if status else "unknown",
+        name=status.get("run_name") or run.name, path=str(run.path), state=state,
         step=step, total_steps=status.get("total_steps"), loss=loss, method=status.get("method"),
         started_at=status.get("started_at"), updated_at=status.get("heartbeat") or mtime,
-        pid=status.get("pid"), error=status.get("error"),
+        pid=status.get("pid"), error=error,
     )
 
 

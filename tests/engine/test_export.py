@@ -121,7 +121,7 @@ def test_export_and_generate_errors(tmp_path, cli):
 
 
 @pytest.mark.slow
-def test_export_refuses_to_overwrite_other_files(make_cfg, tmp_path, cli):
+def test_export_refuses_to_overwrite_other_files(make_cfg, tmp_path, cli, monkeypatch):
     from aios_tui.engine.train import run_training
 
     run = tmp_path / "run"
@@ -134,7 +134,17 @@ def test_export_refuses_to_overwrite_other_files(make_cfg, tmp_path, cli):
     assert (precious / "notes.txt").read_text() == "mine"
     code, _, err = cli("export", str(run), "--checkpoint", "7")
     assert code == 2 and "no checkpoint at step 7 (checkpoints: 1, 2)" in err
-    code, out, err = cli("export", str(run), "--checkpoint", "1")
-    assert code == 0 and json.loads((run / "adapter" / "export.json").read_text())["step"] == 1
+    code, out, err = cli("export", str(run))
+    assert code == 0 and json.loads((run / "adapter" / "export.json").read_text())["step"] == 2
+    code, out, err = cli("export", str(run), "--checkpoint", "1")  # an older one goes beside it
+    assert code == 0 and json.loads((run / "adapter-step-000001" / "export.json").read_text())["step"] == 1
+    assert json.loads((run / "adapter" / "export.json").read_text())["step"] == 2
+    code, out, err = cli("export", str(run), "--checkpoint", "2")  # the latest, named: its usual place
+    assert code == 0 and str(run / "adapter") in out
     code, out, err = cli("export", str(run))  # replaces the earlier export
     assert code == 0 and json.loads((run / "adapter" / "export.json").read_text())["step"] == 2
+    code, out, err = cli("export", run.name, "--checkpoint", "1")  # a run name works too
+    assert code == 2 and "no such run directory" in err  # ...under the runs root, not here
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path))
+    code, out, err = cli("export", run.name, "--checkpoint", "1")
+    assert code == 0, err

@@ -313,3 +313,14 @@ def test_detach_trains_in_the_background_into_a_bundle(cli, tmp_path):
     assert "brain bundle:" in run.log_path.read_text()
     brain = json.loads((tmp_path / "brains" / "bg" / "brain.json").read_text())
     assert brain["training_steps"] == 3
+
+
+def test_exporting_an_hrm_run_points_at_what_loads_it(cli, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = cli("train-actv1", *SMALL, "--steps", "1", "--max-seq-len", "32", "--batch-size", "2",
+                       "--run-dir", str(run), "--bundle-dir", str(tmp_path / "brains"), "--progress", "none")
+    assert code == 0, err
+    code, out, err = cli("export", str(run))
+    assert code == 0, err
+    assert f"use it with: aios-tui generate {run} --prompt TEXT" in out
+    assert "AutoModelForCausalLM" not in out and "PeftModel" not in out

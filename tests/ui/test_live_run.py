@@ -71,7 +71,7 @@ async def test_start_watch_stop_and_resume_a_tiny_cpu_run(make_app, runs_root, e
         assert pid_alive(engine_pid)
 
         # Steps and loss appear as the engine logs them.
-        await wait_for(pilot, lambda: screen.view.step and screen.view.step >= 3, 120, "the first steps")
+        await wait_for(pilot, lambda: screen.view and screen.view.step and screen.view.step >= 3, 120, "the first steps")
         assert "RUNNING" in str(screen.query_one(RunProgress).render())
         assert screen.view.last["loss"] > 0
         stats = str(screen.query_one(RunStats).render())

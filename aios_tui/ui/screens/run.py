@@ -7,6 +7,8 @@ same for a run this console started and for one it re-attached to.
 from __future__ import annotations
 
 import dataclasses
+import threading
+import time
 from pathlib import Path
 
 from rich.text import Text
@@ -19,7 +21,7 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, get_current_worker
 
 from aios_tui.errors import UserError
-from aios_tui.metrics.rundir import RunDir, pid_alive
+from aios_tui.metrics.rundir import UNREADABLE, RunDir, pid_alive
 from aios_tui.metrics.runstate import RunTracker, RunView
 from aios_tui.ui import runctl
 from aios_tui.ui.messages import ExportFinished, RunUpdated
@@ -30,6 +32,33 @@ from aios_tui.ui.widgets.run_progress import RunProgress
 from aios_tui.ui.widgets.run_stats import RunStats
 
 LOG_TAIL_LINES = 3
+# How long a run with no status.json (and no process of ours behind it) counts as starting.
+STATUS_GRACE_S = 3.0
+
+# Runs with an export under way, whichever screen started it: two exports of one run would
+# write into the same folder.
+_exporting: set[Path] = set()
+_exporting_lock = threading.Lock()
+
+
+def claim_export(run: RunDir) -> bool:
+    """Mark an export of ``run`` as started; False if one already is."""
+    key = run.path.resolve()
+    with _exporting_lock:
+        if key in _exporting:
+            return False
+        _exporting.add(key)
+        return True
+
+
+def release_export(run: RunDir) -> None:
+    with _exporting_lock:
+        _exporting.discard(run.path.resolve())
+
+
+def export_running(run: RunDir) -> bool:
+    with _exporting_lock:
+        return run.path.resolve() in _exporting
 
 
 def engine_log_tail(run: RunDir, n: int = LOG_TAIL_LINES) -> list[str]:
@@ -61,7 +90,8 @@ class RunScreen(Screen):
         self.view: RunView | None = None
         self.stop_requested = False
         self.resume_pending = False
-        self._exporting = False
+        self._no_status_since: float | None = None
+        self._export_busy = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-title")
@@ -79,9 +109,21 @@ class RunScreen(Screen):
         self._follow()
 
     def _corrected(self, view: RunView) -> RunView:
-        """A run whose engine died before writing status.json has failed, not 'starting'."""
-        if not view.status and view.state == "starting" and self.pid and not pid_alive(self.pid):
-            return dataclasses.replace(view, state="failed")
+        """Without a readable status.json, the engine this console started (if any) says how the
+        run is going: alive, starting; dead, failed. With no engine of ours, a missing status is
+        waited for a little (an engine writes it first thing), a malformed one given up on at once."""
+        if view.status_problem is None:
+            self._no_status_since = None
+            return view
+        if self.pid:
+            return dataclasses.replace(view, state="starting" if pid_alive(self.pid) else "failed")
+        if view.state == UNREADABLE:
+            return view
+        now = time.monotonic()
+        if self._no_status_since is None:
+            self._no_status_since = now
+        if now - self._no_status_since >= STATUS_GRACE_S:
+            return dataclasses.replace(view, state=UNREADABLE)
         return view
 
     @work(thread=True, exclusive=True, group="run-follow", exit_on_error=False)
@@ -123,15 +165,22 @@ class RunScreen(Screen):
         self.query_one(RunProgress).update_view(view, self._shown_state(view))
         self.query_one(RunStats).update_view(view)
         self.query_one(LossChart).update_view(view)
-        extra: list[str] = []
-        if view.state == "failed":
-            extra.append(f"failed: {view.error or 'the engine exited without a reason'}")
-            extra += [f"  {line}" for line in engine_log_tail(self.run)]
-        elif view.state == "starting" and not view.status:
-            extra.append("starting the engine...")
-        self.query_one(EventLog).show(view.events, extra)
-        if was_live != view.live:
+        self.query_one(EventLog).show(view.events, self._notes(view))
+        busy = export_running(self.run)  # another screen may have started or finished one
+        if was_live != view.live or busy != self._export_busy:
+            self._export_busy = busy
             self.refresh_bindings()
+
+    def _notes(self, view: RunView) -> list[str]:
+        """What the events cannot say: why the run failed, or why its state is unknown."""
+        if view.state == "failed":
+            reason = f"failed: {view.error or 'the engine exited without a reason'}"
+        elif view.state == UNREADABLE:
+            see = f"; see {self.run.log_path}" if self.run.log_path.is_file() else ""
+            reason = f"cannot read the run's status: {view.status_problem}{see}"
+        else:
+            return ["starting the engine..."] if view.state == "starting" and view.status_problem else []
+        return [reason] + [f"  {line}" for line in engine_log_tail(self.run)]
 
     def _shown_state(self, view: RunView) -> str | None:
         if self.stop_requested and view.live:
@@ -148,7 +197,7 @@ class RunScreen(Screen):
         if action == "resume":
             return not live
         if action == "export":
-            return None if self._exporting else True
+            return None if export_running(self.run) else True
         return True
 
     def action_stop(self) -> None:
@@ -171,6 +220,10 @@ class RunScreen(Screen):
         self.notify("checkpoint requested; it appears under Events when written")
 
     def action_resume(self) -> None:
+        if self.view is not None and self.view.state == UNREADABLE:
+            # its process cannot be checked: a resume could start a second engine on a live run
+            self.notify(f"cannot resume {self.run.name}: {self.view.status_problem}", severity="warning")
+            return
         self.app.resume_run(self.run)
 
     def action_export(self) -> None:
@@ -190,9 +243,9 @@ class RunScreen(Screen):
         self.app.push_screen(CheckpointPicker(self.run.name, infos), chosen)
 
     def _export(self, merge: bool, step: int | None = None, latest: bool = True) -> None:
-        if self._exporting:
+        if not claim_export(self.run):
+            self.notify(f"an export of {self.run.name} is already running", severity="warning")
             return
-        self._exporting = True
         self.refresh_bindings()
         which = f"step {step}" if step is not None else "the latest checkpoint"
         self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {self.run.name} ({which})...")
@@ -201,13 +254,14 @@ class RunScreen(Screen):
     @work(thread=True, group="export", exit_on_error=False)
     def _run_export(self, merge: bool, step: int | None = None, latest: bool = True) -> None:
         try:
-            text = runctl.export_run(self.run, merge=merge, step=step, latest=latest)
-            self.post_message(ExportFinished(self.run.name, True, text))
+            ok, text = True, runctl.export_run(self.run, merge=merge, step=step, latest=latest)
         except UserError as exc:
-            self.post_message(ExportFinished(self.run.name, False, "\n".join(exc.problems)))
+            ok, text = False, "\n".join(exc.problems)
+        finally:
+            release_export(self.run)
+        self.post_message(ExportFinished(self.run.name, ok, text))
 
     def on_export_finished(self, message: ExportFinished) -> None:
-        self._exporting = False
         self.refresh_bindings()
         last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
         self.notify(last, title=f"export of {message.run_name}", severity="information" if message.ok else "error",

@@ -13,11 +13,12 @@ from textual.worker import Worker, get_current_worker
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.fmt import human_duration
-from aios_tui.metrics.rundir import RunDir, default_runs_root
+from aios_tui.metrics.rundir import UNREADABLE, RunDir, default_runs_root
 from aios_tui.metrics.summary import RunSummary, summarize_all
 from aios_tui.ui import runctl
 from aios_tui.ui.messages import ExportFinished, RunsListed
 from aios_tui.ui.pacing import nap
+from aios_tui.ui.screens.run import claim_export, export_running, release_export
 
 REFRESH_S = 2.0
 COLUMNS = ("name", "state", "step", "loss", "age", "method")
@@ -94,10 +95,15 @@ class RunsScreen(Screen):
         event.stop()
         self.action_attach()
 
-    def _pick(self) -> RunDir | None:
+    def _pick(self, needs_status: str = "") -> RunDir | None:
+        """The selected run; with ``needs_status`` (a verb), only if its status.json can be read:
+        without it, whether its process still runs cannot be checked."""
         r = self.selected()
         if r is None:
             self.notify("no run selected", severity="warning")
+            return None
+        if needs_status and r.state == UNREADABLE:
+            self.notify(f"cannot {needs_status} {r.name}: {r.error}", severity="warning")
             return None
         return RunDir(r.path)
 
@@ -107,12 +113,12 @@ class RunsScreen(Screen):
             self.app.open_run(run.path)
 
     def action_resume(self) -> None:
-        run = self._pick()
+        run = self._pick("resume")
         if run is not None:
             self.app.resume_run(run)
 
     def action_stop(self) -> None:
-        run = self._pick()
+        run = self._pick("stop")
         if run is None:
             return
         try:
@@ -128,10 +134,16 @@ class RunsScreen(Screen):
         run = self._pick()
         if run is None:
             return
+        if export_running(run):
+            self.notify(f"an export of {run.name} is already running", severity="warning")
+            return
         infos = infos_for_run(run)
 
         def chosen(answer: tuple[int, bool] | None) -> None:
             if answer is None:
+                return
+            if not claim_export(run):
+                self.notify(f"an export of {run.name} is already running", severity="warning")
                 return
             step, merge = answer
             self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {run.name} (step {step})...")
@@ -142,11 +154,14 @@ class RunsScreen(Screen):
 
     @work(thread=True, group="export", exit_on_error=False)
     def _export(self, run: RunDir, merge: bool = False, step: int | None = None, latest: bool = True) -> None:
+        """Runs with the export claimed (``claim_export``); releases it when done."""
         try:
-            self.post_message(ExportFinished(run.name, True, runctl.export_run(run, merge=merge, step=step,
-                                                                               latest=latest)))
+            ok, text = True, runctl.export_run(run, merge=merge, step=step, latest=latest)
         except UserError as exc:
-            self.post_message(ExportFinished(run.name, False, "\n".join(exc.problems)))
+            ok, text = False, "\n".join(exc.problems)
+        finally:
+            release_export(run)
+        self.post_message(ExportFinished(run.name, ok, text))
 
     def on_export_finished(self, message: ExportFinished) -> None:
         last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"

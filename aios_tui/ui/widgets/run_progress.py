@@ -10,7 +10,8 @@ from aios_tui.metrics.runstate import RunView
 from aios_tui.ui.render import bar
 
 STATE_STYLE = {"running": "bold green", "starting": "bold cyan", "stopping": "bold yellow", "resuming": "bold cyan",
-               "stopped": "bold yellow", "finished": "bold green", "failed": "bold red"}
+               "stopped": "bold yellow", "finished": "bold green", "failed": "bold red",
+               "unreadable": "bold red"}
 
 
 class RunProgress(Widget):
@@ -35,9 +36,10 @@ class RunProgress(Widget):
         v = self.view
         if v is None:
             return Text("reading the run directory...")
-        state = self.shown_state or v.state
+        state = str(self.shown_state or v.state)
         text = Text()
-        text.append(f"{state.upper():<9}", style=STATE_STYLE.get(state, "bold"))
+        label = f"{state.upper()} ".ljust(9)
+        text.append(label, style=STATE_STYLE.get(state, "bold"))
         step, total = v.step, v.total_steps
         frac = (step or 0) / total if total else None
         right = f" {step if step is not None else '-'}/{total or '?'}"
@@ -49,7 +51,7 @@ class RunProgress(Widget):
             right += f"  ETA {human_duration(eta)}"
         elif elapsed is not None:
             right += f"  took {human_duration(elapsed)}"
-        width = max(8, self.content_size.width - 10 - len(right))
+        width = max(8, self.content_size.width - 1 - len(label) - len(right))
         text.append(bar(frac, width), style=STATE_STYLE.get(state, ""))
         text.append(right)
         return text
