@@ -64,7 +64,9 @@ class Preset:
 def _load(path: Path, user: bool) -> Preset:
     data = read_config_file(path)
     name = str(data.get("name") or path.stem)
-    return Preset(slug(path.stem), name, str(data.get("description", "")), path, user, data)
+    preset = Preset(slug(path.stem), name, str(data.get("description", "")), path, user, data)
+    preset.config()  # a preset that cannot be used is found here, not when it is picked
+    return preset
 
 
 def list_presets(problems: list[str] | None = None) -> list[Preset]:
@@ -82,7 +84,8 @@ def list_presets(problems: list[str] | None = None) -> list[Preset]:
                 except ConfigError as exc:
                     # One broken file must not hide every other preset; say so and go on.
                     if problems is None:
-                        print(f"aios-tui: warning: skipping preset {exc.problems[0]}", file=sys.stderr)
+                        for problem in exc.problems:
+                            print(f"aios-tui: warning: skipping preset {problem}", file=sys.stderr)
                     else:
                         problems += exc.problems
     out.sort(key=lambda p: (p.user, int(p.data.get("order", 0)) if not p.user else 0, p.key))
@@ -97,10 +100,14 @@ def find_preset(name_or_path: str) -> Preset:
             raise ConfigError([f"preset file {name_or_path}: no such file"])
         return _load(candidate, user=True)
     key = slug(name_or_path)
-    presets = list_presets()
+    broken: list[str] = []  # reported only if they could be the one asked for
+    presets = list_presets(broken)
     for p in presets:
         if p.key == key:
             return p
+    mine = [b for b in broken if Path(b.split(":", 1)[0]).stem == key]
+    if mine:
+        raise ConfigError([f"preset '{key}' cannot be used:"] + mine)
     names = [p.key for p in presets]
     guess = closest(key, names)
     hint = f"; did you mean '{guess}'?" if guess else ""
@@ -109,7 +116,7 @@ def find_preset(name_or_path: str) -> Preset:
 
 def save_user_preset(name: str, cfg: RunConfig, description: str = "", force: bool = False) -> Path:
     key = user_preset_key(name)
-    if any(p.key == key and not p.user for p in list_presets()):
+    if any(p.key == key and not p.user for p in list_presets([])):
         raise ConfigError([f"'{key}' is a shipped preset; choose another name"])
     path = user_dir() / f"{key}.toml"
     if path.exists() and not force:
@@ -122,7 +129,7 @@ def delete_user_preset(name: str) -> Path:
     key = slug(name)
     path = user_dir() / f"{key}.toml"
     if not path.is_file():
-        shipped = any(p.key == key and not p.user for p in list_presets())
+        shipped = any(p.key == key and not p.user for p in list_presets([]))
         why = "shipped presets cannot be deleted" if shipped else "no such user preset"
         raise ConfigError([f"cannot delete '{name}': {why}"])
     path.unlink()

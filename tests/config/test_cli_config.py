@@ -113,9 +113,16 @@ def test_module_entry_point_and_help(cli_subprocess):
 def test_a_malformed_user_preset_is_skipped_not_fatal(cli):
     user_dir().mkdir(parents=True)
     (user_dir() / "broken.toml").write_text("[peft\n")
+    (user_dir() / "badkey.toml").write_text("version = 1\n[peft]\nlora_rr = 8\n")
+    (user_dir() / "mine.toml").write_text("version = 1\n[peft]\nlora_r = 4\n")
     code, out, err = cli("presets", "list")
-    assert code == 0 and "efficient" in out and "broken" not in out
-    assert "skipping preset" in err and "broken.toml" in err
+    assert code == 0 and "efficient" in out and "mine" in out
+    assert "broken" not in out and "badkey" not in out
+    assert "skipping preset" in err and "broken.toml" in err and "did you mean 'lora_r'" in err
+    code, out, err = cli("config", "--preset", "mine", "--print-toml")  # others' problems stay quiet
+    assert code == 0 and err == ""
+    code, out, err = cli("config", "--preset", "badkey")
+    assert code == 2 and "preset 'badkey' cannot be used" in err and "unknown key 'lora_rr'" in err
 
 
 SEED_RECOMMENDED_YAML = """\
