@@ -15,6 +15,7 @@ from typing import Sequence
 from aios_tui import __version__
 from aios_tui.config.validate import ConfigError
 from aios_tui.errors import UserError
+from aios_tui.quiet import quiet_library_warnings
 
 # Order is the order `aios-tui --help` lists them.
 COMMANDS = (
@@ -57,6 +58,7 @@ def report(problems: Sequence[str]) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_library_warnings()
     parser = build_parser()
     if not argv:
         if "console" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]

@@ -44,6 +44,9 @@ def parse(uri: str) -> HubFile:
 def fetch(uri: str) -> Path:
     """The local path of ``uri`` in the Hugging Face cache, downloading it if it is not there."""
     f = parse(uri)
+    from aios_tui.offline import hub_offline
+
+    hub_offline()
     from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import (EntryNotFoundError, GatedRepoError, HfHubHTTPError,
                                         LocalEntryNotFoundError, RepositoryNotFoundError,

@@ -10,6 +10,7 @@ from torch import nn
 
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
+from aios_tui.offline import hub_offline
 from aios_tui.tiny import TINY_CONFIG
 
 TINY_INIT_SEED = 0  # `tiny` is one fixed model: its random init never depends on the run's seed
@@ -78,6 +79,7 @@ def model_source_problem(name: str) -> str | None:
         return f"model.model: {name}: no such directory"
     if not is_hub_id(name):
         return f"model.model: {name!r} is not a directory, a Hugging Face id or 'tiny'"
+    hub_offline()  # from here on a hub id is fetched: fail fast on a box without network
     return None
 
 
@@ -118,10 +120,18 @@ def load_tokenizer(name: str):
 
     if name == "tiny":
         return byte_tokenizer()
+    from transformers.utils import logging as hf_logging
+
+    # Reading a tokenizer beside a model transformers does not know (HRM ACTv1) warns about the
+    # model's type, which says nothing about the tokenizer.
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
         tok = AutoTokenizer.from_pretrained(name)
     except (OSError, ValueError, KeyError) as exc:
         raise _hub_failure(name, exc) from None
+    finally:
+        hf_logging.set_verbosity(level)
     if tok.pad_token_id is None and tok.eos_token_id is not None:
         tok.pad_token = tok.eos_token  # packed blocks need a filler id; its labels are masked anyway
     return tok

@@ -15,6 +15,7 @@ from torch import nn
 
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
+from aios_tui.quiet import quiet_library_warnings
 from aios_tui.engine.models import linear_layer_names
 
 ADAPTER_MARKERS = ("lora_", "ia3_", "modules_to_save")
@@ -23,9 +24,7 @@ ADAPTER_MARKERS = ("lora_", "ia3_", "modules_to_save")
 def quiet_imports() -> None:
     """Keep library chatter out of the run's output: bitsandbytes warns about optional CPU
     kernels when peft imports it, and saving a model draws a progress bar per shard."""
-    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    # peft still asks for transformers' old name of this property; nothing for a user to do
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    quiet_library_warnings()
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()

@@ -177,3 +177,13 @@ def test_a_log_file_in_new_directories_is_made_there(cli, tmp_path):
 def test_config_output_that_cannot_be_written_is_one_line(cli, tmp_path):
     code, _, err = cli("config", "-o", str(tmp_path))
     assert code == 2 and err.strip() == f"aios-tui: error: {tmp_path}: is a directory; name a file"
+
+
+def test_a_hub_that_cannot_resolve_means_the_cache_at_once(cli_subprocess, tmp_path):
+    env = {"HF_HUB_OFFLINE": "", "TRANSFORMERS_OFFLINE": "", "HF_ENDPOINT": "https://hub.example.invalid",
+           "HF_HOME": str(tmp_path / "hf"), "HTTPS_PROXY": "", "https_proxy": "", "ALL_PROXY": "", "all_proxy": ""}
+    proc = cli_subprocess("train", "--steps", "1", "--model", "someone/some-model", env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "note: hub.example.invalid cannot be resolved; using the local Hugging Face cache only" in proc.stderr
+    assert "Retrying" not in proc.stderr and "Traceback" not in proc.stderr
+    assert "could not load 'someone/some-model'" in proc.stderr

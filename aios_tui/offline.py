@@ -1,0 +1,40 @@
+"""No network: use the Hugging Face cache at once instead of retrying a name that cannot resolve.
+
+huggingface_hub retries a failed request five times with back-off (about 45 s) before
+transformers falls back to the cache; on a box without DNS that is pure waiting.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import socket
+import sys
+from urllib.parse import urlparse
+
+_TRUE = ("1", "ON", "YES", "TRUE")
+_PROXIES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+@functools.cache
+def hub_offline() -> bool:
+    """Whether the Hub is to be treated as offline; switches offline mode on when its host
+    does not resolve (a proxy, which resolves names itself, is trusted)."""
+    if os.environ.get("HF_HUB_OFFLINE", "").upper() in _TRUE:
+        return True
+    if any(os.environ.get(v) for v in _PROXIES):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
+    try:
+        socket.getaddrinfo(host, 443)
+    except (socket.gaierror, UnicodeError):
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        try:  # read at call time by huggingface_hub, but set at its import
+            import huggingface_hub.constants as constants
+
+            constants.HF_HUB_OFFLINE = True
+        except ImportError:
+            pass
+        print(f"note: {host} cannot be resolved; using the local Hugging Face cache only", file=sys.stderr)
+        return True
+    return False
