@@ -51,6 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
+    """Refuse what no option takes, with the command's own usage and the closest option names."""
+    import difflib
+
+    command = getattr(args, "command", None)
+    sub = parser._subparsers._group_actions[0].choices.get(command) if command else None  # type: ignore[union-attr]
+    target = sub or parser
+    while True:  # a nested command (`presets save`) has its own options
+        nested = [a for a in target._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, nested[0].dest, None) if nested else None
+        if not name or name not in nested[0].choices:
+            break
+        target = nested[0].choices[name]
+    options = [o for a in target._actions for o in a.option_strings if o.startswith("--")]
+    hints = []
+    for token in extra:
+        flag = token.split("=", 1)[0]
+        if flag.startswith("--"):
+            close = difflib.get_close_matches(flag, options, n=1, cutoff=0.75)
+            if close:
+                hints.append(f"{flag}: did you mean {close[0]}?")
+    target.error(f"unrecognized arguments: {' '.join(extra)}" + ("; " + "; ".join(hints) if hints else ""))
+
+
 def report(problems: Sequence[str]) -> None:
     for line in problems:
         print(f"aios-tui: error: {line}", file=sys.stderr)
@@ -66,7 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.print_help()
             return 0
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _unknown_arguments(parser, args, extra)
     if not getattr(args, "func", None):
         parser.print_help()
         return 0

@@ -10,5 +10,7 @@ def quiet_library_warnings() -> None:
     """Imports nothing, so every command can afford it before its libraries load."""
     # bitsandbytes logs that optional CPU kernels are missing whenever peft imports it
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
-    # peft still asks for transformers' old name of this property
+    # peft still uses transformers' old names for gradient checkpointing
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*gradient_checkpointing_enable.*deprecated.*",
+                            category=FutureWarning)

@@ -7,6 +7,16 @@ import argparse
 from aios_tui.config import add_config_args
 
 
+KEYS_HELP = (
+    "keys (the footer shows them; ctrl+p lists them all in the command palette): "
+    "configure: ctrl+r start a run, ctrl+g start an HRM ACTv1 run, ctrl+s save a preset, "
+    "ctrl+o load a TOML, ctrl+t diff vs preset, ctrl+l command line, ctrl+n runs, "
+    "ctrl+b back to the current run's view, ctrl+y switch between the VRAM and GPU panes "
+    "(terminals under 32 rows); run view: s stop, c checkpoint, e export, r resume, n runs, "
+    "esc back to the form; runs: a or enter attach, r resume, s stop, e export, esc back; "
+    "anywhere: ctrl+q quit.")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "console", help="open the console: presets, form, VRAM budget, GPU monitor, live runs",
@@ -14,8 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "model and the bundled sample data, which trains on a CPU). Runs started here "
                     "are separate processes: they keep training when the console or the SSH "
                     "session closes; come back with `aios-tui attach`.",
-        epilog="keys: ctrl+r start a run, ctrl+s save a preset, ctrl+o load a TOML, ctrl+t diff "
-               "vs preset, ctrl+l command line, ctrl+n runs, ctrl+p command palette, ctrl+q quit")
+        epilog=KEYS_HELP)
     p.add_argument("--simulate-gpu", action="store_true",
                    help="show a simulated GPU (clearly labelled) where there is none, for demos")
     add_config_args(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import textwrap
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,6 +45,10 @@ def run_list(args: argparse.Namespace) -> int:
     from aios_tui.metrics.fmt import human_duration
     from aios_tui.metrics.summary import summarize_all
 
+    if args.root and not Path(args.root).expanduser().is_dir():
+        from aios_tui.errors import UserError
+
+        raise UserError(f"--root {args.root}: no such directory")
     now = time.time()
     runs = summarize_all(args.root)
     if args.json:

@@ -70,6 +70,12 @@ def _resume_config(args: argparse.Namespace) -> RunConfig:
     run = RunDir(args.resume)
     if not run.path.is_dir():
         raise UserError(f"--resume {args.resume}: no such run directory")
+    from aios_tui.metrics.rundir import LIVE_STATES
+
+    # A launcher (console, --detach) marks the run starting under its own pid, then ours.
+    if run.state() in LIVE_STATES and run.read_status().get("pid") not in (os.getpid(), os.getppid()):
+        raise UserError(f"--resume {args.resume}: the run is still {run.state()}; stop it first "
+                        f"(`touch {run.stop_file}`) or follow it with `aios-tui tail {run.path} --follow`")
     latest = run.latest_checkpoint()
     if latest is None:
         raise UserError(f"--resume {args.resume}: the run has no complete checkpoint to continue from")

@@ -85,6 +85,10 @@ def model_source_problem(name: str) -> str | None:
 
 def _hub_failure(name: str, exc: Exception) -> UserError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if Path(name).expanduser().is_dir():
+        return UserError(f"model.model: could not load {name!r}: {reason}",
+                         "a model directory needs its weights (*.safetensors or *.bin) and tokenizer "
+                         "files beside config.json, as save_pretrained writes them")
     return UserError(f"model.model: could not load {name!r}: {reason}",
                      "a model id needs the Hugging Face hub or its cache; without network, "
                      "pass a local directory (one with config.json) or 'tiny'")

@@ -61,6 +61,10 @@ def _fmt(v: Any) -> str:
     return repr(v) if isinstance(v, str) else str(v)
 
 
+def _shown(name: str, value) -> str:
+    return "auto" if name == "lr" and value == 0 else _fmt(value)
+
+
 def merge(saved: RunConfig, requested: RunConfig) -> tuple[RunConfig, list[str]]:
     """(config to continue with, 'field: old -> new' changes); UserError for refused changes."""
     out = dataclasses.replace(saved)
@@ -76,7 +80,7 @@ def merge(saved: RunConfig, requested: RunConfig) -> tuple[RunConfig, list[str]]
         allowed = name in MAY_CHANGE and not (name == "steps" and saved.method_label() == "adalora")
         if allowed:
             setattr(getattr(out, section), name, new)
-            changes.append(f"{name}: {_fmt(old)} -> {_fmt(new)}")
+            changes.append(f"{name}: {_shown(name, old)} -> {_shown(name, new)}")
         else:
             why = _WHY_FIELD.get(name) or _WHY.get(section, "the saved state depends on it")
             problems.append(f"{section}.{name}: cannot change on resume ({_fmt(old)} -> {_fmt(new)}): {why}")

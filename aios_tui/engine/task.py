@@ -75,6 +75,10 @@ class Task:
     def preflight(self, cfg: RunConfig) -> None:
         return None
 
+    def describe_model(self, cfg: RunConfig) -> str:
+        """What is trained, in the run's first line."""
+        return cfg.model.model
+
     def build(self, cfg: RunConfig, device: torch.device) -> tuple[nn.Module, Any]:
         raise NotImplementedError
 

@@ -111,8 +111,9 @@ def _resume_plan(run: RunDir, cfg: RunConfig | None) -> tuple[RunConfig, Path, d
     cfg, changes = merge_resume_config(saved, cfg or saved)
     cfg.train.run_dir = str(run.path)
     if cfg.train.steps <= meta["step"]:
-        raise UserError(f"{run.path}: the run is already at step {meta['step']} of {cfg.train.steps}; "
-                        f"pass --steps N (more than {meta['step']}) to train further")
+        raise UserError(f"{run.path}: the run is already at step {meta['step']}, so --steps "
+                        f"{cfg.train.steps} leaves nothing to train; --steps is the total, so pass "
+                        f"more than {meta['step']} to train further")
     return cfg, checkpoint, meta, changes
 
 
@@ -280,7 +281,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
     reporter.status(force=True, state="running", pid=os.getpid(), step=step, total_steps=total,
                     run_name=run.name, method=cfg.method_label(), metrics=str(reporter.metrics_path),
                     started_at=started_at, error=None)
-    prog.message(f"{'resuming' if checkpoint else 'training'} {cfg.method_label()} on {cfg.model.model} "
+    prog.message(f"{'resuming' if checkpoint else 'training'} {cfg.method_label()} on {task.describe_model(cfg)} "
                  f"({params['trainable']:,} of {params['total']:,} parameters trainable, "
                  f"{params['trainable_pct']:.2f}%) on {device}; step {step}/{total}; run {run.path}")
     if savers:

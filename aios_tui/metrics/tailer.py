@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import os
 import shutil
 import sys
@@ -28,10 +30,28 @@ def use_color(stream: TextIO) -> bool:
     return bool(getattr(stream, "isatty", lambda: False)())
 
 
+def _looks_like_metrics(path: Path) -> bool:
+    """An empty file is a run that has not logged yet; otherwise the first line must be a record."""
+    try:
+        with open(path, "rb") as fh:
+            first = fh.readline(1 << 16).strip()
+    except OSError:
+        return False
+    if not first:
+        return True
+    try:
+        return isinstance(json.loads(first), dict)
+    except ValueError:
+        return False
+
+
 def locate(target: str) -> tuple[Path, RunDir | None]:
     """(metrics file, run directory or None) for a run dir, run name or JSONL path."""
     path = Path(target)
     if path.is_file():
+        if not _looks_like_metrics(path):
+            raise UserError(f"{target}: not a metrics file (its first line is not a JSON record); "
+                            "name a run directory, a run name or a metrics.jsonl")
         parent = RunDir(path.parent)
         return path, parent if parent.status_file.is_file() else None
     for candidate in (path, default_runs_root() / target):

@@ -9,7 +9,9 @@ from typing import Any, Callable, Iterable
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
+from textual.css.query import NoMatches
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from aios_tui.config import RunConfig
@@ -18,6 +20,7 @@ from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root
 from aios_tui.ui import runctl
 from aios_tui.ui.gpu_source import open_gpu
 from aios_tui.ui.screens.configure import ConfigureScreen
+from aios_tui.ui.screens.quit import QuitScreen
 
 # The run and runs screens (plotting, tables) are imported when first opened: the form
 # paints first.
@@ -33,12 +36,22 @@ def attach_name(run: RunDir) -> str:
     return str(run.path)
 
 
+# From this many rows on, the configure screen stacks the VRAM and GPU panes; below it, it shows
+# one at a time.
+TALL_ROWS = 32
+
+
 class AiosApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "aios-tui"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit the console")]
+    BINDINGS = [
+        # The configure screen's side column, when there is room for only one of its panes.
+        Binding("ctrl+y", "side_pane('gpu')", "GPU", tooltip="Show the GPU pane in place of the VRAM budget"),
+        Binding("ctrl+y", "side_pane('vram')", "VRAM", tooltip="Show the VRAM budget in place of the GPU pane"),
+        Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit the console"),
+    ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
-    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]
 
     def __init__(self, config: RunConfig | None = None, *, preset: str | None = None,
                  base: RunConfig | None = None, base_file: str | None = None,
@@ -154,6 +167,33 @@ class AiosApp(App[None]):
             if isinstance(self.screen, RunScreen):
                 self.screen.resumed(pid)
 
+    # -- keys the screens share ------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "side_pane":
+            side = self._side_column()
+            if side is None or self.size.height >= TALL_ROWS:
+                return False  # tall enough for both panes, or not the configure screen
+            return parameters[0] != ("gpu" if side.has_class("-gpu") else "vram")
+        if action == "quit":
+            return not isinstance(self.screen, QuitScreen)  # it is already asking
+        return True
+
+    def _side_column(self) -> Widget | None:
+        try:
+            return self.screen.query_one("#side")
+        except NoMatches:
+            return None
+
+    def action_side_pane(self, pane: str) -> None:
+        side = self._side_column()
+        if side is None:
+            return
+        side.set_class(pane == "gpu", "-gpu")
+        self.refresh_bindings()
+
+    def on_resize(self) -> None:
+        self.refresh_bindings()  # the side-pane key comes and goes with the screen's height
+
     # -- command palette: every key binding of the screen, by its long name -----
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         seen = set()
@@ -195,5 +235,4 @@ class AiosApp(App[None]):
                         pass
                 self.exit()
 
-        from aios_tui.ui.screens.quit import QuitScreen
         self.push_screen(QuitScreen([attach_name(r) for r in live]), chosen)

@@ -163,3 +163,17 @@ def test_bad_yaml_is_one_line_with_its_position_and_exit_2(cli, tmp_path):
     wrong.write_text("lora_r: 999\n")
     code, _, err = cli("config", "--config", str(wrong))
     assert code == 2 and "lora_r: 999 is out of range" in err
+
+
+def test_an_unknown_flag_is_named_with_the_closest_one_and_the_commands_usage(capsys):
+    import pytest
+
+    from aios_tui.cli import main
+
+    for argv, usage, hint in ((["train", "--lora-rr", "8"], "usage: aios-tui train [options]", "did you mean --lora-r?"),
+                              (["presets", "save", "x", "--lora-alpah", "3"], "usage: aios-tui presets save NAME",
+                               "did you mean --lora-alpha?")):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and usage in err and hint in err and len(err.splitlines()) == 2

@@ -33,7 +33,7 @@ def test_resume_accepts_schedule_changes_and_lists_them():
     out, changes = merge(saved, want)
     assert out.train.steps == 200 and out.train.lr == 1e-4 and out.train.eval_every == 5
     assert out.train.run_name == saved.train.run_name  # a run keeps its name
-    assert sorted(changes) == ["eval_every: 50 -> 5", "lr: 0.0 -> 0.0001", "steps: 100 -> 200"]
+    assert sorted(changes) == ["eval_every: 50 -> 5", "lr: auto -> 0.0001", "steps: 100 -> 200"]
 
 
 def test_resume_refuses_what_the_saved_state_depends_on():

@@ -82,7 +82,7 @@ def test_resume_policy_at_the_cli(cli, small_model_dir, text_file, tmp_path, rec
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "finished" and status["step"] == 8 and status["total_steps"] == 8
     code, _, err = cli("train", "--resume", str(run))
-    assert code == 2 and "already at step 8 of 8" in err
+    assert code == 2 and "already at step 8, so --steps 8 leaves nothing to train" in err
 
 
 @pytest.mark.slow
@@ -101,3 +101,20 @@ def test_resume_refuses_changed_data(make_cfg, text_file, tmp_path, cli):
     data.write_text(text_file.read_text()[:2000])
     code, _, err = cli("train", "--resume", str(run))
     assert code == 2 and "resume needs the same dataset" in err
+
+
+def test_resuming_a_run_that_is_still_training_says_so(cli, tmp_path):
+    import subprocess
+
+    from aios_tui.metrics.rundir import RunDir
+
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        run = RunDir(tmp_path / "live")
+        run.path.mkdir()
+        run.write_status(state="running", pid=other.pid, step=3)
+        code, _, err = cli("train", "--resume", str(run.path))
+        assert code == 2 and "the run is still running; stop it first" in err
+    finally:
+        other.kill()
+        other.wait()

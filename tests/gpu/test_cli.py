@@ -118,6 +118,14 @@ def test_no_gpu_lines_keep_coming(cli, monkeypatch):
     assert all(line.endswith(" no NVIDIA GPU found: the NVIDIA driver is not loaded") for line in lines)
 
 
+def test_without_a_count_no_gpu_is_said_once(cli, monkeypatch):
+    monkeypatch.setattr(gpu_pkg, "open_backend",
+                        lambda simulate=False: open_nvml(FakeNvml(init_error=pynvml.NVMLError_DriverNotLoaded)))
+    code, out, _ = cli("gpu", "--interval", "0.05")
+    assert code == 0
+    assert len(out.splitlines()) == 1 and out.endswith("no NVIDIA GPU found: the NVIDIA driver is not loaded\n")
+
+
 def test_json_stream_is_one_object_per_sample(cli, fake_gpu):
     code, out, _ = cli("gpu", "--json", "--interval", "0.05", "--count", "2")
     assert code == 0

@@ -128,7 +128,7 @@ async def test_preset_picker_loads_the_preset_and_marks_changes(make_app):
 async def test_command_line_rebuilds_the_form_config_through_the_real_cli(make_app, tmp_path):
     app = make_app(preset="balanced", base=find_preset("balanced").config())
     async with app.run_test(size=SIZE) as pilot:
-        for name, value in (("lora_r", "12"), ("run_name", "my run"), ("lr", "0.0003"),
+        for name, value in (("lora_r", "12"), ("dataset_file", "my data.txt"), ("lr", "0.0003"),
                             ("gradient_checkpointing", True)):
             await set_field(pilot, name, value)
         await pilot.press("ctrl+l")
@@ -138,7 +138,7 @@ async def test_command_line_rebuilds_the_form_config_through_the_real_cli(make_a
         form_cfg = app.screen_stack[0].form.result.config
     argv = shlex.split(command)
     assert argv[:2] == ["aios-tui", "train"]
-    assert "'my run'" in command
+    assert "'my data.txt'" in command
     # `train` may not be registered while testing the console alone; `config` takes the same flags.
     ns = build_parser().parse_args(["config", *argv[2:]])
     assert config_from_args(ns) == form_cfg

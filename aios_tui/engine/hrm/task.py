@@ -255,6 +255,11 @@ class HRMTask(Task):
                                    metrics_file=self.metrics_file,
                                    peft_summary=peft_summary, run_key=str(Path(run_dir).resolve()))
 
+    def describe_model(self, cfg: RunConfig) -> str:
+        # --model names only the tokenizer here; the brain is new or a student bundle
+        start = f"student {cfg.hrm.student_init}" if cfg.hrm.student_init else "a new brain"
+        return f"HRM ACTv1 ({start}, tokenizer {self.tokenizer_source(cfg)})"
+
     def tokenizer_source(self, cfg: RunConfig) -> str:
         if cfg.hrm.student_init:
             from aios_tui.engine.hrm.bundle import read_brain

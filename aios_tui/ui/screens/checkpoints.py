@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, OptionList, Static
+from textual.widgets import Footer, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from aios_tui.metrics.rundir import RunDir
@@ -64,9 +64,14 @@ def describe(info: CheckpointInfo, best_eval: float | None) -> str:
 class CheckpointPicker(ModalScreen[tuple[int, bool] | None]):
     """Answers (step, merge) or None."""
 
-    BINDINGS = [  # enter selects in the list itself (OptionSelected below)
-        Binding("m", "choose(True)", "Export merged"),
-        Binding("escape", "dismiss_none", "Cancel"),
+    BINDINGS = [
+        # Priority: the list would take enter for itself, and then the footer and the palette
+        # could not offer it.
+        Binding("enter", "choose(False)", "Export adapter", priority=True,
+                tooltip="Export the highlighted checkpoint's adapter"),
+        Binding("m", "choose(True)", "Export merged",
+                tooltip="Export the highlighted checkpoint merged into the base model"),
+        Binding("escape", "dismiss_none", "Cancel", tooltip="Close without exporting"),
     ]
 
     def __init__(self, run_name: str, infos: list[CheckpointInfo]) -> None:
@@ -83,11 +88,14 @@ class CheckpointPicker(ModalScreen[tuple[int, bool] | None]):
                                  id="checkpoints")
             else:
                 yield Static("This run has no complete checkpoint yet.", id="no-checkpoints")
-            yield Static("enter: the adapter   m: a merged model   escape: cancel", classes="dialog-hint")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         if self.infos:
             self.query_one(OptionList).highlighted = 0
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return bool(self.infos) if action == "choose" else True
 
     def action_choose(self, merge: bool) -> None:
         if not self.infos:

@@ -6,13 +6,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import Footer, Label, Static
 
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
+        Binding("y", "answer(True)", "Yes", tooltip="Answer yes"),
+        Binding("n,escape", "answer(False)", "No", tooltip="Answer no"),
     ]
 
     def __init__(self, question: str, detail: str = "") -> None:
@@ -24,7 +24,7 @@ class ConfirmScreen(ModalScreen[bool]):
             yield Label(self.question, classes="dialog-title")
             if self.detail:
                 yield Static(self.detail)
-            yield Static("y: yes    n / escape: no", classes="dialog-hint")
+        yield Footer(compact=True)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)

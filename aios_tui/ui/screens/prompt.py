@@ -6,11 +6,16 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Input, Label, Static
+from textual.widgets import Footer, Input, Label, Static
 
 
 class PromptScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [
+        # Priority: the input would take enter for itself, and then the footer and the palette
+        # could not offer it.
+        Binding("enter", "accept", "Accept", priority=True, tooltip="Accept the answer"),
+        Binding("escape", "cancel", "Cancel", tooltip="Close without answering"),
+    ]
 
     def __init__(self, title: str, placeholder: str = "", value: str = "", hint: str = "") -> None:
         super().__init__()
@@ -20,11 +25,12 @@ class PromptScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
             yield Input(self.initial, placeholder=self.placeholder, id="prompt-input")
-            yield Static(self.hint or "enter to accept, escape to cancel", classes="dialog-hint")
+            if self.hint:
+                yield Static(self.hint, classes="dialog-hint")
+        yield Footer(compact=True)
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.dismiss(event.value.strip() or None)
+    def action_accept(self) -> None:
+        self.dismiss(self.query_one(Input).value.strip() or None)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

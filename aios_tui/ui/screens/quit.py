@@ -6,14 +6,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static
+from textual.widgets import Footer, Label, Static
 
 
 class QuitScreen(ModalScreen[str | None]):
     BINDINGS = [
-        Binding("l", "choose('leave')", "Leave training"),
-        Binding("s", "choose('stop')", "Stop and quit"),
-        Binding("c,escape", "choose(None)", "Cancel"),
+        Binding("l", "choose('leave')", "Leave training", tooltip="Quit and leave the runs training"),
+        Binding("s", "choose('stop')", "Stop and quit", tooltip="Stop the runs (each saves a checkpoint) and quit"),
+        Binding("c,escape", "choose(None)", "Cancel", tooltip="Stay in the console"),
     ]
 
     def __init__(self, run_names: list[str]) -> None:
@@ -29,6 +29,7 @@ class QuitScreen(ModalScreen[str | None]):
                          f"(re-attach with `aios-tui attach {self.run_names[0]}`)")
             yield Static(f"s  stop {'them' if many else 'it'} (a checkpoint is saved first) and quit")
             yield Static("c  cancel: stay in the console")
+        yield Footer(compact=True)
 
     def action_choose(self, choice: str | None) -> None:
         self.dismiss(choice)

@@ -6,13 +6,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Label, Static, TextArea
+from textual.widgets import Footer, Label, TextArea
 
 
 class TextScreen(ModalScreen[None]):
     BINDINGS = [
-        Binding("escape,q", "close", "Close"),
-        Binding("c", "copy", "Copy"),
+        Binding("escape,q", "close", "Close", tooltip="Close this view"),
+        # Terminals that do not pass OSC 52 on ignore the copy; the text can still be selected.
+        Binding("c", "copy", "Copy", tooltip="Copy the text to the clipboard"),
     ]
 
     def __init__(self, title: str, text: str) -> None:
@@ -23,12 +24,11 @@ class TextScreen(ModalScreen[None]):
         with Vertical(classes="dialog wide"):
             yield Label(self.title_text, classes="dialog-title")
             yield TextArea(self.text, read_only=True, soft_wrap=True, id="text-body")
-            yield Static("c: copy to the clipboard (terminal permitting)    escape: close",
-                         classes="dialog-hint")
+        yield Footer(compact=True)
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.text)
-        self.notify("copied to the clipboard")
+        self.notify("copied to the clipboard (if the terminal allows it)")
 
     def action_close(self) -> None:
         self.dismiss(None)

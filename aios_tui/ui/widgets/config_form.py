@@ -35,6 +35,12 @@ TABS = (
     ("memory", "Memory", ("memory",)),
     ("hrm", "HRM", ("hrm",)),
 )
+# Tab labels when the long ones would not fit the row (an 80-column terminal once tabs count
+# problems): a tab cut off at the edge cannot be read, and the row does not scroll. Tried in
+# order: the names, and how a tab's problem count is marked.
+_SHORT = {"model": "Model", "train": "Train"}
+NARROW_LABELS = (({}, " !{}"), (_SHORT, " !{}"), ({**_SHORT, "memory": "Mem"}, "!{}"),
+                 ({**_SHORT, "memory": "Mem"}, "!"))
 PENDING_TABS_DELAY_S = 0.4
 TAB_OF_SECTION = {section: key for key, _, sections in TABS for section in sections}
 _FIELD_PROBLEM = re.compile(r"^(\w+)\.(\w+): ")
@@ -70,6 +76,17 @@ def _typed(section: str, name: str, kind: type, raw: Any) -> tuple[Any, str | No
         return kind(text), None
     except ValueError:
         return raw, f"{section}.{name}: {raw!r} is not {what}"
+
+
+def tab_labels(errors: dict[str, int], width: int) -> dict[str, str]:
+    """Each tab's label with its problem count, short enough for a row ``width`` cells wide."""
+    for names, mark in NARROW_LABELS:
+        labels = {key: names.get(key, label) + (mark.format(errors[key]) if errors.get(key) else "")
+                  for key, label, _ in TABS}
+        # A tab pads its label by a cell each side; the last one's right pad may fall off the edge.
+        if not width or sum(len(label) + 2 for label in labels.values()) - 1 <= width:
+            break
+    return labels
 
 
 def fields_named_by(problem: str, values: dict[str, Any]) -> list[str]:
@@ -127,6 +144,7 @@ class ConfigForm(Widget):
         self.values: dict[str, Any] = raw_values(cfg)
         self.base = base or RunConfig()
         self.result: FormResult = self.evaluate()
+        self._tab_errors: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         with TabbedContent(id="form-tabs"):
@@ -208,20 +226,24 @@ class ConfigForm(Widget):
         self.result = self.evaluate()
         for row in self.rows():
             self.paint_row(row)
-        tab_errors: dict[str, int] = {}
+        self._tab_errors = {}
         for name, probs in self.result.by_field.items():
             tab = TAB_OF_SECTION[field_index()[name][0]]
-            tab_errors[tab] = tab_errors.get(tab, 0) + len(probs)
-        tabs = self.query_one(TabbedContent)
-        for key, label, _ in TABS:
-            n = tab_errors.get(key, 0)
-            tab = tabs.get_tab(f"tab-{key}")
-            want = f"{label} !{n}" if n else label
-            if str(tab.label) != want:
-                tab.label = want
+            self._tab_errors[tab] = self._tab_errors.get(tab, 0) + len(probs)
+        self._label_tabs()
         if post:
             self.post_message(self.Changed(self, self.result))
         return self.result
+
+    def _label_tabs(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        for key, want in tab_labels(self._tab_errors, self.size.width).items():
+            tab = tabs.get_tab(f"tab-{key}")
+            if str(tab.label) != want:
+                tab.label = want
+
+    def on_resize(self) -> None:
+        self._label_tabs()
 
     def paint_row(self, row: FieldRow) -> None:
         """Show a row's problems, and mark it when it differs from the base."""
