@@ -58,6 +58,14 @@ def _user_dir():
 
 
 def launch(**kwargs) -> int:
+    import sys
+
+    from aios_tui.errors import UserError
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        # Redirected, the full-screen UI would write escape codes into a file and wait for keys.
+        raise UserError("the console needs a terminal; from a script or a pipe use `aios-tui train`, "
+                        "`aios-tui runs` or `aios-tui tail RUN --follow`")
     from aios_tui.ui.app import AiosApp
 
     app = AiosApp(**kwargs)

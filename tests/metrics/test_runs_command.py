@@ -84,3 +84,22 @@ def test_root_and_json_go_before_or_after_the_action(cli, runs, monkeypatch):
         assert code == 0 and len(json.loads(out)) == 3
     code, _, _ = cli("runs", "--root", str(runs), "stop", "live-lora")
     assert code == 0 and (runs / "live-lora" / "STOP").exists()
+
+
+def test_the_console_refuses_a_pipe_instead_of_drawing_into_it(cli_subprocess):
+    for argv in (["console"], []):
+        proc = cli_subprocess(*argv, timeout=60)
+        assert proc.returncode == 2, (argv, proc.stdout[:200])
+        assert "the console needs a terminal" in proc.stderr and "\x1b[" not in proc.stdout
+
+
+def test_runs_with_a_root_that_does_not_exist_is_refused(cli, tmp_path):
+    code, _, err = cli("runs", "--root", str(tmp_path / "nope"))
+    assert code == 2 and "no such directory" in err
+
+
+def test_tail_refuses_a_file_that_is_not_metrics(cli, tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text("hello\n")
+    code, _, err = cli("tail", str(notes))
+    assert code == 2 and "not a metrics file" in err

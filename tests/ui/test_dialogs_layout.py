@@ -64,11 +64,11 @@ def long_estimate(cfg, model_config=None, gpu_memory_bytes=None):
                           "framework_overhead": 1 << 26},
             "fits": False,
             "suggestions": [{"change": "train a LoRA adapter + load the weights in bf16",
-                             "peak_allocated_bytes": 18 * GiB},
+                             "peak_allocated_bytes": 18 * GiB, "fits": True},
                             {"change": "train a LoRA adapter (r=16 on q_proj,v_proj) instead of every weight",
-                             "peak_allocated_bytes": 35 * GiB},
-                            {"change": "load the weights in bf16", "peak_allocated_bytes": 60 * GiB},
-                            {"change": "use 8-bit AdamW", "peak_allocated_bytes": 60 * GiB}]}
+                             "peak_allocated_bytes": 35 * GiB, "fits": True},
+                            {"change": "load the weights in bf16", "peak_allocated_bytes": 60 * GiB, "fits": True},
+                            {"change": "use 8-bit AdamW", "peak_allocated_bytes": 60 * GiB, "fits": True}]}
     return SimpleNamespace(to_dict=lambda: data)
 
 

@@ -39,10 +39,16 @@ async def test_a_simulated_gpu_is_labelled(make_app):
 def test_fit_reads_in_words():
     est = {"peak_allocated_bytes": 10 << 30, "device_used_bytes": 11 << 30,
            "breakdown": {"base_weights": 6 << 30, "optimizer_states": 4 << 30}, "fits": False,
-           "suggestions": [{"change": "turn on gradient checkpointing", "peak_allocated_bytes": 7 << 30}]}
+           "suggestions": [{"change": "turn on gradient checkpointing", "peak_allocated_bytes": 7 << 30,
+                            "fits": True},
+                           {"change": "use 8-bit AdamW", "peak_allocated_bytes": 9 << 30, "fits": False}]}
     text = str(render_estimate(est, None, 8 << 30, 36))
     assert "DOES NOT FIT  needs 11.0 GiB of 8.0 GiB" in text
     assert "would make it fit:\n- turn on gradient checkpointing: 7.0 GiB" in text
+    assert "8-bit AdamW" not in text  # not a fix on its own
+    none_fit = [{**sg, "fits": False} for sg in est["suggestions"]]
+    text = str(render_estimate({**est, "suggestions": none_fit}, None, 8 << 30, 36))
+    assert "would make it fit" not in text and "nothing here makes it fit; each lowers the peak:" in text
     assert "weights" in text and "optimizer" in text
     text = str(render_estimate({**est, "fits": True, "suggestions": []}, None, 24 << 30, 36))
     assert "FITS  11.0 GiB of 24.0 GiB (46%)" in text

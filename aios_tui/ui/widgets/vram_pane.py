@@ -163,8 +163,15 @@ def render_estimate(est: dict[str, Any] | None, note: str | None, budget: int | 
     else:
         text.append("fit: unknown (no GPU size)\n", style="dim")
     suggestions = [s for s in (est.get("suggestions") or []) if isinstance(s, dict)]
+    if fits is False:
+        # Only what really fits is offered as a fix; else the best single savings, said as such.
+        fixes = [s for s in suggestions if s.get("fits") is True]
+        heading = "would make it fit:\n" if fixes else "nothing here makes it fit; each lowers the peak:\n"
+        suggestions = fixes or suggestions
+    else:
+        heading = "to use less:\n"
     if suggestions:
-        text.append("would make it fit:\n" if fits is False else "to use less:\n", style="dim")
+        text.append(heading, style="dim")
         for s in suggestions[:4]:
             figure = s.get("peak_allocated_bytes")
             line = f"- {s.get('change', '?')}"
