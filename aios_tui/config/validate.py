@@ -113,6 +113,11 @@ def _fmt(v: float | None) -> str:
 
 def validate(cfg: RunConfig) -> list[str]:
     """Every problem with ``cfg``, one line each; empty when it is valid."""
+    return field_problems(cfg) + _cross_field_problems(cfg)
+
+
+def field_problems(cfg: RunConfig) -> list[str]:
+    """Each field on its own: its choices and its range."""
     problems: list[str] = []
     for name, (section, f) in field_index().items():
         value = getattr(getattr(cfg, section), name)
@@ -128,7 +133,11 @@ def validate(cfg: RunConfig) -> list[str]:
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 rng = f"{_fmt(lo)} to {_fmt(hi)}" if hi is not None else f"at least {_fmt(lo)}"
                 problems.append(f"{label}: {value!r} is out of range; valid: {rng}")
+    return problems
 
+
+def _cross_field_problems(cfg: RunConfig) -> list[str]:
+    problems: list[str] = []
     peft = cfg.peft
     targets = peft.target_list()
     if not targets:
@@ -166,8 +175,9 @@ def build(layers: Iterable[tuple[Mapping[str, Any], str]]) -> RunConfig:
     problems: list[str] = []
     for data, source in layers:
         problems += apply_mapping(cfg, data, source)
-    if not problems:
-        problems = validate(cfg)
+    # With type errors, the fields that did parse are still range-checked (every problem at
+    # once); rules across fields wait, since a field that did not parse may be the cause.
+    problems += validate(cfg) if not problems else field_problems(cfg)
     if problems:
         raise ConfigError(problems)
     return cfg

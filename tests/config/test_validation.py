@@ -107,3 +107,11 @@ def test_run_and_brain_names_cannot_leave_their_root(name):
 
 def test_plain_names_of_any_script_are_fine():
     assert build([({"run_name": "lora-r8_try.2", "brain_name": "café"}, "")]).train.run_name == "lora-r8_try.2"
+
+
+def test_type_and_range_problems_are_reported_together():
+    lines = problems(lora_r="big", steps=0, load_in_4bit=True)
+    assert any("lora_r: 'big' is not a whole number" in l for l in lines)
+    assert any("train.steps: 0 is out of range" in l for l in lines)
+    # a rule across fields waits until every field parses
+    assert not any("cannot be trained in full" in l for l in lines)
