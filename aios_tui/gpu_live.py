@@ -283,7 +283,7 @@ def stream(sampler_factory: Callable[..., object], out: IO[str], *, as_json: boo
                 out.write("\n".join(render_lines(snap)) + "\n")
             out.flush()
             shown += 1
-            if count is None and not as_json and not snap.available and not snap.simulated:
+            if count is None and shown == 1 and not as_json and not snap.available and not snap.simulated:
                 break  # the same line every second, forever, tells a reader of a log nothing new
     except KeyboardInterrupt:
         pass

@@ -76,6 +76,9 @@ def _resume_config(args: argparse.Namespace) -> RunConfig:
     if run.state() in LIVE_STATES and run.read_status().get("pid") not in (os.getpid(), os.getppid()):
         raise UserError(f"--resume {args.resume}: the run is still {run.state()}; stop it first "
                         f"(`touch {run.stop_file}`) or follow it with `aios-tui tail {run.path} --follow`")
+    if run.state() == "unreadable":
+        raise UserError(f"--resume {args.resume}: its status cannot be read, so whether it still trains "
+                        f"is unknown; if no process trains it, remove {run.status_file} and resume")
     latest = run.latest_checkpoint()
     if latest is None:
         raise UserError(f"--resume {args.resume}: the run has no complete checkpoint to continue from")
@@ -166,13 +169,20 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
 
 def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
     """What `--detach` checks before it creates anything, and nothing more."""
+    import dataclasses
+
+    from aios_tui.engine import session
     from aios_tui.engine.preflight import check_all
+    from aios_tui.metrics.rundir import RunDir
 
     if args.resume:
         from aios_tui.engine.resume import merge
-        from aios_tui.metrics.rundir import RunDir
 
         merge(load_config(RunDir(args.resume).latest_checkpoint() / "config.toml"), cfg)
+    else:
+        run = RunDir(session.choose_run_dir(cfg))
+        session.ensure_free(run)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, run_dir=str(run.path)))
     check_all(cfg, _task_for(args))
     print(f"ok: {cfg.method_label()} on {cfg.model.model} would start")
     return 0

@@ -65,7 +65,11 @@ def _load(path: Path, user: bool) -> Preset:
     data = read_config_file(path)
     name = str(data.get("name") or path.stem)
     preset = Preset(slug(path.stem), name, str(data.get("description", "")), path, user, data)
-    preset.config()  # a preset that cannot be used is found here, not when it is picked
+    try:
+        preset.config()  # a preset that cannot be used is found here, not when it is picked
+    except ConfigError as exc:
+        where = f"{path}: "
+        raise ConfigError([p if p.startswith(where) else where + p for p in exc.problems]) from None
     return preset
 
 
@@ -105,7 +109,7 @@ def find_preset(name_or_path: str) -> Preset:
     for p in presets:
         if p.key == key:
             return p
-    mine = [b for b in broken if Path(b.split(":", 1)[0]).stem == key]
+    mine = [b for b in broken if any(b.startswith(f"{d / key}.toml: ") for d in (shipped_dir(), user_dir()))]
     if mine:
         raise ConfigError([f"preset '{key}' cannot be used:"] + mine)
     names = [p.key for p in presets]

@@ -14,7 +14,7 @@ TOP_LEVEL_KEYS = ("version", "name", "description", "order")
 CONFIG_VERSION = 1
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 # A name becomes one directory under a root; anything that could leave the root is refused.
-_DIR_NAME = re.compile(r"^(?![.-])[\w.-]{1,100}$")
+_DIR_NAME = re.compile(r"(?![.-])[\w.-]{1,100}")
 
 
 class ConfigError(ValueError):
@@ -52,6 +52,12 @@ def coerce(name: str, f: dataclasses.Field, value: Any) -> tuple[Any, str | None
             return value, f"{name}: {value!r} is not a whole number"
         return value, None
     if want is float:
+        if isinstance(value, str):
+            # YAML 1.1 (PyYAML) reads 2e-5 as a string: a float needs a dot there
+            try:
+                return float(value), None
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return value, f"{name}: {value!r} is not a number"
         return float(value), None
@@ -69,7 +75,8 @@ def apply_mapping(cfg: RunConfig, data: Mapping[str, Any], source: str) -> list[
     problems: list[str] = []
     where = f"{source}: " if source else ""
 
-    def set_field(key: str, value: Any, section_hint: str | None) -> None:
+    def set_field(key: Any, value: Any, section_hint: str | None) -> None:
+        key = str(key)  # YAML allows number keys; they are unknown names like any other
         if key not in index:
             pool = [n for n, (s, _) in index.items() if section_hint in (None, s)] or list(index)
             problems.append(f"{where}unknown key '{key}'"
@@ -87,6 +94,7 @@ def apply_mapping(cfg: RunConfig, data: Mapping[str, Any], source: str) -> list[
         setattr(getattr(cfg, section), key, value)
 
     for key, value in data.items():
+        key = str(key)
         if key in TOP_LEVEL_KEYS:
             if key == "version" and value != CONFIG_VERSION:
                 problems.append(f"{where}version {value!r} is not supported; this aios-tui reads version {CONFIG_VERSION}")
@@ -154,8 +162,12 @@ def _cross_field_problems(cfg: RunConfig) -> list[str]:
     if peft.adalora_init_r and peft.adalora_init_r < peft.lora_r:
         problems.append(f"peft.adalora_init_r: {peft.adalora_init_r} is below the target rank "
                         f"lora_r={peft.lora_r}; AdaLoRA only prunes rank")
-    for label, name in (("train.run_name", cfg.train.run_name), ("hrm.brain_name", cfg.hrm.brain_name)):
-        if name and not _DIR_NAME.match(name):
+    # run_name names the directory only when run_dir does not (a run in --run-dir takes its name)
+    named = [("hrm.brain_name", cfg.hrm.brain_name)]
+    if not cfg.train.run_dir.strip():
+        named.insert(0, ("train.run_name", cfg.train.run_name))
+    for label, name in named:
+        if name and not _DIR_NAME.fullmatch(name):
             problems.append(f"{label}: {name!r} is not a plain name (letters, digits, '.', '_', '-'; "
                             "up to 100); to choose the directory itself, use run_dir or bundle_dir")
     mem = cfg.memory

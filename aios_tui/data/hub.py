@@ -71,3 +71,5 @@ def fetch(uri: str) -> Path:
         raise UserError(f"{where}: {f.repo_id} has no file {f.filename!r}") from None
     except (HfHubHTTPError, OSError) as exc:
         raise UserError(f"{where}: cannot be fetched ({exc})") from None
+    except ValueError as exc:  # a repository id or file name the Hub would never accept
+        raise UserError(f"{where}: {str(exc).splitlines()[0]}") from None

@@ -66,34 +66,35 @@ def check_memory(cfg: RunConfig, task=None) -> None:
 
 def writable_problem(path: Path, what: str, *, directory: bool) -> str | None:
     """Why ``path`` (a directory or a file to append to) cannot be written, found by trying:
-    whatever the probe creates is removed again, so a refusal leaves nothing behind."""
-    path = Path(path).expanduser()
-    if path.exists():
-        if directory and not path.is_dir():
-            return f"{what} {path}: exists and is not a directory"
-        if not directory and not path.is_file():
-            return f"{what} {path}: is not a regular file; name a file"
+    only what the probe itself created is removed again, so a refusal leaves nothing behind."""
+    shown = Path(path).expanduser()
     made: list[Path] = []
     try:
-        missing = [p for p in [path.parent, *path.parent.parents] if not p.exists()]
+        target = shown.resolve()  # through a symlink: the link itself is never touched
+        if target.exists():
+            if directory and not target.is_dir():
+                return f"{what} {shown}: exists and is not a directory"
+            if not directory and not target.is_file():
+                return f"{what} {shown}: is not a regular file; name a file"
+        missing = [p for p in [target.parent, *target.parent.parents] if not p.exists()]
         for p in reversed(missing):
             p.mkdir()
             made.append(p)
         if directory:
-            if not path.exists():
-                path.mkdir()
-                made.append(path)
-            probe = path / f".aios-tui-probe-{os.getpid()}"
-            probe.touch()
+            if not target.exists():
+                target.mkdir()
+                made.append(target)
+            probe = target / f".aios-tui-probe-{os.getpid()}"
+            os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
             made.append(probe)
         else:
-            existed = path.exists()
-            with open(path, "a", encoding="utf-8"):
-                pass
-            if not existed:
-                made.append(path)
+            try:  # created here only if it did not exist; another's file is only opened
+                os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+                made.append(target)
+            except FileExistsError:
+                os.close(os.open(target, os.O_WRONLY | os.O_APPEND))
     except OSError as exc:
-        return f"{what} {path}: cannot be written ({exc.strerror or exc})"
+        return f"{what} {shown}: cannot be written ({exc.strerror or exc})"
     finally:
         for p in reversed(made):
             try:

@@ -15,11 +15,17 @@ from typing import Sequence
 LAUNCHED_AT_ENV = "AIOS_TUI_LAUNCHED_AT"
 
 
+# File times can be coarser than the clock (a second on some filesystems, the server's on NFS).
+MTIME_SLACK_S = 2.0
+
+
 def launched_at(default: float) -> float:
+    """When to count requests from: the launch (or ``default``), less the slack; read once, so
+    whatever this process starts in turn is not given the same moment."""
     try:
-        return float(os.environ[LAUNCHED_AT_ENV])
+        return float(os.environ.pop(LAUNCHED_AT_ENV)) - MTIME_SLACK_S
     except (KeyError, ValueError):
-        return default
+        return default - MTIME_SLACK_S
 
 
 def start_detached(args: Sequence[str], run_dir: str | os.PathLike) -> int:

@@ -46,6 +46,7 @@ def plan_run_dir(cfg: RunConfig, root: str | os.PathLike | None = None,
 
 RUN_COMMANDS = ("train", "train-actv1")
 ERROR_PREFIX = "aios-tui: error: "
+CHECK_TIMEOUT_S = 900  # long enough to fetch an hf:// dataset or a model's config
 
 
 def check_start(cfg: RunConfig, command: str = "train") -> None:
@@ -61,8 +62,12 @@ def check_start(cfg: RunConfig, command: str = "train") -> None:
     with tempfile.TemporaryDirectory(prefix="aios-tui-check-") as tmp:
         config = Path(tmp) / "config.toml"
         config.write_text(config_to_toml(cfg), encoding="utf-8")
-        proc = subprocess.run([sys.executable, "-m", "aios_tui", command, "--config", str(config), "--check"],
-                              stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        try:
+            proc = subprocess.run([sys.executable, "-m", "aios_tui", command, "--config", str(config), "--check"],
+                                  stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=CHECK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"the settings check took over {CHECK_TIMEOUT_S // 60} minutes (a slow download?); "
+                            f"try `aios-tui {command} --check` in a shell") from None
     if proc.returncode == 0:
         return
     problems = [line[len(ERROR_PREFIX):] for line in proc.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
@@ -98,6 +103,9 @@ def resume_run(run: RunDir, steps: int | None = None) -> int:
     state = run.state()
     if state in LIVE_STATES:
         raise UserError(f"run '{run.name}' is still {state}; nothing to resume")
+    if state == "unreadable":
+        raise UserError(f"run '{run.name}': its status cannot be read, so whether it still trains is "
+                        f"unknown; if no process trains it, remove {run.status_file} and resume")
     if state == "finished" and not steps:
         raise UserError(f"run '{run.name}' has finished; give a larger total number of steps to train longer")
     if run.latest_checkpoint() is None:

@@ -125,7 +125,7 @@ def test_a_malformed_user_preset_is_skipped_not_fatal(cli):
     assert code == 2 and "preset 'badkey' cannot be used" in err and "unknown key 'lora_rr'" in err
 
 
-SEED_RECOMMENDED_YAML = """\
+GUIDE_RECOMMENDED_YAML = """\
 use_peft: true
 peft_method: "lora"
 lora_r: 16
@@ -135,9 +135,9 @@ lora_target_modules: "q_proj,v_proj"
 """
 
 
-def test_the_seed_yaml_settings_load_as_config_and_as_preset(cli, tmp_path):
+def test_the_guides_yaml_settings_load_as_config_and_as_preset(cli, tmp_path):
     path = tmp_path / "recommended.yaml"
-    path.write_text(SEED_RECOMMENDED_YAML)
+    path.write_text(GUIDE_RECOMMENDED_YAML)
     for source in ("--config", "--preset"):
         code, out, err = cli("config", source, str(path), "--lora-r", "8", "--print-toml")
         assert code == 0, err
@@ -177,3 +177,23 @@ def test_an_unknown_flag_is_named_with_the_closest_one_and_the_commands_usage(ca
             main(argv)
         err = capsys.readouterr().err
         assert exc.value.code == 2 and usage in err and hint in err and len(err.splitlines()) == 2
+
+
+def test_yaml_numbers_as_yaml_writes_them_and_keys_of_any_type(cli, tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("lr: 2e-5\nlora_dropout: .1\n")
+    code, out, err = cli("config", "--config", str(path), "--print-toml")
+    assert code == 0, err
+    assert tomllib.loads(out)["train"]["lr"] == 2e-5
+    path.write_text("1: x\ntrain: {2: 3}\n")
+    code, _, err = cli("config", "--config", str(path))
+    assert code == 2 and "unknown key '1'" in err and "unknown key '2' in [train]" in err
+
+
+def test_a_user_preset_out_of_range_is_named_by_its_file(cli):
+    user_dir().mkdir(parents=True)
+    (user_dir() / "big.toml").write_text("version = 1\n[peft]\nlora_r = 99999\n")
+    code, out, err = cli("presets", "list")
+    assert code == 0 and f"skipping preset {user_dir() / 'big.toml'}: peft.lora_r: 99999 is out of range" in err
+    code, _, err = cli("config", "--preset", "big")
+    assert code == 2 and "preset 'big' cannot be used" in err

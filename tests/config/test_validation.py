@@ -115,3 +115,9 @@ def test_type_and_range_problems_are_reported_together():
     assert any("train.steps: 0 is out of range" in l for l in lines)
     # a rule across fields waits until every field parses
     assert not any("cannot be trained in full" in l for l in lines)
+
+
+def test_a_run_in_a_directory_of_any_name_keeps_that_name():
+    cfg = build([({"run_dir": "/tmp/my run", "run_name": "my run"}, "")])
+    assert cfg.train.run_name == "my run"
+    assert any("not a plain name" in l for l in problems(run_name="run\n"))

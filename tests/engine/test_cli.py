@@ -187,3 +187,26 @@ def test_a_hub_that_cannot_resolve_means_the_cache_at_once(cli_subprocess, tmp_p
     assert "note: hub.example.invalid cannot be resolved; using the local Hugging Face cache only" in proc.stderr
     assert "Retrying" not in proc.stderr and "Traceback" not in proc.stderr
     assert "could not load 'someone/some-model'" in proc.stderr
+
+
+def test_the_probe_writes_through_a_symlink_and_leaves_it_alone(tmp_path):
+    from aios_tui.engine.preflight import writable_problem
+
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(tmp_path / "target.jsonl")
+    assert writable_problem(link, "train.log_file", directory=False) is None
+    assert link.is_symlink() and not (tmp_path / "target.jsonl").exists()
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("mine\n")
+    assert writable_problem(kept, "train.log_file", directory=False) is None
+    assert kept.read_text() == "mine\n"
+
+
+def test_check_refuses_a_run_directory_that_holds_a_run(cli, make_cfg, tmp_path):
+    from aios_tui.engine.train import run_training
+
+    run_training(make_cfg(steps=1), tmp_path / "taken", progress="none")
+    code, _, err = cli("train", "--check", "--run-dir", str(tmp_path / "taken"))
+    assert code == 2 and "already holds a run" in err
+    code, out, err = cli("train", "--check", "--run-dir", str(tmp_path / "free"))
+    assert code == 0 and out.startswith("ok: ") and not (tmp_path / "free").exists()

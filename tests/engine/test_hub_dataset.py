@@ -70,6 +70,7 @@ def test_a_hub_file_missing_from_the_cache_offline_is_refused_before_anything_st
 @pytest.mark.parametrize("name, message", [
     ("https://example.com/data.txt", "web addresses are not read"),
     ("hf://datasets/me/tales", "name a file inside a repository"),
+    ("hf://datasets/me/bad name/x.jsonl", "Repo id must use alphanumeric chars"),
 ])
 def test_other_remote_names_are_refused_with_exit_2(cli, name, message, tmp_path):
     code, _, err = cli("train", "--dataset-file", name, "--steps", "2")

@@ -66,7 +66,7 @@ class ConfigureScreen(Screen):
             self.base = RunConfig()
         self._vram_timer: Timer | None = None
         self._starting = False
-        self._picker_reset = False
+        self._picker_reset: str | None = None  # the value the picker is being put back to
         self._last_estimate: dict[str, Any] | None = None
         self._estimated = False
 
@@ -174,8 +174,8 @@ class ConfigureScreen(Screen):
             return
         event.stop()
         key = event.value if isinstance(event.value, str) else ""
-        if self._picker_reset or (key == self.preset_key and not self.base_file):
-            self._picker_reset = False
+        if key == self._picker_reset or (key == self.preset_key and not self.base_file):
+            self._picker_reset = None
             return  # the picker announcing its first value, put back, or no change
         try:
             cfg = self._preset_config(key) or RunConfig()
@@ -202,7 +202,7 @@ class ConfigureScreen(Screen):
         """Put the picker back on ``key`` (its change event then finds nothing to do)."""
         picker = self.query_one("#preset", Select)
         if picker.value != key:
-            self._picker_reset = True
+            self._picker_reset = key
             picker.value = key
 
     # -- actions ---------------------------------------------------------------
@@ -234,13 +234,23 @@ class ConfigureScreen(Screen):
     @work(thread=True, group="start-run", exit_on_error=False)
     def _check_and_start(self, cfg: RunConfig, command: str) -> None:
         """The engine's checks take seconds (a child process imports torch), so not on the UI thread."""
+        from textual.worker import get_current_worker
+
+        worker = get_current_worker()
+        problems: list[str] = []
         try:
             runctl.check_start(cfg, command)
+            if worker.is_cancelled:
+                return  # the console is closing: start nothing behind the user's back
             run, pid = runctl.start_run(cfg, getattr(self.app, "runs_root", None), command=command)
         except (UserError, ConfigError) as exc:
-            self.app.call_from_thread(self._not_started, exc.problems)
-        except OSError as exc:
-            self.app.call_from_thread(self._not_started, [str(exc)])
+            problems = exc.problems
+        except Exception as exc:  # noqa: BLE001 - say it, and let the next ctrl+r try again
+            problems = [f"{type(exc).__name__}: {exc}"]
+        if worker.is_cancelled:
+            return
+        if problems:
+            self.app.call_from_thread(self._not_started, problems)
         else:
             self.app.call_from_thread(self._started, run, pid)
 
