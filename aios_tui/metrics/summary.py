@@ -67,7 +67,7 @@ def summarize(run: RunDir) -> RunSummary:
     except OSError:
         mtime = None
     return RunSummary(
-        name=status.get("run_name") or run.name, path=str(run.path), state=state,
+        name=run.name, path=str(run.path), state=state,
         step=step, total_steps=status.get("total_steps"), loss=loss, method=status.get("method"),
         started_at=status.get("started_at"), updated_at=status.get("heartbeat") or mtime,
         pid=status.get("pid"), error=error,

@@ -103,3 +103,15 @@ def test_tail_refuses_a_file_that_is_not_metrics(cli, tmp_path):
     notes.write_text("hello\n")
     code, _, err = cli("tail", str(notes))
     assert code == 2 and "not a metrics file" in err
+
+
+def test_a_moved_run_is_listed_by_its_directory(cli, tmp_path, monkeypatch):
+    import json
+
+    root = tmp_path / "moved-root"
+    run = root / "now-here"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"state": "stopped", "run_name": "was-there", "step": 3}))
+    code, out, err = cli("runs", "--root", str(root))
+    assert code == 0, err
+    assert "now-here" in out and "was-there" not in out
