@@ -45,4 +45,9 @@ def run(args: argparse.Namespace) -> int:
                     temperature=args.temperature, top_k=args.top_k, seed=args.seed,
                     step=args.checkpoint, device=args.device)
     print(args.prompt + text)
+    if not text:
+        import sys
+
+        print("note: the model ended the text at once (end of sequence); try another --seed, "
+              "--temperature 0, or a prompt like the training data", file=sys.stderr)
     return 0

@@ -34,7 +34,7 @@ def add_run_control_args(p: argparse.ArgumentParser) -> None:
     """The flags that control a training process rather than what it trains."""
     g = p.add_argument_group("run control")
     g.add_argument("--resume", metavar="RUN_DIR", default=None,
-                   help="continue the run in RUN_DIR from its latest checkpoint; flags given with it "
+                   help="continue the run in RUN_DIR (or of that name) from its latest checkpoint; flags given with it "
                         "change what may change (e.g. --steps, --lr) and anything else is refused")
     g.add_argument("--stop-after", metavar="K", type=int, default=None,
                    help="save a checkpoint and stop after K steps of this session, exactly as an "
@@ -191,6 +191,10 @@ def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
+    if args.resume:
+        from aios_tui.commands.run_arg import run_path
+
+        args.resume = run_path(args.resume)
     cfg = _resume_config(args) if args.resume else config_from_args(args)
     if args.check:
         return check_only(args, cfg)

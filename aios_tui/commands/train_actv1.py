@@ -79,6 +79,10 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.resume:
+        from aios_tui.commands.run_arg import run_path
+
+        args.resume = run_path(args.resume)
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
     cfg = resolve_config(args)

@@ -136,7 +136,7 @@ def checkpoint_run(run: RunDir) -> None:
     run.request_checkpoint()
 
 
-def _peft_run(run: RunDir) -> bool:
+def peft_run(run: RunDir) -> bool:
     """Whether the run trains an adapter (its config says so; an unreadable one counts as yes)."""
     try:
         from aios_tui.config import load_config
@@ -146,18 +146,16 @@ def _peft_run(run: RunDir) -> bool:
         return True
 
 
-def export_run(run: RunDir, merge: bool = False, timeout: float = 3600, step: int | None = None,
-               latest: bool = True) -> str:
+def export_run(run: RunDir, merge: bool = False, timeout: float = 3600, step: int | None = None) -> str:
     """Run `aios-tui export` in a child process (the console never imports torch); its output.
 
-    ``step`` names the checkpoint (the latest when None). The latest goes where `aios-tui
-    export` puts it (``adapter/``, or ``merged/`` for a merge or a full fine-tune); an older one
-    (``latest=False``) beside it, as ``adapter-step-NNNNNN`` or ``merged-step-NNNNNN``."""
+    ``step`` names the checkpoint (the latest when None). Where it goes is the engine's choice,
+    made when it writes: ``adapter/`` (``merged/`` for a merge or a full fine-tune) for the newest
+    checkpoint, ``adapter-step-NNNNNN/`` beside it for an older one, even one that was the
+    newest when the step was picked."""
     argv = [sys.executable, "-m", "aios_tui", "export", str(run.path)] + (["--merge"] if merge else [])
     if step is not None:
-        kind = "merged" if merge or not _peft_run(run) else "adapter"
-        out = run.path / (kind if latest else f"{kind}-step-{step:06d}")
-        argv += ["--checkpoint", str(step), "--out", str(out)]
+        argv += ["--checkpoint", str(step)]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
                               stdin=subprocess.DEVNULL)

@@ -210,3 +210,27 @@ def test_check_refuses_a_run_directory_that_holds_a_run(cli, make_cfg, tmp_path)
     assert code == 2 and "already holds a run" in err
     code, out, err = cli("train", "--check", "--run-dir", str(tmp_path / "free"))
     assert code == 0 and out.startswith("ok: ") and not (tmp_path / "free").exists()
+
+
+def test_check_refuses_a_model_directory_without_weights(cli, tmp_path):
+    import json as _json
+
+    model = tmp_path / "config-only"
+    model.mkdir()
+    (model / "config.json").write_text(_json.dumps({"model_type": "llama", "hidden_size": 32,
+                                                    "intermediate_size": 64, "num_hidden_layers": 1,
+                                                    "num_attention_heads": 2, "vocab_size": 300}))
+    code, _, err = cli("train", "--check", "--model", str(model))
+    assert code == 2 and "has a config.json but no weights" in err
+    code, out, err = cli("estimate", "--model", str(model))  # enough to estimate memory
+    assert code == 0, err
+
+
+def test_resume_takes_a_run_name(cli, make_cfg, tmp_path):
+    from aios_tui.engine.train import run_training
+
+    runs = tmp_path / "runs"
+    run_training(make_cfg(steps=3), runs / "named", progress="none", stop_after=2)
+    code, out, err = cli("train", "--resume", "named", "--progress", "none")
+    assert code == 0, err
+    assert (runs / "named" / "checkpoints" / "step-000003").is_dir()

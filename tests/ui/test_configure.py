@@ -355,3 +355,25 @@ async def test_the_command_line_is_not_shown_for_a_form_with_problems(make_app):
         assert app.screen.form.result.config is None
         assert preview.command == ""
         assert "appears once the form's problems are fixed" in str(preview.render())
+
+
+async def test_loading_a_runs_own_config_frees_its_directory(make_app, runs_root):
+    from runfiles import write_run
+
+    from aios_tui.config import resolve
+
+    run = write_run(runs_root, "old-run", state="finished", steps=10, pid=0)
+    cfg = resolve(overrides={"steps": 42, "run_dir": str(run.path), "run_name": "old-run"})
+    path = runs_root.parent / "from-run.toml"
+    save_config(cfg, path)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.screen.query(Input), what="the prompt")
+        app.screen.query_one(Input).value = str(path)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: any("cleared" in str(n.message) for n in app._notifications),
+                       what="the notice")
+        loaded = app.screen.form.result.config
+        assert loaded.train.steps == 42 and loaded.train.run_dir == "" and loaded.train.run_name == ""

@@ -192,7 +192,7 @@ async def test_the_runs_screen_starts_one_export_per_run_at_a_time(make_app, run
     release = threading.Event()
     started: list[tuple[str, bool]] = []
 
-    def slow_export(run, merge=False, step=None, latest=True, **kw):
+    def slow_export(run, merge=False, step=None, **kw):
         started.append((run.name, merge))
         release.wait(10)
         return "exported"
@@ -208,23 +208,23 @@ async def test_the_runs_screen_starts_one_export_per_run_at_a_time(make_app, run
             await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs)
             await pilot.press("e")
             await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker))
-            await pilot.press("m")
-            await wait_for(pilot, lambda: started == [("exp", True)], what="the first export")
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: started == [("exp", False)], what="the first export")
             for _ in range(3):
                 await pilot.press("e")
                 await pilot.pause()
                 if isinstance(app.screen, CheckpointPicker):
-                    await pilot.press("m")
+                    await pilot.press("enter")
                     await pilot.pause()
             await pilot.pause(0.2)
-            assert started == [("exp", True)]
+            assert started == [("exp", False)]
             assert any("already" in n and "exp" in n for n in notices(app)), notices(app)
             assert isinstance(app.screen, RunsScreen)
             release.set()
             await wait_for(pilot, lambda: any("exported" in n for n in notices(app)), what="the export")
             await pilot.press("e")
             await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker))
-            await pilot.press("m")
+            await pilot.press("enter")
             await wait_for(pilot, lambda: len(started) == 2, what="a second export once the first is done")
     finally:
         release.set()

@@ -156,6 +156,24 @@ async def test_a_dialog_shows_its_own_keys_and_offers_them_in_the_palette(make_a
         assert all(b.tooltip in titles for b in type(dialog).BINDINGS)
 
 
+async def test_a_full_fine_tune_exports_its_model_and_has_nothing_to_merge(make_app):
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.pause()
+        answers = []
+        dialog = CheckpointPicker("full-a", INFOS, adapter=False)
+        app.push_screen(dialog, answers.append)
+        await wait_for(pilot, lambda: app.screen is dialog and dialog.query(FooterKey))
+        await pilot.pause()
+        assert footer_keys(app) == {"⏎": "Export model", "esc": "Cancel"}
+        await pilot.press("m")  # nothing to merge: m does nothing
+        await pilot.pause()
+        assert app.screen is dialog and answers == []
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: answers, what="the answer")
+        assert answers == [(INFOS[0].step, False)]
+
+
 async def test_enter_in_the_picker_exports_the_highlighted_adapter(make_app):
     app = make_app()
     answers = []

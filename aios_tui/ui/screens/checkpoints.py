@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,9 +75,15 @@ class CheckpointPicker(ModalScreen[tuple[int, bool] | None]):
         Binding("escape", "dismiss_none", "Cancel", tooltip="Close without exporting"),
     ]
 
-    def __init__(self, run_name: str, infos: list[CheckpointInfo]) -> None:
+    def __init__(self, run_name: str, infos: list[CheckpointInfo], adapter: bool = True) -> None:
+        """``adapter``: the run trains one; a full fine-tune only ever exports its whole model."""
         super().__init__()
-        self.run_name, self.infos = run_name, infos
+        self.run_name, self.infos, self.adapter = run_name, infos, adapter
+        if not adapter:
+            keys = self._bindings.key_to_bindings
+            keys["enter"] = [dataclasses.replace(b, description="Export model",
+                                                 tooltip="Export the highlighted checkpoint's model")
+                             for b in keys["enter"]]
 
     def compose(self) -> ComposeResult:
         evals = [i.eval_loss for i in self.infos if i.eval_loss is not None]
@@ -95,7 +102,9 @@ class CheckpointPicker(ModalScreen[tuple[int, bool] | None]):
             self.query_one(OptionList).highlighted = 0
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return bool(self.infos) if action == "choose" else True
+        if action == "choose":  # a full fine-tune has nothing to merge: enter is the whole export
+            return bool(self.infos) and (self.adapter or not parameters[0])
+        return True
 
     def action_choose(self, merge: bool) -> None:
         if not self.infos:

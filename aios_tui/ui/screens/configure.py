@@ -17,6 +17,7 @@ from aios_tui.ui.widgets.choice import Choice
 from aios_tui.config import ConfigError, RunConfig, list_presets, load_config, save_user_preset
 from aios_tui.config.presets import slug, user_dir, user_preset_key
 from aios_tui.errors import UserError
+from aios_tui.metrics.rundir import RunDir
 from aios_tui.ui import runctl
 from aios_tui.ui.cmdline import changed_fields, command_line, diff_lines
 from aios_tui.ui.messages import GpuSampled
@@ -315,12 +316,17 @@ class ConfigureScreen(Screen):
                 for problem in exc.problems[:6]:
                     self.notify(problem, title="not loaded", severity="error")
                 return
+            note = ""
+            if cfg.train.run_dir.strip() and RunDir(Path(cfg.train.run_dir)).exists():
+                # A run's own config.toml: its directory is taken; a new run needs its own.
+                note = f"; run_dir and run_name cleared ({cfg.train.run_dir} holds a run: resume it from the runs list)"
+                cfg.train.run_dir = cfg.train.run_name = ""
             self.preset_key, self.base_file, self.base = "", path, cfg
             select = self.query_one("#preset", Select)
             with select.prevent(Select.Changed):
                 select.value = ""
             self.form.load(cfg, base=cfg)
-            self.notify(f"loaded {path}")
+            self.notify(f"loaded {path}{note}", timeout=10 if note else 5)
 
         self.app.push_screen(PromptScreen("Load a configuration TOML", placeholder="path/to/config.toml",
                                           value=self.base_file or ""), chosen)

@@ -41,6 +41,10 @@ _exporting: set[Path] = set()
 _exporting_lock = threading.Lock()
 
 
+def export_what(merge: bool, adapter: bool) -> str:
+    return "the adapter" if adapter and not merge else ("a merged model" if adapter else "the model")
+
+
 def claim_export(run: RunDir) -> bool:
     """Mark an export of ``run`` as started; False if one already is."""
     key = run.path.resolve()
@@ -234,27 +238,29 @@ class RunScreen(Screen):
         infos = checkpoint_infos(self.run.list_checkpoints(), view.loss if view else (),
                                  view.eval_loss if view else ())
 
+        adapter = runctl.peft_run(self.run)
+
         def chosen(answer: tuple[int, bool] | None) -> None:
             if answer is not None:
                 step, merge = answer
                 # always this step, even if a newer checkpoint lands before the export starts
-                self._export(merge, step=step, latest=step == infos[0].step)
+                self._export(merge, step=step, adapter=adapter)
 
-        self.app.push_screen(CheckpointPicker(self.run.name, infos), chosen)
+        self.app.push_screen(CheckpointPicker(self.run.name, infos, adapter=adapter), chosen)
 
-    def _export(self, merge: bool, step: int | None = None, latest: bool = True) -> None:
+    def _export(self, merge: bool, step: int | None = None, adapter: bool = True) -> None:
         if not claim_export(self.run):
             self.notify(f"an export of {self.run.name} is already running", severity="warning")
             return
         self.refresh_bindings()
         which = f"step {step}" if step is not None else "the latest checkpoint"
-        self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {self.run.name} ({which})...")
-        self._run_export(merge, step, latest)
+        self.notify(f"exporting {export_what(merge, adapter)} of {self.run.name} ({which})...")
+        self._run_export(merge, step)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _run_export(self, merge: bool, step: int | None = None, latest: bool = True) -> None:
+    def _run_export(self, merge: bool, step: int | None = None) -> None:
         try:
-            ok, text = True, runctl.export_run(self.run, merge=merge, step=step, latest=latest)
+            ok, text = True, runctl.export_run(self.run, merge=merge, step=step)
         except UserError as exc:
             ok, text = False, "\n".join(exc.problems)
         finally:

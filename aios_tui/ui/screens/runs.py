@@ -18,7 +18,7 @@ from aios_tui.metrics.summary import RunSummary, summarize_all
 from aios_tui.ui import runctl
 from aios_tui.ui.messages import ExportFinished, RunsListed
 from aios_tui.ui.pacing import nap
-from aios_tui.ui.screens.run import claim_export, export_running, release_export
+from aios_tui.ui.screens.run import claim_export, export_running, export_what, release_export
 
 REFRESH_S = 2.0
 COLUMNS = ("name", "state", "step", "loss", "age", "method")
@@ -138,6 +138,7 @@ class RunsScreen(Screen):
             self.notify(f"an export of {run.name} is already running", severity="warning")
             return
         infos = infos_for_run(run)
+        adapter = runctl.peft_run(run)
 
         def chosen(answer: tuple[int, bool] | None) -> None:
             if answer is None:
@@ -146,17 +147,17 @@ class RunsScreen(Screen):
                 self.notify(f"an export of {run.name} is already running", severity="warning")
                 return
             step, merge = answer
-            self.notify(f"exporting {'a merged model' if merge else 'the adapter'} of {run.name} (step {step})...")
+            self.notify(f"exporting {export_what(merge, adapter)} of {run.name} (step {step})...")
             # always this step, even if a newer checkpoint lands before the export starts
-            self._export(run, merge, step, step == infos[0].step)
+            self._export(run, merge, step)
 
-        self.app.push_screen(CheckpointPicker(run.name, infos), chosen)
+        self.app.push_screen(CheckpointPicker(run.name, infos, adapter=adapter), chosen)
 
     @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, run: RunDir, merge: bool = False, step: int | None = None, latest: bool = True) -> None:
+    def _export(self, run: RunDir, merge: bool = False, step: int | None = None) -> None:
         """Runs with the export claimed (``claim_export``); releases it when done."""
         try:
-            ok, text = True, runctl.export_run(run, merge=merge, step=step, latest=latest)
+            ok, text = True, runctl.export_run(run, merge=merge, step=step)
         except UserError as exc:
             ok, text = False, "\n".join(exc.problems)
         finally:
