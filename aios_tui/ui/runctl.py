@@ -116,7 +116,8 @@ def resume_run(run: RunDir, steps: int | None = None) -> int:
         except FileNotFoundError:
             pass
     args = ["train", "--resume", str(run.path), "--progress", "lines"] + (["--steps", str(steps)] if steps else [])
-    run.write_status(state="starting", pid=os.getpid(), error=None)
+    # the new total at once, so a watcher never shows the old run as complete while this one loads
+    run.write_status(state="starting", pid=os.getpid(), error=None, **({"total_steps": steps} if steps else {}))
     pid = start_detached(args, run.path)
     run.write_status(pid=pid)
     return pid

@@ -292,3 +292,17 @@ async def test_run_view_actions_are_in_the_palette(make_app, runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         titles = {c.title for c in app.get_system_commands(app.screen)}
         assert all(b.tooltip in titles for b in RunsScreen.BINDINGS)
+
+
+def test_resuming_to_more_steps_shows_the_new_total_at_once(runs_root, monkeypatch):
+    from runfiles import write_run
+
+    from aios_tui.ui import runctl
+
+    run = write_run(runs_root, "done", state="finished", steps=20, pid=0)
+    (run.checkpoints / "step-000020").mkdir(parents=True)
+    (run.checkpoints / "step-000020" / "COMPLETE").touch()
+    monkeypatch.setattr(runctl, "start_detached", lambda args, path: 999999)
+    runctl.resume_run(run, steps=2000)
+    status = run.read_status()
+    assert status["state"] == "starting" and status["total_steps"] == 2000
