@@ -21,3 +21,11 @@ def test_line_chart_places_points_by_value():
     assert lines[0].startswith("3.000") and lines[4].lstrip().startswith("1.000")
     assert "• train loss" in lines[-1] and "o eval loss" in lines[-1]
     assert line_chart({"x": []}) == ["(no data to chart yet)"]
+
+
+def test_the_loss_charts_step_ticks_are_whole_steps():
+    from aios_tui.ui.widgets.loss_chart import step_ticks
+
+    assert step_ticks(1, 52) == [1, 14, 26, 39, 52]
+    assert step_ticks(3, 5) == [3, 4, 5]
+    assert step_ticks(7, 7) == [7]

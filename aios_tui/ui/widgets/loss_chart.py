@@ -44,4 +44,14 @@ class LossChart(PlotextPlot):
             plt.plot([p[0] for p in loss], [p[1] for p in loss], label="train", marker="braille")
         if evals:
             plt.scatter([p[0] for p in evals], [p[1] for p in evals], label="eval", marker="o")
+        steps = [p[0] for p in loss] + [p[0] for p in evals]
+        if steps:
+            plt.xticks(step_ticks(min(steps), max(steps)))
         self.refresh()
+
+
+def step_ticks(lo: int, hi: int, n: int = 5) -> list[int]:
+    """Up to ``n`` whole steps from ``lo`` to ``hi`` (plotext's own ticks fall between steps)."""
+    if hi - lo < n:
+        return list(range(int(lo), int(hi) + 1))
+    return sorted({round(lo + i * (hi - lo) / (n - 1)) for i in range(n)})
