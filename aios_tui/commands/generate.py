@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aios_tui.commands.run_arg import run_path
+    from aios_tui.commands.arguments import run_path
 
     args.run_dir = run_path(args.run_dir)
     problems = []

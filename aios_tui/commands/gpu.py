@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 
+from aios_tui.commands.arguments import interval_problem
 from aios_tui.errors import UserError
 
 EPILOG = """\
@@ -41,9 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    problems = []
-    if not (math.isfinite(args.interval) and 0.05 <= args.interval <= 3600):
-        problems.append(f"--interval {args.interval:g}: give seconds between 0.05 and 3600")
+    problems = [p for p in [interval_problem(args.interval)] if p]
     if args.count is not None and args.count < 1:
         problems.append(f"--count {args.count}: give a number of samples of 1 or more")
     if problems:

@@ -32,12 +32,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import math
-
+    from aios_tui.commands.arguments import interval_problem
     from aios_tui.errors import UserError
     from aios_tui.metrics.tailer import tail_command
 
-    if not (math.isfinite(args.interval) and 0.05 <= args.interval <= 3600):
-        raise UserError(f"--interval {args.interval:g}: give seconds between 0.05 and 3600")
+    problem = interval_problem(args.interval)
+    if problem:
+        raise UserError(problem)
     return tail_command(args.target, follow=args.follow, lines=args.lines, every=args.every,
                         chart=args.chart, interval=args.interval)

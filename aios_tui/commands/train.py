@@ -70,15 +70,10 @@ def _resume_config(args: argparse.Namespace) -> RunConfig:
     run = RunDir(args.resume)
     if not run.path.is_dir():
         raise UserError(f"--resume {args.resume}: no such run directory")
-    from aios_tui.metrics.rundir import LIVE_STATES
-
-    # A launcher (console, --detach) marks the run starting under its own pid, then ours.
-    if run.state() in LIVE_STATES and run.read_status().get("pid") not in (os.getpid(), os.getppid()):
-        raise UserError(f"--resume {args.resume}: the run is still {run.state()}; stop it first "
-                        f"(`touch {run.stop_file}`) or follow it with `aios-tui tail {run.path} --follow`")
-    if run.state() == "unreadable":
-        raise UserError(f"--resume {args.resume}: its status cannot be read, so whether it still trains "
-                        f"is unknown; if no process trains it, remove {run.status_file} and resume")
+    # a console or `--detach` marks the run starting under its pid just before it starts us
+    blocker = run.resume_blocker(launchers=(os.getpid(), os.getppid()))
+    if blocker:
+        raise UserError(f"--resume {args.resume}: {blocker}")
     latest = run.latest_checkpoint()
     if latest is None:
         raise UserError(f"--resume {args.resume}: the run has no complete checkpoint to continue from")
@@ -120,41 +115,45 @@ def _flag_args(overrides: dict) -> list[str]:
     return out
 
 
-def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
-    """Check everything that needs no weights, prepare the run directory, start the child."""
+def _checked(args: argparse.Namespace, cfg: RunConfig):
+    """Everything a start checks before it creates anything; (the config to run, its RunDir)."""
     import dataclasses
 
     from aios_tui.engine import session
     from aios_tui.engine.preflight import check_all
-    from aios_tui.engine.task import load_task
-    from aios_tui.metrics.launch import start_detached
     from aios_tui.metrics.rundir import RunDir
 
-    task = _task_for(args)
-    forward = ["--progress", "lines"]
-    if args.stop_after is not None:
-        forward += ["--stop-after", str(args.stop_after)]
     if args.resume:
         from aios_tui.engine.resume import merge
 
         run = RunDir(Path(args.resume).resolve())
-        latest = run.latest_checkpoint()
-        merge(load_config(latest / "config.toml"), cfg)  # refused changes exit 2 here, not in the log
-        overrides = overrides_from_args(args)
-        overrides.pop("run_dir", None)
-        child = [args.command_name, "--resume", str(run.path), *forward, *_flag_args(overrides)]
-        if args.config:
-            child += ["--config", str(Path(args.config).resolve())]
-        status = run.read_status()
-        if status.get("state") in ("running", "starting", "stopping") and run.state() == status.get("state"):
-            raise UserError(f"{run.path}: the run is still going (pid {status.get('pid')})")
-        run.write_status(state="starting", pid=os.getpid(), error=None)
+        merge(load_config(run.latest_checkpoint() / "config.toml"), cfg)  # refused changes exit 2 here
     else:
         run = RunDir(session.choose_run_dir(cfg).resolve())
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(
             cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
         session.ensure_free(run)
-        check_all(cfg, task)
+    check_all(cfg, _task_for(args))
+    return cfg, run
+
+
+def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
+    """Check everything that needs no weights, prepare the run directory, start the child."""
+    from aios_tui.engine import session
+    from aios_tui.metrics.launch import start_detached
+
+    cfg, run = _checked(args, cfg)
+    forward = ["--progress", "lines"]
+    if args.stop_after is not None:
+        forward += ["--stop-after", str(args.stop_after)]
+    if args.resume:
+        overrides = overrides_from_args(args)
+        overrides.pop("run_dir", None)
+        child = [args.command_name, "--resume", str(run.path), *forward, *_flag_args(overrides)]
+        if args.config:
+            child += ["--config", str(Path(args.config).resolve())]
+        run.write_status(state="starting", pid=os.getpid(), error=None)
+    else:
         session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps)
         child = [args.command_name, "--config", str(run.config_toml), "--run-dir", str(run.path), *forward]
     pid = start_detached(child, run.path)
@@ -169,21 +168,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
 
 def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
     """What `--detach` checks before it creates anything, and nothing more."""
-    import dataclasses
-
-    from aios_tui.engine import session
-    from aios_tui.engine.preflight import check_all
-    from aios_tui.metrics.rundir import RunDir
-
-    if args.resume:
-        from aios_tui.engine.resume import merge
-
-        merge(load_config(RunDir(args.resume).latest_checkpoint() / "config.toml"), cfg)
-    else:
-        run = RunDir(session.choose_run_dir(cfg))
-        session.ensure_free(run)
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, run_dir=str(run.path)))
-    check_all(cfg, _task_for(args))
+    cfg, _ = _checked(args, cfg)
     print(f"ok: {cfg.method_label()} on {cfg.model.model} would start")
     return 0
 
@@ -192,7 +177,7 @@ def run(args: argparse.Namespace) -> int:
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
     if args.resume:
-        from aios_tui.commands.run_arg import run_path
+        from aios_tui.commands.arguments import run_path
 
         args.resume = run_path(args.resume)
     cfg = _resume_config(args) if args.resume else config_from_args(args)
@@ -202,7 +187,6 @@ def run(args: argparse.Namespace) -> int:
         return _detach(args, cfg)
 
     from aios_tui.engine.session import choose_run_dir
-    from aios_tui.engine.task import load_task
     from aios_tui.engine.train import TrainingFailed, run_training
 
     task = _task_for(args)

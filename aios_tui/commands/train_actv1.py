@@ -80,7 +80,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
 
 def run(args: argparse.Namespace) -> int:
     if args.resume:
-        from aios_tui.commands.run_arg import run_path
+        from aios_tui.commands.arguments import run_path
 
         args.resume = run_path(args.resume)
     if args.stop_after is not None and args.stop_after < 1:

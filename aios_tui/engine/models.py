@@ -64,14 +64,21 @@ def is_hub_id(name: str) -> bool:
     return 1 <= len(parts) <= 2 and all(p and not p.startswith(".") for p in parts) and not name.startswith(("/", "~"))
 
 
-def model_source_problem(name: str) -> str | None:
-    """Why ``--model`` cannot be used, if that is clear without loading anything."""
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
+
+
+def model_source_problem(name: str, *, weights: bool = True) -> str | None:
+    """Why ``--model`` cannot be used, if that is clear without loading anything. ``weights``:
+    a local directory must hold them (not where --model only names a tokenizer)."""
     if name == "tiny":
         return None
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
             return f"model.model: {name} is a directory without a config.json"
+        if weights and not any(next(path.glob(pattern), None) for pattern in WEIGHT_FILES):
+            return (f"model.model: {name} has a config.json but no weights (*.safetensors or *.bin); "
+                    "save the model there with save_pretrained, or pass a Hugging Face id")
         return None
     if path.exists():
         return f"model.model: {name} is a file; pass a model directory, a Hugging Face id or 'tiny'"
@@ -85,10 +92,8 @@ def model_source_problem(name: str) -> str | None:
 
 def _hub_failure(name: str, exc: Exception) -> UserError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if Path(name).expanduser().is_dir():
-        return UserError(f"model.model: could not load {name!r}: {reason}",
-                         "a model directory needs its weights (*.safetensors or *.bin) and tokenizer "
-                         "files beside config.json, as save_pretrained writes them")
+    if Path(name).expanduser().is_dir():  # the hint below is about the Hub
+        return UserError(f"model.model: could not load {name!r}: {reason}")
     return UserError(f"model.model: could not load {name!r}: {reason}",
                      "a model id needs the Hugging Face hub or its cache; without network, "
                      "pass a local directory (one with config.json) or 'tiny'")

@@ -7,8 +7,6 @@ model when an adapter was asked for.
 
 from __future__ import annotations
 
-import logging
-import warnings
 from typing import Any
 
 from torch import nn

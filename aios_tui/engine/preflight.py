@@ -115,21 +115,6 @@ def output_problems(cfg: RunConfig, run_dir: Path | None = None) -> list[str]:
     return [p for p in problems if p]
 
 
-WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
-
-
-def local_weights_problem(model: str) -> str | None:
-    """A local model directory must hold weights to train (config.json alone is enough only to
-    estimate memory)."""
-    path = Path(model).expanduser()
-    if model == "tiny" or not path.is_dir() or not (path / "config.json").is_file():
-        return None
-    if any(next(path.glob(pattern), None) for pattern in WEIGHT_FILES):
-        return None
-    return (f"model.model: {model} has a config.json but no weights (*.safetensors or *.bin); "
-            "save the model there with save_pretrained, or pass a Hugging Face id")
-
-
 def check_dataset(cfg: RunConfig) -> None:
     read_documents(dataset_path(cfg.data.dataset_file))
 
@@ -165,7 +150,4 @@ def check_all(cfg: RunConfig, task) -> None:
     if problems:
         raise UserError(problems)
     if isinstance(task, CausalLMTask):
-        problem = local_weights_problem(cfg.model.model)
-        if problem:
-            raise UserError(problem)
         check_targets_without_weights(cfg)

@@ -27,7 +27,7 @@ import torch
 from aios_tui.config import RunConfig, load_config
 from aios_tui.errors import UserError
 from aios_tui.metrics.launch import launched_at
-from aios_tui.metrics.rundir import RunDir, status_alive
+from aios_tui.metrics.rundir import RunDir
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
@@ -100,11 +100,9 @@ def _resume_plan(run: RunDir, cfg: RunConfig | None) -> tuple[RunConfig, Path, d
     """The config to continue with, the checkpoint, its meta, and the accepted changes."""
     if not run.path.is_dir():
         raise UserError(f"--resume {run.path}: no such run directory")
-    status = run.read_status()
-    if status.get("state") in ("running", "stopping", "starting") and status_alive(status) \
-            and status.get("pid") not in (os.getpid(), os.getppid()):
-        raise UserError(f"{run.path}: the run is still going (pid {status['pid']}); "
-                        "stop it first (`touch STOP` in its directory) or wait for it")
+    blocker = run.resume_blocker(launchers=(os.getpid(), os.getppid()))
+    if blocker:
+        raise UserError(f"{run.path}: {blocker}")
     checkpoint = ckpt.find_checkpoint(run)
     saved = load_config(checkpoint / "config.toml")
     meta = ckpt.read_meta(checkpoint)

@@ -67,6 +67,13 @@ class StatusRead:
     problem: str | None = None   # why status.json could not be read; None when it was
     missing: bool = False
 
+    def state(self) -> str:
+        """``unreadable`` for a file that is not a status; else the state it says, corrected
+        for a process that died without saying so (``unknown`` without one)."""
+        if self.problem and not self.missing:
+            return UNREADABLE
+        return status_state(self.fields)
+
 
 def _kind(value: Any) -> str:
     if value is None:
@@ -182,9 +189,10 @@ class RunDir:
         """stdout/stderr of a detached run."""
         return self.path / "engine.log"
 
-    def metrics_path(self) -> Path:
-        """Where this run writes metrics: status.json may name a --log-file elsewhere."""
-        named = self.read_status().get("metrics")
+    def metrics_path(self, status: dict[str, Any] | None = None) -> Path:
+        """Where this run writes metrics: status.json (or ``status``, already read from it) may
+        name a --log-file elsewhere."""
+        named = (self.read_status() if status is None else status).get("metrics")
         if named and not Path(named).is_dir():  # a directory is no metrics file: a status gone wrong
             return Path(named)
         return self.default_metrics
@@ -219,10 +227,22 @@ class RunDir:
     def state(self) -> str:
         """The state, corrected for a process that died without saying so; ``unreadable`` when
         status.json is there but is not a status."""
+        return self.load_status().state()
+
+    def resume_blocker(self, launchers: tuple[int, ...] = ()) -> str | None:
+        """Why this run cannot be resumed now (another process still trains it, or whether one
+        does cannot be told); None when it can. A live status under one of ``launchers`` (the
+        pids that mark a run starting just before they start its engine) is no blocker."""
         read = self.load_status()
-        if read.problem and not read.missing:
-            return UNREADABLE
-        return status_state(read.fields)
+        state = read.state()
+        if state == UNREADABLE:
+            return (f"its status cannot be read ({read.problem}), so whether it still trains is unknown; "
+                    f"if no process trains it, remove {self.status_file} and resume")
+        pid = read.fields.get("pid")
+        if state in LIVE_STATES and pid not in launchers:
+            return (f"the run is still {state}; stop it first (`touch {self.stop_file}`) or follow it "
+                    f"with `aios-tui tail {self.path} --follow` (pid {pid})")
+        return None
 
     def request_stop(self) -> None:
         self.stop_file.touch()

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from aios_tui.metrics.follow import Follower
-from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, status_state
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, StatusRead
 
 # Above this size a watcher reads the header and the last BACKLOG records only.
 BIG_FILE_BYTES = 16 << 20
@@ -93,9 +93,7 @@ class RunTracker:
         self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.max_points = max_points
         self.backlog = backlog
-        self.status: dict[str, Any] = {}
-        self.status_problem: str | None = None
-        self._status_missing = True
+        self._status_read = StatusRead({}, missing=True)
         self.state = "unknown"
         self.header: dict[str, Any] | None = None
         self.last: dict[str, Any] | None = None
@@ -109,6 +107,14 @@ class RunTracker:
         self._status_sig: object = _UNREAD
         self._version = 0
 
+    @property
+    def status(self) -> dict[str, Any]:
+        return self._status_read.fields
+
+    @property
+    def status_problem(self) -> str | None:
+        return self._status_read.problem
+
     # -- reading ---------------------------------------------------------------
     def _read_status(self) -> bool:
         try:
@@ -119,15 +125,12 @@ class RunTracker:
         changed = False
         if sig != self._status_sig:
             self._status_sig = sig
-            read = self.run.load_status()
-            self.status, self.status_problem, self._status_missing = read.fields, read.problem, read.missing
+            self._status_read = self.run.load_status()
             changed = True
-        if self.status_problem is None:
-            state = status_state(self.status)
-        elif not self._status_missing:
-            state = UNREADABLE
-        else:
+        if self._status_read.missing:
             state = "starting" if self.run.path.is_dir() else "missing"
+        else:
+            state = self._status_read.state()
         if state != self.state:
             self.state = state
             changed = True

@@ -10,7 +10,7 @@ from typing import Any
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.jsonl import tail_records
-from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root, list_runs, status_state
+from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root, list_runs
 
 
 @dataclass(frozen=True)
@@ -53,14 +53,11 @@ def _last_loss(metrics: Path) -> tuple[int | None, float | None]:
 
 def summarize(run: RunDir) -> RunSummary:
     read = run.load_status()
-    status = read.fields
-    if read.problem and not read.missing:
-        state, error = UNREADABLE, read.problem
-    else:
-        state, error = status_state(status), status.get("error")
+    status, state = read.fields, read.state()
+    error = read.problem if state == UNREADABLE else status.get("error")
     step, loss = status.get("step"), status.get("last_loss")
     if loss is None:
-        tail_step, loss = _last_loss(Path(status["metrics"]) if status.get("metrics") else run.default_metrics)
+        tail_step, loss = _last_loss(run.metrics_path(status))
         step = step if step is not None else tail_step
     try:
         mtime = run.status_file.stat().st_mtime

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import os
 import shutil
@@ -31,17 +30,10 @@ def use_color(stream: TextIO) -> bool:
 
 
 def _looks_like_metrics(path: Path) -> bool:
-    """An empty file is a run that has not logged yet; otherwise the first line must be a record."""
+    """An empty file is a run that has not logged yet; otherwise its first line is a record."""
     try:
-        with open(path, "rb") as fh:
-            first = fh.readline(1 << 16).strip()
+        return path.stat().st_size == 0 or read_header(path) is not None
     except OSError:
-        return False
-    if not first:
-        return True
-    try:
-        return isinstance(json.loads(first), dict)
-    except ValueError:
         return False
 
 

@@ -6,6 +6,7 @@ import copy
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -100,12 +101,10 @@ def start_run(cfg: RunConfig, root: str | os.PathLike | None = None,
 
 def resume_run(run: RunDir, steps: int | None = None) -> int:
     """Continue a stopped or failed run; a finished one only with a larger total ``steps``."""
+    blocker = run.resume_blocker()
+    if blocker:
+        raise UserError(f"run '{run.name}': {blocker}")
     state = run.state()
-    if state in LIVE_STATES:
-        raise UserError(f"run '{run.name}' is still {state}; nothing to resume")
-    if state == "unreadable":
-        raise UserError(f"run '{run.name}': its status cannot be read, so whether it still trains is "
-                        f"unknown; if no process trains it, remove {run.status_file} and resume")
     if state == "finished" and not steps:
         raise UserError(f"run '{run.name}' has finished; give a larger total number of steps to train longer")
     if run.latest_checkpoint() is None:
@@ -167,3 +166,43 @@ def export_run(run: RunDir, merge: bool = False, timeout: float = 3600, step: in
         lines = [l.removeprefix("aios-tui: error: ") for l in text.splitlines() if l.strip()]
         raise UserError(*(lines[-3:] or [f"export failed with status {proc.returncode}"]))
     return text
+
+
+# Runs with an export under way, whichever screen started it: two exports of one run would
+# write into the same folder.
+_exporting: set[Path] = set()
+_exporting_lock = threading.Lock()
+
+
+def export_what(merge: bool, adapter: bool) -> str:
+    return "the adapter" if adapter and not merge else ("a merged model" if adapter else "the model")
+
+
+def claim_export(run: RunDir) -> bool:
+    """Mark an export of ``run`` as started; False if one already is."""
+    key = run.path.resolve()
+    with _exporting_lock:
+        if key in _exporting:
+            return False
+        _exporting.add(key)
+        return True
+
+
+def release_export(run: RunDir) -> None:
+    with _exporting_lock:
+        _exporting.discard(run.path.resolve())
+
+
+def export_running(run: RunDir) -> bool:
+    with _exporting_lock:
+        return run.path.resolve() in _exporting
+
+
+def export_claimed(run: RunDir, merge: bool, step: int | None) -> tuple[bool, str]:
+    """``export_run`` for an export claimed with ``claim_export``, which it releases; (ok, output)."""
+    try:
+        return True, export_run(run, merge=merge, step=step)
+    except UserError as exc:
+        return False, "\n".join(exc.problems)
+    finally:
+        release_export(run)

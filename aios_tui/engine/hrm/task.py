@@ -116,12 +116,9 @@ class HRMTask(Task):
             for name, mine, theirs in architecture_conflicts(cfg, brain.get("architecture", {})):
                 problems.append(f"hrm.{name}: {mine} differs from the student bundle's {theirs}")
         elif not is_hrm_dir(cfg.model.model):
-            problem = model_source_problem(cfg.model.model)
+            problem = model_source_problem(cfg.model.model, weights=False)
             if problem:
                 problems.append(problem.replace("model.model:", "model.model (the tokenizer):"))
-        name = cfg.hrm.brain_name
-        if name and (name in (".", "..") or "/" in name or "\\" in name):
-            problems.append(f"hrm.brain_name: {name!r} must be a plain directory name")
         if problems:
             raise UserError(problems)
         if cfg.peft.use_peft:

@@ -7,7 +7,6 @@ same for a run this console started and for one it re-attached to.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from pathlib import Path
 
@@ -34,36 +33,6 @@ from aios_tui.ui.widgets.run_stats import RunStats
 LOG_TAIL_LINES = 3
 # How long a run with no status.json (and no process of ours behind it) counts as starting.
 STATUS_GRACE_S = 3.0
-
-# Runs with an export under way, whichever screen started it: two exports of one run would
-# write into the same folder.
-_exporting: set[Path] = set()
-_exporting_lock = threading.Lock()
-
-
-def export_what(merge: bool, adapter: bool) -> str:
-    return "the adapter" if adapter and not merge else ("a merged model" if adapter else "the model")
-
-
-def claim_export(run: RunDir) -> bool:
-    """Mark an export of ``run`` as started; False if one already is."""
-    key = run.path.resolve()
-    with _exporting_lock:
-        if key in _exporting:
-            return False
-        _exporting.add(key)
-        return True
-
-
-def release_export(run: RunDir) -> None:
-    with _exporting_lock:
-        _exporting.discard(run.path.resolve())
-
-
-def export_running(run: RunDir) -> bool:
-    with _exporting_lock:
-        return run.path.resolve() in _exporting
-
 
 def engine_log_tail(run: RunDir, n: int = LOG_TAIL_LINES) -> list[str]:
     try:
@@ -170,7 +139,7 @@ class RunScreen(Screen):
         self.query_one(RunStats).update_view(view)
         self.query_one(LossChart).update_view(view)
         self.query_one(EventLog).show(view.events, self._notes(view))
-        busy = export_running(self.run)  # another screen may have started or finished one
+        busy = runctl.export_running(self.run)  # another screen may have started or finished one
         if was_live != view.live or busy != self._export_busy:
             self._export_busy = busy
             self.refresh_bindings()
@@ -201,7 +170,7 @@ class RunScreen(Screen):
         if action == "resume":
             return not live
         if action == "export":
-            return None if export_running(self.run) else True
+            return None if runctl.export_running(self.run) else True
         return True
 
     def action_stop(self) -> None:
@@ -249,23 +218,17 @@ class RunScreen(Screen):
         self.app.push_screen(CheckpointPicker(self.run.name, infos, adapter=adapter), chosen)
 
     def _export(self, merge: bool, step: int | None = None, adapter: bool = True) -> None:
-        if not claim_export(self.run):
+        if not runctl.claim_export(self.run):
             self.notify(f"an export of {self.run.name} is already running", severity="warning")
             return
         self.refresh_bindings()
         which = f"step {step}" if step is not None else "the latest checkpoint"
-        self.notify(f"exporting {export_what(merge, adapter)} of {self.run.name} ({which})...")
+        self.notify(f"exporting {runctl.export_what(merge, adapter)} of {self.run.name} ({which})...")
         self._run_export(merge, step)
 
     @work(thread=True, group="export", exit_on_error=False)
     def _run_export(self, merge: bool, step: int | None = None) -> None:
-        try:
-            ok, text = True, runctl.export_run(self.run, merge=merge, step=step)
-        except UserError as exc:
-            ok, text = False, "\n".join(exc.problems)
-        finally:
-            release_export(self.run)
-        self.post_message(ExportFinished(self.run.name, ok, text))
+        self.post_message(ExportFinished(self.run.name, *runctl.export_claimed(self.run, merge, step)))
 
     def on_export_finished(self, message: ExportFinished) -> None:
         self.refresh_bindings()

@@ -18,7 +18,6 @@ from aios_tui.metrics.summary import RunSummary, summarize_all
 from aios_tui.ui import runctl
 from aios_tui.ui.messages import ExportFinished, RunsListed
 from aios_tui.ui.pacing import nap
-from aios_tui.ui.screens.run import claim_export, export_running, export_what, release_export
 
 REFRESH_S = 2.0
 COLUMNS = ("name", "state", "step", "loss", "age", "method")
@@ -134,7 +133,7 @@ class RunsScreen(Screen):
         run = self._pick()
         if run is None:
             return
-        if export_running(run):
+        if runctl.export_running(run):
             self.notify(f"an export of {run.name} is already running", severity="warning")
             return
         infos = infos_for_run(run)
@@ -143,11 +142,11 @@ class RunsScreen(Screen):
         def chosen(answer: tuple[int, bool] | None) -> None:
             if answer is None:
                 return
-            if not claim_export(run):
+            if not runctl.claim_export(run):
                 self.notify(f"an export of {run.name} is already running", severity="warning")
                 return
             step, merge = answer
-            self.notify(f"exporting {export_what(merge, adapter)} of {run.name} (step {step})...")
+            self.notify(f"exporting {runctl.export_what(merge, adapter)} of {run.name} (step {step})...")
             # always this step, even if a newer checkpoint lands before the export starts
             self._export(run, merge, step)
 
@@ -155,14 +154,8 @@ class RunsScreen(Screen):
 
     @work(thread=True, group="export", exit_on_error=False)
     def _export(self, run: RunDir, merge: bool = False, step: int | None = None) -> None:
-        """Runs with the export claimed (``claim_export``); releases it when done."""
-        try:
-            ok, text = True, runctl.export_run(run, merge=merge, step=step)
-        except UserError as exc:
-            ok, text = False, "\n".join(exc.problems)
-        finally:
-            release_export(run)
-        self.post_message(ExportFinished(run.name, ok, text))
+        """Runs with the export claimed (``runctl.claim_export``)."""
+        self.post_message(ExportFinished(run.name, *runctl.export_claimed(run, merge, step)))
 
     def on_export_finished(self, message: ExportFinished) -> None:
         last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
