@@ -192,6 +192,9 @@ class RunTracker:
         step = rec["step"]
         if not isinstance(step, int):
             return
+        # Peaks are written when a session ends: a step after them is a resumed session's,
+        # whose own memory figures are the ones to show.
+        self.measured = None
         # A resumed run repeats the steps after its last checkpoint: the newer lines win.
         if self.loss and step <= self.loss[-1][0] and _finite(rec.get("loss")):
             self.loss = [p for p in self.loss if p[0] < step]

@@ -59,6 +59,19 @@ def test_a_dead_process_is_failed_and_vram_measured_is_kept(tmp_path):
     assert v.measured["nvml_used"] == 7
 
 
+def test_a_resumed_session_drops_the_previous_sessions_peaks(tmp_path):
+    run = write_run(tmp_path, "r", steps=5, total=10)
+    append(run.default_metrics, {"event": "vram_measured", "peak_rss": 123})
+    t = RunTracker(run)
+    t.poll()
+    assert t.view().measured["peak_rss"] == 123
+    append(run.default_metrics, {"event": "resumed", "step": 5})
+    append(run.default_metrics, {"step": 6, "loss": 1.0, "rss": 456})
+    t.poll()
+    v = t.view()
+    assert v.measured is None and v.last["rss"] == 456
+
+
 def test_a_huge_file_is_entered_from_its_end(tmp_path, monkeypatch):
     monkeypatch.setattr(runstate, "BIG_FILE_BYTES", 10_000)
     run = write_run(tmp_path, "r", steps=500, total=500)

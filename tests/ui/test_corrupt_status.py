@@ -22,7 +22,7 @@ from aios_tui.ui.widgets.event_log import EventLog
 from aios_tui.ui.widgets.run_progress import RunProgress
 
 from pilots import wait_for
-from runfiles import T0, write_run
+from runfiles import write_run
 
 SIZE = (100, 32)
 
@@ -167,7 +167,11 @@ async def test_attach_to_a_run_whose_status_cannot_be_read(make_app, runs_root, 
         screen = app.screen
         await wait_for(pilot, lambda: "UNREADABLE" in str(screen.query_one(RunProgress).render()),
                        what="the status to be given up on")
-        events = str(screen.query_one(EventLog).render()).replace("\n", "")  # a long path is folded
+        def events() -> str:
+            return str(screen.query_one(EventLog).render()).replace("\n", "")  # a long path is folded
+
+        await wait_for(pilot, lambda: "Killed" in events(), what="the engine log's tail")
+        events = events()
         assert "starting the engine" not in events
         assert "status" in events and str(run.log_path) in events and "Killed" in events
         assert screen.check_action("stop", ()) is False
