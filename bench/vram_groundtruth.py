@@ -216,8 +216,6 @@ def build(case: Case, device: str):
 
 def wrap(model, case: Case, device: str):
     """The engine's treatment: freeze and adapt (or train everything), checkpointing, k-bit prep."""
-    import torch
-
     gc_kwargs = {"use_reentrant": False}
     if case.quant:
         from peft import prepare_model_for_kbit_training

@@ -161,7 +161,7 @@ class BlockWalk:
     # -- linear layers and their adapters --------------------------------------------------
 
     def linear(self, x: Act, lp: LinearPlan, name: str, kind: str, wdt: int | None = None) -> Act:
-        c, s, lin = self.c, self.c.setup, lp.lin
+        c, lin = self.c, lp.lin
         wdt = wdt or c.wb
         if lp.adapter == "ia3" and lp.ia3_ff:
             # feed-forward IA3 scales the input: x (as fp32) is kept for the scale's gradient,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import tomllib
-from pathlib import Path
 
 from aios_tui.config import build
 from aios_tui.config.presets import user_dir

@@ -29,7 +29,7 @@ from aios_tui.ui.widgets.config_form import TABS, tab_labels
 from aios_tui.ui.widgets.gpu_pane import GpuPane
 from aios_tui.ui.widgets.vram_pane import VramPane
 
-from console_fixtures import NOW, fixed_estimator, no_gpu
+from console_fixtures import NOW, no_gpu
 from pilots import set_field, wait_for
 from runfiles import write_run
 

@@ -8,7 +8,7 @@ from typing import Any
 from textual.app import ComposeResult
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Input, Label, Select, Static
+from textual.widgets import Input, Label, Static
 
 from aios_tui.ui.widgets.choice import Choice
 from aios_tui.config.schema import field_type
