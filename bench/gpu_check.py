@@ -101,7 +101,7 @@ def start_child(alloc_bytes: int) -> tuple[subprocess.Popen | None, dict]:
     return proc, {"pid": proc.pid, "torch_allocated": int(allocated), "torch_reserved": int(reserved)}
 
 
-def check_process(sampler: GpuSampler, child: dict, alloc_bytes: int, wait_s: float = 20.0) -> dict:
+def check_process(sampler: GpuSampler, child: dict, alloc_bytes: int, wait_s: float = 8.0) -> dict:
     pid = child["pid"]
     found, seen = None, []
     deadline = time.monotonic() + wait_s
@@ -187,6 +187,8 @@ def main() -> int:
         report = {"ok": None, "skipped": True, "reason": backend.reason}
         print(f"gpu_check: no GPU to check here ({backend.reason})", file=sys.stderr)
         print(json.dumps(report, indent=2))
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
         return 0
 
     report: dict = {"driver": backend.driver_version}

@@ -45,6 +45,7 @@ class Step:
     estimate_s: float               # on an H200, start-up and compilation included
     needs: tuple[str, ...] = ()     # modules that must import, or the step is skipped
     json_files: list[str] = field(default_factory=list)
+    requires: tuple[str, ...] = ()  # files under --workdir an earlier step must have made
 
 
 def _tp(*args: str, name: str) -> list[str]:
@@ -65,9 +66,8 @@ SEED_LABELS = {"full": "Full fine-tuning", "r4-qv": "LoRA r=4 q,v", "r8-qv": "Lo
                "r16-qv": "LoRA r=16 q,v", "r16-qkvo": "LoRA r=16 q,k,v,o", "r32-all": "LoRA r=32 all 7"}
 
 STEPS = [
-    Step("gpu-check", "NVML monitor against nvidia-smi, sampler cost",
-         [[PY, "bench/gpu_check.py", "--seconds", "10", "--out", "{json}/gpu-check.json"]], 30,
-         needs=("pynvml",), json_files=["gpu-check.json"]),
+    # what the open questions need first: the speed and memory claims, then the CUDA-only
+    # tests, then the seed's table; the rest is detail for later runs
     Step("tp-1b", "throughput, Llama-3.2-1B shape, LoRA r=16 all projections, 4 x 2048, compiled",
          [_tp("--config", "1b", "--torch-compile", name="tp-1b")], 110, json_files=["tp-1b.json"]),
     Step("tp-124m", "throughput, 152M shape, LoRA r=16 q,v, 8 x 1024, compiled",
@@ -75,26 +75,30 @@ STEPS = [
     Step("savers-gpt2", "GPT-2 124M: full, LoRA, LoRA + 8-bit base + 8-bit AdamW + checkpointing",
          [[PY, "bench/memory_savers.py", "--workdir", "{work}/savers", "--json", "{json}/savers-gpt2.json"]], 60,
          needs=("bitsandbytes",), json_files=["savers-gpt2.json"]),
-    Step("savers-paged", "paged 8-bit AdamW state through a save and load",
-         [[PY, "bench/memory_savers.py", "--paged-check", "--json", "{json}/savers-paged.json"]], 20,
-         needs=("bitsandbytes",), json_files=["savers-paged.json"]),
     Step("tp-8b", "throughput, Llama-3.1-8B shape, LoRA r=16 q,v, 2 x 2048, compiled",
          [_tp("--config", "8b", "--torch-compile", name="tp-8b")], 170, json_files=["tp-8b.json"]),
     Step("savers-qlora-8b", "QLoRA on the 8B shape against its estimate",
          [[PY, "bench/memory_savers.py", "--cases", "qlora-8b", "--workdir", "{work}/savers",
            "--llama8b-dir", "{work}/model-8b-bf16", "--json", "{json}/savers-qlora-8b.json"]], 90,
-         needs=("bitsandbytes",), json_files=["savers-qlora-8b.json"]),
+         needs=("bitsandbytes",), json_files=["savers-qlora-8b.json"],
+         requires=("model-8b-bf16/config.json",)),
+    Step("pytest-cuda", "the CUDA-only tests",
+         [[PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/speed", "tests/memory_savers", "tests/engine",
+           "-k", "cuda"]],
+         40),
+    Step("seed-table", "the seed's Performance Benchmarks table: full vs LoRA r=4/8/16/32, 124m shape",
+         [_tp("--config", "124m", "--sides", "ours", *args, name=f"seed-{label}") for label, args in SEED_TABLE],
+         120, json_files=[f"seed-{label}.json" for label, _ in SEED_TABLE]),
+    Step("gpu-check", "NVML monitor against nvidia-smi, sampler cost",
+         [[PY, "bench/gpu_check.py", "--seconds", "5", "--out", "{json}/gpu-check.json"]], 30,
+         needs=("pynvml",), json_files=["gpu-check.json"]),
+    Step("savers-paged", "paged 8-bit AdamW state through a save and load",
+         [[PY, "bench/memory_savers.py", "--paged-check", "--json", "{json}/savers-paged.json"]], 20,
+         needs=("bitsandbytes",), json_files=["savers-paged.json"]),
     Step("tp-1b-eager", "throughput, 1b, fused loss without compilation (each speed-up's share)",
          [_tp("--config", "1b", "--sides", "ours", name="tp-1b-eager"),
           _tp("--config", "1b", "--sides", "ours", "--no-fused-loss", name="tp-1b-plain")], 80,
          json_files=["tp-1b-eager.json", "tp-1b-plain.json"]),
-    Step("seed-table", "the seed's Performance Benchmarks table: full vs LoRA r=4/8/16/32, 124m shape",
-         [_tp("--config", "124m", "--sides", "ours", *args, name=f"seed-{label}") for label, args in SEED_TABLE],
-         120, json_files=[f"seed-{label}.json" for label, _ in SEED_TABLE]),
-    Step("pytest-cuda", "the CUDA-only tests",
-         [[PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/speed", "tests/memory_savers", "tests/engine",
-           "-k", "cuda"]],
-         60),
     Step("tp-1b-liger", "throughput, 1b, compiled, liger-kernel's fused cross-entropy",
          [_tp("--config", "1b", "--torch-compile", "--fused-ce-backend", "liger", "--sides", "ours",
               name="tp-1b-liger")], 90, needs=("liger_kernel",), json_files=["tp-1b-liger.json"]),
@@ -173,8 +177,12 @@ def summarize(results: dict) -> str:
                 continue
             ours, hf = data["results"].get("ours") or {}, data["results"].get("hf") or {}
             s = data["summary"]
+            kernel = ours.get("fused_ce_backend") or ""
+            label = fname + (f" [{kernel}]" if "unavailable" in kernel else "")
+            if data.get("failures"):
+                label += " [" + "; ".join(data["failures"].values()) + "]"
             tp_rows.append(
-                f"| {fname} | {_k(ours.get('tokens_per_s'))} | {_k(hf.get('tokens_per_s'))} | "
+                f"| {label} | {_k(ours.get('tokens_per_s'))} | {_k(hf.get('tokens_per_s'))} | "
                 f"{_x(s.get('speed_ratio'))} | {_gb(ours.get('peak_allocated'))} | {_gb(hf.get('peak_allocated'))} | "
                 f"{_x(s.get('memory_ratio'))} | {_pct(ours.get('mfu'))} / {_pct(hf.get('mfu'))} | "
                 f"{_f(ours.get('first_loss'))} / {_f(hf.get('first_loss'))} |")
@@ -317,6 +325,9 @@ def main(argv: list[str] | None = None) -> int:
             missing = [m for m in s.needs if not _importable(m)]
             if missing:
                 status, seconds = f"skipped: {', '.join(missing)} not importable", 0.0
+            elif [r for r in s.requires if not (work / r).is_file()]:
+                # the 8B QLoRA step would otherwise build the 16 GB model itself inside its window
+                status, seconds = f"skipped: no {', '.join(s.requires)} from an earlier step", 0.0
             elif left < s.estimate_s:
                 status, seconds = f"skipped: {left:.0f} s left, needs ~{s.estimate_s:.0f} s", 0.0
             else:

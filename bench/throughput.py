@@ -270,7 +270,19 @@ def run_ours(plan: dict) -> dict:
         "first_loss": records[0]["loss"] if records else None,
         "trainable": params.get("trainable"), "total": params.get("total"), **memory,
         "versions": _versions(), "device": _device_name(device_type),
+        "fused_ce_backend": _backend_used(plan, device_type),
     }
+
+
+def _backend_used(plan: dict, device_type: str) -> str | None:
+    """The fused loss's kernel as it ran: liger falls back to ours off CUDA or without Triton."""
+    if not plan["overrides"]["fused_loss"]:
+        return None
+    if plan.get("fused_ce_backend") != "liger":
+        return "torch"
+    from aios_tui.engine.fused_ce import liger_available
+
+    return "liger" if device_type == "cuda" and liger_available() else "torch (liger unavailable)"
 
 
 def _read_header(run_dir: Path) -> dict:
@@ -464,6 +476,8 @@ def report(plan: dict, results: dict, args: argparse.Namespace) -> dict:
         lines.append(f"ratio ours/HF: tokens/s {summary['speed_ratio']:.2f}x"
                      + (f", {mem_label} {summary['memory_ratio']:.2f}x" if "memory_ratio" in summary else ""))
     lines.append("first loss: step 1 on each side; the same weights and blocks give the same value")
+    if ours and ours.get("fused_ce_backend"):
+        lines.append(f"fused loss kernel as run: {ours['fused_ce_backend']}")
     if on_gpu and not peak:
         lines.append("MFU: unknown GPU peak; pass --peak-tflops")
     if not on_gpu:
@@ -489,6 +503,10 @@ def _git_rev() -> str:
 
 # ------------------------------------------------------------------------------------ main --
 
+class SideFailed(Exception):
+    pass
+
+
 def _child(side: str, plan: dict, timeout: float | None) -> dict:
     """Run one side in a fresh interpreter; its result comes back as JSON in a file."""
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
@@ -500,7 +518,7 @@ def _child(side: str, plan: dict, timeout: float | None) -> dict:
                                "--plan", plan_path, "--result", result_path],
                               timeout=timeout, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
         if proc.returncode != 0 or not Path(result_path).is_file():
-            raise SystemExit(f"throughput: the {side} side failed (exit {proc.returncode})")
+            raise SideFailed(f"the {side} side failed (exit {proc.returncode})")
         return json.loads(Path(result_path).read_text())
     finally:
         for p in (plan_path, result_path):
@@ -583,19 +601,32 @@ def main(argv: list[str] | None = None) -> int:
     try:
         plan = build_plan(args, workdir)
         print(f"preparing {plan['about']} in {workdir} ...", flush=True)
-        _child("prepare", plan, args.timeout)
-        results = {}
+        try:
+            _child("prepare", plan, args.timeout)
+        except SideFailed as exc:
+            print(f"throughput: {exc}", file=sys.stderr)
+            return 1
+        results, failures = {}, {}
         for side in ("ours", "hf"):
             if args.sides in ("both", side):
                 print(f"running {'aios-tui engine' if side == 'ours' else 'HF Trainer'} ...", flush=True)
-                results[side] = _child(side, plan, args.timeout)
+                try:
+                    results[side] = _child(side, plan, args.timeout)
+                except (SideFailed, subprocess.TimeoutExpired) as exc:
+                    # one side's failure must not cost the other side's figures
+                    failures[side] = str(exc)
+                    print(f"throughput: {exc}", file=sys.stderr)
+        if not results:
+            return 1
         out = report(plan, results, args)
+        if failures:
+            out["failures"] = failures
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=2))
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

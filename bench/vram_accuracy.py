@@ -37,7 +37,9 @@ ARCHS = {
 }
 
 
-def load_lines(paths: list[str]) -> list[dict]:
+def load_lines(paths: list[str], failed: list[dict] | None = None) -> list[dict]:
+    """The measured lines; a case that ran out of memory or failed has no peak to compare
+    and goes to ``failed`` instead."""
     rows = []
     for path in paths:
         with open(path, encoding="utf-8") as fh:
@@ -47,6 +49,10 @@ def load_lines(paths: list[str]) -> list[dict]:
                     continue
                 row = json.loads(line)
                 row.setdefault("source", f"{os.path.basename(path)}:{n}")
+                if not isinstance(row.get("peak_allocated"), (int, float)):
+                    if failed is not None:
+                        failed.append(row)
+                    continue
                 rows.append(row)
     return rows
 
@@ -160,7 +166,16 @@ def main(argv: list[str] | None = None) -> int:
     if not paths:
         print("no measurement files", file=sys.stderr)
         return 2
-    report = evaluate(load_lines(paths))
+    failed: list[dict] = []
+    rows = load_lines(paths, failed)
+    for row in failed:
+        print(f"not compared: {row.get('name', row['source'])}: {row.get('error', 'no peak_allocated')}",
+              file=sys.stderr)
+    if not rows:
+        print("no measured lines to compare", file=sys.stderr)
+        return 1
+    report = evaluate(rows)
+    report["not_compared"] = [{"name": r.get("name"), "error": r.get("error")} for r in failed]
     if args.json:
         print(json.dumps(report, indent=2))
         return 0

@@ -43,13 +43,13 @@ _NVML_EVERY_S = 1.0
 _nvml_cache: list = [float("-inf"), None]  # [monotonic time of the last query, its value]
 
 
-def nvml_used_bytes() -> int | None:
-    """NVML's figure for this process, queried at most once a second: a driver call on
-    every logged step of a fast run costs more than it tells."""
+def nvml_used_bytes(fresh: bool = False) -> int | None:
+    """NVML's figure for this process, queried at most once a second (unless ``fresh``): a
+    driver call on every logged step of a fast run costs more than it tells."""
     import time
 
     now = time.monotonic()
-    if now - _nvml_cache[0] < _NVML_EVERY_S:
+    if not fresh and now - _nvml_cache[0] < _NVML_EVERY_S:
         return _nvml_cache[1]
     try:
         from aios_tui.gpu import process_used_bytes

@@ -167,6 +167,9 @@ class CausalLMTask(Task):
         if limit and cfg.data.max_seq_len > limit:
             raise UserError(f"data.max_seq_len: {cfg.data.max_seq_len} is longer than the model's "
                             f"{limit} positions; use --max-seq-len {limit} or less")
+        if getattr(model, "hf_quantizer", None) is not None or getattr(model.config, "quantization_config", None):
+            # device_map already placed it; older bitsandbytes refuse .to() on 8-bit models
+            return model, tokenizer
         return model.to(device), tokenizer
 
     def loss(self, model: nn.Module, batch: dict, step: int) -> LossOutput:

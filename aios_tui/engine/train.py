@@ -40,7 +40,8 @@ from aios_tui.engine.peft_setup import (
 )
 from aios_tui.engine.progress import Progress
 from aios_tui.engine.readback import Readback
-from aios_tui.engine.report import Reporter, memory_fields, peak_rss_bytes, versions, vram_estimate
+from aios_tui.engine.report import (Reporter, memory_fields, nvml_used_bytes, peak_rss_bytes, versions,
+                                   vram_estimate)
 from aios_tui.engine.resume import merge as merge_resume_config
 from aios_tui.engine.signals import StopControl
 from aios_tui.engine.task import CausalLMTask, Task, task_spec
@@ -518,13 +519,18 @@ def _failure_message(exc: BaseException, device: torch.device) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 
 
+def _max_known(*values: int | None) -> int | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
 def _report_vram(reporter: Reporter, device: torch.device) -> None:
     """Measured peaks next to the estimate in the header, for the calculator's users."""
     fields: dict[str, Any] = {"device": str(device)}
     if device.type == "cuda":
         fields.update(peak_allocated=torch.cuda.max_memory_allocated(device),
                       peak_reserved=torch.cuda.max_memory_reserved(device),
-                      nvml_peak=reporter.peak_nvml)
+                      nvml_peak=_max_known(reporter.peak_nvml, nvml_used_bytes(fresh=True)))
     else:
         fields.update(peak_rss=peak_rss_bytes())
     try:

@@ -65,3 +65,25 @@ def test_gpu_report_prints_ratios_and_mfu(bench, tmp_path, capsys):
     fpt = 4 * n_fwd + 2 * 11_272_192 + 12 * 16 * 2048 * 2048
     assert ours["mfu"] == pytest.approx(60_000 * fpt / 989.4e12)
     assert f"{ours['mfu']:.1%}" in text
+
+
+def test_one_side_failing_keeps_the_other_sides_figures(bench, tmp_path, monkeypatch, capsys):
+    import json
+
+    ours = {"device": "NVIDIA H200", "versions": {"torch": "2.x"}, "measured_steps": 20, "tokens_per_s": 5e4,
+            "seconds": 2.0, "peak_allocated": 20e9, "trainable": 1, "first_loss": 11.9,
+            "fused_ce_backend": "torch (liger unavailable)"}
+
+    def child(side, plan, timeout):
+        if side == "hf":
+            raise bench.SideFailed("the hf side failed (exit 1)")
+        return ours if side == "ours" else {}
+
+    monkeypatch.setattr(bench, "_child", child)
+    out = tmp_path / "tp.json"
+    code = bench.main(["--config", "1b", "--workdir", str(tmp_path / "w"), "--json", str(out)])
+    assert code == 1
+    data = json.loads(out.read_text())
+    assert data["results"]["ours"]["tokens_per_s"] == 5e4 and "hf" not in data["results"]
+    assert data["failures"] == {"hf": "the hf side failed (exit 1)"}
+    assert "fused loss kernel as run: torch (liger unavailable)" in capsys.readouterr().out

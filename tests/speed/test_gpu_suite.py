@@ -48,6 +48,31 @@ def test_a_step_that_does_not_fit_the_budget_is_skipped_and_recorded(tmp_path):
     assert "| tp-8b | skipped" in (out / "summary.md").read_text()
 
 
+def test_the_qlora_step_waits_for_the_8b_model_an_earlier_step_saves(tmp_path):
+    out = tmp_path / "out"
+    proc = run("--out", str(out), "--workdir", str(tmp_path / "w"), "--only", "savers-qlora-8b", "--budget", "900")
+    assert proc.returncode == 0, proc.stderr
+    status = json.loads((out / "results.json").read_text())["steps"]["savers-qlora-8b"]["status"]
+    assert status.startswith("skipped") and "model-8b-bf16/config.json" in status
+
+
+def test_the_steps_that_settle_speed_and_memory_come_first():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_suite", REPO / "bench" / "gpu_suite.py")
+    suite = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = suite  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(suite)
+    finally:
+        del sys.modules[spec.name]
+    names = [s.name for s in suite.STEPS]
+    first = ["tp-1b", "tp-124m", "savers-gpt2", "tp-8b", "savers-qlora-8b"]
+    assert names[:5] == first
+    # they fit the default budget together, with the CUDA-only tests after them
+    assert sum(s.estimate_s for s in suite.STEPS[:6]) <= 540 and names[5] == "pytest-cuda"
+
+
 @pytest.mark.slow
 def test_smoke_suite_gathers_the_bench_json_into_results_and_summary(tmp_path):
     out = tmp_path / "out"

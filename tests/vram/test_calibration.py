@@ -67,3 +67,18 @@ def test_accuracy_script_prints_the_table(capsys):
 
     report = json.loads(capsys.readouterr().out)
     assert report["lines"] >= 9 and report["peak_allocated"]["max_abs_pct"] <= 10
+
+
+def test_a_case_that_ran_out_of_memory_is_listed_not_compared(tmp_path, capsys):
+    import json
+
+    mod = accuracy_module()
+    failed = tmp_path / "run.jsonl"
+    failed.write_text(json.dumps({"name": "oom-case", "arch": "1b", "error": "CUDA out of memory"}) + "\n")
+    calibration = sorted(str(p) for p in (REPO / "bench" / "calibration").glob("*.jsonl"))
+    assert mod.main([*calibration, str(failed), "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert report["not_compared"] == [{"name": "oom-case", "error": "CUDA out of memory"}]
+    assert "oom-case" in captured.err
+    assert mod.main([str(failed)]) == 1  # nothing measured at all is a failure, not a report
