@@ -70,6 +70,8 @@ def _resume_config(args: argparse.Namespace) -> RunConfig:
     run = RunDir(args.resume)
     if not run.path.is_dir():
         raise UserError(f"--resume {args.resume}: no such run directory")
+    if not run.exists():
+        raise UserError(f"--resume {args.resume}: not a run directory (it has no status.json or config.toml)")
     # a console or `--detach` marks the run starting under its pid just before it starts us
     blocker = run.resume_blocker(launchers=(os.getpid(), os.getppid()))
     if blocker:
@@ -82,10 +84,30 @@ def _resume_config(args: argparse.Namespace) -> RunConfig:
     if args.config:
         layers.append((read_config_file(args.config), args.config))
     overrides = overrides_from_args(args)
-    overrides.pop("run_dir", None)
+    _same_run(run, saved, overrides.pop("run_dir", None), overrides.pop("run_name", None))
     if overrides:
         layers.append((overrides, "command line"))
-    return build(layers)
+    try:
+        return build(layers)
+    except ConfigError as exc:
+        # the changes a resume refuses, reported with the values that are wrong anyway
+        from aios_tui.config import field_index
+        from aios_tui.engine.resume import START_NEW, refusal
+
+        refused = [problem for name, value in overrides.items()
+                   if name in field_index() and (problem := refusal(saved, name, value))]
+        raise ConfigError(exc.problems + refused + ([START_NEW] if refused else [])) from None
+
+
+def _same_run(run, saved: RunConfig, run_dir: str | None, run_name: str | None) -> None:
+    """A resume continues the run it names: --run-dir or --run-name naming another is refused."""
+    problems = []
+    if run_dir is not None and Path(run_dir).expanduser().resolve() != run.path.resolve():
+        problems.append(f"--run-dir {run_dir}: a resume continues {run.path} in place")
+    if run_name is not None and run_name not in (run.name, saved.train.run_name):
+        problems.append(f"--run-name {run_name}: a resume keeps the run's name '{saved.train.run_name or run.name}'")
+    if problems:
+        raise UserError(problems + ["start a new run to train under another name or directory"])
 
 
 def _task_for(args: argparse.Namespace):

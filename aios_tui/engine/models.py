@@ -86,13 +86,28 @@ def model_source_problem(name: str, *, weights: bool = True) -> str | None:
         return f"model.model: {name}: no such directory"
     if not is_hub_id(name):
         return f"model.model: {name!r} is not a directory, a Hugging Face id or 'tiny'"
-    hub_offline()  # from here on a hub id is fetched: fail fast on a box without network
+    if hub_offline() and not _in_hub_cache(name, weights):  # from here on a hub id is fetched
+        return (f"model.model: {name} is not in the local Hugging Face cache and the Hub cannot be reached; "
+                "pass a local model directory (one with config.json) or 'tiny'")
     return None
+
+
+def _in_hub_cache(name: str, weights: bool) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+    except ImportError:
+        return True  # cannot tell: loading will say
+    # a tokenizer-only repository has no config.json
+    files = ("config.json",) if weights else ("config.json", "tokenizer_config.json", "tokenizer.json")
+    try:
+        return any(isinstance(try_to_load_from_cache(name, f), str) for f in files)
+    except Exception:  # a malformed id: loading reports it
+        return True
 
 
 def _hub_failure(name: str, exc: Exception) -> UserError:
     reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if Path(name).expanduser().is_dir():  # the hint below is about the Hub
+    if Path(name).expanduser().is_dir() or _in_hub_cache(name, True):  # the hint below is about the Hub
         return UserError(f"model.model: could not load {name!r}: {reason}")
     return UserError(f"model.model: could not load {name!r}: {reason}",
                      "a model id needs the Hugging Face hub or its cache; without network, "
@@ -112,14 +127,29 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
     try:
         return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation=attn_implementation,
                                                     **kwargs)
-    except (OSError, ValueError, KeyError) as exc:
+    except _LOAD_ERRORS as exc:
         if attn_implementation != "eager" and "attn" in str(exc).lower():
             # Some architectures lack SDPA or flash kernels; eager attention always works.
             try:
                 return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager", **kwargs)
-            except (OSError, ValueError, KeyError):
+            except _LOAD_ERRORS:
                 pass
         raise _hub_failure(name, exc) from None
+
+
+def _load_errors() -> tuple[type[BaseException], ...]:
+    """What a bad model directory or download raises: a damaged weights file included."""
+    import pickle
+
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, pickle.UnpicklingError)
+    try:
+        from safetensors import SafetensorError
+    except ImportError:
+        return errors
+    return errors + (SafetensorError,)
+
+
+_LOAD_ERRORS = _load_errors()
 
 
 def load_tokenizer(name: str):

@@ -77,13 +77,27 @@ def merge(saved: RunConfig, requested: RunConfig) -> tuple[RunConfig, list[str]]
         new = getattr(getattr(requested, section), name)
         if old == new or name in KEPT_FROM_RUN:
             continue
-        allowed = name in MAY_CHANGE and not (name == "steps" and saved.method_label() == "adalora")
-        if allowed:
+        problem = refusal(saved, name, new)
+        if problem:
+            problems.append(problem)
+        else:
             setattr(getattr(out, section), name, new)
             changes.append(f"{name}: {_shown(name, old)} -> {_shown(name, new)}")
-        else:
-            why = _WHY_FIELD.get(name) or _WHY.get(section, "the saved state depends on it")
-            problems.append(f"{section}.{name}: cannot change on resume ({_fmt(old)} -> {_fmt(new)}): {why}")
     if problems:
-        raise UserError(problems + ["start a new run to train with these settings"])
+        raise UserError(problems + [START_NEW])
     return out, changes
+
+
+START_NEW = "start a new run to train with these settings"
+
+
+def refusal(saved: RunConfig, name: str, new: Any) -> str | None:
+    """Why field ``name`` may not become ``new`` on resuming ``saved``; None if it may."""
+    section = field_index()[name][0]
+    old = getattr(getattr(saved, section), name)
+    if old == new or name in KEPT_FROM_RUN:
+        return None
+    if name in MAY_CHANGE and not (name == "steps" and saved.method_label() == "adalora"):
+        return None
+    why = _WHY_FIELD.get(name) or _WHY.get(section, "the saved state depends on it")
+    return f"{section}.{name}: cannot change on resume ({_fmt(old)} -> {_fmt(new)}): {why}"

@@ -10,6 +10,7 @@ have had (weights, optimizer, scaler, RNG, data position, AdaLoRA's allocator).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
@@ -110,6 +111,9 @@ def _resume_plan(run: RunDir, cfg: RunConfig | None) -> tuple[RunConfig, Path, d
     cfg, changes = merge_resume_config(saved, cfg or saved)
     cfg.train.run_dir = str(run.path)
     if cfg.train.steps <= meta["step"]:
+        if cfg.train.steps == saved.train.steps:  # no new total was asked for
+            raise UserError(f"{run.path}: the run has done all {meta['step']} of its steps; to train further "
+                            f"pass a new total with --steps (more than {meta['step']})")
         raise UserError(f"{run.path}: the run is already at step {meta['step']}, so --steps "
                         f"{cfg.train.steps} leaves nothing to train; --steps is the total, so pass "
                         f"more than {meta['step']} to train further")
@@ -132,42 +136,45 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
     run = RunDir(Path(run_dir).resolve())
     prog = progress if isinstance(progress, Progress) else Progress(progress or "none")
 
-    # -- which config, which checkpoint ------------------------------------------------------
-    checkpoint: Path | None = None
-    changes: list[str] = []
-    if resume:
-        cfg, checkpoint, meta, changes = _resume_plan(run, cfg)
-        _clear_old_requests(run, launched_at(began))
-    else:
-        assert cfg is not None, "a new run needs a config"
-        session.ensure_free(run)
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-            cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
-    task.preflight(cfg)
-    device = resolve_device(cfg.train.device)
-    check_memory(cfg, task)
-    problems = compile_problems(cfg, device.type) + output_problems(cfg, None if resume else run.path)
-    if problems:
-        raise UserError(problems)
+    # A launcher (`--detach`, the console) marked the run starting and waits on this process:
+    # a refusal or crash from here on must reach it as the run's failure, not as a silent exit.
+    with _refusals_reach_the_launcher(run):
+        # -- which config, which checkpoint ------------------------------------------------------
+        checkpoint: Path | None = None
+        changes: list[str] = []
+        if resume:
+            cfg, checkpoint, meta, changes = _resume_plan(run, cfg)
+            _clear_old_requests(run, launched_at(began))
+        else:
+            assert cfg is not None, "a new run needs a config"
+            session.ensure_free(run)
+            cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+                cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
+        task.preflight(cfg)
+        device = resolve_device(cfg.train.device)
+        check_memory(cfg, task)
+        problems = compile_problems(cfg, device.type) + output_problems(cfg, None if resume else run.path)
+        if problems:
+            raise UserError(problems)
 
-    # -- model, data, adapter: everything that can fail for a user reason, before the run dir --
-    seed_everything(cfg.train.seed)
-    build_cfg = cfg
-    if (run.path / BASE_DIR).is_dir():
-        build_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, model=str(run.path / BASE_DIR)))
-    model, tokenizer = task.build(build_cfg, device)
-    data = task.load_data(cfg, tokenizer)
-    if data.n_train < 1:
-        raise UserError(f"dataset {cfg.data.dataset_file or '(sample)'}: no training blocks left after "
-                        "the eval split; lower --eval-fraction or add text")
-    model_name = cfg.model.model
-    check_targets(model, cfg, model_name)
-    if cfg.peft.use_peft:
-        peft_config(cfg, cfg.train.steps, task.peft_extras(cfg))  # refuses bad combinations now
-    state = None
-    if checkpoint is not None:
-        state = ckpt.load_trainer_state(checkpoint)
-        _check_same_data(state, data, cfg, checkpoint)
+        # -- model, data, adapter: everything that can fail for a user reason, before the run dir --
+        seed_everything(cfg.train.seed)
+        build_cfg = cfg
+        if (run.path / BASE_DIR).is_dir():
+            build_cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, model=str(run.path / BASE_DIR)))
+        model, tokenizer = task.build(build_cfg, device)
+        data = task.load_data(cfg, tokenizer)
+        if data.n_train < 1:
+            raise UserError(f"dataset {cfg.data.dataset_file or '(sample)'}: no training blocks left after "
+                            "the eval split; lower --eval-fraction or add text")
+        model_name = cfg.model.model
+        check_targets(model, cfg, model_name)
+        if cfg.peft.use_peft:
+            peft_config(cfg, cfg.train.steps, task.peft_extras(cfg))  # refuses bad combinations now
+        state = None
+        if checkpoint is not None:
+            state = ckpt.load_trainer_state(checkpoint)
+            _check_same_data(state, data, cfg, checkpoint)
 
     created = session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps,
                               write_config=not resume)
@@ -181,7 +188,7 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         if created:
             shutil.rmtree(run.path, ignore_errors=True)
         else:
-            run.write_status(state="failed", error=" ".join(exc.problems))
+            run.write_status(state="failed", error="; ".join(exc.problems))
         raise
     try:
         return _train(cfg, run, task, model, tokenizer, data, device, checkpoint, state, changes,
@@ -190,6 +197,18 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         # The loop records its own failures; this catches what broke before it began.
         if run.read_status().get("state") in ("starting", "running"):
             run.write_status(state="failed", error=_failure_message(exc, device))
+        raise
+
+
+@contextlib.contextmanager
+def _refusals_reach_the_launcher(run: RunDir):
+    try:
+        yield
+    except BaseException as exc:
+        status = run.read_status()
+        if status.get("state") == "starting" and status.get("pid") in (os.getpid(), os.getppid()):
+            error = "; ".join(exc.problems) if isinstance(exc, UserError) else _failure_message(exc, None)
+            run.write_status(state="failed", error=error)
         raise
 
 
@@ -510,9 +529,9 @@ def _fmt(x: float | None) -> str:
     return f"{x:.4f}" if x is not None else "n/a"
 
 
-def _failure_message(exc: BaseException, device: torch.device) -> str:
+def _failure_message(exc: BaseException, device: torch.device | None) -> str:
     if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return f"out of GPU memory on {device}"
+        return f"out of GPU memory on {device or 'the GPU'}"
     if isinstance(exc, TrainingFailed):
         return " ".join(exc.problems)
     text = str(exc).strip().splitlines()

@@ -149,6 +149,9 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     if not follow:
         if not records and not metrics.exists():
             print("(no metrics written yet)", file=out)
+            state = run.state() if run is not None else "unknown"
+            if state == "failed":  # it ended before its first line: the status says why
+                print(_end_line(run, state), file=out)
         if chart:
             printer.chart()
         return 0
@@ -185,13 +188,17 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
         print(file=out)
         return 130
     if final_state:
-        status = run.read_status() if run else {}
-        msg = f"run {final_state}"
-        if status.get("step") is not None:
-            msg += f" at step {status['step']}"
-        if final_state == "failed":
-            msg += f": {status.get('error') or 'the process ended without saying why; see ' + str(run.log_path)}"
-        print(msg, file=out, flush=True)
+        print(_end_line(run, final_state), file=out, flush=True)
     if chart:
         printer.chart()
     return 1 if final_state == "failed" else 0
+
+
+def _end_line(run: RunDir | None, state: str) -> str:
+    status = run.read_status() if run else {}
+    msg = f"run {state}"
+    if status.get("step") is not None:
+        msg += f" at step {status['step']}"
+    if state == "failed":
+        msg += f": {status.get('error') or 'the process ended without saying why; see ' + str(run.log_path)}"
+    return msg

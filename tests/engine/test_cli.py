@@ -186,7 +186,7 @@ def test_a_hub_that_cannot_resolve_means_the_cache_at_once(cli_subprocess, tmp_p
     assert proc.returncode == 2
     assert "note: hub.example.invalid cannot be resolved; using the local Hugging Face cache only" in proc.stderr
     assert "Retrying" not in proc.stderr and "Traceback" not in proc.stderr
-    assert "could not load 'someone/some-model'" in proc.stderr
+    assert "someone/some-model is not in the local Hugging Face cache" in proc.stderr
 
 
 def test_the_probe_writes_through_a_symlink_and_leaves_it_alone(tmp_path):

@@ -82,7 +82,24 @@ def test_resume_policy_at_the_cli(cli, small_model_dir, text_file, tmp_path, rec
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "finished" and status["step"] == 8 and status["total_steps"] == 8
     code, _, err = cli("train", "--resume", str(run))
-    assert code == 2 and "already at step 8, so --steps 8 leaves nothing to train" in err
+    assert code == 2 and "has done all 8 of its steps" in err and "--steps (more than 8)" in err
+    code, _, err = cli("train", "--resume", str(run), "--steps", "5")
+    assert code == 2 and "already at step 8, so --steps 5 leaves nothing to train" in err
+    # a wrong value and a refused change are reported together
+    code, _, err = cli("train", "--resume", str(run), "--lora-r", "8", "--lr", "-1")
+    assert code == 2 and "train.lr" in err and "peft.lora_r: cannot change on resume" in err
+    # a resume continues the run it names, in place
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for flags in (["--run-name", "other"], ["--run-dir", str(tmp_path / "elsewhere")]):
+        code, _, err = cli("train", "--resume", str(run), "--steps", "10", *flags)
+        assert code == 2 and flags[0] in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    code, _, err = cli("train", "--resume", str(run), "--steps", "10", "--run-dir", str(run), "--check")
+    assert code == 0, err
+    not_a_run = tmp_path / "plain"
+    not_a_run.mkdir()
+    code, _, err = cli("train", "--resume", str(not_a_run))
+    assert code == 2 and "not a run directory" in err
 
 
 @pytest.mark.slow
