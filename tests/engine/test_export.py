@@ -120,6 +120,16 @@ def test_export_and_generate_errors(tmp_path, cli):
     assert code == 2 and "--max-new-tokens" in err and "--temperature" in err
 
 
+def test_generate_on_cuda_without_a_gpu_names_the_flag(tmp_path, cli, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    code, out, err = cli("generate", str(run), "--prompt", "x", "--device", "cuda")
+    assert code == 2 and out == ""
+    assert err == ("aios-tui: error: --device: cuda was asked for but no CUDA GPU is visible to torch; "
+                   "use --device cpu or auto\n")
+
+
 @pytest.mark.slow
 def test_export_refuses_to_overwrite_other_files(make_cfg, tmp_path, cli, monkeypatch):
     from aios_tui.engine.train import run_training
