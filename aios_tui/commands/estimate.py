@@ -25,7 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "a byte count, or a GPU name from --list-gpus (default: the detected GPU)")
     out.add_argument("--hrm", action="store_true",
                      help="estimate the HRM ACTv1 model of the hrm settings (vocabulary from --model's tokenizer)")
-    out.add_argument("--json", action="store_true", help="print the estimate as JSON")
+    out.add_argument("--json", action="store_true",
+                     help="print the estimate as JSON; with --list-gpus or --list-models, the list")
     out.add_argument("--detail", action="store_true", help="also show activations by kind and every phase")
     out.add_argument("--list-gpus", action="store_true", help="list the GPUs --gpu-memory knows by name and exit")
     out.add_argument("--list-models", action="store_true", help="list the hub ids known without a download and exit")
@@ -59,15 +60,18 @@ def run(args: argparse.Namespace) -> int:
     from aios_tui import vram
 
     if args.list_gpus:
+        if args.json:
+            print(json.dumps([{"key": g.key, "label": g.label, "total_bytes": g.total_bytes} for g in vram.GPUS],
+                             indent=2))
+            return 0
         for g in vram.GPUS:
             print(f"{g.key:10s} {g.label:18s} {vram.fmt_bytes(g.total_bytes):>11s}")
         return 0
     if args.list_models:
         from aios_tui.vram.known import known_names
 
-        print("tiny")
-        for name in known_names():
-            print(name)
+        names = ["tiny", *known_names()]
+        print(json.dumps(names, indent=2) if args.json else "\n".join(names))
         return 0
     cfg = config_from_args(args)
     gpu_bytes, gpu_label = None, None

@@ -73,8 +73,15 @@ def _export_bundle(args: argparse.Namespace) -> int:
     if args.checkpoint is not None:
         raise UserError("--checkpoint: a brain bundle holds one set of weights; export a run "
                         "directory to choose a checkpoint")
+    from aios_tui.engine.export import check_parent
     from aios_tui.engine.hrm.bundle import export_bundle
 
-    out, kind = export_bundle(args.run_dir, args.out, merge=args.merge)
+    if args.out:
+        check_parent(Path(args.out).expanduser().resolve())
+    try:
+        out, kind = export_bundle(args.run_dir, args.out, merge=args.merge)
+    except OSError as exc:
+        where = f"--out {args.out}" if args.out else args.run_dir
+        raise UserError(f"{where}: cannot write the export ({exc.strerror or exc})") from None
     print(f"{'merged brain bundle' if kind == 'bundle' else 'adapter'} written to {out}")
     return 0

@@ -36,6 +36,13 @@ def run(args: argparse.Namespace) -> int:
         problems.append(f"--temperature: {args.temperature} is out of range; valid: 0 or more")
     if args.top_k < 0:
         problems.append(f"--top-k: {args.top_k} is out of range; valid: 0 or more")
+    if args.device == "cuda":
+        import torch
+
+        # Said here, under the flag the user gave; the engine's own check names train.device.
+        if not torch.cuda.is_available():
+            problems.append("--device: cuda was asked for but no CUDA GPU is visible to torch; "
+                            "use --device cpu or auto")
     if problems:
         raise ConfigError(problems)
 

@@ -63,7 +63,9 @@ def run_show(args: argparse.Namespace) -> int:
 def run_save(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     path = save_user_preset(args.name, cfg, description=args.description, force=args.force)
-    print(f"saved preset '{args.name}' to {path}")
+    # The file is named by the slug, which is what show, delete and --preset take.
+    as_key = f" as '{path.stem}'" if path.stem != args.name else ""
+    print(f"saved preset '{args.name}'{as_key} to {path}")
     return 0
 
 

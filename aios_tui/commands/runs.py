@@ -38,6 +38,14 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
+def _check_root(root: str | None) -> None:
+    path = Path(root).expanduser() if root else None
+    if path is not None and not path.is_dir():
+        from aios_tui.errors import UserError
+
+        raise UserError(f"--root {root}: {'not a directory' if path.exists() else 'no such directory'}")
+
+
 def run_list(args: argparse.Namespace) -> int:
     import json
     import time
@@ -45,10 +53,7 @@ def run_list(args: argparse.Namespace) -> int:
     from aios_tui.metrics.fmt import human_duration
     from aios_tui.metrics.summary import summarize_all
 
-    if args.root and not Path(args.root).expanduser().is_dir():
-        from aios_tui.errors import UserError
-
-        raise UserError(f"--root {args.root}: no such directory")
+    _check_root(args.root)
     now = time.time()
     runs = summarize_all(args.root)
     if args.json:
@@ -72,6 +77,7 @@ def run_stop(args: argparse.Namespace) -> int:
     from aios_tui.metrics.rundir import LIVE_STATES
     from aios_tui.metrics.summary import find_run
 
+    _check_root(getattr(args, "root", None))
     run = find_run(args.run, args.root)
     state = run.state()
     if state not in LIVE_STATES:

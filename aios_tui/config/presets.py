@@ -22,8 +22,17 @@ def slug(name: str) -> str:
     return _SLUG.sub("-", name.strip().lower()).strip("-")
 
 
+def _looks_like_a_path(name: str) -> bool:
+    """What ``find_preset`` reads as a file path rather than a preset name."""
+    return name.endswith((".toml",) + YAML_SUFFIXES) or os.sep in name or "/" in name
+
+
 def user_preset_key(name: str) -> str:
     """The key a user preset called ``name`` is saved under; a ConfigError if it cannot be one."""
+    if _looks_like_a_path(name):
+        # `presets show` and --preset would read such a name as a file, never find the preset.
+        raise ConfigError([f"preset name {name!r} looks like a file path; use letters, digits, spaces, "
+                           "'-' and '_' (no '/' and no .toml or .yaml ending)"])
     key = slug(name)
     if not key:
         raise ConfigError([f"preset name {name!r} has no letters or digits"])
@@ -99,7 +108,7 @@ def list_presets(problems: list[str] | None = None) -> list[Preset]:
 def find_preset(name_or_path: str) -> Preset:
     """A preset by name (shipped first, then user) or by path to a TOML (or YAML) file."""
     candidate = Path(name_or_path).expanduser()
-    if name_or_path.endswith((".toml",) + YAML_SUFFIXES) or os.sep in name_or_path:
+    if _looks_like_a_path(name_or_path):
         if not candidate.is_file():
             raise ConfigError([f"preset file {name_or_path}: no such file"])
         return _load(candidate, user=True)
@@ -130,6 +139,9 @@ def save_user_preset(name: str, cfg: RunConfig, description: str = "", force: bo
 
 
 def delete_user_preset(name: str) -> Path:
+    if _looks_like_a_path(name):
+        raise ConfigError([f"cannot delete {name!r}: give a user preset's name (see `aios-tui presets list`), "
+                           "not a path"])
     key = slug(name)
     path = user_dir() / f"{key}.toml"
     if not path.is_file():

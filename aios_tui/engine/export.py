@@ -108,18 +108,60 @@ def load_trained(run_dir: str | os.PathLike, step: int | None = None,
     return Trained(model, tokenizer, task, cfg, meta, checkpoint, source)
 
 
-def _prepare_out(out: Path) -> Path:
-    """A temp dir beside ``out``; refuses to replace anything but an earlier export."""
+def check_out(out: Path) -> None:
+    """Refuses an ``out`` that cannot become an export directory, before anything is loaded or made."""
     if out.exists():
         if not out.is_dir():
             raise UserError(f"--out {out}: exists and is not a directory")
         if any(out.iterdir()) and not (out / EXPORT_MARKER).is_file():
             raise UserError(f"--out {out}: exists and is not an earlier export; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
+        return
+    check_parent(out)
+
+
+def check_parent(out: Path) -> None:
+    """Refuses an ``out`` under a file: its directory could never be made."""
+    parent = out.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"--out {out}: {parent} is a file, not a directory")
+
+
+def _prepare_out(out: Path) -> tuple[Path, Path | None]:
+    """A temp dir beside ``out``, and the topmost parent made for it (None if none was);
+    refuses to replace anything but an earlier export."""
+    check_out(out)
+    made = None
+    for parent in reversed(out.parents):
+        if not parent.exists():
+            made = parent
+            break
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    except OSError as exc:
+        _discard(tmp, made)
+        raise UserError(f"--out {out}: cannot create a directory in {out.parent} ({exc.strerror or exc})") from None
+    return tmp, made
+
+
+def _discard(tmp: Path, made: Path | None) -> None:
+    """Removes a failed export's temp dir and the parents made for it, so nothing is left behind."""
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    return tmp
+    if made is None:
+        return
+    parent = tmp.parent
+    while True:
+        try:
+            parent.rmdir()
+        except OSError:
+            return
+        if parent == made:
+            return
+        parent = parent.parent
 
 
 def _finish(tmp: Path, out: Path, record: dict) -> Path:
@@ -168,8 +210,19 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         src = checkpoint / ckpt.ADAPTER
         if not (src / "adapter_config.json").is_file():
             raise UserError(f"{checkpoint}: has no adapter to export")
-        tmp = _prepare_out(target)
-        try:
+    # Made before a merge loads the model, so an --out that cannot be written fails at once.
+    tmp, made = _prepare_out(target)
+    try:
+        if kind == "merged":
+            trained = load_trained(run.path, step, full_precision=bool(quantized))
+            tokenizer = trained.tokenizer
+        else:
+            trained, tokenizer = None, _tokenizer_for(run, cfg, meta)
+    except BaseException:
+        _discard(tmp, made)
+        raise
+    try:
+        if trained is None:
             for f in src.iterdir():
                 if f.is_file():
                     shutil.copy2(f, tmp / f.name)
@@ -177,20 +230,16 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
             adapter_config = json.loads(config_path.read_text(encoding="utf-8"))
             adapter_config["base_model_name_or_path"] = record["base"]
             atomic_write_json(config_path, adapter_config)
-            _tokenizer_for(run, cfg, meta).save_pretrained(tmp)
-            return _finish(tmp, target, record), kind
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    trained = load_trained(run.path, step, full_precision=bool(quantized))
-    tmp = _prepare_out(target)
-    try:
-        model = trained.model.merge_and_unload() if meta.get("peft") else trained.model
-        model.save_pretrained(tmp)
-        trained.tokenizer.save_pretrained(tmp)
+        else:
+            model = trained.model.merge_and_unload() if meta.get("peft") else trained.model
+            model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         return _finish(tmp, target, record), kind
+    except OSError as exc:
+        _discard(tmp, made)
+        raise UserError(f"--out {target}: cannot write the export ({exc.strerror or exc})") from None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _discard(tmp, made)
         raise
 
 

@@ -34,6 +34,8 @@ class Progress:
         self.mode = mode
         self._last_line = 0.0
         self._bar_open = False
+        self._room: int | None = None  # the bar's width, fixed at the first update
+        self._drawn = 0  # length of the line on screen, so a shorter one covers it
 
     def message(self, text: str) -> None:
         if self.mode == "none":
@@ -47,10 +49,16 @@ class Progress:
         if self.mode == "bar":
             width = shutil.get_terminal_size((80, 24)).columns
             tail = f" {step}/{total} loss {loss_txt} {fmt_rate(tokens_per_s)} tok/s ETA {fmt_duration(eta_s)}"
-            room = max(10, min(40, width - len(tail) - 4))
+            if self._room is None:
+                # Sized once for the widest tail the run can print: a width that followed the
+                # tail would make the fill shrink when the text grows.
+                widest = f" {total}/{total} loss 00.0000 999.9k tok/s ETA 99h59m"
+                self._room = max(10, min(40, width - len(widest) - 4))
+            room = self._room
             done = int(room * step / max(1, total))
-            bar = "[" + "#" * done + "-" * (room - done) + "]"
-            self.stream.write("\r" + (bar + tail)[: width - 1].ljust(min(width - 1, len(bar + tail))))
+            line = "[" + "#" * done + "-" * (room - done) + "]" + tail
+            self.stream.write("\r" + line.ljust(self._drawn)[: width - 1])
+            self._drawn = min(width - 1, max(self._drawn, len(line)))
             self.stream.flush()
             self._bar_open = True
             if eval_loss is not None:
@@ -69,6 +77,7 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
             self._bar_open = False
+            self._drawn = 0
 
     def close(self) -> None:
         self._end_bar()

@@ -62,3 +62,33 @@ def test_precedence_defaults_preset_file_flags(tmp_path):
     assert cfg.peft.lora_alpha == 64             # flag over file
     assert cfg.train.steps == 7
     assert cfg.train.batch_size == 4             # default
+
+
+@pytest.mark.parametrize("name", ["a/b", "mine.toml", "mine.yaml"])
+def test_a_preset_name_that_reads_as_a_path_is_refused(cli, name):
+    """show and --preset read such a name as a file, so a preset saved under it could not be found."""
+    from aios_tui.config.presets import user_dir, user_preset_key
+    from aios_tui.config.validate import ConfigError
+
+    code, out, err = cli("presets", "save", name, "--lora-r", "4")
+    assert code == 2 and out == ""
+    assert err.strip() == (f"aios-tui: error: preset name {name!r} looks like a file path; use letters, digits, "
+                           "spaces, '-' and '_' (no '/' and no .toml or .yaml ending)")
+    assert not user_dir().exists() or not any(user_dir().iterdir())
+    with pytest.raises(ConfigError, match="looks like a file path"):  # what the console's save dialog shows
+        user_preset_key(name)
+    code, _, err = cli("presets", "delete", name)
+    assert code == 2 and "not a path" in err
+
+
+def test_a_saved_preset_reports_the_name_show_and_delete_take(cli):
+    code, out, _ = cli("presets", "save", "Night Run #2", "--lora-r", "4")
+    assert code == 0 and out.startswith("saved preset 'Night Run #2' as 'night-run-2' to ")
+    code, out, _ = cli("presets", "show", "night-run-2")
+    assert code == 0 and "lora_r = 4" in out
+    code, out, _ = cli("presets", "show", "Night Run #2")
+    assert code == 0 and "lora_r = 4" in out
+    code, out, _ = cli("presets", "save", "plain", "--lora-r", "4")
+    assert code == 0 and out.startswith("saved preset 'plain' to ")
+    code, out, _ = cli("presets", "delete", "Night Run #2")
+    assert code == 0

@@ -120,6 +120,16 @@ def test_export_and_generate_errors(tmp_path, cli):
     assert code == 2 and "--max-new-tokens" in err and "--temperature" in err
 
 
+def test_generate_on_cuda_without_a_gpu_names_the_flag(tmp_path, cli, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    code, out, err = cli("generate", str(run), "--prompt", "x", "--device", "cuda")
+    assert code == 2 and out == ""
+    assert err == ("aios-tui: error: --device: cuda was asked for but no CUDA GPU is visible to torch; "
+                   "use --device cpu or auto\n")
+
+
 @pytest.mark.slow
 def test_export_refuses_to_overwrite_other_files(make_cfg, tmp_path, cli, monkeypatch):
     from aios_tui.engine.train import run_training
@@ -148,3 +158,47 @@ def test_export_refuses_to_overwrite_other_files(make_cfg, tmp_path, cli, monkey
     monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path))
     code, out, err = cli("export", run.name, "--checkpoint", "1")
     assert code == 0, err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("merge", [False, True])
+def test_export_to_an_out_that_cannot_be_made(merge, make_cfg, tmp_path, cli, monkeypatch):
+    """An --out under a file, or where no directory can be made, is refused in one line; nothing is left."""
+    import os
+
+    from aios_tui.engine import export as export_mod
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=1, **METHODS["lora"]), run, progress="none")
+    flag = ["--merge"] if merge else []
+    afile = tmp_path / "somefile.toml"
+    afile.write_text("x")
+    before = sorted(os.listdir(tmp_path)), sorted(os.listdir(run))
+    for out in (afile / "x", afile / "a" / "b"):
+        code, out_text, err = cli("export", str(run), "--out", str(out), *flag)
+        assert code == 2 and err.strip() == f"aios-tui: error: --out {out}: {afile} is a file, not a directory"
+    if os.path.isdir("/proc/self"):  # a directory where nothing can be made
+        code, _, err = cli("export", str(run), "--out", "/proc/x", *flag)
+        assert code == 2 and err.strip() == ("aios-tui: error: --out /proc/x: cannot create a directory in /proc "
+                                             "(No such file or directory)")
+
+    def fails(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    # A write that fails halfway takes the parents it made with it.
+    monkeypatch.setattr(export_mod, "_finish", fails)
+    code, _, err = cli("export", str(run), "--out", str(tmp_path / "new" / "deep" / "out"), *flag)
+    assert code == 2 and "cannot write the export (No space left on device)" in err
+    assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(run))) == before
+
+
+def test_bundle_export_to_an_out_under_a_file(tmp_path, cli):
+    bundle = tmp_path / "brain"
+    bundle.mkdir()
+    (bundle / "brain.json").write_text("{}")
+    afile = tmp_path / "somefile.toml"
+    afile.write_text("x")
+    code, _, err = cli("export", str(bundle), "--out", str(afile / "x"))
+    assert code == 2 and err.strip() == f"aios-tui: error: --out {afile / 'x'}: {afile} is a file, not a directory"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["brain", "somefile.toml"]

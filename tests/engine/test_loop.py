@@ -114,6 +114,30 @@ def test_progress_lines_and_bar(capsys):
     assert buf.getvalue().endswith("\ndone\n")
 
 
+def test_progress_bar_keeps_its_width_while_the_text_after_it_changes(monkeypatch):
+    import io
+    import os
+    import re
+
+    from aios_tui.engine import progress
+
+    monkeypatch.setattr(progress.shutil, "get_terminal_size", lambda fallback=None: os.terminal_size((80, 24)))
+    buf = io.StringIO()
+    bar = progress.Progress("bar", stream=buf)
+    # The tail grows (loss gains a digit, the rate passes 1k, the ETA gains hours) as the step rises.
+    bar.update(950, 3000, 9.8765, 999.0, 59 * 60.0)
+    bar.update(1000, 3000, 10.1234, 1200.0, 2 * 3600.0)
+    bar.update(1050, 3000, 9.5, 998.0, 50.0)
+    frames = buf.getvalue().split("\r")[1:]
+    bars = [re.match(r"\[(#*)(-*)\]", f).groups() for f in frames]
+    assert len({len(done) + len(left) for done, left in bars}) == 1  # one width for the run
+    fills = [len(done) for done, _ in bars]
+    assert fills == sorted(fills)  # the fill never goes back
+    lengths = [len(f) for f in frames]
+    assert lengths == sorted(lengths) and lengths[-1] > len(frames[-1].rstrip())  # a shorter line covers a longer one
+    assert all(len(f) < 80 for f in frames)
+
+
 @pytest.mark.slow
 def test_a_loss_that_stays_nan_fails_the_run_clearly(make_cfg, tmp_path, records_of):
     from aios_tui.engine.task import CausalLMTask

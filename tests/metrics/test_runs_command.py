@@ -98,6 +98,15 @@ def test_runs_with_a_root_that_does_not_exist_is_refused(cli, tmp_path):
     assert code == 2 and "no such directory" in err
 
 
+def test_runs_with_a_root_that_is_a_file_is_refused(cli, tmp_path):
+    afile = tmp_path / "runs.txt"
+    afile.write_text("x")
+    for argv in (("runs", "--root", str(afile)), ("runs", "list", "--root", str(afile)),
+                 ("runs", "stop", "live-lora", "--root", str(afile))):
+        code, out, err = cli(*argv)
+        assert code == 2 and out == "" and err == f"aios-tui: error: --root {afile}: not a directory\n", argv
+
+
 def test_tail_refuses_a_file_that_is_not_metrics(cli, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello\n")

@@ -56,6 +56,28 @@ def test_listings(cli):
     assert code == 0 and "meta-llama/Llama-3.2-1B" in out
 
 
+def test_listings_as_json(cli):
+    from aios_tui.vram import GPUS
+
+    code, out, err = cli("estimate", "--list-gpus", "--json")
+    assert code == 0, err
+    gpus = json.loads(out)
+    assert len(gpus) == len(GPUS)
+    assert {"key": "h200", "label": "H200 141 GB", "total_bytes": 143771 * 1024 ** 2} in gpus
+    code, out, err = cli("estimate", "--list-models", "--json")
+    assert code == 0, err
+    models = json.loads(out)
+    assert models[0] == "tiny" and "meta-llama/Llama-3.2-1B" in models
+
+
+def test_help_says_json_covers_the_listings(capsys):
+    from aios_tui.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["estimate", "--help"])
+    assert "with --list-gpus or --list-models, the list" in " ".join(capsys.readouterr().out.split())
+
+
 @pytest.mark.parametrize("args,needle", [
     (["--gpu-memory", "lots"], "not a memory size"),
     (["--gpu-memory", "12XB"], "unknown unit"),
