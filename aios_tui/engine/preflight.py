@@ -111,8 +111,31 @@ def output_problems(cfg: RunConfig, run_dir: Path | None = None) -> list[str]:
     if run_dir is not None:
         problems.append(writable_problem(run_dir, "train.run_dir", directory=True))
     if cfg.train.log_file.strip():
-        problems.append(writable_problem(Path(cfg.train.log_file), "train.log_file", directory=False))
+        log = Path(cfg.train.log_file)
+        problems.append(writable_problem(log, "train.log_file", directory=False))
+        if run_dir is not None:
+            problems.append(shared_log_problem(log, run_dir))
     return [p for p in problems if p]
+
+
+def shared_log_problem(log: Path, run_dir: Path) -> str | None:
+    """A metrics file another live run writes to: two runs' lines would interleave. (One after
+    another is AI-OS's habit with --log-file and stays allowed: each run starts with its header.)"""
+    from aios_tui.metrics.rundir import LIVE_STATES, default_runs_root, list_runs
+
+    target = log.expanduser().resolve()
+    own = run_dir.expanduser().resolve()
+    roots = {default_runs_root().resolve(), own.parent}
+    for root in roots:
+        for run in list_runs(root):
+            if run.path.resolve() == own:
+                continue
+            read = run.load_status()
+            metrics = read.fields.get("metrics")
+            if read.state() in LIVE_STATES and metrics and Path(metrics).resolve() == target:
+                return (f"train.log_file {log}: the live run {run.path} writes its metrics there; "
+                        "give this run another --log-file")
+    return None
 
 
 def check_dataset(cfg: RunConfig) -> None:

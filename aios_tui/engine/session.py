@@ -66,7 +66,8 @@ def holds_run(run: RunDir) -> str | None:
 
 def ensure_free(run: RunDir) -> None:
     why = holds_run(run)
-    if why and not run.path.is_dir():
+    if why and not (run.path.is_dir() and run.latest_checkpoint() is not None):
+        # only a run with a checkpoint can be continued
         raise UserError(f"{why}; pick another --run-dir or --run-name")
     if why:
         raise UserError(why, f"pick another --run-dir or --run-name, or continue it with "

@@ -17,6 +17,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,9 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             state = ckpt.load_trainer_state(checkpoint)
             _check_same_data(state, data, cfg, checkpoint)
 
+    log = Path(cfg.train.log_file) if cfg.train.log_file.strip() else None
+    if not resume and log is not None and log.is_file() and log.stat().st_size > 0:
+        print(f"note: {log} holds earlier runs' metrics; this run's lines follow them", file=sys.stderr)
     created = session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps,
                               write_config=not resume)
     try:
@@ -286,7 +290,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
             prog.message(f"note: no VRAM estimate ({why})")
         reporter.header({
             "peft": "enabled" if cfg.peft.use_peft else "disabled", "method": cfg.method_label(),
-            "config": cfg.to_dict(), "parameters": params, "model": cfg.model.model,
+            "config": cfg.to_dict(), "parameters": params, "model": task.describe_model(cfg),
             "device": str(device), "vram_estimate": estimate, "task": spec, "data": data.summary,
             "run_dir": str(run.path), "versions": versions(), "memory_savers": savers,
         })

@@ -210,6 +210,11 @@ def test_check_refuses_a_run_directory_that_holds_a_run(cli, make_cfg, tmp_path)
     assert code == 2 and "already holds a run" in err
     code, out, err = cli("train", "--check", "--run-dir", str(tmp_path / "free"))
     assert code == 0 and out.startswith("ok: ") and not (tmp_path / "free").exists()
+    # a directory of other files cannot be resumed, so --resume is not offered
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("x")
+    code, _, err = cli("train", "--check", "--run-dir", str(tmp_path / "notes"))
+    assert code == 2 and "is not empty (todo.txt)" in err and "--resume" not in err
 
 
 def test_check_refuses_a_model_directory_without_weights(cli, tmp_path):
@@ -234,3 +239,18 @@ def test_resume_takes_a_run_name(cli, make_cfg, tmp_path):
     code, out, err = cli("train", "--resume", "named", "--progress", "none")
     assert code == 0, err
     assert (runs / "named" / "checkpoints" / "step-000003").is_dir()
+
+
+def test_a_log_file_a_live_run_writes_is_refused(cli, tmp_path):
+    from aios_tui.metrics.rundir import RunDir
+
+    log = tmp_path / "shared.jsonl"
+    log.write_text('{"peft": "disabled"}\n')
+    live = RunDir(tmp_path / "runs" / "live")
+    live.path.mkdir(parents=True)
+    live.write_status(state="running", pid=os.getpid(), metrics=str(log), step=1)
+    code, _, err = cli("train", "--check", "--run-dir", str(tmp_path / "runs" / "new"), "--log-file", str(log))
+    assert code == 2 and f"the live run {live.path} writes its metrics there" in err
+    live.write_status(state="finished")  # one run after another may share the file, as AI-OS's examples do
+    code, _, err = cli("train", "--check", "--run-dir", str(tmp_path / "runs" / "new"), "--log-file", str(log))
+    assert code == 0, err

@@ -111,6 +111,7 @@ def test_the_seeds_try_it_command_on_a_trained_bundle(cli, tmp_path, monkeypatch
     assert "random weights" not in err  # the note is for new brains only
     header = read_header(tmp_path / "artifacts/brains/actv1/metrics.jsonl")
     assert header["peft"] == "enabled" and header["method"] == method
+    assert header["model"].startswith("HRM ACTv1 (")  # what trains, not the tokenizer's name
     params = header["parameters"]
     assert 0 < params["trainable_pct"] < 5, params
     assert header["config"]["hrm"]["hidden_size"] == 512  # the student's width, taken from the bundle
