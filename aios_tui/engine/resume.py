@@ -12,8 +12,8 @@ May change (the new value applies from the next step):
     The learning rate is a pure function of the step, so a changed schedule takes effect at
     once with no jump in the step count.
 
-Kept from the run whatever is passed (they name the run, not how it trains):
-    run_name, run_dir.
+Kept from the run (they name the run, not how it trains): run_name, run_dir. A config file's
+values are ignored; `train --resume` refuses flags naming another run.
 
 Refused (exit 2, one line per field):
     the model and its dtype; every peft field (method, rank, alpha, dropout, targets, AdaLoRA
