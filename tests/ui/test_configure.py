@@ -236,6 +236,21 @@ async def test_load_toml_fills_the_form(make_app, tmp_path):
         assert app.screen.query_one(CommandPreview).command == f"aios-tui train --config {path}"
 
 
+async def test_a_notice_shows_a_files_table_names_as_written(make_app, tmp_path):
+    from textual.widgets._toast import Toast
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[peft]\nlora_rr = 8\n")
+    app = make_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.screen.query(Input), what="the prompt")
+        app.screen.query_one(Input).value = str(bad)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query(Toast), what="the notice")
+        shown = " ".join(str(t.render()) for t in app.screen.query(Toast))
+        assert "unknown key 'lora_rr' in [peft]; did you mean 'lora_r'?" in shown
+
+
 async def test_field_help_follows_focus(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

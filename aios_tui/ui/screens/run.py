@@ -126,7 +126,8 @@ class RunScreen(Screen):
             self.resume_pending = False
         if self.resume_pending and self.pid and not pid_alive(self.pid):
             self.resume_pending = False
-            self.notify(f"{self.run.name} did not resume; see {self.run.log_path}", severity="error")
+            self.notify(f"{self.run.name} did not resume; see {self.run.log_path}", severity="error",
+                        markup=False)
         title = Text()
         title.append(f" {view.name}", style="bold")
         header = view.header or {}
@@ -177,10 +178,10 @@ class RunScreen(Screen):
         try:
             runctl.stop_run(self.run)
         except UserError as exc:
-            self.notify("; ".join(exc.problems), severity="warning")
+            self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
         self.stop_requested = True
-        self.notify(f"stopping {self.run.name}: saving a checkpoint first")
+        self.notify(f"stopping {self.run.name}: saving a checkpoint first", markup=False)
         if self.view:
             self.query_one(RunProgress).update_view(self.view, self._shown_state(self.view))
 
@@ -188,14 +189,15 @@ class RunScreen(Screen):
         try:
             runctl.checkpoint_run(self.run)
         except UserError as exc:
-            self.notify("; ".join(exc.problems), severity="warning")
+            self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
         self.notify("checkpoint requested; it appears under Events when written")
 
     def action_resume(self) -> None:
         if self.view is not None and self.view.state == UNREADABLE:
             # its process cannot be checked: a resume could start a second engine on a live run
-            self.notify(f"cannot resume {self.run.name}: {self.view.status_problem}", severity="warning")
+            self.notify(f"cannot resume {self.run.name}: {self.view.status_problem}", severity="warning",
+                        markup=False)
             return
         self.app.resume_run(self.run)
 
@@ -219,11 +221,12 @@ class RunScreen(Screen):
 
     def _export(self, merge: bool, step: int | None = None, adapter: bool = True) -> None:
         if not runctl.claim_export(self.run):
-            self.notify(f"an export of {self.run.name} is already running", severity="warning")
+            self.notify(f"an export of {self.run.name} is already running", severity="warning", markup=False)
             return
         self.refresh_bindings()
         which = f"step {step}" if step is not None else "the latest checkpoint"
-        self.notify(f"exporting {runctl.export_what(merge, adapter)} of {self.run.name} ({which})...")
+        self.notify(f"exporting {runctl.export_what(merge, adapter)} of {self.run.name} ({which})...",
+                    markup=False)
         self._run_export(merge, step)
 
     @work(thread=True, group="export", exit_on_error=False)
@@ -234,7 +237,7 @@ class RunScreen(Screen):
         self.refresh_bindings()
         last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
         self.notify(last, title=f"export of {message.run_name}", severity="information" if message.ok else "error",
-                    timeout=10)
+                    timeout=10, markup=False)
 
     def action_runs(self) -> None:
         self.app.open_runs()
