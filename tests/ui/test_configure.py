@@ -335,6 +335,22 @@ async def test_a_run_the_engine_would_refuse_is_not_started(make_app, runs_root,
         assert not any(runs_root.iterdir())  # no dead run left behind
 
 
+async def test_refusing_a_taken_run_name_is_one_notice_with_its_advice(make_app, runs_root):
+    from runfiles import write_run
+    write_run(runs_root, "taken", state="completed")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await all_rows(pilot)
+        await set_field(pilot, "run_name", "taken")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: any(n.title == "run not started" for n in app._notifications),
+                       120, "the refusal")
+        await pilot.pause(0.2)
+        refusal = [n.message for n in app._notifications if n.title == "run not started"]
+        assert len(refusal) == 1  # at 80x24 a second toast pushes the first off the screen
+        assert "already holds a run" in refusal[0] and "pick another" in refusal[0]
+
+
 async def test_picking_a_preset_over_edits_asks_first(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -257,8 +257,10 @@ class ConfigureScreen(Screen):
 
     def _not_started(self, problems: list[str]) -> None:
         self._starting = False
-        for problem in problems:
-            self.notify(problem, title="run not started", severity="error", timeout=15, markup=False)
+        # One toast: a refusal's reason and its advice as separate toasts let the advice push the
+        # reason off a small terminal.
+        self.notify("\n".join(problems), title="run not started", severity="error", timeout=15,
+                    markup=False)
 
     def _started(self, run: Any, pid: int) -> None:
         self._starting = False
