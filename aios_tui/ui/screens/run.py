@@ -65,6 +65,7 @@ class RunScreen(Screen):
         self.resume_pending = False
         self._no_status_since: float | None = None
         self._export_busy = False
+        self._has_checkpoint = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-title")
@@ -141,8 +142,10 @@ class RunScreen(Screen):
         self.query_one(LossChart).update_view(view)
         self.query_one(EventLog).show(view.events, self._notes(view))
         busy = runctl.export_running(self.run)  # another screen may have started or finished one
-        if was_live != view.live or busy != self._export_busy:
-            self._export_busy = busy
+        # Read once a view, not in check_action: bindings are checked far more often than that.
+        has_checkpoint = self.run.latest_checkpoint() is not None
+        if was_live != view.live or busy != self._export_busy or has_checkpoint != self._has_checkpoint:
+            self._export_busy, self._has_checkpoint = busy, has_checkpoint
             self.refresh_bindings()
 
     def _notes(self, view: RunView) -> list[str]:
@@ -168,9 +171,12 @@ class RunScreen(Screen):
         live = self.view.live if self.view else False
         if action in ("stop", "checkpoint"):
             return live
+        # Export and resume start from a checkpoint: without one they could only refuse.
         if action == "resume":
-            return not live
+            return not live and self._has_checkpoint
         if action == "export":
+            if not self._has_checkpoint:
+                return False
             return None if runctl.export_running(self.run) else True
         return True
 
