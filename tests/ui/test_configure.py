@@ -251,6 +251,21 @@ async def test_a_notice_shows_a_files_table_names_as_written(make_app, tmp_path)
         assert "unknown key 'lora_rr' in [peft]; did you mean 'lora_r'?" in shown
 
 
+async def test_tab_from_the_tab_bar_goes_to_the_first_field(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        app.screen.set_focus(None)
+        await pilot.press("tab", "tab")  # the preset picker, then the tab bar
+        await pilot.press("right", "tab")  # the PEFT tab, then into it
+        await pilot.pause()
+        assert app.focused is app.screen.query_one("#f-use_peft")
+        before = app.screen.form.values["use_peft"]
+        await pilot.press("space")
+        await pilot.pause()
+        assert app.screen.form.values["use_peft"] is not before
+
+
 async def test_field_help_follows_focus(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
