@@ -87,6 +87,21 @@ async def test_run_view_follows_new_lines_and_waits_for_a_partial_one(make_app, 
         assert line  # the first appended line was complete
 
 
+async def test_the_loss_charts_key_is_in_its_title_not_over_the_curve(make_app, runs_root):
+    run = write_run(runs_root, "lora-key")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        await pilot.pause()
+        chart = app.screen.query_one(LossChart)
+        plot = text_of(chart)
+        assert "train" not in plot and "eval" not in plot
+        # the first steps' loss is the highest: the curve starts in the top left corner
+        top_row = plot.splitlines()[1]
+        assert any("\u2800" <= ch <= "\u28ff" for ch in top_row.split("\u2524", 1)[1][:4])
+        assert "train" in chart.border_title and "eval" in chart.border_title
+
+
 async def test_stop_and_checkpoint_keys_write_the_request_files(make_app, runs_root):
     run = write_run(runs_root, "lora-c")
     add_checkpoint(run, 100)
