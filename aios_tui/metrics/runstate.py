@@ -28,11 +28,18 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _thin(points: list[Point], limit: int) -> list[Point]:
-    """Halve the points (keeping the newest) until they fit: the chart keeps its shape."""
-    while len(points) > limit:
-        points = points[::-1][::2][::-1]
-    return points
+def _add(points: list[Point], point: Point, stride: int, limit: int) -> int:
+    """Append ``point``; keep the first point, the newest and those whose step is a multiple of
+    ``stride``, doubling the stride whenever the list fills. Thinning only by step keeps the kept
+    points evenly spread over the whole run: halving the list each time it filled thinned the
+    oldest points again and again. Returns the stride now in use."""
+    if len(points) > 1 and points[-1][0] % stride:
+        points.pop()  # it was kept only for being the newest
+    points.append(point)
+    while len(points) > max(limit, 3):
+        stride *= 2
+        points[1:-1] = [p for p in points[1:-1] if p[0] % stride == 0]
+    return stride
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,7 @@ class RunTracker:
         self.last: dict[str, Any] | None = None
         self.loss: list[Point] = []
         self.eval_loss: list[Point] = []
+        self._loss_stride = self._eval_stride = 1
         self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
         self.measured: dict[str, Any] | None = None
         self.truncated = False
@@ -143,6 +151,7 @@ class RunTracker:
     def _clear(self) -> None:
         self.header, self.last, self.measured = None, None, None
         self.loss, self.eval_loss = [], []
+        self._loss_stride = self._eval_stride = 1
         self.events.clear()
         self.truncated = False
 
@@ -199,16 +208,16 @@ class RunTracker:
         if self.loss and step <= self.loss[-1][0] and _finite(rec.get("loss")):
             self.loss = [p for p in self.loss if p[0] < step]
             self.eval_loss = [p for p in self.eval_loss if p[0] < step]
+        if self.eval_loss and step <= self.eval_loss[-1][0] and _finite(rec.get("eval_loss")):
+            self.eval_loss = [p for p in self.eval_loss if p[0] < step]
         if _finite(rec.get("loss")):
-            self.loss.append((step, float(rec["loss"])))
-            if len(self.loss) > self.max_points:
-                self.loss = _thin(self.loss, self.max_points // 2)
+            self._loss_stride = _add(self.loss, (step, float(rec["loss"])), self._loss_stride,
+                                     self.max_points)
         if "loss" in rec:
             self.last = rec
         if _finite(rec.get("eval_loss")):
-            self.eval_loss.append((step, float(rec["eval_loss"])))
-            if len(self.eval_loss) > self.max_points:
-                self.eval_loss = _thin(self.eval_loss, self.max_points // 2)
+            self._eval_stride = _add(self.eval_loss, (step, float(rec["eval_loss"])),
+                                     self._eval_stride, self.max_points)
 
     def view(self) -> RunView:
         return RunView(

@@ -95,7 +95,7 @@ class AiosApp(App[None]):
         if event.state == WorkerState.ERROR:
             error = event.worker.error
             self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name or 'background task'} failed",
-                        severity="error", timeout=15)
+                        severity="error", timeout=15, markup=False)
 
     # -- navigation ------------------------------------------------------------
     def _show(self, screen: Screen) -> None:
@@ -141,10 +141,11 @@ class AiosApp(App[None]):
                 try:
                     n = int(text)
                 except ValueError:
-                    self.notify(f"{text!r} is not a whole number of steps", severity="error")
+                    self.notify(f"{text!r} is not a whole number of steps", severity="error", markup=False)
                     return
                 if n <= total:
-                    self.notify(f"give more than the {total} steps it already ran", severity="error")
+                    self.notify(f"give more than the {total} steps it already ran", severity="error",
+                                markup=False)
                     return
                 self.resume_run(run, n)
 
@@ -154,9 +155,9 @@ class AiosApp(App[None]):
         try:
             pid = runctl.resume_run(run, steps)
         except UserError as exc:
-            self.notify("; ".join(exc.problems), title="not resumed", severity="error")
+            self.notify("; ".join(exc.problems), title="not resumed", severity="error", markup=False)
             return
-        self.notify(f"resuming {run.name} (pid {pid})")
+        self.notify(f"resuming {run.name} (pid {pid})", markup=False)
         path = run.path.resolve()
         self.watched[path] = pid
         self._mark_own_pids()

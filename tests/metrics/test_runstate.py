@@ -49,6 +49,38 @@ def test_history_is_thinned_but_keeps_the_newest_point(tmp_path):
     assert len(steps) <= 300 and steps[-1] == 1000 and steps == sorted(steps)
 
 
+def test_a_long_runs_history_stays_evenly_spread(tmp_path):
+    run = write_run(tmp_path, "r", steps=0, total=9000)
+    t = RunTracker(run, max_points=300)
+    t.poll()
+    append(run.default_metrics, *[step_record(s, 9000, eval_every=10) for s in range(1, 9001)])
+    t.poll()
+    v = t.view()
+    for points in (v.loss, v.eval_loss):
+        steps = [p[0] for p in points]
+        assert 100 <= len(steps) <= 300 and steps[-1] == 9000
+        gaps = [b - a for a, b in zip(steps[1:-1], steps[2:-1])]
+        assert max(gaps) == min(gaps)                    # one stride from first to last
+        assert steps[1] - steps[0] <= gaps[0] and steps[-1] - steps[-2] <= gaps[0]
+        assert steps[0] <= 10                            # the start of the run is still there
+    # The newest step is kept only until a newer one comes, unless it falls on the stride.
+    append(run.default_metrics, step_record(9001, 9100))
+    t.poll()
+    steps = [p[0] for p in t.view().loss]
+    assert steps[-1] == 9001 and 9000 not in steps
+
+
+def test_resumed_steps_replace_the_later_ones_in_a_thinned_history(tmp_path):
+    run = write_run(tmp_path, "r", steps=2000, total=3000)
+    t = RunTracker(run, max_points=100)
+    t.poll()
+    append(run.default_metrics, {"event": "resumed", "step": 1500},
+           *[step_record(s, 3000) for s in range(1501, 1511)])
+    t.poll()
+    steps = [p[0] for p in t.view().loss]
+    assert steps[-1] == 1510 and steps == sorted(set(steps)) and all(s <= 1510 for s in steps)
+
+
 def test_a_dead_process_is_failed_and_vram_measured_is_kept(tmp_path):
     run = write_run(tmp_path, "r", pid=999_999_999)
     append(run.default_metrics, {"event": "vram_measured", "mem_peak": 5, "nvml_used": 7})

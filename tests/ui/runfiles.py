@@ -67,3 +67,11 @@ def write_run(root: Path, name: str, *, steps: int = 120, total: int = 200, stat
         status["error"] = "CUDA out of memory"
     run.status_file.write_text(json.dumps(status))
     return run
+
+
+def add_checkpoint(run: RunDir, step: int) -> Path:
+    """A complete checkpoint directory, as export and resume look for (no weights in it)."""
+    path = run.checkpoints / f"step-{step:06d}"
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "COMPLETE").touch()
+    return path

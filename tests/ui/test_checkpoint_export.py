@@ -74,19 +74,28 @@ async def test_pick_a_checkpoint_and_export_its_adapter(make_app, finished_run):
 
 
 async def test_escape_cancels_and_a_run_without_checkpoints_says_so(make_app, runs_root):
+    from textual.widgets import DataTable
+
+    from aios_tui.ui.screens.runs import RunsScreen
+
     path = runs_root / "empty"
     path.mkdir()
     (path / "config.toml").write_text("version = 1\n")
     app = make_app(attach=path)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view")
+        assert not app.screen.check_action("export", ())  # the run view does not offer it
+        app.open_runs()  # the runs list does, and the picker says why there is nothing to pick
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen)
+                       and app.screen.query_one(DataTable).row_count == 1, what="the runs list")
+        runs = app.screen
         await pilot.press("e")
         await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), what="the picker")
         assert "no complete checkpoint" in str(app.screen.query_one("#no-checkpoints").render())
         await pilot.press("enter", "m")  # nothing to choose: nothing happens
         assert isinstance(app.screen, CheckpointPicker)
         await pilot.press("escape")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view again")
+        await wait_for(pilot, lambda: app.screen is runs, what="the runs list again")
         assert not any("export" in str(n.title) for n in app._notifications)
 
 

@@ -236,6 +236,36 @@ async def test_load_toml_fills_the_form(make_app, tmp_path):
         assert app.screen.query_one(CommandPreview).command == f"aios-tui train --config {path}"
 
 
+async def test_a_notice_shows_a_files_table_names_as_written(make_app, tmp_path):
+    from textual.widgets._toast import Toast
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[peft]\nlora_rr = 8\n")
+    app = make_app()
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.screen.query(Input), what="the prompt")
+        app.screen.query_one(Input).value = str(bad)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query(Toast), what="the notice")
+        shown = " ".join(str(t.render()) for t in app.screen.query(Toast))
+        assert "unknown key 'lora_rr' in [peft]; did you mean 'lora_r'?" in shown
+
+
+async def test_tab_from_the_tab_bar_goes_to_the_first_field(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        app.screen.set_focus(None)
+        await pilot.press("tab", "tab")  # the preset picker, then the tab bar
+        await pilot.press("right", "tab")  # the PEFT tab, then into it
+        await pilot.pause()
+        assert app.focused is app.screen.query_one("#f-use_peft")
+        before = app.screen.form.values["use_peft"]
+        await pilot.press("space")
+        await pilot.pause()
+        assert app.screen.form.values["use_peft"] is not before
+
+
 async def test_field_help_follows_focus(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -318,6 +348,22 @@ async def test_a_run_the_engine_would_refuse_is_not_started(make_app, runs_root,
         assert refusal == [f"dataset {tmp_path / 'missing.jsonl'}: no such file"]
         assert isinstance(app.screen, ConfigureScreen)
         assert not any(runs_root.iterdir())  # no dead run left behind
+
+
+async def test_refusing_a_taken_run_name_is_one_notice_with_its_advice(make_app, runs_root):
+    from runfiles import write_run
+    write_run(runs_root, "taken", state="completed")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await all_rows(pilot)
+        await set_field(pilot, "run_name", "taken")
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: any(n.title == "run not started" for n in app._notifications),
+                       120, "the refusal")
+        await pilot.pause(0.2)
+        refusal = [n.message for n in app._notifications if n.title == "run not started"]
+        assert len(refusal) == 1  # at 80x24 a second toast pushes the first off the screen
+        assert "already holds a run" in refusal[0] and "pick another" in refusal[0]
 
 
 async def test_picking_a_preset_over_edits_asks_first(make_app):

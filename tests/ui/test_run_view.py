@@ -23,7 +23,7 @@ from aios_tui.ui.widgets.run_progress import RunProgress
 from aios_tui.ui.widgets.run_stats import RunStats
 
 from pilots import wait_for
-from runfiles import T0, step_record, write_run
+from runfiles import T0, add_checkpoint, step_record, write_run
 
 SIZE = (100, 32)
 
@@ -87,8 +87,24 @@ async def test_run_view_follows_new_lines_and_waits_for_a_partial_one(make_app, 
         assert line  # the first appended line was complete
 
 
+async def test_the_loss_charts_key_is_in_its_title_not_over_the_curve(make_app, runs_root):
+    run = write_run(runs_root, "lora-key")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        await pilot.pause()
+        chart = app.screen.query_one(LossChart)
+        plot = text_of(chart)
+        assert "train" not in plot and "eval" not in plot
+        # the first steps' loss is the highest: the curve starts in the top left corner
+        top_row = plot.splitlines()[1]
+        assert any("\u2800" <= ch <= "\u28ff" for ch in top_row.split("\u2524", 1)[1][:4])
+        assert "train" in chart.border_title and "eval" in chart.border_title
+
+
 async def test_stop_and_checkpoint_keys_write_the_request_files(make_app, runs_root):
     run = write_run(runs_root, "lora-c")
+    add_checkpoint(run, 100)
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
@@ -109,6 +125,27 @@ async def test_stop_and_checkpoint_keys_write_the_request_files(make_app, runs_r
         assert "stopped" in text_of(screen.query_one(EventLog))
         assert screen.check_action("resume", ()) is True
         assert screen.check_action("stop", ()) is False
+
+
+async def test_export_and_resume_are_offered_once_there_is_a_checkpoint(make_app, runs_root):
+    from textual.widgets._footer import FooterKey
+
+    run = write_run(runs_root, "no-ckpt", state="stopped", pid=0)
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        screen = app.screen
+
+        def offered() -> set[str]:
+            return {k.action for k in screen.query(FooterKey) if not k.disabled}
+
+        await pilot.pause()
+        assert "runs" in offered() and not {"export", "resume"} & offered()
+        await pilot.press("e", "r")
+        await pilot.pause()
+        assert app.screen is screen and not app._notifications  # nothing to refuse
+        add_checkpoint(run, 100)
+        await wait_for(pilot, lambda: {"export", "resume"} <= offered(), what="export and resume")
 
 
 async def test_failed_run_shows_the_error_and_the_engine_log(make_app, runs_root):
@@ -281,6 +318,7 @@ async def test_measured_peaks_show_beside_the_estimate(make_app, runs_root):
 
 async def test_run_view_actions_are_in_the_palette(make_app, runs_root):
     run = write_run(runs_root, "palette")
+    add_checkpoint(run, 100)
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
@@ -295,13 +333,10 @@ async def test_run_view_actions_are_in_the_palette(make_app, runs_root):
 
 
 def test_resuming_to_more_steps_shows_the_new_total_at_once(runs_root, monkeypatch):
-    from runfiles import write_run
-
     from aios_tui.ui import runctl
 
     run = write_run(runs_root, "done", state="finished", steps=20, pid=0)
-    (run.checkpoints / "step-000020").mkdir(parents=True)
-    (run.checkpoints / "step-000020" / "COMPLETE").touch()
+    add_checkpoint(run, 20)
     monkeypatch.setattr(runctl, "start_detached", lambda args, path: 999999)
     runctl.resume_run(run, steps=2000)
     status = run.read_status()

@@ -12,7 +12,7 @@ from textual.widgets import Input, Select
 from aios_tui.config import find_preset
 
 from console_fixtures import no_gpu
-from runfiles import write_run
+from runfiles import add_checkpoint, write_run
 
 SIZES = [(80, 24), (120, 40)]
 
@@ -66,6 +66,7 @@ def test_configure_problems_no_gpu_no_colour(snap_compare, make_app):
 def test_run_view(snap_compare, make_app, runs_root, colour, size):
     vram = {"peak_allocated_bytes": 3 << 30, "device_used_bytes": 7 << 29, "breakdown": {}}
     run = write_run(runs_root, "lora-snap", cuda=True, vram=vram)
+    add_checkpoint(run, 100)  # as its checkpoint event says: export is offered
     app = make_app(attach=run.path)
     assert snap_compare(app, terminal_size=size, run_before=steady)
 

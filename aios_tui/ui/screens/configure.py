@@ -114,7 +114,7 @@ class ConfigureScreen(Screen):
         # Nothing here may query the children: the form announces itself (ConfigForm.Changed
         # on its mount) and the panes read the GPU themselves.
         for problem in self._preset_problems:
-            self.notify(problem, title="presets", severity="warning", timeout=10)
+            self.notify(problem, title="presets", severity="warning", timeout=10, markup=False)
 
     @property
     def form(self) -> ConfigForm:
@@ -182,7 +182,7 @@ class ConfigureScreen(Screen):
             cfg = self._preset_config(key) or RunConfig()
         except ConfigError as exc:
             for problem in exc.problems:
-                self.notify(problem, title="preset not loaded", severity="error")
+                self.notify(problem, title="preset not loaded", severity="error", markup=False)
             self._show_preset(self.preset_key)
             return
         current = self.form.result.config
@@ -212,7 +212,7 @@ class ConfigureScreen(Screen):
         if result.config is None:
             n = len(result.problems)
             self.notify(f"fix {n} problem{'s' if n > 1 else ''} before you {doing}: {result.problems[0]}",
-                        severity="error")
+                        severity="error", markup=False)
         return result.config
 
     def action_start_run(self) -> None:
@@ -257,12 +257,14 @@ class ConfigureScreen(Screen):
 
     def _not_started(self, problems: list[str]) -> None:
         self._starting = False
-        for problem in problems:
-            self.notify(problem, title="run not started", severity="error", timeout=15)
+        # One toast: a refusal's reason and its advice as separate toasts let the advice push the
+        # reason off a small terminal.
+        self.notify("\n".join(problems), title="run not started", severity="error", timeout=15,
+                    markup=False)
 
     def _started(self, run: Any, pid: int) -> None:
         self._starting = False
-        self.notify(f"started {run.name} (pid {pid}); it keeps training if the console closes")
+        self.notify(f"started {run.name} (pid {pid}); it keeps training if the console closes", markup=False)
         self.app.open_run(run.path, pid=pid)
 
     def action_save_preset(self) -> None:
@@ -276,7 +278,7 @@ class ConfigureScreen(Screen):
             try:
                 key = user_preset_key(name)
             except ConfigError as exc:
-                self.notify(exc.problems[0], title="preset not saved", severity="error")
+                self.notify(exc.problems[0], title="preset not saved", severity="error", markup=False)
                 return
             path = user_dir() / f"{key}.toml"
             if path.exists():
@@ -293,10 +295,10 @@ class ConfigureScreen(Screen):
             path = save_user_preset(name, cfg, force=force)
         except ConfigError as exc:
             for problem in exc.problems:
-                self.notify(problem, title="preset not saved", severity="error")
+                self.notify(problem, title="preset not saved", severity="error", markup=False)
             return
         except OSError as exc:
-            self.notify(str(exc), title="preset not saved", severity="error")
+            self.notify(str(exc), title="preset not saved", severity="error", markup=False)
             return
         self.preset_key, self.base_file, self.base = slug(name), None, cfg
         select = self.query_one("#preset", Select)
@@ -304,7 +306,7 @@ class ConfigureScreen(Screen):
             select.set_options(self._preset_options())
             select.value = self.preset_key
         self.form.set_base(cfg)
-        self.notify(f"saved preset '{name}' to {path}")
+        self.notify(f"saved preset '{name}' to {path}", markup=False)
 
     def action_load_toml(self) -> None:
         def chosen(path: str | None) -> None:
@@ -314,7 +316,7 @@ class ConfigureScreen(Screen):
                 cfg = load_config(Path(path).expanduser())
             except ConfigError as exc:
                 for problem in exc.problems[:6]:
-                    self.notify(problem, title="not loaded", severity="error")
+                    self.notify(problem, title="not loaded", severity="error", markup=False)
                 return
             note = ""
             if cfg.train.run_dir.strip() and RunDir(Path(cfg.train.run_dir)).exists():
@@ -326,7 +328,7 @@ class ConfigureScreen(Screen):
             with select.prevent(Select.Changed):
                 select.value = ""
             self.form.load(cfg, base=cfg)
-            self.notify(f"loaded {path}{note}", timeout=10 if note else 5)
+            self.notify(f"loaded {path}{note}", timeout=10 if note else 5, markup=False)
 
         self.app.push_screen(PromptScreen("Load a configuration TOML", placeholder="path/to/config.toml",
                                           value=self.base_file or ""), chosen)

@@ -65,6 +65,7 @@ class RunScreen(Screen):
         self.resume_pending = False
         self._no_status_since: float | None = None
         self._export_busy = False
+        self._has_checkpoint = False
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-title")
@@ -126,7 +127,8 @@ class RunScreen(Screen):
             self.resume_pending = False
         if self.resume_pending and self.pid and not pid_alive(self.pid):
             self.resume_pending = False
-            self.notify(f"{self.run.name} did not resume; see {self.run.log_path}", severity="error")
+            self.notify(f"{self.run.name} did not resume; see {self.run.log_path}", severity="error",
+                        markup=False)
         title = Text()
         title.append(f" {view.name}", style="bold")
         header = view.header or {}
@@ -140,8 +142,10 @@ class RunScreen(Screen):
         self.query_one(LossChart).update_view(view)
         self.query_one(EventLog).show(view.events, self._notes(view))
         busy = runctl.export_running(self.run)  # another screen may have started or finished one
-        if was_live != view.live or busy != self._export_busy:
-            self._export_busy = busy
+        # Read once a view, not in check_action: bindings are checked far more often than that.
+        has_checkpoint = self.run.latest_checkpoint() is not None
+        if was_live != view.live or busy != self._export_busy or has_checkpoint != self._has_checkpoint:
+            self._export_busy, self._has_checkpoint = busy, has_checkpoint
             self.refresh_bindings()
 
     def _notes(self, view: RunView) -> list[str]:
@@ -167,9 +171,12 @@ class RunScreen(Screen):
         live = self.view.live if self.view else False
         if action in ("stop", "checkpoint"):
             return live
+        # Export and resume start from a checkpoint: without one they could only refuse.
         if action == "resume":
-            return not live
+            return not live and self._has_checkpoint
         if action == "export":
+            if not self._has_checkpoint:
+                return False
             return None if runctl.export_running(self.run) else True
         return True
 
@@ -177,10 +184,10 @@ class RunScreen(Screen):
         try:
             runctl.stop_run(self.run)
         except UserError as exc:
-            self.notify("; ".join(exc.problems), severity="warning")
+            self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
         self.stop_requested = True
-        self.notify(f"stopping {self.run.name}: saving a checkpoint first")
+        self.notify(f"stopping {self.run.name}: saving a checkpoint first", markup=False)
         if self.view:
             self.query_one(RunProgress).update_view(self.view, self._shown_state(self.view))
 
@@ -188,14 +195,15 @@ class RunScreen(Screen):
         try:
             runctl.checkpoint_run(self.run)
         except UserError as exc:
-            self.notify("; ".join(exc.problems), severity="warning")
+            self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
         self.notify("checkpoint requested; it appears under Events when written")
 
     def action_resume(self) -> None:
         if self.view is not None and self.view.state == UNREADABLE:
             # its process cannot be checked: a resume could start a second engine on a live run
-            self.notify(f"cannot resume {self.run.name}: {self.view.status_problem}", severity="warning")
+            self.notify(f"cannot resume {self.run.name}: {self.view.status_problem}", severity="warning",
+                        markup=False)
             return
         self.app.resume_run(self.run)
 
@@ -219,11 +227,12 @@ class RunScreen(Screen):
 
     def _export(self, merge: bool, step: int | None = None, adapter: bool = True) -> None:
         if not runctl.claim_export(self.run):
-            self.notify(f"an export of {self.run.name} is already running", severity="warning")
+            self.notify(f"an export of {self.run.name} is already running", severity="warning", markup=False)
             return
         self.refresh_bindings()
         which = f"step {step}" if step is not None else "the latest checkpoint"
-        self.notify(f"exporting {runctl.export_what(merge, adapter)} of {self.run.name} ({which})...")
+        self.notify(f"exporting {runctl.export_what(merge, adapter)} of {self.run.name} ({which})...",
+                    markup=False)
         self._run_export(merge, step)
 
     @work(thread=True, group="export", exit_on_error=False)
@@ -234,7 +243,7 @@ class RunScreen(Screen):
         self.refresh_bindings()
         last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
         self.notify(last, title=f"export of {message.run_name}", severity="information" if message.ok else "error",
-                    timeout=10)
+                    timeout=10, markup=False)
 
     def action_runs(self) -> None:
         self.app.open_runs()

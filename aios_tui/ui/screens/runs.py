@@ -102,7 +102,7 @@ class RunsScreen(Screen):
             self.notify("no run selected", severity="warning")
             return None
         if needs_status and r.state == UNREADABLE:
-            self.notify(f"cannot {needs_status} {r.name}: {r.error}", severity="warning")
+            self.notify(f"cannot {needs_status} {r.name}: {r.error}", severity="warning", markup=False)
             return None
         return RunDir(r.path)
 
@@ -123,9 +123,9 @@ class RunsScreen(Screen):
         try:
             runctl.stop_run(run)
         except UserError as exc:
-            self.notify("; ".join(exc.problems), severity="warning")
+            self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
-        self.notify(f"asked {run.name} to stop; it saves a checkpoint first")
+        self.notify(f"asked {run.name} to stop; it saves a checkpoint first", markup=False)
 
     def action_export(self) -> None:
         from aios_tui.ui.screens.checkpoints import CheckpointPicker, infos_for_run
@@ -134,7 +134,7 @@ class RunsScreen(Screen):
         if run is None:
             return
         if runctl.export_running(run):
-            self.notify(f"an export of {run.name} is already running", severity="warning")
+            self.notify(f"an export of {run.name} is already running", severity="warning", markup=False)
             return
         infos = infos_for_run(run)
         adapter = runctl.peft_run(run)
@@ -143,10 +143,11 @@ class RunsScreen(Screen):
             if answer is None:
                 return
             if not runctl.claim_export(run):
-                self.notify(f"an export of {run.name} is already running", severity="warning")
+                self.notify(f"an export of {run.name} is already running", severity="warning", markup=False)
                 return
             step, merge = answer
-            self.notify(f"exporting {runctl.export_what(merge, adapter)} of {run.name} (step {step})...")
+            self.notify(f"exporting {runctl.export_what(merge, adapter)} of {run.name} (step {step})...",
+                        markup=False)
             # always this step, even if a newer checkpoint lands before the export starts
             self._export(run, merge, step)
 
@@ -160,7 +161,7 @@ class RunsScreen(Screen):
     def on_export_finished(self, message: ExportFinished) -> None:
         last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
         self.notify(last, title=f"export of {message.run_name}",
-                    severity="information" if message.ok else "error", timeout=10)
+                    severity="information" if message.ok else "error", timeout=10, markup=False)
 
     def action_configure(self) -> None:
         self.app.back_to_configure()

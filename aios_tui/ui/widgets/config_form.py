@@ -150,7 +150,9 @@ class ConfigForm(Widget):
         with TabbedContent(id="form-tabs"):
             for i, (key, label, _) in enumerate(TABS):
                 with TabPane(label, id=f"tab-{key}"):
-                    yield VerticalScroll(*(self._rows_for(key) if i == 0 else ()), id=f"scroll-{key}")
+                    # Not a focus stop of its own: tabbing from the tab bar lands on the first field.
+                    yield VerticalScroll(*(self._rows_for(key) if i == 0 else ()), id=f"scroll-{key}",
+                                         can_focus=False)
         yield Static("", id="field-help")
 
     def _rows_for(self, tab: str) -> list[FieldRow]:

@@ -6,6 +6,14 @@ from textual_plotext import PlotextPlot
 
 from aios_tui.metrics.runstate import RunView
 
+# Each series' colour, shared by the curve and its key in the border title.
+TRAIN_RGB = (0, 130, 200)
+EVAL_RGB = (60, 180, 75)
+
+
+def _hex(rgb: tuple[int, int, int]) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*rgb)
+
 
 class LossChart(PlotextPlot):
     DEFAULT_CSS = """
@@ -22,7 +30,6 @@ class LossChart(PlotextPlot):
         self._series: tuple = ((), ())
 
     def on_mount(self) -> None:
-        self.border_title = "Loss"
         self._draw()
 
     def update_view(self, view: RunView) -> None:
@@ -40,10 +47,16 @@ class LossChart(PlotextPlot):
         plt.xlabel("step")
         if not loss and not evals:
             plt.title("waiting for the first logged step")
+        # The key goes in the border title: plotext's legend is drawn in the plot's top left
+        # corner, over the start of the curve (a loss curve starts high, at the left).
+        key = ["Loss"]
         if loss:
-            plt.plot([p[0] for p in loss], [p[1] for p in loss], label="train", marker="braille")
+            plt.plot([p[0] for p in loss], [p[1] for p in loss], marker="braille", color=TRAIN_RGB)
+            key.append(f"[{_hex(TRAIN_RGB)}]⢕⢕[/] train")
         if evals:
-            plt.scatter([p[0] for p in evals], [p[1] for p in evals], label="eval", marker="o")
+            plt.scatter([p[0] for p in evals], [p[1] for p in evals], marker="o", color=EVAL_RGB)
+            key.append(f"[{_hex(EVAL_RGB)}]o[/] eval")
+        self.border_title = "  ".join(key)
         steps = [p[0] for p in loss] + [p[0] for p in evals]
         if steps:
             plt.xticks(step_ticks(min(steps), max(steps)))
