@@ -85,7 +85,10 @@ def render_stats(view: RunView) -> Text:
     header = view.header or {}
     _row(text, "method", f"{view.method or '-'}  {header.get('device') or ''}".rstrip())
     if header.get("model"):
-        _row(text, "model", str(header["model"])[:22])
+        model = str(header["model"])
+        if len(model) > 22 and " (" in model:  # "HRM ACTv1 (a new brain, ...)": the name, not the cut
+            model = model.split(" (", 1)[0]
+        _row(text, "model", model[:22])
     for label, value in memory_lines(view):
         _row(text, label, value)
     text.rstrip()
