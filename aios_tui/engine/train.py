@@ -109,7 +109,14 @@ def _resume_plan(run: RunDir, cfg: RunConfig | None) -> tuple[RunConfig, Path, d
     checkpoint = ckpt.find_checkpoint(run)
     saved = load_config(checkpoint / "config.toml")
     meta = ckpt.read_meta(checkpoint)
-    cfg, changes = merge_resume_config(saved, cfg or saved)
+    requested = cfg or saved
+    extended = run.read_status().get("total_steps")
+    if (requested.train.steps == saved.train.steps and isinstance(extended, int)
+            and extended > saved.train.steps and saved.method_label() != "adalora"):
+        # a session that raised the total ended before its first checkpoint: the run's total is
+        # still the one it was asked for, not the checkpoint's
+        requested = dataclasses.replace(requested, train=dataclasses.replace(requested.train, steps=extended))
+    cfg, changes = merge_resume_config(saved, requested)
     cfg.train.run_dir = str(run.path)
     if cfg.train.steps <= meta["step"]:
         if cfg.train.steps == saved.train.steps:  # no new total was asked for

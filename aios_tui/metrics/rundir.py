@@ -262,21 +262,25 @@ class RunDir:
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[RunDir]:
-    """Run directories under ``root``, newest first."""
+    """Run directories under ``root``, the most recently begun first. The order holds while
+    runs train (a heartbeat must not move a row under the cursor)."""
     root = Path(root) if root else default_runs_root()
     if not root.is_dir():
         return []
     runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and RunDir(p).exists()]
 
-    def mtime(r: RunDir) -> float:
-        for path in (r.status_file, r.path):
+    def begun(r: RunDir) -> tuple[float, str]:
+        started = r.read_status().get("started_at")
+        if isinstance(started, (int, float)):
+            return float(started), r.name
+        for path in (r.config_toml, r.status_file, r.path):
             try:
-                return path.stat().st_mtime
+                return path.stat().st_mtime, r.name
             except OSError:  # gone since it was listed
                 pass
-        return 0.0
+        return 0.0, r.name
 
-    return sorted(runs, key=mtime, reverse=True)
+    return sorted(runs, key=begun, reverse=True)
 
 
 def run_metrics_path(cfg: Any, run: RunDir) -> Path:
@@ -295,8 +299,10 @@ def prepare_run(run: RunDir, cfg: Any, *, pid: int, total_steps: int, write_conf
     run.path.mkdir(parents=True, exist_ok=True)
     if write_config:
         save_config(cfg, run.config_toml)
+    # started_at is when the run began, kept through resumes (a run's age, the runs list's order)
+    started_at = None if write_config else run.read_status().get("started_at")
     run.write_status(state="starting", pid=pid, step=0, total_steps=total_steps,
                      run_name=run.name, method=cfg.method_label(),
-                     metrics=str(run_metrics_path(cfg, run)), started_at=time.time(),
+                     metrics=str(run_metrics_path(cfg, run)), started_at=started_at or time.time(),
                      last_loss=None, error=None, checkpoint=None)
     return created

@@ -89,3 +89,21 @@ def test_a_pid_of_another_user_is_still_checked_against_its_start_time(monkeypat
     monkeypatch.setattr(rundir, "process_start", lambda pid: 1000)
     assert rundir.pid_alive(4242, start=1000) is True   # running, as someone else
     assert rundir.pid_alive(4242, start=999) is False   # someone else's new process, same pid
+
+
+def test_runs_keep_their_order_and_begin_time_through_heartbeats_and_resumes(tmp_path):
+    from aios_tui.config import resolve
+    from aios_tui.metrics.rundir import prepare_run
+
+    cfg = resolve()
+    first, second = RunDir(tmp_path / "runs" / "first"), RunDir(tmp_path / "runs" / "second")
+    prepare_run(first, cfg, pid=os.getpid(), total_steps=10)
+    first.write_status(started_at=1000.0)
+    prepare_run(second, cfg, pid=os.getpid(), total_steps=10)
+    second.write_status(started_at=2000.0)
+    order = [r.name for r in list_runs(tmp_path / "runs")]
+    first.write_status(step=5)  # a heartbeat of the older run
+    assert [r.name for r in list_runs(tmp_path / "runs")] == order == ["second", "first"]
+    prepare_run(first, cfg, pid=os.getpid(), total_steps=20, write_config=False)  # a resume
+    assert first.read_status()["started_at"] == 1000.0 and first.read_status()["total_steps"] == 20
+    assert [r.name for r in list_runs(tmp_path / "runs")] == order

@@ -135,3 +135,19 @@ def test_resuming_a_run_that_is_still_training_says_so(cli, tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+@pytest.mark.slow
+def test_a_raised_total_survives_a_crash_before_the_next_checkpoint(cli, small_model_dir, text_file, tmp_path):
+    from aios_tui.metrics.rundir import RunDir
+
+    run = tmp_path / "run"
+    code, _, err = cli("train", "--steps", "6", "--stop-after", "3", "--run-dir", str(run),
+                       *_flags(small_model_dir, text_file, **{"--save-every": "0"}))
+    assert code == 0, err
+    # a session asked for 9 steps in all, then died before it wrote a checkpoint
+    RunDir(run).write_status(state="failed", total_steps=9, error="Killed")
+    code, _, err = cli("train", "--resume", str(run), "--progress", "none")
+    assert code == 0, err
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["step"] == 9

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -20,8 +19,8 @@ def runs(tmp_path, monkeypatch):
     old = write_run(root, "old-full", steps=200, state="finished", pid=0, method="full")
     live = write_run(root, "live-lora", steps=120)
     stopped = write_run(root, "stopped-ia3", steps=30, state="stopped", pid=0, method="ia3")
-    for i, r in enumerate((old, live, stopped)):  # newest: stopped, then live, then old
-        os.utime(r.status_file, (T0 + i, T0 + i))
+    for i, r in enumerate((old, live, stopped)):  # begun last: stopped, then live, then old
+        r.write_status(started_at=T0 + i)
     return root
 
 

@@ -174,9 +174,9 @@ async def test_an_engine_that_dies_before_writing_status_is_shown_failed(make_ap
 
 
 async def test_runs_screen_lists_runs_and_attaches(make_app, runs_root):
-    write_run(runs_root, "old-full", state="finished", steps=200, pid=0, method="full")
-    live = write_run(runs_root, "live-lora")
-    os.utime(live.status_file)  # newest first
+    old = write_run(runs_root, "old-full", state="finished", steps=200, pid=0, method="full")
+    old.write_status(started_at=T0 - 60)  # the run begun last comes first
+    write_run(runs_root, "live-lora")
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("ctrl+n")
