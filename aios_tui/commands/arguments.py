@@ -1,4 +1,5 @@
-"""Arguments several commands take: a run (by directory or name), an interval in seconds."""
+"""Arguments several commands take: a run (by directory or name), an interval in seconds; notes
+on settings that will not do what they seem to."""
 
 from __future__ import annotations
 
@@ -21,3 +22,18 @@ def interval_problem(seconds: float) -> str | None:
     if math.isfinite(seconds) and 0.05 <= seconds <= 3600:
         return None
     return f"--interval {seconds:g}: give seconds between 0.05 and 3600"
+
+
+def ignored_peft_flags(overrides: dict, use_peft: bool) -> str | None:
+    """A note when PEFT flags were given but PEFT is off: --use-peft is the master switch, so
+    they would be silently unused."""
+    from aios_tui.config import field_index
+
+    if use_peft:
+        return None
+    index = field_index()
+    given = [n for n in overrides if n != "use_peft" and index.get(n, ("",))[0] == "peft"]
+    if not given:
+        return None
+    flags = ", ".join("--" + n.replace("_", "-") for n in given)
+    return f"note: {flags} {'has' if len(given) == 1 else 'have'} no effect without --use-peft; training the full model"

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from aios_tui.commands.train import add_run_control_args
-from aios_tui.config import ConfigError, RunConfig, add_config_args, config_from_args
+from aios_tui.config import ConfigError, RunConfig, add_config_args, config_from_args, overrides_from_args
 from aios_tui.errors import UserError
 
 TASK_SPEC = "aios_tui.engine.hrm.task:HRMTask"
@@ -63,6 +63,14 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     if cfg.train.lr == 0 and not cfg.peft.use_peft and not cfg.hrm.student_init:
         cfg.train.lr = FRESH_LR
         print(f"note: a new brain trains at --lr {FRESH_LR:g} unless you pass --lr", file=sys.stderr)
+    from aios_tui.commands.arguments import ignored_peft_flags
+
+    note = ignored_peft_flags(overrides_from_args(args), cfg.peft.use_peft)
+    if note:
+        print(note, file=sys.stderr)
+    if cfg.peft.use_peft and not cfg.hrm.lm_head_trainable:
+        print("note: lm_head stays frozen beside the adapter (AI-OS trains it; --lm-head-trainable does, "
+              "at the cost of a much larger trainable share)", file=sys.stderr)
     if cfg.peft.use_peft and not cfg.hrm.student_init:
         print("note: --use-peft on a new brain trains adapters over random weights; PEFT is for "
               "fine-tuning (start from a trained brain with --student-init BUNDLE)", file=sys.stderr)
@@ -117,8 +125,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"aios-tui: error: {line}", file=sys.stderr)
         return 1
     if task.bundle is None:
-        print(f"no brain bundle written: the run stopped at step {result.step}; "
-              f"`aios-tui train-actv1 --resume {result.run_dir}` finishes it")
+        print(f"no brain bundle written yet: the run stopped at step {result.step}; "
+              f"`aios-tui train-actv1 --resume {result.run_dir}` finishes it and writes the bundle")
         return result.exit_code
     refresh_metrics(task.bundle, task.metrics_file, str(result.run_dir.resolve()))
     print(f"brain bundle: {task.bundle}")

@@ -40,13 +40,16 @@ def unmatched_targets(model: nn.Module, targets: list[str]) -> list[str]:
 
 def target_error(model: nn.Module, missing: list[str], targets: list[str], model_name: str) -> UserError:
     linear = linear_layer_names(model)
-    usable = [n for n in linear if n not in ("lm_head", "embed_out", "output")]
+    # heads are left out: an output head is frozen under PEFT and HRM's q_head always trains
+    usable = [n for n in linear if n not in ("lm_head", "embed_out", "output", "q_head")]
     which = ", ".join(missing)
     lines = [f"peft.lora_target_modules: {which} {'matches' if len(missing) == 1 else 'match'} "
              f"no layer of {model_name}",
              f"its linear layers are: {', '.join(linear) if linear else '(none found)'}"]
     if usable:
-        lines.append(f"for example: --lora-target-modules {','.join(usable)}")
+        # AI-OS's advice is q,v for attention; a model without them gets its own layers
+        example = ["q_proj", "v_proj"] if {"q_proj", "v_proj"} <= set(usable) else usable
+        lines.append(f"for example: --lora-target-modules {','.join(example)}")
     if len(missing) < len(targets):
         lines.append(f"(matched: {', '.join(t for t in targets if t not in missing)}; "
                      "drop the names that match nothing)")

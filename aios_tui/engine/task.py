@@ -70,6 +70,7 @@ class Task:
     """Base class: a Hugging Face-style causal LM trained on packed text. See the module docstring."""
 
     name = "base"
+    command = "train"  # the subcommand that resumes a run of this task
     quantized_base = False  # whether build() honours --load-in-8bit/--load-in-4bit
 
     def preflight(self, cfg: RunConfig) -> None:

@@ -513,7 +513,8 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
             reporter.status(force=True, state="stopped", step=step, checkpoint=str(path) if path else None)
             prog.close()
             prog.message(f"stopped at step {step}/{total} ({reason})"
-                         + (f"; checkpoint {path}; continue with `aios-tui train --resume {run.path}`" if path else ""))
+                         + (f"; checkpoint {path}; continue with `aios-tui {task.command} --resume {run.path}`"
+                            if path else ""))
             return TrainResult("stopped", step, run.path, last_loss, last_eval, path, control.exit_code)
     except KeyboardInterrupt:
         flush_quietly()

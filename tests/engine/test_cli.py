@@ -37,7 +37,7 @@ def test_targets_that_match_nothing_list_the_linear_layers(cli, small_model_dir,
     assert code == 2
     assert "aios-tui: error: peft.lora_target_modules: c_attn matches no layer of" in err
     assert "its linear layers are: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, lm_head" in err
-    assert "--lora-target-modules q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj" in err
+    assert "for example: --lora-target-modules q_proj,v_proj\n" in err  # AI-OS's advice for attention
     assert "Traceback" not in err and _nothing_left()
 
 
@@ -254,3 +254,11 @@ def test_a_log_file_a_live_run_writes_is_refused(cli, tmp_path):
     live.write_status(state="finished")  # one run after another may share the file, as AI-OS's examples do
     code, _, err = cli("train", "--check", "--run-dir", str(tmp_path / "runs" / "new"), "--log-file", str(log))
     assert code == 0, err
+
+
+def test_peft_flags_without_use_peft_get_a_note(cli):
+    code, out, err = cli("train", "--peft-method", "ia3", "--lora-r", "8", "--check")
+    assert code == 0 and out.startswith("ok: full")
+    assert "note: --peft-method, --lora-r have no effect without --use-peft" in err
+    code, _, err = cli("train", "--use-peft", "--lora-r", "8", "--check")
+    assert code == 0 and "no effect" not in err

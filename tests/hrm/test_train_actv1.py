@@ -109,6 +109,7 @@ def test_the_seeds_try_it_command_on_a_trained_bundle(cli, tmp_path, monkeypatch
                          "--progress", "none")
     assert code == 0, err
     assert "random weights" not in err  # the note is for new brains only
+    assert "note: lm_head stays frozen beside the adapter" in err  # unlike AI-OS, and said so
     header = read_header(tmp_path / "artifacts/brains/actv1/metrics.jsonl")
     assert header["peft"] == "enabled" and header["method"] == method
     assert header["model"].startswith("HRM ACTv1 (")  # what trains, not the tokenizer's name
@@ -224,9 +225,13 @@ def test_stop_and_resume_give_the_same_losses_as_one_session(cli, tmp_path):
               "--halt-exploration-prob", "0.5", "--lr", "2e-3", "--eval-every", "0", "--save-every", "0",
               "--bundle-dir", str(tmp_path / "brains"), "--progress", "none"]
     assert cli("train-actv1", *common, "--run-dir", str(tmp_path / "straight"))[0] == 0
-    code, out, err = cli("train-actv1", *common, "--run-dir", str(tmp_path / "parts"), "--stop-after", "3")
+    code, out, err = cli("train-actv1", *common[:-2], "--progress", "lines", "--run-dir", str(tmp_path / "parts"),
+                         "--stop-after", "3")
     assert code == 0, err
     assert "no brain bundle written" in out and not (tmp_path / "brains" / "parts").exists()
+    # every hint names the command that resumes an HRM run
+    assert f"continue with `aios-tui train-actv1 --resume {tmp_path / 'parts'}`" in out + err
+    assert "aios-tui train --resume" not in out + err
     code, _, err = cli("train-actv1", "--resume", str(tmp_path / "parts"), "--progress", "none")
     assert code == 0, err
     straight = steps_of(tmp_path / "straight" / "metrics.jsonl")

@@ -92,6 +92,7 @@ def adopt_bundle_architecture(cfg: RunConfig, typed: set[str]) -> list[str]:
 
 class HRMTask(Task):
     name = "hrm_actv1"
+    command = "train-actv1"
 
     def __init__(self) -> None:
         self.fused = False
