@@ -33,6 +33,7 @@ from aios_tui.metrics.rundir import RunDir
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
+from aios_tui.engine.log_lock import LogFileLock
 from aios_tui.engine.models import resolve_device
 from aios_tui.engine.preflight import check_memory, compile_problems, output_problems
 from aios_tui.engine.optim import apply_options, build_optimizer, lr_at, schedule_of, set_lr
@@ -184,31 +185,38 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             state = ckpt.load_trainer_state(checkpoint)
             _check_same_data(state, data, cfg, checkpoint)
 
-    log = Path(cfg.train.log_file) if cfg.train.log_file.strip() else None
-    if not resume and log is not None and log.is_file() and log.stat().st_size > 0:
-        print(f"note: {log} holds earlier runs' metrics; this run's lines follow them", file=sys.stderr)
-    created = session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps,
-                              write_config=not resume)
+        # held until this session ends: two runs started at once must not share one --log-file
+        log_lock = LogFileLock.take(cfg.train.log_file)
+
     try:
-        if not resume:
-            task.save_base(model, tokenizer, cfg, run.path / BASE_DIR)
-        if cfg.memory.gradient_checkpointing:
-            task.enable_gradient_checkpointing(model, cfg.peft.use_peft)
-        model = apply_peft(model, cfg, cfg.train.steps, task.peft_extras(cfg), model_name)
-    except UserError as exc:
-        if created:
-            shutil.rmtree(run.path, ignore_errors=True)
-        else:
-            run.write_status(state="failed", error="; ".join(exc.problems))
-        raise
-    try:
-        return _train(cfg, run, task, model, tokenizer, data, device, checkpoint, state, changes,
-                      stop_after, prog, on_step)
-    except BaseException as exc:
-        # The loop records its own failures; this catches what broke before it began.
-        if run.read_status().get("state") in ("starting", "running"):
-            run.write_status(state="failed", error=_failure_message(exc, device))
-        raise
+        log = Path(cfg.train.log_file) if cfg.train.log_file.strip() else None
+        if not resume and log is not None and log.is_file() and log.stat().st_size > 0:
+            print(f"note: {log} holds earlier runs' metrics; this run's lines follow them", file=sys.stderr)
+        created = session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps,
+                                  write_config=not resume)
+        try:
+            if not resume:
+                task.save_base(model, tokenizer, cfg, run.path / BASE_DIR)
+            if cfg.memory.gradient_checkpointing:
+                task.enable_gradient_checkpointing(model, cfg.peft.use_peft)
+            model = apply_peft(model, cfg, cfg.train.steps, task.peft_extras(cfg), model_name)
+        except UserError as exc:
+            if created:
+                shutil.rmtree(run.path, ignore_errors=True)
+            else:
+                run.write_status(state="failed", error="; ".join(exc.problems))
+            raise
+        try:
+            return _train(cfg, run, task, model, tokenizer, data, device, checkpoint, state, changes,
+                          stop_after, prog, on_step)
+        except BaseException as exc:
+            # The loop records its own failures; this catches what broke before it began.
+            if run.read_status().get("state") in ("starting", "running"):
+                run.write_status(state="failed", error=_failure_message(exc, device))
+            raise
+    finally:
+        if log_lock is not None:
+            log_lock.release()
 
 
 @contextlib.contextmanager

@@ -262,3 +262,22 @@ def test_peft_flags_without_use_peft_get_a_note(cli):
     assert "note: --peft-method, --lora-r have no effect without --use-peft" in err
     code, _, err = cli("train", "--use-peft", "--lora-r", "8", "--check")
     assert code == 0 and "no effect" not in err
+
+
+def test_two_runs_started_at_once_cannot_share_a_log_file(cli, tmp_path):
+    from aios_tui.engine.log_lock import LogFileLock
+
+    log = tmp_path / "logs" / "shared.jsonl"
+    held = LogFileLock.take(str(log))  # as the run that got there first holds it
+    try:
+        code, _, err = cli("train", "--steps", "1", "--run-dir", str(tmp_path / "second"), "--log-file", str(log),
+                           "--progress", "none")
+        assert code == 2 and "another run is writing its metrics there" in err
+        assert not (tmp_path / "second").exists()
+    finally:
+        held.release()
+    assert not (tmp_path / "logs").exists()  # the lock leaves nothing behind when nothing was written
+    code, _, err = cli("train", "--steps", "1", "--run-dir", str(tmp_path / "second"), "--log-file", str(log),
+                       "--progress", "none")
+    assert code == 0, err
+    assert '"loss"' in log.read_text()
