@@ -423,3 +423,42 @@ async def test_loading_a_runs_own_config_frees_its_directory(make_app, runs_root
                        what="the notice")
         loaded = app.screen.form.result.config
         assert loaded.train.steps == 42 and loaded.train.run_dir == "" and loaded.train.run_name == ""
+
+
+BROKEN_TOML = """\
+[peft]
+lora_rr = 3
+lora_r = -1
+lora_alpha = "x"
+[train]
+steps = -5
+lr = "abc"
+batch_size = 0
+[data]
+max_seq_len = -2
+eval_fraction = 3
+"""
+
+
+async def test_a_broken_toml_is_one_notice_that_counts_what_it_leaves_out(make_app, tmp_path):
+    from textual.widgets._toast import Toast
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BROKEN_TOML)
+    app = make_app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await all_rows(pilot)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.screen.query(Input), what="the prompt")
+        app.screen.query_one(Input).value = str(bad)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query(Toast), what="the notice")
+        await pilot.pause(0.2)
+        notices = [n for n in app._notifications if "not loaded" in n.title]
+        assert len(notices) == 1 and notices[0].title == "bad.toml not loaded"
+        lines = notices[0].message.splitlines()
+        assert len(lines) == 6 and lines[-1] == "+3 more problems"
+        toast = app.screen.query(Toast).last()
+        shown = str(toast.render())
+        assert "unknown key 'lora_rr' in [peft]; did you mean 'lora_r'?" in shown
+        assert "+3 more problems" in shown
+        assert toast.region.y >= 0 and toast.region.bottom <= 24  # all of it on the screen

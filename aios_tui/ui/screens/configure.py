@@ -37,6 +37,18 @@ except ImportError:  # pragma: no cover - a build without the calculator still c
 
 NO_PRESET = "(defaults)"
 VRAM_DEBOUNCE_S = 0.1
+NOTICE_LINES = 6  # problems in one notice; a small terminal shows a notice of about this many
+
+
+def problems_notice(problems: list[str], prefix: str = "", limit: int = NOTICE_LINES) -> str:
+    """Problems as one notice, one a line: separate toasts push the first ones (often the most
+    useful) off a small terminal. Past ``limit`` the rest are counted, not listed; ``prefix``
+    (a file name every problem repeats) is dropped, the notice's title names it."""
+    lines = [p.removeprefix(prefix) if prefix else p for p in problems]
+    if len(lines) > limit:
+        more = len(lines) - (limit - 1)
+        lines = lines[:limit - 1] + [f"+{more} more problem{'s' if more > 1 else ''}"]
+    return "\n".join(lines)
 
 
 class ConfigureScreen(Screen):
@@ -181,8 +193,8 @@ class ConfigureScreen(Screen):
         try:
             cfg = self._preset_config(key) or RunConfig()
         except ConfigError as exc:
-            for problem in exc.problems:
-                self.notify(problem, title="preset not loaded", severity="error", markup=False)
+            self.notify(problems_notice(exc.problems), title="preset not loaded", severity="error",
+                        markup=False)
             self._show_preset(self.preset_key)
             return
         current = self.form.result.config
@@ -294,8 +306,8 @@ class ConfigureScreen(Screen):
         try:
             path = save_user_preset(name, cfg, force=force)
         except ConfigError as exc:
-            for problem in exc.problems:
-                self.notify(problem, title="preset not saved", severity="error", markup=False)
+            self.notify(problems_notice(exc.problems), title="preset not saved", severity="error",
+                        markup=False)
             return
         except OSError as exc:
             self.notify(str(exc), title="preset not saved", severity="error", markup=False)
@@ -312,11 +324,12 @@ class ConfigureScreen(Screen):
         def chosen(path: str | None) -> None:
             if not path:
                 return
+            file = Path(path).expanduser()
             try:
-                cfg = load_config(Path(path).expanduser())
+                cfg = load_config(file)
             except ConfigError as exc:
-                for problem in exc.problems[:6]:
-                    self.notify(problem, title="not loaded", severity="error", markup=False)
+                self.notify(problems_notice(exc.problems, prefix=f"{file}: "),
+                            title=f"{file.name} not loaded", severity="error", timeout=15, markup=False)
                 return
             note = ""
             if cfg.train.run_dir.strip() and RunDir(Path(cfg.train.run_dir)).exists():
