@@ -462,3 +462,26 @@ async def test_a_broken_toml_is_one_notice_that_counts_what_it_leaves_out(make_a
         assert "unknown key 'lora_rr' in [peft]; did you mean 'lora_r'?" in shown
         assert "+3 more problems" in shown
         assert toast.region.y >= 0 and toast.region.bottom <= 24  # all of it on the screen
+
+
+async def test_loaded_values_show_their_start_not_their_tail(make_app, tmp_path):
+    cfg = find_preset("balanced").config()
+    cfg.peft.lora_target_modules = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj"
+    cfg.train.run_name = "a-rather-long-run-name-for-a-narrow-field-to-show"
+    path = tmp_path / "long.toml"
+    save_config(cfg, path)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await all_rows(pilot)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.screen.query(Input), what="the prompt")
+        app.screen.query_one(Input).value = str(path)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.form.result.config == cfg, what="the file")
+        for name, tab in (("lora_target_modules", "peft"), ("run_name", "train")):
+            app.screen.query_one("#form-tabs").active = f"tab-{tab}"
+            await pilot.pause()
+            editor = app.screen.query_one(f"#f-{name}", Input)
+            assert editor.value == getattr(cfg.peft if tab == "peft" else cfg.train, name)
+            assert editor.cursor_position == 0 and editor.scroll_offset.x == 0, name
+            assert str(editor.render_line(0).text).lstrip().startswith(editor.value[:10]), name
