@@ -485,3 +485,43 @@ async def test_loaded_values_show_their_start_not_their_tail(make_app, tmp_path)
             assert editor.value == getattr(cfg.peft if tab == "peft" else cfg.train, name)
             assert editor.cursor_position == 0 and editor.scroll_offset.x == 0, name
             assert str(editor.render_line(0).text).lstrip().startswith(editor.value[:10]), name
+
+
+async def test_loading_a_toml_over_edits_asks_first_and_names_the_file(make_app, tmp_path):
+    from aios_tui.ui.screens.configure import FILE_CHOICE
+    cfg = find_preset("budget").config()
+    cfg.train.steps = 77
+    path = tmp_path / "mine.toml"
+    save_config(cfg, path)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        screen = app.screen
+        picker = screen.query_one("#preset", Select)
+        await retype(pilot, "steps", "train", "7")
+
+        async def load_file() -> None:
+            await pilot.press("ctrl+o")
+            await wait_for(pilot, lambda: app.screen.query("#prompt-input"), what="the prompt")
+            app.screen.query_one("#prompt-input", Input).value = str(path)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+
+        await load_file()
+        title = str(app.screen.query_one(".dialog-title").render())
+        assert "mine.toml" in title and "discard your 1 change" in title
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen, what="the form")
+        assert screen.form.result.config.train.steps == 7 and picker.value == ""
+        await load_file()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.form.result.config == cfg, what="the file")
+        assert picker.value == FILE_CHOICE
+        assert "mine.toml" in str(picker.query_one("#label").render())
+        assert "same as" in static_text(screen.query_one(FormStatus))
+        picker.value = "efficient"  # a preset over the unedited file: no question, the file entry goes
+        await wait_for(pilot, lambda: screen.form.result.config == find_preset("efficient").config(),
+                       what="the preset")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert picker.value == "efficient"
+        assert FILE_CHOICE not in [value for _, value in picker._options]
