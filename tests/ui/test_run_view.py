@@ -341,3 +341,22 @@ def test_resuming_to_more_steps_shows_the_new_total_at_once(runs_root, monkeypat
     runctl.resume_run(run, steps=2000)
     status = run.read_status()
     assert status["state"] == "starting" and status["total_steps"] == 2000
+
+
+async def test_no_eta_until_a_resumed_run_logs_a_step_of_its_own(make_app, runs_root):
+    resumed = {"event": "resumed", "step": 120, "total_steps": 300, "pid": 1,
+               "checkpoint": "checkpoints/step-000120", "changes": [], "time": T0 + 100}
+    run = write_run(runs_root, "again", state="starting", events=[resumed])
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        progress = app.screen.query_one(RunProgress)
+        assert "STARTING" in text_of(progress)
+        assert "ETA" not in text_of(progress) and "took" not in text_of(progress)
+        status = json.loads(run.status_file.read_text())
+        run.status_file.write_text(json.dumps({**status, "state": "running"}))
+        await wait_for(pilot, lambda: "RUNNING" in text_of(progress), what="running")
+        assert "ETA" not in text_of(progress)  # the last step is the previous session's
+        append(run, {**step_record(121, 300), "time": T0 + 101})
+        await wait_for(pilot, lambda: "121/" in text_of(progress), what="the new step")
+        assert "ETA 18s" in text_of(progress)
