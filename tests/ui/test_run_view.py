@@ -360,3 +360,24 @@ async def test_no_eta_until_a_resumed_run_logs_a_step_of_its_own(make_app, runs_
         append(run, {**step_record(121, 300), "time": T0 + 101})
         await wait_for(pilot, lambda: "121/" in text_of(progress), what="the new step")
         assert "ETA 18s" in text_of(progress)
+
+
+async def test_stopping_a_run_before_its_first_step_says_nothing_is_saved(make_app, runs_root):
+    run = write_run(runs_root, "just-started", steps=0, state="starting")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        await pilot.press("s")
+        await pilot.pause()
+        assert run.stop_file.exists()
+        said = [str(n.message) for n in app._notifications if "stopping" in str(n.message)]
+        assert said and "before its first step" in said[-1] and "nothing will be saved" in said[-1]
+        assert "checkpoint first" not in said[-1]
+        run.stop_file.unlink()
+        app.open_runs()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs)
+        await pilot.press("s")
+        await pilot.pause()
+        assert run.stop_file.exists()
+        said = [str(n.message) for n in app._notifications if "stop" in str(n.message)]
+        assert "nothing will be saved" in said[-1]

@@ -187,7 +187,7 @@ class RunScreen(Screen):
             self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
         self.stop_requested = True
-        self.notify(f"stopping {self.run.name}: saving a checkpoint first", markup=False)
+        self.notify(runctl.stop_notice(self.run.name, self.view.step if self.view else None), markup=False)
         if self.view:
             self.query_one(RunProgress).update_view(self.view, self._shown_state(self.view))
 

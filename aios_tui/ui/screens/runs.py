@@ -117,6 +117,7 @@ class RunsScreen(Screen):
             self.app.resume_run(run)
 
     def action_stop(self) -> None:
+        picked = self.selected()
         run = self._pick("stop")
         if run is None:
             return
@@ -125,7 +126,7 @@ class RunsScreen(Screen):
         except UserError as exc:
             self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
-        self.notify(f"asked {run.name} to stop; it saves a checkpoint first", markup=False)
+        self.notify(runctl.stop_notice(run.name, picked.step if picked else None), markup=False)
 
     def action_export(self) -> None:
         from aios_tui.ui.screens.checkpoints import CheckpointPicker, infos_for_run
