@@ -19,6 +19,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root
 from aios_tui.ui import runctl
 from aios_tui.ui.gpu_source import open_gpu
+from aios_tui.ui.messages import ExportFinished
 from aios_tui.ui.screens.configure import ConfigureScreen
 from aios_tui.ui.screens.quit import QuitScreen
 
@@ -167,6 +168,22 @@ class AiosApp(App[None]):
             self.open_run(path, pid=pid)
             if isinstance(self.screen, RunScreen):
                 self.screen.resumed(pid)
+
+    # -- exports -----------------------------------------------------------------
+    def start_export(self, run: RunDir, merge: bool, step: int | None) -> None:
+        """Export ``run`` (claimed with ``runctl.claim_export``) in the background. The app, not
+        the screen that asked, runs it and says how it ended: the user may have moved on."""
+        def export() -> None:
+            self.post_message(ExportFinished(run.name, *runctl.export_claimed(run, merge, step)))
+
+        self.run_worker(export, name=f"export of {run.name}", group="export", thread=True,
+                        exit_on_error=False)
+
+    def on_export_finished(self, message: ExportFinished) -> None:
+        self.screen.refresh_bindings()  # the run view offers Export again
+        last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
+        self.notify(last, title=f"export of {message.run_name}", severity="information" if message.ok else "error",
+                    timeout=10, markup=False)
 
     # -- keys the screens share ------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
