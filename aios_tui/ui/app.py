@@ -233,12 +233,15 @@ class AiosApp(App[None]):
 
     async def action_quit(self) -> None:
         live = self.live_runs()
-        if not live:
+        exports = runctl.exports_running()
+        if not live and not exports:
             self.exit()
             return
 
         def chosen(choice: str | None) -> None:
-            if choice == "leave":
+            if choice == "quit":
+                self.exit()
+            elif choice == "leave":
                 for run in live:
                     self.farewell.append(f"{run.name} keeps training; re-attach with: "
                                          f"aios-tui attach {attach_name(run)}")
@@ -253,4 +256,23 @@ class AiosApp(App[None]):
                         pass
                 self.exit()
 
-        self.push_screen(QuitScreen([attach_name(r) for r in live]), chosen)
+        self.push_screen(QuitScreen([attach_name(r) for r in live], [r.name for r in exports]), chosen)
+
+    def export_wait_line(self) -> str | None:
+        """What to say while quitting waits for exports to end, or None if none is running."""
+        exports = [r.name for r in runctl.exports_running()]
+        if not exports:
+            return None
+        many = len(exports) > 1
+        return (f"waiting for the export{'s' if many else ''} of {', '.join(exports)} to finish "
+                f"(Ctrl-C abandons {'them' if many else 'it'})...")
+
+    async def run_async(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().run_async(*args, **kwargs)
+        finally:
+            # The screen is back to the shell here; an export's thread is waited for next, before
+            # run() returns: say so, or the terminal just sits there.
+            line = self.export_wait_line()
+            if line:
+                print(line, flush=True)

@@ -207,6 +207,12 @@ def export_running(run: RunDir) -> bool:
         return run.path.resolve() in _exporting
 
 
+def exports_running() -> list[RunDir]:
+    """The runs with an export under way (the console waits for them when it quits)."""
+    with _exporting_lock:
+        return [RunDir(path) for path in sorted(_exporting)]
+
+
 def export_claimed(run: RunDir, merge: bool, step: int | None) -> tuple[bool, str]:
     """``export_run`` for an export claimed with ``claim_export``, which it releases; (ok, output)."""
     try:
