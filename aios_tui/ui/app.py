@@ -19,6 +19,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root
 from aios_tui.ui import runctl
 from aios_tui.ui.gpu_source import open_gpu
+from aios_tui.ui.messages import ExportFinished
 from aios_tui.ui.screens.configure import ConfigureScreen
 from aios_tui.ui.screens.quit import QuitScreen
 
@@ -168,6 +169,22 @@ class AiosApp(App[None]):
             if isinstance(self.screen, RunScreen):
                 self.screen.resumed(pid)
 
+    # -- exports -----------------------------------------------------------------
+    def start_export(self, run: RunDir, merge: bool, step: int | None) -> None:
+        """Export ``run`` (claimed with ``runctl.claim_export``) in the background. The app, not
+        the screen that asked, runs it and says how it ended: the user may have moved on."""
+        def export() -> None:
+            self.post_message(ExportFinished(run.name, *runctl.export_claimed(run, merge, step)))
+
+        self.run_worker(export, name=f"export of {run.name}", group="export", thread=True,
+                        exit_on_error=False)
+
+    def on_export_finished(self, message: ExportFinished) -> None:
+        self.screen.refresh_bindings()  # the run view offers Export again
+        last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
+        self.notify(last, title=f"export of {message.run_name}", severity="information" if message.ok else "error",
+                    timeout=10, markup=False)
+
     # -- keys the screens share ------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "side_pane":
@@ -216,12 +233,15 @@ class AiosApp(App[None]):
 
     async def action_quit(self) -> None:
         live = self.live_runs()
-        if not live:
+        exports = runctl.exports_running()
+        if not live and not exports:
             self.exit()
             return
 
         def chosen(choice: str | None) -> None:
-            if choice == "leave":
+            if choice == "quit":
+                self.exit()
+            elif choice == "leave":
                 for run in live:
                     self.farewell.append(f"{run.name} keeps training; re-attach with: "
                                          f"aios-tui attach {attach_name(run)}")
@@ -236,4 +256,23 @@ class AiosApp(App[None]):
                         pass
                 self.exit()
 
-        self.push_screen(QuitScreen([attach_name(r) for r in live]), chosen)
+        self.push_screen(QuitScreen([attach_name(r) for r in live], [r.name for r in exports]), chosen)
+
+    def export_wait_line(self) -> str | None:
+        """What to say while quitting waits for exports to end, or None if none is running."""
+        exports = [r.name for r in runctl.exports_running()]
+        if not exports:
+            return None
+        many = len(exports) > 1
+        return (f"waiting for the export{'s' if many else ''} of {', '.join(exports)} to finish "
+                f"(Ctrl-C abandons {'them' if many else 'it'})...")
+
+    async def run_async(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().run_async(*args, **kwargs)
+        finally:
+            # The screen is back to the shell here; an export's thread is waited for next, before
+            # run() returns: say so, or the terminal just sits there.
+            line = self.export_wait_line()
+            if line:
+                print(line, flush=True)

@@ -129,6 +129,15 @@ def stop_run(run: RunDir) -> None:
     run.request_stop()
 
 
+def stop_notice(name: str, step: int | None) -> str:
+    """What stopping a run does: past its first step it saves a checkpoint first; before it,
+    there is nothing to save and the run ends at step 0, to be started again from its config."""
+    if step:
+        return f"stopping {name}: saving a checkpoint first"
+    return (f"stopping {name} before its first step: nothing will be saved "
+            "(start it again from its config)")
+
+
 def checkpoint_run(run: RunDir) -> None:
     state = run.state()
     if state not in LIVE_STATES:
@@ -196,6 +205,12 @@ def release_export(run: RunDir) -> None:
 def export_running(run: RunDir) -> bool:
     with _exporting_lock:
         return run.path.resolve() in _exporting
+
+
+def exports_running() -> list[RunDir]:
+    """The runs with an export under way (the console waits for them when it quits)."""
+    with _exporting_lock:
+        return [RunDir(path) for path in sorted(_exporting)]
 
 
 def export_claimed(run: RunDir, merge: bool, step: int | None) -> tuple[bool, str]:

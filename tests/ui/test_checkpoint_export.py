@@ -135,3 +135,36 @@ def test_export_names_the_step_and_leaves_the_folder_to_the_export(monkeypatch, 
     runctl.export_run(run, merge=True, step=4)
     argv = seen[0]
     assert argv[argv.index("--checkpoint") + 1] == "4" and "--merge" in argv and "--out" not in argv
+
+
+async def test_the_export_result_reaches_the_user_who_left_the_run_view(make_app, runs_root, monkeypatch):
+    import time
+
+    from aios_tui.ui import runctl
+    from aios_tui.ui.screens.configure import ConfigureScreen
+
+    from runfiles import add_checkpoint, write_run
+
+    run = write_run(runs_root, "leaving", state="stopped", pid=0)
+    add_checkpoint(run, 100)
+
+    def slow_export(run, merge=False, timeout=3600, step=None):
+        time.sleep(0.5)
+        return f"exported step {step} to {run.path}/adapter\n"
+
+    monkeypatch.setattr(runctl, "export_run", slow_export)
+    app = make_app(attach=run.path)
+    async with app.run_test(size=(120, 40), notifications=True) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None,
+                       what="the run view")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), what="the picker")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="back to the run view")
+        await pilot.press("escape")  # off to the form before the export ends
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen), what="the form")
+        await wait_for(pilot, lambda: any(n.title == "export of leaving" for n in app._notifications),
+                       10, "the export's result")
+        done = [n for n in app._notifications if n.title == "export of leaving"][-1]
+        assert done.severity == "information" and "exported step 100" in done.message
+        assert not runctl.export_running(run)

@@ -423,3 +423,105 @@ async def test_loading_a_runs_own_config_frees_its_directory(make_app, runs_root
                        what="the notice")
         loaded = app.screen.form.result.config
         assert loaded.train.steps == 42 and loaded.train.run_dir == "" and loaded.train.run_name == ""
+
+
+BROKEN_TOML = """\
+[peft]
+lora_rr = 3
+lora_r = -1
+lora_alpha = "x"
+[train]
+steps = -5
+lr = "abc"
+batch_size = 0
+[data]
+max_seq_len = -2
+eval_fraction = 3
+"""
+
+
+async def test_a_broken_toml_is_one_notice_that_counts_what_it_leaves_out(make_app, tmp_path):
+    from textual.widgets._toast import Toast
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BROKEN_TOML)
+    app = make_app()
+    async with app.run_test(size=(80, 24), notifications=True) as pilot:
+        await all_rows(pilot)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.screen.query(Input), what="the prompt")
+        app.screen.query_one(Input).value = str(bad)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query(Toast), what="the notice")
+        await pilot.pause(0.2)
+        notices = [n for n in app._notifications if "not loaded" in n.title]
+        assert len(notices) == 1 and notices[0].title == "bad.toml not loaded"
+        lines = notices[0].message.splitlines()
+        assert len(lines) == 6 and lines[-1] == "+3 more problems"
+        toast = app.screen.query(Toast).last()
+        shown = str(toast.render())
+        assert "unknown key 'lora_rr' in [peft]; did you mean 'lora_r'?" in shown
+        assert "+3 more problems" in shown
+        assert toast.region.y >= 0 and toast.region.bottom <= 24  # all of it on the screen
+
+
+async def test_loaded_values_show_their_start_not_their_tail(make_app, tmp_path):
+    cfg = find_preset("balanced").config()
+    cfg.peft.lora_target_modules = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj"
+    cfg.train.run_name = "a-rather-long-run-name-for-a-narrow-field-to-show"
+    path = tmp_path / "long.toml"
+    save_config(cfg, path)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await all_rows(pilot)
+        await pilot.press("ctrl+o")
+        await wait_for(pilot, lambda: app.screen.query(Input), what="the prompt")
+        app.screen.query_one(Input).value = str(path)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.form.result.config == cfg, what="the file")
+        for name, tab in (("lora_target_modules", "peft"), ("run_name", "train")):
+            app.screen.query_one("#form-tabs").active = f"tab-{tab}"
+            await pilot.pause()
+            editor = app.screen.query_one(f"#f-{name}", Input)
+            assert editor.value == getattr(cfg.peft if tab == "peft" else cfg.train, name)
+            assert editor.cursor_position == 0 and editor.scroll_offset.x == 0, name
+            assert str(editor.render_line(0).text).lstrip().startswith(editor.value[:10]), name
+
+
+async def test_loading_a_toml_over_edits_asks_first_and_names_the_file(make_app, tmp_path):
+    from aios_tui.ui.screens.configure import FILE_CHOICE
+    cfg = find_preset("budget").config()
+    cfg.train.steps = 77
+    path = tmp_path / "mine.toml"
+    save_config(cfg, path)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await all_rows(pilot)
+        screen = app.screen
+        picker = screen.query_one("#preset", Select)
+        await retype(pilot, "steps", "train", "7")
+
+        async def load_file() -> None:
+            await pilot.press("ctrl+o")
+            await wait_for(pilot, lambda: app.screen.query("#prompt-input"), what="the prompt")
+            app.screen.query_one("#prompt-input", Input).value = str(path)
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+
+        await load_file()
+        title = str(app.screen.query_one(".dialog-title").render())
+        assert "mine.toml" in title and "discard your 1 change" in title
+        await pilot.press("n")
+        await wait_for(pilot, lambda: app.screen is screen, what="the form")
+        assert screen.form.result.config.train.steps == 7 and picker.value == ""
+        await load_file()
+        await pilot.press("y")
+        await wait_for(pilot, lambda: screen.form.result.config == cfg, what="the file")
+        assert picker.value == FILE_CHOICE
+        assert "mine.toml" in str(picker.query_one("#label").render())
+        assert "same as" in static_text(screen.query_one(FormStatus))
+        picker.value = "efficient"  # a preset over the unedited file: no question, the file entry goes
+        await wait_for(pilot, lambda: screen.form.result.config == find_preset("efficient").config(),
+                       what="the preset")
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert picker.value == "efficient"
+        assert FILE_CHOICE not in [value for _, value in picker._options]

@@ -79,3 +79,15 @@ async def test_the_events_box_follows_new_events(make_app, runs_root):
                 fh.write(json.dumps(rec) + "\n")
         await wait_for(pilot, lambda: "step-000090" in on_screen(log)[-2], what="the newest event")
         assert "step-000080" in on_screen(log)[-3]
+
+
+async def test_a_resumed_event_lists_its_changes(make_app, runs_root):
+    resumed = {"event": "resumed", "step": 120, "total_steps": 400, "pid": 1,
+               "checkpoint": str(runs_root / "changed" / "checkpoints" / "step-000120"),
+               "changes": ["steps: 300 -> 400", "lr: 0.0002 -> 0.0001"], "time": T0 + 99}
+    run = write_run(runs_root, "changed", events=[resumed])
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await open_view(app, pilot)
+        lines = on_screen(screen.query_one(EventLog))
+        assert "resumed  step 120  changed=steps: 300 -> 400; lr: 0.0002 -> 0.0001" in lines[-2], lines

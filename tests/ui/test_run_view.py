@@ -341,3 +341,104 @@ def test_resuming_to_more_steps_shows_the_new_total_at_once(runs_root, monkeypat
     runctl.resume_run(run, steps=2000)
     status = run.read_status()
     assert status["state"] == "starting" and status["total_steps"] == 2000
+
+
+async def test_no_eta_until_a_resumed_run_logs_a_step_of_its_own(make_app, runs_root):
+    resumed = {"event": "resumed", "step": 120, "total_steps": 300, "pid": 1,
+               "checkpoint": "checkpoints/step-000120", "changes": [], "time": T0 + 100}
+    run = write_run(runs_root, "again", state="starting", events=[resumed])
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        progress = app.screen.query_one(RunProgress)
+        assert "STARTING" in text_of(progress)
+        assert "ETA" not in text_of(progress) and "took" not in text_of(progress)
+        status = json.loads(run.status_file.read_text())
+        run.status_file.write_text(json.dumps({**status, "state": "running"}))
+        await wait_for(pilot, lambda: "RUNNING" in text_of(progress), what="running")
+        assert "ETA" not in text_of(progress)  # the last step is the previous session's
+        append(run, {**step_record(121, 300), "time": T0 + 101})
+        await wait_for(pilot, lambda: "121/" in text_of(progress), what="the new step")
+        assert "ETA 18s" in text_of(progress)
+
+
+async def test_stopping_a_run_before_its_first_step_says_nothing_is_saved(make_app, runs_root):
+    run = write_run(runs_root, "just-started", steps=0, state="starting")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        await pilot.press("s")
+        await pilot.pause()
+        assert run.stop_file.exists()
+        said = [str(n.message) for n in app._notifications if "stopping" in str(n.message)]
+        assert said and "before its first step" in said[-1] and "nothing will be saved" in said[-1]
+        assert "checkpoint first" not in said[-1]
+        run.stop_file.unlink()
+        app.open_runs()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs)
+        await pilot.press("s")
+        await pilot.pause()
+        assert run.stop_file.exists()
+        said = [str(n.message) for n in app._notifications if "stop" in str(n.message)]
+        assert "nothing will be saved" in said[-1]
+
+
+async def test_quitting_during_an_export_says_it_waits_for_it(make_app, runs_root, monkeypatch, capsys):
+    import threading
+
+    from aios_tui.ui import runctl
+
+    run = write_run(runs_root, "exporting", state="stopped", pid=0)
+    release = threading.Event()
+    monkeypatch.setattr(runctl, "export_run",
+                        lambda run, merge=False, timeout=3600, step=None: release.wait(10) and "done\n")
+    app = make_app()
+
+    async def quit_during_export(pilot) -> None:
+        await pilot.pause()
+        assert runctl.claim_export(run)
+        app.start_export(run, False, 100)
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the question")
+        said = " ".join(str(w.render()) for w in app.screen.query("Label, Static"))
+        assert "Export still running: exporting" in said and "Ctrl-C abandons it" in said
+        await pilot.press("q")
+
+    try:
+        await app.run_async(headless=True, size=SIZE, auto_pilot=quit_during_export)
+        out = capsys.readouterr().out
+        assert "waiting for the export of exporting to finish (Ctrl-C abandons it)" in out
+    finally:
+        release.set()
+    await wait_for_release(run)
+
+
+async def wait_for_release(run) -> None:
+    import asyncio
+
+    from aios_tui.ui import runctl
+    for _ in range(200):
+        if not runctl.export_running(run):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the export was never released")
+
+
+async def test_the_quit_dialog_for_live_runs_mentions_a_running_export(make_app, runs_root):
+    from aios_tui.ui import runctl
+
+    run = write_run(runs_root, "both")
+    app = make_app(attach=run.path)
+    assert runctl.claim_export(run)
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+            await pilot.press("ctrl+q")
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the question")
+            said = " ".join(str(w.render()) for w in app.screen.query("Label, Static"))
+            assert "Run still training: both" in said
+            assert "export of both is still running: quitting waits for it to finish" in said
+            assert app.export_wait_line() == "waiting for the export of both to finish (Ctrl-C abandons it)..."
+            await pilot.press("c")
+    finally:
+        runctl.release_export(run)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from textual import work
 from textual.app import ComposeResult
@@ -36,7 +36,20 @@ except ImportError:  # pragma: no cover - a build without the calculator still c
     estimate_for_run = None
 
 NO_PRESET = "(defaults)"
+FILE_CHOICE = "\x00file"  # the picker's entry for a loaded TOML file (no preset key can be this)
 VRAM_DEBOUNCE_S = 0.1
+NOTICE_LINES = 6  # problems in one notice; a small terminal shows a notice of about this many
+
+
+def problems_notice(problems: list[str], prefix: str = "", limit: int = NOTICE_LINES) -> str:
+    """Problems as one notice, one a line: separate toasts push the first ones (often the most
+    useful) off a small terminal. Past ``limit`` the rest are counted, not listed; ``prefix``
+    (a file name every problem repeats) is dropped, the notice's title names it."""
+    lines = [p.removeprefix(prefix) if prefix else p for p in problems]
+    if len(lines) > limit:
+        more = len(lines) - (limit - 1)
+        lines = lines[:limit - 1] + [f"+{more} more problem{'s' if more > 1 else ''}"]
+    return "\n".join(lines)
 
 
 class ConfigureScreen(Screen):
@@ -75,7 +88,7 @@ class ConfigureScreen(Screen):
     def compose(self) -> ComposeResult:
         with Horizontal(id="preset-bar"):
             yield Label("Preset", id="preset-label")
-            yield Choice(self._preset_options(), value=self.preset_key, allow_blank=False,
+            yield Choice(self._preset_options(), value=self._picker_value(), allow_blank=False,
                          compact=True, id="preset")
             yield FormStatus(id="form-status")
         with Horizontal(id="configure-main"):
@@ -100,7 +113,20 @@ class ConfigureScreen(Screen):
             opts.append((f"{p.name} (user)" if p.user else p.name, p.key))
         if self.preset_key and self.preset_key not in [v for _, v in opts]:
             opts.append((self.preset_key, self.preset_key))
+        if self.base_file:  # the form came from a file: the picker names it, not "(defaults)"
+            opts.append((f"{Path(self.base_file).name} (file)", FILE_CHOICE))
         return opts
+
+    def _picker_value(self) -> str:
+        """What the picker shows for the form's base: the loaded file, else the preset."""
+        return FILE_CHOICE if self.base_file else self.preset_key
+
+    def _refresh_picker(self) -> None:
+        """Rebuild the picker's entries (a loaded file's comes and goes) and show the base."""
+        select = self.query_one("#preset", Select)
+        with select.prevent(Select.Changed):
+            select.set_options(self._preset_options())
+            select.value = self._picker_value()
 
     def _preset_config(self, key: str) -> RunConfig | None:
         if not key:
@@ -175,28 +201,43 @@ class ConfigureScreen(Screen):
             return
         event.stop()
         key = event.value if isinstance(event.value, str) else ""
-        if key == self._picker_reset or (key == self.preset_key and not self.base_file):
+        if key == self._picker_reset or key == FILE_CHOICE or (key == self.preset_key and not self.base_file):
             self._picker_reset = None
             return  # the picker announcing its first value, put back, or no change
         try:
             cfg = self._preset_config(key) or RunConfig()
         except ConfigError as exc:
-            for problem in exc.problems:
-                self.notify(problem, title="preset not loaded", severity="error", markup=False)
-            self._show_preset(self.preset_key)
+            self.notify(problems_notice(exc.problems), title="preset not loaded", severity="error",
+                        markup=False)
+            self._show_preset(self._picker_value())
             return
+        self._unless_edits_kept(f"preset '{key}'", lambda: self._load_preset(key, cfg),
+                                lambda: self._show_preset(self._picker_value()))
+
+    def _unless_edits_kept(self, loading: str, load: Callable[[], None],
+                           keep: Callable[[], None] | None = None) -> None:
+        """Run ``load`` at once over an unedited form; over edits, only if the user says so."""
         current = self.form.result.config
         edits = len(changed_fields(self.base, current)) if current is not None else -1
         if edits == 0:
-            self._load_preset(key, cfg)
+            load()
             return
         what = f"your {edits} change{'s' if edits > 1 else ''}" if edits > 0 else "your edits"
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                load()
+            elif keep is not None:
+                keep()
+
         self.app.push_screen(
-            ConfirmScreen(f"Load preset '{key}' and discard {what}?", "n keeps the form as it is"),
-            lambda yes: self._load_preset(key, cfg) if yes else self._show_preset(self.preset_key))
+            ConfirmScreen(f"Load {loading} and discard {what}?", "n keeps the form as it is"), answered)
 
     def _load_preset(self, key: str, cfg: RunConfig) -> None:
+        had_file = bool(self.base_file)
         self.preset_key, self.base_file, self.base = key, None, cfg
+        if had_file:
+            self._refresh_picker()
         self.form.load(cfg, base=cfg)
 
     def _show_preset(self, key: str) -> None:
@@ -294,17 +335,14 @@ class ConfigureScreen(Screen):
         try:
             path = save_user_preset(name, cfg, force=force)
         except ConfigError as exc:
-            for problem in exc.problems:
-                self.notify(problem, title="preset not saved", severity="error", markup=False)
+            self.notify(problems_notice(exc.problems), title="preset not saved", severity="error",
+                        markup=False)
             return
         except OSError as exc:
             self.notify(str(exc), title="preset not saved", severity="error", markup=False)
             return
         self.preset_key, self.base_file, self.base = slug(name), None, cfg
-        select = self.query_one("#preset", Select)
-        with select.prevent(Select.Changed):
-            select.set_options(self._preset_options())
-            select.value = self.preset_key
+        self._refresh_picker()
         self.form.set_base(cfg)
         self.notify(f"saved preset '{name}' to {path}", markup=False)
 
@@ -312,23 +350,26 @@ class ConfigureScreen(Screen):
         def chosen(path: str | None) -> None:
             if not path:
                 return
+            file = Path(path).expanduser()
             try:
-                cfg = load_config(Path(path).expanduser())
+                cfg = load_config(file)
             except ConfigError as exc:
-                for problem in exc.problems[:6]:
-                    self.notify(problem, title="not loaded", severity="error", markup=False)
+                self.notify(problems_notice(exc.problems, prefix=f"{file}: "),
+                            title=f"{file.name} not loaded", severity="error", timeout=15, markup=False)
                 return
             note = ""
             if cfg.train.run_dir.strip() and RunDir(Path(cfg.train.run_dir)).exists():
                 # A run's own config.toml: its directory is taken; a new run needs its own.
                 note = f"; run_dir and run_name cleared ({cfg.train.run_dir} holds a run: resume it from the runs list)"
                 cfg.train.run_dir = cfg.train.run_name = ""
-            self.preset_key, self.base_file, self.base = "", path, cfg
-            select = self.query_one("#preset", Select)
-            with select.prevent(Select.Changed):
-                select.value = ""
-            self.form.load(cfg, base=cfg)
-            self.notify(f"loaded {path}{note}", timeout=10 if note else 5, markup=False)
+
+            def load() -> None:
+                self.preset_key, self.base_file, self.base = "", path, cfg
+                self._refresh_picker()
+                self.form.load(cfg, base=cfg)
+                self.notify(f"loaded {path}{note}", timeout=10 if note else 5, markup=False)
+
+            self._unless_edits_kept(file.name, load)
 
         self.app.push_screen(PromptScreen("Load a configuration TOML", placeholder="path/to/config.toml",
                                           value=self.base_file or ""), chosen)

@@ -23,7 +23,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import UNREADABLE, RunDir, pid_alive
 from aios_tui.metrics.runstate import RunTracker, RunView
 from aios_tui.ui import runctl
-from aios_tui.ui.messages import ExportFinished, RunUpdated
+from aios_tui.ui.messages import RunUpdated
 from aios_tui.ui.pacing import nap
 from aios_tui.ui.widgets.event_log import EventLog
 from aios_tui.ui.widgets.loss_chart import LossChart
@@ -187,7 +187,7 @@ class RunScreen(Screen):
             self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
         self.stop_requested = True
-        self.notify(f"stopping {self.run.name}: saving a checkpoint first", markup=False)
+        self.notify(runctl.stop_notice(self.run.name, self.view.step if self.view else None), markup=False)
         if self.view:
             self.query_one(RunProgress).update_view(self.view, self._shown_state(self.view))
 
@@ -233,17 +233,7 @@ class RunScreen(Screen):
         which = f"step {step}" if step is not None else "the latest checkpoint"
         self.notify(f"exporting {runctl.export_what(merge, adapter)} of {self.run.name} ({which})...",
                     markup=False)
-        self._run_export(merge, step)
-
-    @work(thread=True, group="export", exit_on_error=False)
-    def _run_export(self, merge: bool, step: int | None = None) -> None:
-        self.post_message(ExportFinished(self.run.name, *runctl.export_claimed(self.run, merge, step)))
-
-    def on_export_finished(self, message: ExportFinished) -> None:
-        self.refresh_bindings()
-        last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
-        self.notify(last, title=f"export of {message.run_name}", severity="information" if message.ok else "error",
-                    timeout=10, markup=False)
+        self.app.start_export(self.run, merge, step)
 
     def action_runs(self) -> None:
         self.app.open_runs()

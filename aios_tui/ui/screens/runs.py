@@ -16,7 +16,7 @@ from aios_tui.metrics.fmt import human_duration
 from aios_tui.metrics.rundir import UNREADABLE, RunDir, default_runs_root
 from aios_tui.metrics.summary import RunSummary, summarize_all
 from aios_tui.ui import runctl
-from aios_tui.ui.messages import ExportFinished, RunsListed
+from aios_tui.ui.messages import RunsListed
 from aios_tui.ui.pacing import nap
 
 REFRESH_S = 2.0
@@ -117,6 +117,7 @@ class RunsScreen(Screen):
             self.app.resume_run(run)
 
     def action_stop(self) -> None:
+        picked = self.selected()
         run = self._pick("stop")
         if run is None:
             return
@@ -125,7 +126,7 @@ class RunsScreen(Screen):
         except UserError as exc:
             self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
-        self.notify(f"asked {run.name} to stop; it saves a checkpoint first", markup=False)
+        self.notify(runctl.stop_notice(run.name, picked.step if picked else None), markup=False)
 
     def action_export(self) -> None:
         from aios_tui.ui.screens.checkpoints import CheckpointPicker, infos_for_run
@@ -149,19 +150,9 @@ class RunsScreen(Screen):
             self.notify(f"exporting {runctl.export_what(merge, adapter)} of {run.name} (step {step})...",
                         markup=False)
             # always this step, even if a newer checkpoint lands before the export starts
-            self._export(run, merge, step)
+            self.app.start_export(run, merge, step)
 
         self.app.push_screen(CheckpointPicker(run.name, infos, adapter=adapter), chosen)
-
-    @work(thread=True, group="export", exit_on_error=False)
-    def _export(self, run: RunDir, merge: bool = False, step: int | None = None) -> None:
-        """Runs with the export claimed (``runctl.claim_export``)."""
-        self.post_message(ExportFinished(run.name, *runctl.export_claimed(run, merge, step)))
-
-    def on_export_finished(self, message: ExportFinished) -> None:
-        last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
-        self.notify(last, title=f"export of {message.run_name}",
-                    severity="information" if message.ok else "error", timeout=10, markup=False)
 
     def action_configure(self) -> None:
         self.app.back_to_configure()

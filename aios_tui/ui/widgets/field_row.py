@@ -106,6 +106,12 @@ class FieldRow(Widget):
         ed = self.editor
         if isinstance(ed, Toggle):
             ed.value = bool(raw)
+        elif isinstance(ed, Input):
+            ed.value = raw
+            # A value put in (a preset, a file) shows its start: the cursor would stay where the
+            # old value's end was, and a long value would read as its tail (",v_proj,o_proj").
+            ed.cursor_position = 0
+            ed.scroll_to(x=0, animate=False, immediate=True)
         else:
             ed.value = raw  # type: ignore[attr-defined]
 

@@ -14,6 +14,29 @@ STATE_STYLE = {"running": "bold green", "starting": "bold cyan", "stopping": "bo
                "unreadable": "bold red"}
 
 
+SESSION_EVENTS = ("started", "resumed")
+
+
+def session_eta(view: RunView, state: str) -> float | None:
+    """The run's own ETA, only while it runs and its newest step belongs to this session: a
+    run starting (or resumed and not yet past its first step) has only an older session's ETA,
+    or the 0s its last run ended with."""
+    last = view.last or {}
+    eta = last.get("eta_s")
+    if state != "running" or view.state != "running" or not isinstance(eta, (int, float)):
+        return None
+    for ev in reversed(view.events):
+        if ev.get("event") not in SESSION_EVENTS:
+            continue
+        t_ev, t_last = ev.get("time"), last.get("time")
+        if isinstance(t_ev, (int, float)) and isinstance(t_last, (int, float)):
+            older = t_last < t_ev
+        else:
+            older = not isinstance(last.get("step"), int) or last["step"] <= (ev.get("step") or 0)
+        return None if older else eta
+    return eta
+
+
 class RunProgress(Widget):
     DEFAULT_CSS = """
     RunProgress {
@@ -45,8 +68,8 @@ class RunProgress(Widget):
         right = f" {step if step is not None else '-'}/{total or '?'}"
         if frac is not None:
             right += f" {frac:>4.0%}"
-        eta = (v.last or {}).get("eta_s") if v.live else None
-        elapsed = (v.last or {}).get("elapsed_s")
+        eta = session_eta(v, state)
+        elapsed = (v.last or {}).get("elapsed_s") if not v.live else None
         if eta is not None:
             right += f"  ETA {human_duration(eta)}"
         elif elapsed is not None:
