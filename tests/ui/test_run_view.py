@@ -195,6 +195,10 @@ async def test_runs_screen_lists_runs_and_attaches(make_app, runs_root):
         # the configure screen now offers to go back to the run
         await pilot.press("ctrl+b")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen))
+        await pilot.press("f2")  # the same, where tmux keeps ctrl+b for itself
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
 
 
 async def test_runs_screen_stop_and_resume_guards(make_app, runs_root):

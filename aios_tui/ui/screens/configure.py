@@ -63,6 +63,8 @@ class ConfigureScreen(Screen):
         Binding("ctrl+l", "show_command", "Cmd", tooltip="Show the equivalent `aios-tui train` command"),
         Binding("ctrl+n", "runs", "Runs", tooltip="List runs: attach, resume, stop, export"),
         Binding("ctrl+b", "run_view", "View", tooltip="Back to the current run's view"),
+        # ctrl+b is tmux's prefix key, so inside tmux it never reaches the console
+        Binding("f2", "run_view", "View", show=False),
     ]
     AUTO_FOCUS = "#f-model"
 
