@@ -151,7 +151,7 @@ def _checked(args: argparse.Namespace, cfg: RunConfig):
         run = RunDir(Path(args.resume).resolve())
         merge(load_config(run.latest_checkpoint() / "config.toml"), cfg)  # refused changes exit 2 here
     else:
-        run = RunDir(session.choose_run_dir(cfg).resolve())
+        run = RunDir(session.choose_run_dir(cfg, args.command_name).resolve())
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(
             cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
         session.ensure_free(run)

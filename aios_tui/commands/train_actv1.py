@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     from aios_tui.engine.train import TrainingFailed, run_training
 
     task = HRMTask()
-    run_dir = Path(args.resume) if args.resume else choose_run_dir(cfg)
+    run_dir = Path(args.resume) if args.resume else choose_run_dir(cfg, "train-actv1")
     try:
         result = run_training(cfg, run_dir, task=task, resume=bool(args.resume),
                               stop_after=args.stop_after, progress=args.progress)

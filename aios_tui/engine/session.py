@@ -14,23 +14,23 @@ from pathlib import Path
 
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
-from aios_tui.metrics.rundir import RunDir, default_runs_root, pid_alive, prepare_run, run_metrics_path
+from aios_tui.metrics.rundir import NAME_PREFIX, RunDir, default_runs_root, pid_alive, prepare_run, run_metrics_path
 
 PREPARED_FILES = {"config.toml", "status.json", "engine.log", "STOP", "CHECKPOINT"}
 
 
-def default_run_name(cfg: RunConfig) -> str:
-    return f"{cfg.method_label()}-{time.strftime('%Y%m%d-%H%M%S')}"
+def default_run_name(cfg: RunConfig, command: str = "train") -> str:
+    return f"{NAME_PREFIX.get(command, '')}{cfg.method_label()}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def choose_run_dir(cfg: RunConfig) -> Path:
+def choose_run_dir(cfg: RunConfig, command: str = "train") -> Path:
     """``train.run_dir``, else ``<runs root>/<run_name>`` (a name made unique when it is generated)."""
     if cfg.train.run_dir.strip():
         return Path(cfg.train.run_dir).expanduser()
     root = default_runs_root()
     if cfg.train.run_name.strip():
         return root / cfg.train.run_name.strip()
-    base = default_run_name(cfg)
+    base = default_run_name(cfg, command)
     path, n = root / base, 1
     while path.exists():
         n += 1

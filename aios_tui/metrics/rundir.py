@@ -26,6 +26,10 @@ LIVE_STATES = ("starting", "running", "stopping")
 UNREADABLE = "unreadable"
 
 
+# A generated run name says what trains: HRM ACTv1 runs are told apart from plain ones.
+NAME_PREFIX = {"train-actv1": "hrm-"}
+
+
 def default_runs_root() -> Path:
     return Path(os.environ.get("AIOS_TUI_RUNS", "artifacts/runs"))
 

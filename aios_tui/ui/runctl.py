@@ -13,18 +13,18 @@ from pathlib import Path
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
 from aios_tui.metrics.launch import start_detached
-from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, prepare_run
+from aios_tui.metrics.rundir import LIVE_STATES, NAME_PREFIX, RunDir, default_runs_root, prepare_run
 
 
-def run_name_for(cfg: RunConfig, now: float | None = None) -> str:
+def run_name_for(cfg: RunConfig, now: float | None = None, command: str = "train") -> str:
     if cfg.train.run_name:
         return cfg.train.run_name
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
-    return f"{cfg.method_label()}-{stamp}"
+    return f"{NAME_PREFIX.get(command, '')}{cfg.method_label()}-{stamp}"
 
 
 def plan_run_dir(cfg: RunConfig, root: str | os.PathLike | None = None,
-                 now: float | None = None) -> tuple[str, Path]:
+                 now: float | None = None, command: str = "train") -> tuple[str, Path]:
     """(run name, directory) for a new run; a generated name gets a suffix instead of clashing."""
     if cfg.train.run_dir:
         path = Path(cfg.train.run_dir)
@@ -33,7 +33,7 @@ def plan_run_dir(cfg: RunConfig, root: str | os.PathLike | None = None,
                             "screen or clear run_dir")
         return (cfg.train.run_name or path.name), path
     root = Path(root) if root else default_runs_root()
-    name = run_name_for(cfg, now)
+    name = run_name_for(cfg, now, command)
     path = root / name
     if RunDir(path).exists():
         if cfg.train.run_name:
@@ -86,7 +86,7 @@ def start_run(cfg: RunConfig, root: str | os.PathLike | None = None,
     """
     if command not in RUN_COMMANDS:
         raise ValueError(f"unknown run command {command!r}")
-    name, path = plan_run_dir(cfg, root)
+    name, path = plan_run_dir(cfg, root, command=command)
     path = path.resolve()
     cfg = copy.deepcopy(cfg)
     cfg.train.run_name = name

@@ -110,6 +110,7 @@ def test_the_seeds_try_it_command_on_a_trained_bundle(cli, tmp_path, monkeypatch
     assert code == 0, err
     assert "random weights" not in err  # the note is for new brains only
     assert "note: lm_head stays frozen beside the adapter" in err  # unlike AI-OS, and said so
+    assert [p.name.split("-2")[0] for p in (tmp_path / "runs").iterdir()] == [f"hrm-{method}"]  # named for what trains
     header = read_header(tmp_path / "artifacts/brains/actv1/metrics.jsonl")
     assert header["peft"] == "enabled" and header["method"] == method
     assert header["model"].startswith("HRM ACTv1 (")  # what trains, not the tokenizer's name

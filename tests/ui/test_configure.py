@@ -525,3 +525,12 @@ async def test_loading_a_toml_over_edits_asks_first_and_names_the_file(make_app,
         assert not isinstance(app.screen, ConfirmScreen)
         assert picker.value == "efficient"
         assert FILE_CHOICE not in [value for _, value in picker._options]
+
+
+def test_a_generated_run_name_says_when_an_hrm_brain_trains():
+    from aios_tui.config import resolve
+    from aios_tui.ui.runctl import run_name_for
+
+    cfg = resolve()
+    assert run_name_for(cfg, 0).startswith(f"{cfg.method_label()}-")
+    assert run_name_for(cfg, 0, "train-actv1").startswith(f"hrm-{cfg.method_label()}-")
