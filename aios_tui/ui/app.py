@@ -133,7 +133,14 @@ class AiosApp(App[None]):
         """Restart a run's engine from its latest checkpoint and show it."""
         from aios_tui.ui.screens.prompt import PromptScreen
         from aios_tui.ui.screens.run import RunScreen
-        if run.state() == "finished" and steps is None:
+
+        state = run.state()
+        if state in LIVE_STATES:
+            # the engine's own refusal names shell commands; here the keys do it
+            self.notify(f"{run.name} is still {state}: stop it first (s), or open it to watch (enter)",
+                        title="not resumed", severity="warning", markup=False)
+            return
+        if state == "finished" and steps is None:
             total = run.read_status().get("total_steps") or 0
 
             def answered(text: str | None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -203,16 +202,15 @@ async def test_runs_screen_lists_runs_and_attaches(make_app, runs_root):
 
 async def test_runs_screen_stop_and_resume_guards(make_app, runs_root):
     live = write_run(runs_root, "live-one")
-    finished = write_run(runs_root, "done-one", state="finished", steps=200, pid=0)
-    os.utime(live.status_file, (T0 + 10, T0 + 10))
-    os.utime(finished.status_file, (T0, T0))
+    write_run(runs_root, "done-one", state="finished", steps=200, pid=0)
+    live.write_status(started_at=T0 + 10)  # listed first
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         app.open_runs()
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
-        await pilot.press("r")  # live: refused, nothing started
+        await pilot.press("r")  # live: refused, nothing started, and the keys that help are named
         await pilot.pause()
-        assert any("still running" in str(n.message) for n in app._notifications)
+        assert any("still running: stop it first (s)" in str(n.message) for n in app._notifications)
         await pilot.press("s")
         assert live.stop_file.exists()
         await pilot.press("down", "r")  # finished: asks how far to train
