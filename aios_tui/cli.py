@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> None:
     """Refuse what no option takes, with the command's own usage and the closest option names."""
-    import difflib
+    from aios_tui.config.validate import closest
 
     command = getattr(args, "command", None)
     sub = parser._subparsers._group_actions[0].choices.get(command) if command else None  # type: ignore[union-attr]
@@ -69,9 +69,9 @@ def _unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace
     for token in extra:
         flag = token.split("=", 1)[0]
         if flag.startswith("--"):
-            close = difflib.get_close_matches(flag, options, n=1, cutoff=0.75)
+            close = closest(flag, options, cutoff=0.75)
             if close:
-                hints.append(f"{flag}: did you mean {close[0]}?")
+                hints.append(f"{flag}: did you mean {close}?")
     target.error(f"unrecognized arguments: {' '.join(extra)}" + ("; " + "; ".join(hints) if hints else ""))
 
 

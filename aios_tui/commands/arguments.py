@@ -24,16 +24,18 @@ def interval_problem(seconds: float) -> str | None:
     return f"--interval {seconds:g}: give seconds between 0.05 and 3600"
 
 
-def ignored_peft_flags(overrides: dict, use_peft: bool) -> str | None:
-    """A note when PEFT flags were given but PEFT is off: --use-peft is the master switch, so
+def note_ignored_peft_flags(args, use_peft: bool) -> None:
+    """Says so when PEFT flags were given but PEFT is off: --use-peft is the master switch, so
     they would be silently unused."""
-    from aios_tui.config import field_index
+    import sys
+
+    from aios_tui.config import field_index, overrides_from_args
 
     if use_peft:
-        return None
+        return
     index = field_index()
-    given = [n for n in overrides if n != "use_peft" and index.get(n, ("",))[0] == "peft"]
-    if not given:
-        return None
-    flags = ", ".join("--" + n.replace("_", "-") for n in given)
-    return f"note: {flags} {'has' if len(given) == 1 else 'have'} no effect without --use-peft; training the full model"
+    given = [n for n in overrides_from_args(args) if n != "use_peft" and index.get(n, ("",))[0] == "peft"]
+    if given:
+        flags = ", ".join("--" + n.replace("_", "-") for n in given)
+        print(f"note: {flags} {'has' if len(given) == 1 else 'have'} no effect without --use-peft; "
+              "training the full model", file=sys.stderr)

@@ -204,11 +204,9 @@ def run(args: argparse.Namespace) -> int:
         args.resume = run_path(args.resume)
     cfg = _resume_config(args) if args.resume else config_from_args(args)
     if not args.resume:
-        from aios_tui.commands.arguments import ignored_peft_flags
+        from aios_tui.commands.arguments import note_ignored_peft_flags
 
-        note = ignored_peft_flags(overrides_from_args(args), cfg.peft.use_peft)
-        if note:
-            print(note, file=sys.stderr)
+        note_ignored_peft_flags(args, cfg.peft.use_peft)
     if args.check:
         return check_only(args, cfg)
     if args.detach:

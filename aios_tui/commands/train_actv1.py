@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from aios_tui.commands.train import add_run_control_args
-from aios_tui.config import ConfigError, RunConfig, add_config_args, config_from_args, overrides_from_args
+from aios_tui.config import ConfigError, RunConfig, add_config_args, config_from_args
 from aios_tui.errors import UserError
 
 TASK_SPEC = "aios_tui.engine.hrm.task:HRMTask"
@@ -63,11 +63,9 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     if cfg.train.lr == 0 and not cfg.peft.use_peft and not cfg.hrm.student_init:
         cfg.train.lr = FRESH_LR
         print(f"note: a new brain trains at --lr {FRESH_LR:g} unless you pass --lr", file=sys.stderr)
-    from aios_tui.commands.arguments import ignored_peft_flags
+    from aios_tui.commands.arguments import note_ignored_peft_flags
 
-    note = ignored_peft_flags(overrides_from_args(args), cfg.peft.use_peft)
-    if note:
-        print(note, file=sys.stderr)
+    note_ignored_peft_flags(args, cfg.peft.use_peft)
     if cfg.peft.use_peft and not cfg.hrm.lm_head_trainable:
         print("note: lm_head stays frozen beside the adapter (AI-OS trains it; --lm-head-trainable does, "
               "at the cost of a much larger trainable share)", file=sys.stderr)

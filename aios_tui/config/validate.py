@@ -25,8 +25,8 @@ class ConfigError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
-def closest(name: str, options: Iterable[str]) -> str | None:
-    match = difflib.get_close_matches(name, list(options), n=1, cutoff=0.5)
+def closest(name: str, options: Iterable[str], cutoff: float = 0.5) -> str | None:
+    match = difflib.get_close_matches(name, list(options), n=1, cutoff=cutoff)
     return match[0] if match else None
 
 

@@ -9,18 +9,14 @@ continues it.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
-from aios_tui.metrics.rundir import NAME_PREFIX, RunDir, default_runs_root, pid_alive, prepare_run, run_metrics_path
+from aios_tui.metrics.rundir import (RunDir, default_runs_root, generated_run_name, pid_alive, prepare_run,
+                                    run_metrics_path)
 
 PREPARED_FILES = {"config.toml", "status.json", "engine.log", "STOP", "CHECKPOINT"}
-
-
-def default_run_name(cfg: RunConfig, command: str = "train") -> str:
-    return f"{NAME_PREFIX.get(command, '')}{cfg.method_label()}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def choose_run_dir(cfg: RunConfig, command: str = "train") -> Path:
@@ -30,7 +26,7 @@ def choose_run_dir(cfg: RunConfig, command: str = "train") -> Path:
     root = default_runs_root()
     if cfg.train.run_name.strip():
         return root / cfg.train.run_name.strip()
-    base = default_run_name(cfg, command)
+    base = generated_run_name(cfg.method_label(), command)
     path, n = root / base, 1
     while path.exists():
         n += 1

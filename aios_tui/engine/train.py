@@ -204,15 +204,14 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             if created:
                 shutil.rmtree(run.path, ignore_errors=True)
             else:
-                run.write_status(state="failed", error="; ".join(exc.problems))
+                _record_failure(run, exc, device)
             raise
         try:
             return _train(cfg, run, task, model, tokenizer, data, device, checkpoint, state, changes,
                           stop_after, prog, on_step)
         except BaseException as exc:
             # The loop records its own failures; this catches what broke before it began.
-            if run.read_status().get("state") in ("starting", "running"):
-                run.write_status(state="failed", error=_failure_message(exc, device))
+            _record_failure(run, exc, device)
             raise
     finally:
         if log_lock is not None:
@@ -224,11 +223,16 @@ def _refusals_reach_the_launcher(run: RunDir):
     try:
         yield
     except BaseException as exc:
-        status = run.read_status()
-        if status.get("state") == "starting" and status.get("pid") in (os.getpid(), os.getppid()):
-            error = "; ".join(exc.problems) if isinstance(exc, UserError) else _failure_message(exc, None)
-            run.write_status(state="failed", error=error)
+        _record_failure(run, exc)
         raise
+
+
+def _record_failure(run: RunDir, exc: BaseException, device: torch.device | None = None) -> None:
+    """A run marked live under this process, or under the launcher that started it, says why it
+    ended; a status another process owns (a run this one was refused) is left alone."""
+    status = run.read_status()
+    if status.get("state") in ("starting", "running") and status.get("pid") in (os.getpid(), os.getppid()):
+        run.write_status(state="failed", error=_failure_message(exc, device))
 
 
 def _clear_old_requests(run: RunDir, since: float) -> None:
@@ -554,6 +558,8 @@ def _failure_message(exc: BaseException, device: torch.device | None) -> str:
         return f"out of GPU memory on {device or 'the GPU'}"
     if isinstance(exc, TrainingFailed):
         return " ".join(exc.problems)
+    if isinstance(exc, UserError):
+        return "; ".join(exc.problems)
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".strip()
 

@@ -30,6 +30,12 @@ UNREADABLE = "unreadable"
 NAME_PREFIX = {"train-actv1": "hrm-"}
 
 
+def generated_run_name(method: str, command: str = "train", now: float | None = None) -> str:
+    """The name of a run not given one (the CLI and the console alike): what trains, and when."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
+    return f"{NAME_PREFIX.get(command, '')}{method}-{stamp}"
+
+
 def default_runs_root() -> Path:
     return Path(os.environ.get("AIOS_TUI_RUNS", "artifacts/runs"))
 

@@ -145,8 +145,7 @@ class RunTracker:
         return changed
 
     def _metrics_path(self) -> Path:
-        m = self.status.get("metrics")
-        return Path(m) if m else self.run.default_metrics
+        return self.run.metrics_path(self.status)
 
     def _clear(self) -> None:
         self.header, self.last, self.measured = None, None, None

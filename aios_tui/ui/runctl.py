@@ -7,20 +7,18 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
 from aios_tui.metrics.launch import start_detached
-from aios_tui.metrics.rundir import LIVE_STATES, NAME_PREFIX, RunDir, default_runs_root, prepare_run
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, generated_run_name, prepare_run
 
 
 def run_name_for(cfg: RunConfig, now: float | None = None, command: str = "train") -> str:
     if cfg.train.run_name:
         return cfg.train.run_name
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
-    return f"{NAME_PREFIX.get(command, '')}{cfg.method_label()}-{stamp}"
+    return generated_run_name(cfg.method_label(), command, now)
 
 
 def plan_run_dir(cfg: RunConfig, root: str | os.PathLike | None = None,
