@@ -48,16 +48,21 @@ ERROR_PREFIX = "aios-tui: error: "
 CHECK_TIMEOUT_S = 900  # long enough to fetch an hf:// dataset or a model's config
 
 
-def check_start(cfg: RunConfig, command: str = "train") -> None:
+def check_start(cfg: RunConfig, command: str = "train", root: str | os.PathLike | None = None) -> None:
     """The checks `aios-tui train --detach` makes before it creates anything (data, target
-    modules, memory savers, compile), run in a child process so the console never loads torch;
-    raises UserError with the engine's own messages."""
+    modules, memory savers, compile, the run directory), run in a child process so the console
+    never loads torch; raises UserError with the engine's own messages. ``root`` as for
+    start_run, so the directory checked is the one a start would use."""
     import tempfile
 
     from aios_tui.config import config_to_toml
 
     if command not in RUN_COMMANDS:
         raise ValueError(f"unknown run command {command!r}")
+    if not cfg.train.run_dir:
+        name, path = plan_run_dir(cfg, root, command=command)
+        cfg = copy.deepcopy(cfg)
+        cfg.train.run_name, cfg.train.run_dir = name, str(path.resolve())
     with tempfile.TemporaryDirectory(prefix="aios-tui-check-") as tmp:
         config = Path(tmp) / "config.toml"
         config.write_text(config_to_toml(cfg), encoding="utf-8")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 
+import pytest
+
 from textual.widgets import Input, Select, TextArea
 
 from aios_tui.cli import build_parser
@@ -534,3 +536,19 @@ def test_a_generated_run_name_says_when_an_hrm_brain_trains():
     cfg = resolve()
     assert run_name_for(cfg, 0).startswith(f"{cfg.method_label()}-")
     assert run_name_for(cfg, 0, "train-actv1").startswith(f"hrm-{cfg.method_label()}-")
+
+
+def test_the_start_check_tries_the_directory_the_start_would_use(tmp_path, monkeypatch):
+    from aios_tui.config import resolve
+    from aios_tui.errors import UserError
+    from aios_tui.ui import runctl
+
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path / "elsewhere"))  # writable, and not the console's root
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    cfg = resolve(overrides={"steps": 2, "run_name": "checked"})
+    with pytest.raises(UserError) as err:
+        runctl.check_start(cfg, root=blocker / "runs")  # the console's runs root cannot be made
+    assert "train.run_dir" in " ".join(err.value.problems) and str(blocker) in " ".join(err.value.problems)
+    runctl.check_start(cfg, root=tmp_path / "runs")  # a root that can be written passes
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()

@@ -283,7 +283,7 @@ class ConfigureScreen(Screen):
         worker = get_current_worker()
         problems: list[str] = []
         try:
-            runctl.check_start(cfg, command)
+            runctl.check_start(cfg, command, getattr(self.app, "runs_root", None))
             if worker.is_cancelled:
                 return  # the console is closing: start nothing behind the user's back
             run, pid = runctl.start_run(cfg, getattr(self.app, "runs_root", None), command=command)
