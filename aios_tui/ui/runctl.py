@@ -60,7 +60,10 @@ def check_start(cfg: RunConfig, command: str = "train", root: str | os.PathLike 
     if command not in RUN_COMMANDS:
         raise ValueError(f"unknown run command {command!r}")
     if not cfg.train.run_dir:
-        name, path = plan_run_dir(cfg, root, command=command)
+        if cfg.train.run_name:  # a taken name is the engine's to refuse, in its own words
+            name, path = cfg.train.run_name, Path(root or default_runs_root()) / cfg.train.run_name
+        else:
+            name, path = plan_run_dir(cfg, root, command=command)
         cfg = copy.deepcopy(cfg)
         cfg.train.run_name, cfg.train.run_dir = name, str(path.resolve())
     with tempfile.TemporaryDirectory(prefix="aios-tui-check-") as tmp:
