@@ -17,7 +17,9 @@ What each kernel keeps (CUDA; the CPU differs where noted):
 - linear: the input, cast to bf16 under autocast (each layer casts separately; autocast caches
   only parameter casts), when the weight is trained; the weight, which under autocast with fp32
   weights is a bf16 copy made per forward and kept until backward.
-- bitsandbytes 8-bit linear: its input whenever the input needs a gradient. 4-bit: nothing.
+- bitsandbytes 8-bit linear: its input whenever the input needs a gradient, held on the autograd
+  node itself, so checkpointing keeps it too (measured on an H200: bench/peak_breakdown.py).
+  4-bit: nothing.
 - peft LoRA: the dropout mask (bool on CUDA; the CPU keeps a full-size float noise tensor),
   the fp32 dropout output (cast to bf16 under autocast) for lora_A, and A's [T, r] output.
   Without peft's fp32 cast (the engine under autocast with a bf16 base), lora_A keeps its bf16
@@ -67,10 +69,18 @@ class Act:
 class Ledger:
     per_token: dict[str, tuple[float, str]] = field(default_factory=dict)
     per_layer: dict[str, tuple[int, str]] = field(default_factory=dict)
+    # keys held by an autograd node's own attributes rather than saved through autograd, so
+    # checkpointing (which works through the saved-tensor hooks) cannot drop them
+    unhooked: set[str] = field(default_factory=set)
 
-    def keep(self, key: str, nbytes: float, kind: str) -> None:
+    def keep(self, key: str, nbytes: float, kind: str, unhooked: bool = False) -> None:
         if nbytes and key not in self.per_token:
             self.per_token[key] = (nbytes, kind)
+        if nbytes and unhooked:
+            self.unhooked.add(key)
+
+    def unhooked_token_bytes(self) -> float:
+        return sum(self.per_token[k][0] for k in self.unhooked)
 
     def keep_fixed(self, key: str, nbytes: int, kind: str) -> None:
         if nbytes and key not in self.per_layer:
@@ -171,8 +181,10 @@ class BlockWalk:
                 self.L.keep_fixed(self.k("ia3@" + name), 4 * lin.fan_in, "adapters")
             x = Act(self.k(name + ".ia3in"), x.dt, lin.fan_in, True)
         if lp.quantized == "8bit":
-            if x.g:   # bitsandbytes keeps the layer input for the input gradient
-                self.L.keep(x.key, x.dt * lin.fan_in, kind)
+            if x.g:
+                # bitsandbytes keeps the layer input (ctx.tensors) whenever it needs a gradient,
+                # as an attribute of its autograd node: it survives checkpointing
+                self.L.keep(x.key, x.dt * lin.fan_in, kind, unhooked=True)
             out_dt = x.dt
         elif lp.quantized == "4bit":
             out_dt = x.dt   # computed in bf16, returned in the input's dtype

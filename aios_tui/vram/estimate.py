@@ -222,9 +222,12 @@ def _compute(shape: ModelShape, s: Setup) -> Estimate:
     persistent = base_w + adapter_w + opt_alloc + framework + (grads if accumulating else 0)
     grad_now = grads if accumulating else 0
     if s.grad_ckpt:
-        # each checkpointed block keeps only its input; backward recomputes one block at a time
-        kept = n_blocks * T * shape.hidden * costs.rest_input.dt * segments
-        recompute = rest
+        # each checkpointed block keeps its input, and what its ops hold outside autograd's
+        # saved tensors (bitsandbytes' 8-bit layer inputs); backward recomputes one block at a time
+        unhooked = int(round((costs.first.unhooked_token_bytes()
+                              + (n_blocks - 1) * costs.rest.unhooked_token_bytes()) * T)) * segments
+        kept = n_blocks * T * shape.hidden * costs.rest_input.dt * segments + unhooked
+        recompute = rest - int(round(costs.rest.unhooked_token_bytes() * T))
         acts_loss = kept + head_saved * segments
         acts_bwd = acts_loss + recompute + ws
     else:
@@ -261,7 +264,9 @@ def _compute(shape: ModelShape, s: Setup) -> Estimate:
 
     details = {k: int(v) for k, v in sorted(kinds.items(), key=lambda kv: -kv[1])}
     if s.grad_ckpt:
-        details = {"checkpointed block inputs": kept, "one recomputed block": recompute}
+        details = {"checkpointed block inputs": kept - unhooked, "one recomputed block": recompute}
+        if unhooked:
+            details["8-bit layer inputs (kept through checkpointing)"] = unhooked
     details["backward working set"] = ws
     if opt_paged:
         details["paged optimizer states (outside the allocator)"] = opt_paged

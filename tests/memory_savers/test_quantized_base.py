@@ -191,3 +191,37 @@ def test_8bit_gpt2_with_every_saver_trains_resumes_and_merges(cli, gpt2_dir, tex
     events = [r["event"] for r in records_of(run / "metrics.jsonl") if "event" in r]
     assert events.count("resumed") == 1 and events[-1] == "finished"
     _check_merged_export(cli, run, gpt2_dir, records_of)
+
+
+@pytest.mark.parametrize("model_fixture", ["llama_dir", "gpt2_dir"])
+def test_8bit_layer_inputs_outlive_checkpointing_as_the_calculator_counts(model_fixture, text_file, request):
+    # bitsandbytes keeps an 8-bit layer's input on its autograd node (ctx), outside the
+    # saved-tensor hooks checkpointing works through: every block's are alive at backward
+    from aios_tui.vram import estimate_for_run
+
+    source = request.getfixturevalue(model_fixture)
+    targets = "q_proj,v_proj" if model_fixture == "llama_dir" else "c_attn"
+    cfg = _cfg(str(source), text_file, "8bit", lora_target_modules=targets, gradient_checkpointing=True)
+    task, base, _ = _built(cfg)
+    task.enable_gradient_checkpointing(base, True)
+    model = base
+    model.train()
+    batch = torch.randint(0, 256, (2, 32), generator=torch.Generator().manual_seed(0))
+    loss = model(input_ids=batch).logits.float().mean()
+
+    held, seen, stack = {}, set(), [loss.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        a = getattr(node, "A", None)  # bitsandbytes' CPU kernel keeps ctx.A; CUDA's keeps it in ctx.tensors
+        for t in [a, *(getattr(node, "tensors", None) or [])]:
+            if isinstance(t, torch.Tensor):
+                held[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        stack.extend(fn for fn, _ in node.next_functions)
+    assert held, "no 8-bit layer kept its input: bitsandbytes changed what its node holds"
+
+    config = json.loads((source / "config.json").read_text())
+    details = estimate_for_run(cfg, config, suggestions=False).details
+    assert details["8-bit layer inputs (kept through checkpointing)"] == sum(held.values())

@@ -222,6 +222,38 @@ def test_never_materialises_full_logits_and_frozen_weight_has_no_buffer():
     assert plain.largest == n * v
 
 
+class LiveChunkBytes(TorchDispatchMode):
+    """The most bytes of [rows, vocab] buffers alive at once (swept at every op)."""
+
+    def __init__(self, rows: int, vocab: int):
+        super().__init__()
+        self.shape, self.live, self.peak = (rows, vocab), {}, 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        from torch.multiprocessing.reductions import StorageWeakRef
+
+        out = func(*args, **(kwargs or {}))
+        self.live = {k: v for k, v in self.live.items() if not v[0].expired()}
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor) and tuple(t.shape) == self.shape:
+                st = t.untyped_storage()
+                self.live.setdefault(st.data_ptr(), (StorageWeakRef(st), st.nbytes(), func))
+        self.peak = max(self.peak, sum(v[1] for v in self.live.values()))
+        return out
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_one_chunk_of_logits_at_a_time(autocast):
+    # the previous chunk's logits and gradient are gone before the next chunk's logits exist:
+    # the VRAM calculator counts one fp32 chunk plus its compute-dtype copy
+    n, h, v, chunk = 256, 16, 500, 32
+    hidden, weight, _, labels = make_case(n, h, v, "some")
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast), LiveChunkBytes(chunk, v) as seen:
+        loss, n_tok = fused_linear_cross_entropy(hidden, weight, labels, chunk_size=chunk)
+        (loss / n_tok).backward()
+    assert seen.peak == chunk * v * (4 + (2 if autocast else 0))
+
+
 def test_no_grad_mode_computes_loss_only():
     hidden, weight, _, labels = make_case(64, 16, 100, "some")
     with torch.no_grad(), LargestTensor() as seen:
