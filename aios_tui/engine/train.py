@@ -434,6 +434,10 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
                         value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
                         interval_extras[key] = interval_extras.get(key, 0.0) + value * share
                     interval_tokens += batch["n_tokens"]
+                    # The graph ends here. Kept until the next forward, its nodes would hold
+                    # what some kernels store on themselves rather than save for backward
+                    # (bitsandbytes' 8-bit layer inputs): a second step's worth of them.
+                    del out, scaled, report
                 if scaler is not None:
                     scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(trainable, t.max_grad_norm or float("inf"))

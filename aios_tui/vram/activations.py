@@ -185,7 +185,9 @@ class BlockWalk:
                 # bitsandbytes keeps the layer input (ctx.tensors) whenever it needs a gradient,
                 # as an attribute of its autograd node: it survives checkpointing
                 self.L.keep(x.key, x.dt * lin.fan_in, kind, unhooked=True)
-            out_dt = x.dt
+            # CUDA's int8 kernel returns the input's dtype; the CPU's dequantizes the weight and
+            # calls F.linear, which autocast runs in bf16
+            out_dt = 2 if c.amp and c.cpu else x.dt
         elif lp.quantized == "4bit":
             out_dt = x.dt   # computed in bf16, returned in the input's dtype
         elif c.amp:
@@ -386,8 +388,9 @@ class BlockWalk:
         if not x.g:
             return Act(self.k("gelu"), x.dt, x.width, False)
         if sh.activation in ("gelu_new", "gelu_fast", "gelu_pytorch_tanh_python"):
-            # 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3))), op by op; pow autocasts to fp32
-            t_dt = 4 if c.amp else x.dt
+            # 0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x**3))), op by op; pow autocasts
+            # to fp32 on CUDA (the CPU's autocast leaves it in bf16)
+            t_dt = 4 if c.amp and not c.cpu else x.dt
             self.L.keep(x.key + ">f32" if c.amp and x.dt != 4 else x.key, t_dt * x.width, "mlp")
             self.L.keep(self.k("tanh"), t_dt * x.width, "mlp")
             self.L.keep(self.k("half_x"), x.dt * x.width, "mlp")
