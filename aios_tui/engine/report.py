@@ -105,6 +105,8 @@ class Reporter:
         self.logger = JsonlLogger(metrics_path)
         self._last_status = 0.0
         self.peak_nvml: int | None = None
+        # a reading cached by an earlier session in this process is not this session's
+        _nvml_cache[:] = [float("-inf"), None]
 
     def has_header(self) -> bool:
         header = read_header(self.metrics_path)

@@ -67,3 +67,17 @@ def test_the_first_step_s_wait_stays_out_of_the_eta(make_cfg, tmp_path):
     assert by_step[1]["step_time_s"] >= 3.0
     # 4 steps to go at step 2; each takes milliseconds here, nowhere near the first step's 3 s
     assert by_step[2]["eta_s"] < 1.5
+
+
+def test_a_new_session_does_not_report_an_earlier_session_s_nvml_reading(tmp_path, monkeypatch):
+    # two runs in one process (a bench, a test) within a second: the second's first memory line
+    # must come from a fresh query, not the first run's cached figure
+    from aios_tui.engine import report
+    from aios_tui.metrics.rundir import RunDir
+
+    calls = []
+    monkeypatch.setattr(report, "_nvml_cache", [time.monotonic(), 12_360_613_888])
+    monkeypatch.setattr("aios_tui.gpu.process_used_bytes", lambda pid: calls.append(pid) or 1_000)
+    assert report.nvml_used_bytes() == 12_360_613_888       # cached within the second
+    report.Reporter(RunDir(tmp_path / "run"), tmp_path / "run" / "metrics.jsonl")
+    assert report.nvml_used_bytes() == 1_000 and len(calls) == 1
