@@ -29,7 +29,7 @@ import torch
 from aios_tui.config import RunConfig, load_config
 from aios_tui.errors import UserError
 from aios_tui.metrics.launch import launched_at
-from aios_tui.metrics.rundir import RunDir
+from aios_tui.metrics.rundir import RunDir, shown_method
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
@@ -192,7 +192,7 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         log = Path(cfg.train.log_file) if cfg.train.log_file.strip() else None
         if not resume and log is not None and log.is_file() and log.stat().st_size > 0:
             print(f"note: {log} holds earlier runs' metrics; this run's lines follow them", file=sys.stderr)
-        created = session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps,
+        created = session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps, command=task.command,
                                   write_config=not resume)
         try:
             if not resume:
@@ -320,7 +320,8 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
                        checkpoint=str(checkpoint), changes=changes)
     started_at = run.read_status().get("started_at") or time.time()
     reporter.status(force=True, state="running", pid=os.getpid(), step=step, total_steps=total,
-                    run_name=run.name, method=cfg.method_label(), metrics=str(reporter.metrics_path),
+                    run_name=run.name, method=shown_method(cfg.method_label(), task.command),
+                    metrics=str(reporter.metrics_path),
                     started_at=started_at, error=None)
     prog.message(f"{'resuming' if checkpoint else 'training'} {cfg.method_label()} on {task.describe_model(cfg)} "
                  f"({params['trainable']:,} of {params['total']:,} parameters trainable, "

@@ -30,10 +30,15 @@ UNREADABLE = "unreadable"
 NAME_PREFIX = {"train-actv1": "hrm-"}
 
 
+def shown_method(method: str, command: str = "train") -> str:
+    """What trains, as the runs list and a run's header name it: ``lora``, ``hrm-lora``."""
+    return f"{NAME_PREFIX.get(command, '')}{method}"
+
+
 def generated_run_name(method: str, command: str = "train", now: float | None = None) -> str:
     """The name of a run not given one (the CLI and the console alike): what trains, and when."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))
-    return f"{NAME_PREFIX.get(command, '')}{method}-{stamp}"
+    return f"{shown_method(method, command)}-{stamp}"
 
 
 def default_runs_root() -> Path:
@@ -299,7 +304,8 @@ def run_metrics_path(cfg: Any, run: RunDir) -> Path:
     return Path(log_file).expanduser().resolve() if log_file else run.default_metrics.resolve()
 
 
-def prepare_run(run: RunDir, cfg: Any, *, pid: int, total_steps: int, write_config: bool = True) -> bool:
+def prepare_run(run: RunDir, cfg: Any, *, pid: int, total_steps: int, write_config: bool = True,
+                command: str = "train") -> bool:
     """Create the run directory with config.toml and a ``starting`` status naming ``pid``;
     True if the directory was created. The CLI, the engine and the console all prepare runs
     this one way, so a watcher reads the same status whoever started the run."""
@@ -312,7 +318,7 @@ def prepare_run(run: RunDir, cfg: Any, *, pid: int, total_steps: int, write_conf
     # started_at is when the run began, kept through resumes (a run's age, the runs list's order)
     started_at = None if write_config else run.read_status().get("started_at")
     run.write_status(state="starting", pid=pid, step=0, total_steps=total_steps,
-                     run_name=run.name, method=cfg.method_label(),
+                     run_name=run.name, method=shown_method(cfg.method_label(), command),
                      metrics=str(run_metrics_path(cfg, run)), started_at=started_at or time.time(),
                      last_loss=None, error=None, checkpoint=None)
     return created

@@ -98,7 +98,7 @@ def start_run(cfg: RunConfig, root: str | os.PathLike | None = None,
     cfg.train.run_name = name
     cfg.train.run_dir = str(path)
     run = RunDir(path)
-    prepare_run(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps)
+    prepare_run(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps, command=command)
     pid = start_detached([command, "--config", str(run.config_toml), "--run-dir", str(path),
                           "--progress", "lines"], path)
     run.write_status(pid=pid)

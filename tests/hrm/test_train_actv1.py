@@ -111,6 +111,8 @@ def test_the_seeds_try_it_command_on_a_trained_bundle(cli, tmp_path, monkeypatch
     assert "random weights" not in err  # the note is for new brains only
     assert "note: lm_head stays frozen beside the adapter" in err  # unlike AI-OS, and said so
     assert [p.name.split("-2")[0] for p in (tmp_path / "runs").iterdir()] == [f"hrm-{method}"]  # named for what trains
+    code, listing, _ = cli("runs", "--root", str(tmp_path / "runs"))
+    assert code == 0 and listing.splitlines()[1].split()[-1] == f"hrm-{method}"  # and listed so
     header = read_header(tmp_path / "artifacts/brains/actv1/metrics.jsonl")
     assert header["peft"] == "enabled" and header["method"] == method
     assert header["model"].startswith("HRM ACTv1 (")  # what trains, not the tokenizer's name

@@ -31,6 +31,7 @@ async def test_ctrl_g_trains_an_hrm_brain(make_app, runs_root, tmp_path):
         run = RunDir(runs_root / "hrm-console")
         await wait_for(pilot, lambda: run.state() in ("finished", "failed"), 240, "the HRM run to end")
         assert run.state() == "finished", (run.log_path.read_text() if run.log_path.exists() else "")
+        assert run.read_status()["method"] == "hrm-lora"   # the runs list's METHOD says what trains
         await wait_for(pilot, lambda: "HRM ACTv1" in str(app.screen.query_one("#run-title").render()),
                        10, "the title to name the HRM model")
         from aios_tui.ui.widgets.run_stats import RunStats
