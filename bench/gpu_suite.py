@@ -228,6 +228,16 @@ def summarize(results: dict) -> str:
     if saver_rows:
         lines += ["", "| case | trainable / total | peak alloc | estimate | error | NVML | est. used | error |",
                   "|---|---|---|---|---|---|---|---|", *saver_rows]
+    for data in ((results["steps"].get("peak-gpt2") or {}).get("json") or {}).values():
+        for case in (data or {}).get("cases", []) if isinstance(data, dict) else []:
+            if "error" in case:
+                lines += ["", f"What is alive at the peak, {case.get('case')}: failed: {case['error']}"]
+                continue
+            lines += ["", f"What is alive at the peak, {case.get('case')} {case.get('overrides') or ''}: "
+                          f"peak alloc {_gib(case.get('peak_allocated'))}, estimate "
+                          f"{_gib(case.get('estimate_peak_allocated'))}, tracked {_gib(case.get('tracked_peak'))}",
+                      "", "| MiB | allocated at |", "|---|---|"]
+            lines += [f"| {item['bytes'] / 2**20:.1f} | {item['site']} |" for item in case.get("alive_at_peak", [])[:12]]
     return "\n".join(lines) + "\n"
 
 

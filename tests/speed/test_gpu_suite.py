@@ -105,3 +105,22 @@ def test_summary_turns_the_seed_table_runs_into_the_seed_s_table(tmp_path):
     text = suite.summarize(results)
     assert "| Full fine-tuning | 1,000,000 (100.00%) | 11.0 GB | 100.0K | 1.00x |" in text
     assert "| LoRA r=4 q,v | 2,500 (0.25%) | 9.0 GB | 130.0K | 1.30x |" in text
+
+
+def test_summary_lists_what_was_alive_at_the_peak(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_suite", REPO / "bench" / "gpu_suite.py")
+    suite = importlib.util.module_from_spec(spec)
+    sys.modules["gpu_suite"] = suite  # dataclasses look their module up there
+    spec.loader.exec_module(suite)
+    case = {"case": "gpt2-lora-all", "overrides": {}, "peak_allocated": 2**31, "estimate_peak_allocated": 2**31,
+            "tracked_peak": 2**30, "alive_at_peak": [{"site": "bitsandbytes/autograd/_functions.py:132 forward",
+                                                      "bytes": 576 * 2**20}]}
+    failed = {"case": "gpt2-lora-all+noquant", "overrides": {}, "error": "RuntimeError: boom"}
+    results = {"environment": {}, "steps": {"peak-gpt2": {"status": "ok", "seconds": 1.0, "json": {
+        "peak-gpt2.json": {"versions": {}, "cases": [case, failed]}}}}}
+    text = suite.summarize(results)
+    assert "peak alloc 2.00 GiB, estimate 2.00 GiB, tracked 1.00 GiB" in text
+    assert "| 576.0 | bitsandbytes/autograd/_functions.py:132 forward |" in text
+    assert "gpt2-lora-all+noquant: failed: RuntimeError: boom" in text
