@@ -342,7 +342,7 @@ class BlockWalk:
         return self.linear(o_in, self._lin("o_proj"), "o_proj", "attention")
 
     def amp_extra(self, x: Act) -> None:
-        if self.c.amp and x.dt == 4 and x.g:
+        if self.c.amp and x.dt == 4 and x.g and not self.c.cpu:   # measured on CUDA only
             k = self.c.setup.amp_extra
             self.L.keep(self.k("autocast.extra"), (AMP_FP32_BLOCK_EXTRA if k is None else k) * self.c.shape.hidden,
                         "autocast extra")

@@ -1,0 +1,52 @@
+"""The calculator against the engine's real peak on the CPU, whole runs.
+
+Each case trains three steps through ``run_training`` (evaluation and checkpoint included) under
+bench/peak_breakdown.py's tracker, which sees every tensor storage an op creates and when it
+dies: the highest total is what a caching allocator would have had to hand out. The calculator,
+told the run is on the CPU, must land close to it. Small widths keep each run to seconds; the
+shapes still have real vocabularies for the loss and enough layers for the blocks to dominate.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+pytestmark = pytest.mark.slow
+
+GPT2 = {"n_embd": 256, "n_layer": 4, "n_head": 4, "vocab_size": 2000, "n_positions": 512}
+LLAMA = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 4,
+         "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 2000, "max_position_embeddings": 512}
+ALL7 = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+
+CASES = [
+    # (name, model, settings, tolerance)
+    ("gpt2-full-fp32", "gpt2", {"use_peft": False, "model_dtype": "fp32"}, 0.05),
+    ("gpt2-lora", "gpt2", {"use_peft": True, "lora_target_modules": "c_attn,c_proj"}, 0.05),
+    ("gpt2-qlora-4bit", "gpt2", {"use_peft": True, "lora_target_modules": "c_attn,c_proj", "load_in_4bit": True}, 0.05),
+    ("llama-lora-all-bf16", "llama8b", {"use_peft": True, "lora_target_modules": ALL7, "model_dtype": "bf16"}, 0.05),
+    # checkpointing: the recomputed block is counted whole; the tracker sees it freed op by op
+    ("gpt2-lora-checkpointed", "gpt2", {"use_peft": True, "lora_target_modules": "c_attn,c_proj",
+                                        "gradient_checkpointing": True}, 0.10),
+    ("llama-qlora-checkpointed", "llama8b", {"use_peft": True, "lora_target_modules": ALL7, "model_dtype": "bf16",
+                                             "load_in_4bit": True, "gradient_checkpointing": True,
+                                             "use_8bit_optimizer": True}, 0.10),
+]
+
+
+@pytest.mark.parametrize("name,model,settings,tolerance", CASES, ids=[c[0] for c in CASES])
+def test_the_estimate_is_close_to_the_engine_s_peak(name, model, settings, tolerance, tmp_path, monkeypatch):
+    import memory_savers as ms
+    import peak_breakdown as pb
+
+    for key, value in GPT2.items():
+        monkeypatch.setitem(ms.GPT2, key, value)
+    monkeypatch.setattr(ms, "LLAMA_8B", LLAMA)
+    monkeypatch.setitem(ms.CASES, name, (model, {**settings, "batch_size": 4, "max_seq_len": 256}))
+    row = pb.profile_case(name, {}, tmp_path, 3, False, "cpu")
+    error = row["estimate_peak_allocated"] / row["tracked_peak"] - 1
+    assert abs(error) < tolerance, f"{name}: estimate {error:+.1%} off the engine's peak"
