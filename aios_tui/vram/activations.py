@@ -18,8 +18,8 @@ What each kernel keeps (CUDA; the CPU differs where noted):
   only parameter casts), when the weight is trained; the weight, which under autocast with fp32
   weights is a bf16 copy made per forward and kept until backward.
 - bitsandbytes 8-bit linear: its input whenever the input needs a gradient, held on the autograd
-  node itself, so checkpointing keeps it too (measured on an H200: bench/peak_breakdown.py).
-  4-bit: nothing.
+  node itself, so checkpointing keeps it too (tests/memory_savers/test_quantized_base.py walks
+  the graph for them). 4-bit: nothing.
 - peft LoRA: the dropout mask (bool on CUDA; the CPU keeps a full-size float noise tensor),
   the fp32 dropout output (cast to bf16 under autocast) for lora_A, and A's [T, r] output.
   Without peft's fp32 cast (the engine under autocast with a bf16 base), lora_A keeps its bf16
