@@ -254,6 +254,14 @@ def test_one_chunk_of_logits_at_a_time(autocast):
     assert seen.peak == chunk * v * (4 + (2 if autocast else 0))
 
 
+def test_evaluation_holds_one_chunk_of_logits_at_a_time():
+    n, h, v, chunk = 256, 16, 500, 32
+    hidden, weight, _, labels = make_case(n, h, v, "some")
+    with torch.no_grad(), LiveChunkBytes(chunk, v) as seen:
+        fused_linear_cross_entropy(hidden, weight, labels, chunk_size=chunk)
+    assert seen.peak == chunk * v * 4
+
+
 def test_no_grad_mode_computes_loss_only():
     hidden, weight, _, labels = make_case(64, 16, 100, "some")
     with torch.no_grad(), LargestTensor() as seen:
