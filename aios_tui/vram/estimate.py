@@ -300,6 +300,9 @@ def assumptions(shape: ModelShape, s: Setup) -> list[str]:
         out.append("loss: chunked cross-entropy (train.fused_loss), no full-vocabulary logits")
     if s.quant:
         out.append("quantized base: embeddings, norms and lm_head in fp32 (peft k-bit preparation)")
+    if s.quant == "8bit" and s.grad_ckpt:
+        out.append("8-bit base: bitsandbytes keeps each 8-bit layer's input on the graph, so checkpointing "
+                   "does not drop it (4-bit keeps none)")
     if s.optimizer == "adamw8bit" and s.paged and s.device == "cuda":
         out.append("8-bit AdamW paged: large states live in managed memory, outside PyTorch's allocator")
     if shape.family == HRM:
@@ -341,6 +344,10 @@ def _candidates(shape: ModelShape, s: Setup) -> list[Change]:
                   lambda x: x.with_(method="lora", r=16, targets=targets)))
     if s.peft and not s.quant and shape.family != HRM:
         c.append(("load the base weights in 4-bit (QLoRA)", "--load-in-4bit", lambda x: x.with_(quant="4bit")))
+    if s.peft and s.quant == "8bit":
+        # bitsandbytes' 8-bit layers keep their inputs for backward; its 4-bit ones keep none
+        c.append(("load the base in 4-bit instead of 8-bit", "--no-load-in-8bit --load-in-4bit",
+                  lambda x: x.with_(quant="4bit")))
     if s.batch > 1:
         h = _half_batch(s)
         c.append((f"batch {h.batch} with grad accumulation {h.grad_accum} (same tokens per step)",

@@ -186,6 +186,17 @@ def test_suggestions_make_it_fit_with_their_own_figures(big_shape):
     assert all(sg.peak_allocated_bytes < e.peak_allocated_bytes for sg in e.suggestions)
 
 
+def test_an_8bit_checkpointed_base_is_told_that_4bit_keeps_no_layer_inputs(big_shape):
+    s = lora(batch=8, seq=2048).with_(quant="8bit", grad_ckpt=True, amp=True)
+    e = estimate(big_shape, s, 8 * GiB)
+    assert e.fits is False
+    four = next(sg for sg in e.suggestions if sg.flags == "--no-load-in-8bit --load-in-4bit")
+    assert four.peak_allocated_bytes == compute(big_shape, s.with_(quant="4bit")).peak_allocated_bytes
+    kept = e.details["8-bit layer inputs (kept through checkpointing)"]
+    assert kept > 0 and e.peak_allocated_bytes - four.peak_allocated_bytes >= kept
+    assert any("8-bit base" in a for a in e.assumptions)
+
+
 def test_unknown_target_is_a_user_error_listing_the_layers(big_shape):
     with pytest.raises(UserError) as err:
         compute(big_shape, Setup(method="lora", targets=("q_proj", "qkv")))
