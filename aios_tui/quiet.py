@@ -10,6 +10,10 @@ def quiet_library_warnings() -> None:
     """Imports nothing, so every command can afford it before its libraries load."""
     # bitsandbytes logs that optional CPU kernels are missing whenever peft imports it
     logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
+    # torchao, which transformers imports whenever it is installed, logs the CUDA extensions it
+    # cannot load, and registers enums in a way this torch calls deprecated
+    logging.getLogger("torchao").setLevel(logging.ERROR)
+    logging.getLogger("torch.utils._pytree").addFilter(_not_the_enum_note)
     # peft still uses transformers' old names for gradient checkpointing
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*gradient_checkpointing_enable.*deprecated.*",
@@ -17,3 +21,7 @@ def quiet_library_warnings() -> None:
     # AdaLoRA's saved rank pattern names lora_E tensors, which peft's generic check mistakes
     # for unmatched module names when an adapter is loaded; the pattern applies all the same
     warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")
+
+
+def _not_the_enum_note(record: logging.LogRecord) -> bool:
+    return "is an Enum subclass" not in str(record.msg)

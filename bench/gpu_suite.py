@@ -67,7 +67,8 @@ SEED_LABELS = {"full": "Full fine-tuning", "r4-qv": "LoRA r=4 q,v", "r8-qv": "Lo
 
 STEPS = [
     # what is still open first: the 8-bit + checkpointing memory case and what is alive at its
-    # peak; then the speed and QLoRA figures again, the CUDA-only tests, the seed's table.
+    # peak, the 8B speed with FP8 matmuls (side by side with HF Trainer) and QLoRA on its saved
+    # model; then the CUDA-only tests and the bf16 throughput rows again, the seed's table.
     # Estimates: the 2026-11-28 H200 run's times plus a margin.
     Step("savers-gpt2", "GPT-2 124M: full, LoRA, LoRA + 8-bit base + 8-bit AdamW + checkpointing",
          [[PY, "bench/memory_savers.py", "--workdir", "{work}/savers", "--json", "{json}/savers-gpt2.json"]], 35,
@@ -76,21 +77,27 @@ STEPS = [
          [[PY, "bench/peak_breakdown.py", "--cases", "gpt2-lora-all", "--variant",
            "gpt2-lora-all+noquant:load_in_8bit=false,use_8bit_optimizer=false", "--workdir", "{work}/peak",
            "--json", "{json}/peak-gpt2.json"]], 60, needs=("bitsandbytes",), json_files=["peak-gpt2.json"]),
-    Step("tp-1b", "throughput, Llama-3.2-1B shape, LoRA r=16 all projections, 4 x 2048, compiled",
-         [_tp("--config", "1b", "--torch-compile", name="tp-1b")], 90, json_files=["tp-1b.json"]),
-    Step("tp-124m", "throughput, 152M shape, LoRA r=16 q,v, 8 x 1024, compiled",
-         [_tp("--config", "124m", "--torch-compile", name="tp-124m")], 65, json_files=["tp-124m.json"]),
-    Step("tp-8b", "throughput, Llama-3.1-8B shape, LoRA r=16 q,v, 2 x 2048, compiled",
-         [_tp("--config", "8b", "--torch-compile", name="tp-8b")], 115, json_files=["tp-8b.json"]),
+    Step("tp-8b-fp8", "throughput, Llama-3.1-8B shape, LoRA r=16 q,v, 2 x 2048, compiled, FP8 base matmuls (torchao)",
+         [_tp("--config", "8b", "--torch-compile", "--fp8", name="tp-8b-fp8")], 115, needs=("torchao",),
+         json_files=["tp-8b-fp8.json"]),
     Step("savers-qlora-8b", "QLoRA on the 8B shape against its estimate",
          [[PY, "bench/memory_savers.py", "--cases", "qlora-8b", "--workdir", "{work}/savers",
            "--llama8b-dir", "{work}/model-8b-bf16", "--json", "{json}/savers-qlora-8b.json"]], 40,
          needs=("bitsandbytes",), json_files=["savers-qlora-8b.json"],
          requires=("model-8b-bf16/config.json",)),
+    Step("tp-1b-fp8", "throughput, Llama-3.2-1B shape, LoRA r=16 all projections, 4 x 2048, compiled, FP8 base matmuls",
+         [_tp("--config", "1b", "--torch-compile", "--fp8", name="tp-1b-fp8")], 90, needs=("torchao",),
+         json_files=["tp-1b-fp8.json"]),
     Step("pytest-cuda", "the CUDA-only tests",
          [[PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/speed", "tests/memory_savers", "tests/engine",
            "-k", "cuda"]],
          30),
+    Step("tp-8b", "throughput, Llama-3.1-8B shape, LoRA r=16 q,v, 2 x 2048, compiled",
+         [_tp("--config", "8b", "--torch-compile", name="tp-8b")], 115, json_files=["tp-8b.json"]),
+    Step("tp-1b", "throughput, Llama-3.2-1B shape, LoRA r=16 all projections, 4 x 2048, compiled",
+         [_tp("--config", "1b", "--torch-compile", name="tp-1b")], 90, json_files=["tp-1b.json"]),
+    Step("tp-124m", "throughput, 152M shape, LoRA r=16 q,v, 8 x 1024, compiled",
+         [_tp("--config", "124m", "--torch-compile", name="tp-124m")], 65, json_files=["tp-124m.json"]),
     Step("seed-table", "the seed's Performance Benchmarks table: full vs LoRA r=4/8/16/32, 124m shape",
          [_tp("--config", "124m", "--sides", "ours", *args, name=f"seed-{label}") for label, args in SEED_TABLE],
          185, json_files=[f"seed-{label}.json" for label, _ in SEED_TABLE]),

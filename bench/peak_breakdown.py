@@ -48,6 +48,7 @@ def site_of(stack: list) -> str:
 
 def make_tracker(device_type: str):
     """A dispatch mode counting live op-output storages on ``device_type``, and their sites."""
+    import torch
     from torch.multiprocessing.reductions import StorageWeakRef
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_flatten
@@ -69,7 +70,9 @@ def make_tracker(device_type: str):
             if self.ops % SWEEP_EVERY == 0:
                 self._sweep()
             for t in tree_flatten(out)[0]:
-                if not (hasattr(t, "untyped_storage") and t.device.type == device_type):
+                # plain tensors only: a wrapper subclass (torchao's float8 tensors) has no storage
+                # of its own; the tensors it wraps are op outputs and counted as such
+                if type(t) is not torch.Tensor or t.device.type != device_type:
                     continue
                 st = t.untyped_storage()
                 key = st.data_ptr()

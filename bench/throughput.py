@@ -121,7 +121,7 @@ def build_plan(args: argparse.Namespace, workdir: Path) -> dict:
         "steps": steps, "batch_size": run["batch_size"], "grad_accum": 1, "lr": args.lr,
         "lr_schedule": "cosine", "warmup_steps": min(10, steps), "weight_decay": 0.0, "max_grad_norm": 1.0,
         "seed": args.seed, "eval_every": 0, "save_every": 0, "log_every": 1, "device": args.device,
-        "fused_loss": args.fused_loss, "torch_compile": args.torch_compile,
+        "fused_loss": args.fused_loss, "torch_compile": args.torch_compile, "fp8": args.fp8,
         "amp": run["amp"], "gradient_checkpointing": args.gradient_checkpointing,
     }
     return {
@@ -141,7 +141,7 @@ def describe(plan: dict) -> str:
     precision = f"{o['model_dtype']} weights" + (" + autocast" if o["amp"] else "")
     extras = [name for name, on in (
         (f"fused loss ({plan['fused_ce_backend']})", o["fused_loss"]), ("torch.compile", o["torch_compile"]),
-        ("gradient checkpointing", o["gradient_checkpointing"])) if on]
+        ("gradient checkpointing", o["gradient_checkpointing"]), ("fp8 matmuls", o.get("fp8"))) if on]
     if plan["hf_torch_compile"]:
         extras.append("Trainer with torch_compile")
     return (f"{plan['about']}\n{method}; {precision}; batch {o['batch_size']} x {o['max_seq_len']}; "
@@ -546,6 +546,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="the fused loss's kernel: chunked torch, or liger-kernel's Triton one where installed")
     p.add_argument("--torch-compile", action=argparse.BooleanOptionalAction, default=False,
                    help="the engine's torch.compile option (CUDA)")
+    p.add_argument("--fp8", action=argparse.BooleanOptionalAction, default=False,
+                   help="the engine's FP8 matmuls for the base's linear layers (torchao; FP8 GPUs)")
     p.add_argument("--hf-torch-compile", action=argparse.BooleanOptionalAction, default=False,
                    help="TrainingArguments(torch_compile=True) on the Hugging Face side")
     p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction, default=False)

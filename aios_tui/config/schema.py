@@ -107,6 +107,7 @@ class TrainConfig:
     device: str = fld("auto", "where to train", choices=("auto", "cuda", "cpu"))
     fused_loss: bool = fld(True, "chunked cross-entropy that never holds fp32 logits for the whole vocabulary")
     torch_compile: bool = fld(False, "torch.compile each decoder block (CUDA; the first steps wait for it)")
+    fp8: bool = fld(False, "FP8 matmuls for the base's linear layers (torchao; Ada/Hopper GPUs; with --torch-compile)")
 
     def effective_warmup(self) -> int:
         """Warm-up never eats a short run: at most a tenth of its steps."""

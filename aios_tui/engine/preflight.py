@@ -166,7 +166,12 @@ def check_all(cfg: RunConfig, task) -> None:
         except UserError as exc:
             problems += exc.problems
     try:
-        problems += compile_problems(cfg, resolve_device(cfg.train.device).type)
+        device = resolve_device(cfg.train.device)
+        problems += compile_problems(cfg, device.type)
+        if cfg.train.fp8:
+            from aios_tui.engine.fp8 import problems as fp8_problems
+
+            problems += fp8_problems(cfg, device, task.command)
     except UserError as exc:
         problems += exc.problems
     problems += output_problems(cfg, Path(cfg.train.run_dir) if cfg.train.run_dir.strip() else None)

@@ -7,7 +7,7 @@ the flags). Each changed field is then judged:
 May change (the new value applies from the next step):
     steps (the run's total; not for AdaLoRA, whose rank budget is scheduled over the total),
     lr, lr_schedule, warmup_steps, weight_decay, max_grad_norm, eval_every, eval_batches,
-    save_every, keep_last, log_every, device, fused_loss, torch_compile,
+    save_every, keep_last, log_every, device, fused_loss, torch_compile, fp8,
     gradient_checkpointing, attn_implementation, halt_exploration_prob, bundle_dir, brain_name.
     The learning rate is a pure function of the step, so a changed schedule takes effect at
     once with no jump in the step count.
@@ -35,7 +35,7 @@ from aios_tui.errors import UserError
 
 MAY_CHANGE = frozenset({
     "steps", "lr", "lr_schedule", "warmup_steps", "weight_decay", "max_grad_norm", "eval_every",
-    "eval_batches", "save_every", "keep_last", "log_every", "device", "fused_loss", "torch_compile",
+    "eval_batches", "save_every", "keep_last", "log_every", "device", "fused_loss", "torch_compile", "fp8",
     "gradient_checkpointing", "attn_implementation", "halt_exploration_prob", "bundle_dir", "brain_name",
 })
 KEPT_FROM_RUN = frozenset({"run_name", "run_dir"})

@@ -31,7 +31,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.launch import launched_at
 from aios_tui.metrics.rundir import RunDir, shown_method
 from aios_tui.engine import checkpoint as ckpt
-from aios_tui.engine import quant, session
+from aios_tui.engine import fp8, quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
 from aios_tui.engine.log_lock import LogFileLock
 from aios_tui.engine.models import resolve_device
@@ -162,7 +162,8 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         task.preflight(cfg)
         device = resolve_device(cfg.train.device)
         check_memory(cfg, task)
-        problems = compile_problems(cfg, device.type) + output_problems(cfg, None if resume else run.path)
+        problems = (compile_problems(cfg, device.type) + fp8.problems(cfg, device, task.command)
+                    + output_problems(cfg, None if resume else run.path))
         if problems:
             raise UserError(problems)
 
@@ -200,6 +201,10 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             if cfg.memory.gradient_checkpointing:
                 task.enable_gradient_checkpointing(model, cfg.peft.use_peft)
             model = apply_peft(model, cfg, cfg.train.steps, task.peft_extras(cfg), model_name)
+            fp8_layers = fp8.apply(model) if cfg.train.fp8 else 0
+            if cfg.train.fp8 and not fp8_layers:
+                raise UserError(f"{fp8.FIELD}: {model_name} has no linear layer FP8 can take "
+                                "(sizes must be multiples of 16); train without --fp8")
         except UserError as exc:
             if created:
                 shutil.rmtree(run.path, ignore_errors=True)
@@ -328,6 +333,8 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
                  f"{params['trainable_pct']:.2f}%) on {device}; step {step}/{total}; run {run.path}")
     if savers:
         prog.message(quant.describe(savers))
+    if t.fp8:
+        prog.message("note: " + fp8.note(fp8.converted(model), t.torch_compile, device))
     for line in changes:
         prog.message(f"changed on resume: {line}")
 

@@ -190,6 +190,14 @@ class BlockWalk:
             out_dt = 2 if c.amp and c.cpu else x.dt
         elif lp.quantized == "4bit":
             out_dt = x.dt   # computed in bf16, returned in the input's dtype
+        elif self._fp8(lin, kind):
+            # torchao's Float8Linear: under autocast it casts its input to bf16 itself (a copy
+            # per layer), and keeps that input for backward; the weight it keeps is the parameter
+            if x.g or lp.trainable:
+                cast = c.amp and x.dt != 2
+                self.L.keep(self.k(f"{x.key}>bf16@{name}") if cast else x.key, (2 if c.amp else x.dt) * lin.fan_in,
+                            kind)
+            out_dt = 2 if c.amp else x.dt
         elif c.amp:
             if lp.trainable:
                 self.L.keep(x.key if x.dt == 2 else self.k(f"{x.key}>bf16@{name}"), 2 * lin.fan_in, kind)
@@ -210,6 +218,12 @@ class BlockWalk:
                 self.L.keep_fixed(self.k("ia3@" + name), 4 * lin.fan_out, "adapters")
             return Act(self.k(name + ".ia3"), out_dt, lin.fan_out, True)
         return out
+
+    def _fp8(self, lin: Linear, kind: str) -> bool:
+        """Whether the engine's train.fp8 swaps this layer (engine/fp8.eligible): nn.Linear only
+        (GPT-2's Conv1D layers stay), never the head, sizes multiples of 16."""
+        return (self.c.setup.fp8 and kind != "head" and self.c.shape.family != "gpt2"
+                and lin.fan_in % 16 == 0 and lin.fan_out % 16 == 0)
 
     def _low_rank(self, x: Act, lin: Linear, name: str) -> None:
         c, s = self.c, self.c.setup

@@ -309,8 +309,11 @@ def assumptions(shape: ModelShape, s: Setup) -> list[str]:
         seg = s.hrm_segments_in_graph or shape.halt_max_steps
         out.append(f"HRM ACTv1: {seg} ACT segment(s) keep their graph until one backward; per segment "
                    "only the last L-level and last H-level pass keep activations")
-    if s.amp and s.weights == "fp32":
+    if s.amp and s.weights == "fp32" and not s.fp8:
         out.append("bf16 autocast: weights cast to bf16 per forward and kept for backward")
+    if s.fp8:
+        out.append("fp8 matmuls: each base linear layer keeps its (bf16) input for backward, as uncompiled; "
+                   "a compiled run keeps what the compiler chooses")
     return out
 
 

@@ -41,6 +41,7 @@ class Setup:
     # peft casts a LoRA layer's input to the adapter's fp32; the engine skips that under
     # autocast (engine.peft_setup.skips_lora_input_cast), stock peft does not
     lora_input_cast: bool = True
+    fp8: bool = False                    # torchao Float8Linear for the base's nn.Linear layers
 
     @property
     def tokens(self) -> int:
@@ -71,6 +72,8 @@ class Setup:
             bits.append(f"{self.quant} base")
         if self.grad_ckpt:
             bits.append("checkpointing")
+        if self.fp8:
+            bits.append("fp8 matmuls")
         if self.optimizer != "adamw":
             bits.append("8-bit AdamW")
         bits.append(f"batch {self.batch} x seq {self.seq}" + (f" x accum {self.grad_accum}" if self.grad_accum > 1 else ""))

@@ -67,10 +67,12 @@ def test_what_is_still_open_comes_first():
     finally:
         del sys.modules[spec.name]
     names = [s.name for s in suite.STEPS]
-    first = ["savers-gpt2", "peak-gpt2", "tp-1b", "tp-124m", "tp-8b", "savers-qlora-8b"]
-    assert names[:6] == first
-    # they fit the default budget together, with the CUDA-only tests after them
-    assert sum(s.estimate_s for s in suite.STEPS[:7]) <= 540 and names[6] == "pytest-cuda"
+    first = ["savers-gpt2", "peak-gpt2", "tp-8b-fp8", "savers-qlora-8b", "tp-1b-fp8"]
+    assert names[:5] == first
+    # they fit the default budget together, with the CUDA-only tests and the 8B bf16 row after them
+    assert sum(s.estimate_s for s in suite.STEPS[:7]) <= 540 and names[5:7] == ["pytest-cuda", "tp-8b"]
+    # the QLoRA step reuses the 8B model the step before it saves
+    assert "--fp8" in suite.STEPS[2].commands[0] and "--sides" not in suite.STEPS[2].commands[0]
 
 
 @pytest.mark.slow

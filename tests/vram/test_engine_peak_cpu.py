@@ -32,6 +32,8 @@ CASES = [
     # checkpointing: the recomputed block is counted whole; the tracker sees it freed op by op
     ("gpt2-lora-checkpointed", "gpt2", {"use_peft": True, "lora_target_modules": "c_attn,c_proj",
                                         "gradient_checkpointing": True}, 0.10),
+    ("llama-lora-fp8", "llama8b", {"use_peft": True, "lora_target_modules": ALL7, "model_dtype": "bf16", "fp8": True},
+     0.05),
     ("llama-qlora-checkpointed", "llama8b", {"use_peft": True, "lora_target_modules": ALL7, "model_dtype": "bf16",
                                              "load_in_4bit": True, "gradient_checkpointing": True,
                                              "use_8bit_optimizer": True}, 0.10),
@@ -42,6 +44,11 @@ CASES = [
 def test_the_estimate_is_close_to_the_engine_s_peak(name, model, settings, tolerance, tmp_path, monkeypatch):
     import memory_savers as ms
     import peak_breakdown as pb
+
+    from aios_tui.engine.fp8 import torchao_float8
+
+    if settings.get("fp8") and torchao_float8() is None:
+        pytest.skip("torchao is not installed")
 
     for key, value in GPT2.items():
         monkeypatch.setitem(ms.GPT2, key, value)

@@ -155,3 +155,35 @@ def test_lora_without_peft_input_cast_saves_what_the_calculator_says(dropout):
     shape = shape_from_hf_config(GQA)
     counted = saved_for_backward(shape, setup) - saved_for_backward(shape, setup.with_(lora_input_cast=False))
     assert saved_cast - saved_skip == counted > 0
+
+
+FP8_CASES = [
+    ("llama-lora-qv-bf16-fp8", LLAMA, "bf16", "lora", ["q_proj", "v_proj"], {"r": 8, "dropout": 0.0}),
+    ("gqa-lora-all-fp32-fp8", GQA, "fp32", "lora", ALL7, {"r": 4, "dropout": 0.1}),
+    ("llama-full-bf16-fp8", LLAMA, "bf16", "full", [], {}),
+]
+
+
+@pytest.mark.parametrize("name,cfg,weights,method,targets,kw", FP8_CASES, ids=[c[0] for c in FP8_CASES])
+def test_fp8_layers_save_what_the_calculator_says(name, cfg, weights, method, targets, kw):
+    # train.fp8: torchao's Float8Linear keeps each base layer's input (the weight it keeps is
+    # the parameter), where a frozen nn.Linear keeps nothing
+    import torch
+
+    from aios_tui.engine import fp8
+
+    if fp8.torchao_float8() is None:
+        pytest.skip("torchao is not installed")
+    quiet()
+    model = build_hf(cfg, weights)
+    if method != "full":
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config(method, targets, kw))
+    assert fp8.apply(model) > 0
+    model.train()
+    ids = torch.randint(0, cfg["vocab_size"], (2, 32), generator=torch.Generator().manual_seed(1))
+    out = model(input_ids=ids, labels=ids)
+    got = saved_bytes(out.loss, list(model.parameters()))
+    setup = cpu_setup(method=method, targets=tuple(targets), weights=weights, batch=2, seq=32, fp8=True, **kw)
+    assert saved_for_backward(shape_from_hf_config(cfg), setup) == got

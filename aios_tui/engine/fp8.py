@@ -1,0 +1,127 @@
+"""FP8 matmuls for the base model's linear layers (``train.fp8``), through torchao's float8 training.
+
+Every plain ``nn.Linear`` of the decoder becomes torchao's ``Float8Linear``: its input and
+weight are cast to float8 (e4m3, one dynamic scale per tensor) for the forward matmul, and the
+incoming gradient (e5m2) and the weight for the input gradient in backward. On an FP8 GPU
+(compute capability 8.9 and up: Ada, Hopper) those matmuls run at twice the bf16 rate. Left in
+their own precision: the lm_head (the loss is where precision matters most, and the fused loss
+reads its weight directly), the adapters' own small matrices (``lora_A``/``lora_B`` and the
+like), quantized layers, and layers whose sizes are not multiples of 16 (the FP8 kernels need
+them). The adapters still learn in bf16/fp32; only the frozen base's products are rounded, much
+as a quantized base rounds its weights.
+
+torchao computes a weight gradient in backward even for a frozen weight; compiled
+(``--torch-compile``), the unused product is dropped from the graph, so a LoRA step pays for
+the forward and the input gradient only. Uncompiled it pays for all three, and is told so.
+
+The CPU runs the same kernels in emulation: for checking, not for speed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+
+import torch
+from torch import nn
+
+from aios_tui.config import RunConfig
+
+FIELD = "train.fp8"
+MIN_CAPABILITY = (8, 9)
+INSTALL = "pip install torchao"
+
+
+@contextlib.contextmanager
+def _quiet_import():
+    """torchao's import reports every optional CUDA extension it cannot load; none is used here."""
+    loggers = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree", "root")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def torchao_float8():
+    """torchao's float8 module, or None when torchao cannot be imported."""
+    return _import()[0]
+
+
+def _import():
+    try:
+        with _quiet_import():
+            import torchao.float8 as float8
+    except ImportError as exc:
+        if getattr(exc, "name", "") in ("torchao", "torchao.float8"):
+            return None, f"needs torchao's float8 training ({INSTALL})"
+        return None, f"torchao cannot be imported with torch {torch.__version__} ({exc}); install a matching torchao"
+    except Exception as exc:  # a torchao built for another torch can fail in other ways at import
+        return None, f"torchao cannot be imported with torch {torch.__version__} ({type(exc).__name__}: {exc})"
+    return float8, None
+
+
+def problems(cfg: RunConfig, device: torch.device, task_command: str = "train") -> list[str]:
+    """Why ``train.fp8`` cannot run here, before any weights load (empty when it can)."""
+    if not cfg.train.fp8:
+        return []
+    out = []
+    if task_command != "train":
+        out.append(f"{FIELD}: FP8 matmuls are for Hugging Face causal LMs; HRM ACTv1 trains without them")
+    if cfg.memory.load_in_8bit or cfg.memory.load_in_4bit:
+        out.append(f"{FIELD}: a quantized base (--load-in-8bit/--load-in-4bit) has no bf16 linear layers "
+                   "to run in FP8; use one or the other")
+    module, why = _import()
+    if module is None:
+        out.append(f"{FIELD}: {why}")
+    if device.type == "cuda" and torch.cuda.is_available():
+        cap = torch.cuda.get_device_capability(device)
+        if tuple(cap) < MIN_CAPABILITY:
+            name = torch.cuda.get_device_name(device)
+            out.append(f"{FIELD}: {name} (compute capability {cap[0]}.{cap[1]}) has no FP8 matmuls; "
+                       "they need 8.9 or newer (Ada, Hopper)")
+    return out
+
+
+def eligible(fqn: str, module: nn.Module, head: nn.Module | None) -> bool:
+    """Whether ``module`` (named ``fqn``) is a base linear layer FP8 can take."""
+    if type(module) is not nn.Linear or module is head:
+        return False
+    leaf = fqn.rsplit(".", 1)[-1]
+    if leaf == "lm_head" or any(part.startswith(("lora_", "ia3_")) for part in fqn.split(".")):
+        return False
+    return module.in_features % 16 == 0 and module.out_features % 16 == 0
+
+
+def apply(model: nn.Module) -> int:
+    """Swap the eligible linear layers for torchao's Float8Linear, in place; how many were swapped."""
+    from aios_tui.engine.loss import unwrap
+
+    float8 = torchao_float8()
+    assert float8 is not None, "problems() refuses train.fp8 without torchao"
+    get_head = getattr(unwrap(model), "get_output_embeddings", None)
+    head = get_head() if callable(get_head) else None
+    names = {id(m): n for n, m in model.named_modules()}
+    chosen = {names[id(m)] for m in model.modules() if id(m) in names and eligible(names[id(m)], m, head)}
+    if chosen:
+        with _quiet_import():
+            float8.convert_to_float8_training(model, module_filter_fn=lambda m, fqn: fqn in chosen)
+    return len(chosen)
+
+
+def converted(model: nn.Module) -> int:
+    return sum(1 for m in model.modules() if type(m).__name__ == "Float8Linear")
+
+
+def note(layers: int, compiled: bool, device: torch.device) -> str:
+    where = "emulated on the CPU (for checking; slower than bf16)" if device.type == "cpu" else "on the GPU"
+    text = f"FP8 matmuls for {layers} base linear layers (torchao float8, dynamic scales), {where}"
+    if device.type == "cuda" and not compiled:
+        text += "; without --torch-compile they also compute the frozen weights' gradients, so turn it on"
+    return text
