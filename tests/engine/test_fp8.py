@@ -97,3 +97,16 @@ def test_the_run_says_which_layers_run_in_fp8_and_resumes_without_it(cli, tmp_pa
     code, out, err = cli("train", "--resume", str(run), "--steps", "3", "--no-fp8", "--progress", "lines")
     assert code == 0, err
     assert "fp8: True -> False" in out + err
+
+
+@needs_torchao
+@pytest.mark.skipif(not torch.cuda.is_available() or torch.cuda.get_device_capability() < fp8.MIN_CAPABILITY,
+                    reason="needs an FP8 GPU")
+def test_cuda_fp8_compiled_trains_close_to_bf16(small_model_dir, tmp_path):
+    # the GPU path as users run it: FP8 kernels, compiled blocks, bf16 autocast
+    gpu = {"device": "cuda", "amp": True, "torch_compile": True}
+    plain = _losses(small_model_dir, tmp_path / "plain", **gpu)
+    with_fp8 = _losses(small_model_dir, tmp_path / "fp8", fp8=True, **gpu)
+    assert all(v == v and v < 100 for v in with_fp8)
+    last = sum(with_fp8[-10:]) / 10
+    assert last == pytest.approx(sum(plain[-10:]) / 10, rel=0.02)
