@@ -89,12 +89,15 @@ def problems(cfg: RunConfig, device: torch.device, task_command: str = "train") 
     return out
 
 
-def eligible(fqn: str, module: nn.Module, head: nn.Module | None) -> bool:
-    """Whether ``module`` (named ``fqn``) is a base linear layer FP8 can take."""
+def eligible(fqn: str, module: nn.Module, head: nn.Module | None, head_names: tuple[str, ...] = ()) -> bool:
+    """Whether ``module`` (named ``fqn``) is a base linear layer FP8 can take: not the head (nor
+    a trained copy of it inside peft's modules_to_save wrapper), not an adapter's own matrix."""
     if type(module) is not nn.Linear or module is head:
         return False
-    leaf = fqn.rsplit(".", 1)[-1]
-    if leaf == "lm_head" or any(part.startswith(("lora_", "ia3_")) for part in fqn.split(".")):
+    parts = fqn.split(".")
+    if "lm_head" in parts or any(fqn == h or fqn.startswith(h + ".") for h in head_names):
+        return False
+    if any(part.startswith(("lora_", "ia3_")) for part in parts):
         return False
     return module.in_features % 16 == 0 and module.out_features % 16 == 0
 
@@ -108,7 +111,8 @@ def apply(model: nn.Module) -> int:
     get_head = getattr(unwrap(model), "get_output_embeddings", None)
     head = get_head() if callable(get_head) else None
     names = {id(m): n for n, m in model.named_modules()}
-    chosen = {names[id(m)] for m in model.modules() if id(m) in names and eligible(names[id(m)], m, head)}
+    head_names = tuple(n for n, m in model.named_modules() if head is not None and m is head)
+    chosen = {names[id(m)] for m in model.modules() if id(m) in names and eligible(names[id(m)], m, head, head_names)}
     if chosen:
         with _quiet_import():
             float8.convert_to_float8_training(model, module_filter_fn=lambda m, fqn: fqn in chosen)

@@ -34,6 +34,10 @@ def test_only_plain_base_linears_are_taken():
     assert not fp8.eligible("model.layers.0.self_attn.q_proj.lora_A.default", nn.Linear(64, 64), head)
     assert not fp8.eligible("lm_head", nn.Linear(64, 304), None)
     assert not fp8.eligible("model.embed_out", head, head)                  # the output embedding, by identity
+    # a trained head inside peft's modules_to_save wrapper, by its name or the wrapper's
+    assert not fp8.eligible("base_model.model.lm_head.modules_to_save.default", nn.Linear(64, 304), None)
+    assert not fp8.eligible("base_model.model.embed_out.modules_to_save.default", nn.Linear(64, 304), None,
+                            ("base_model.model.embed_out",))
     assert not fp8.eligible("model.layers.0.self_attn.k_proj", nn.Linear(48, 24), head)   # 24: not a multiple of 16
 
     class Quantized(nn.Linear):
