@@ -314,6 +314,9 @@ def assumptions(shape: ModelShape, s: Setup) -> list[str]:
     if s.fp8:
         out.append("fp8 matmuls: each base linear layer keeps its (bf16) input for backward, as uncompiled; "
                    "a compiled run keeps what the compiler chooses")
+    if s.compiled:
+        out.append("torch_compile: counted as uncompiled; compiled runs peaked 14-19% lower on an H200 "
+                   "(bench/RESULTS.md)")
     return out
 
 

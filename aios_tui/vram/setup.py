@@ -42,6 +42,7 @@ class Setup:
     # autocast (engine.peft_setup.skips_lora_input_cast), stock peft does not
     lora_input_cast: bool = True
     fp8: bool = False                    # torchao Float8Linear for the base's nn.Linear layers
+    compiled: bool = False               # torch.compile on CUDA: not modelled, only said
 
     @property
     def tokens(self) -> int:

@@ -233,3 +233,11 @@ def test_hrm_segments_multiply_what_waits_for_backward():
     assert three == 3 * one
     # more cycles cost time, not memory: only the last L and H pass keep activations
     assert saved_for_backward(shape_from_hf_config({**cfg, "h_cycles": 4, "l_cycles": 8}), s) == one
+
+
+def test_a_compiled_run_is_counted_as_uncompiled_and_says_so(big_shape):
+    s = lora(weights="bf16", batch=4, seq=2048)
+    compiled = compute(big_shape, s.with_(compiled=True))
+    assert compiled.peak_allocated_bytes == compute(big_shape, s).peak_allocated_bytes
+    assert any(a.startswith("torch_compile: counted as uncompiled") for a in compiled.assumptions)
+    assert not any(a.startswith("torch_compile") for a in compute(big_shape, s).assumptions)
