@@ -26,6 +26,7 @@ class RunSummary:
     updated_at: float | None
     pid: int | None
     error: str | None
+    has_checkpoint: bool = False     # one to resume or export from
 
     @property
     def live(self) -> bool:
@@ -67,8 +68,15 @@ def summarize(run: RunDir) -> RunSummary:
         name=run.name, path=str(run.path), state=state,
         step=step, total_steps=status.get("total_steps"), loss=loss, method=status.get("method"),
         started_at=status.get("started_at"), updated_at=status.get("heartbeat") or mtime,
-        pid=status.get("pid"), error=error,
+        pid=status.get("pid"), error=error, has_checkpoint=_has_checkpoint(run),
     )
+
+
+def _has_checkpoint(run: RunDir) -> bool:
+    try:
+        return run.latest_checkpoint() is not None
+    except OSError:  # not ours to list: nothing can be resumed or exported from it here either
+        return False
 
 
 def summarize_all(root: str | os.PathLike | None = None) -> list[RunSummary]:

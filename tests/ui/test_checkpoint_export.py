@@ -73,9 +73,11 @@ async def test_pick_a_checkpoint_and_export_its_adapter(make_app, finished_run):
     assert (merged / "config.json").is_file() and json.loads((merged / "export.json").read_text())["step"] == 6
 
 
-async def test_escape_cancels_and_a_run_without_checkpoints_says_so(make_app, runs_root):
+async def test_a_run_without_checkpoints_is_offered_no_export_or_resume(make_app, runs_root):
     from textual.widgets import DataTable
 
+    from aios_tui.metrics.rundir import RunDir
+    from aios_tui.ui.screens.checkpoints import infos_for_run
     from aios_tui.ui.screens.runs import RunsScreen
 
     path = runs_root / "empty"
@@ -85,12 +87,18 @@ async def test_escape_cancels_and_a_run_without_checkpoints_says_so(make_app, ru
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run view")
         assert not app.screen.check_action("export", ())  # the run view does not offer it
-        app.open_runs()  # the runs list does, and the picker says why there is nothing to pick
+        app.open_runs()  # nor does the runs list, for that row
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen)
                        and app.screen.query_one(DataTable).row_count == 1, what="the runs list")
         runs = app.screen
-        await pilot.press("e")
-        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), what="the picker")
+        assert not runs.check_action("export", ()) and not runs.check_action("resume", ())
+        await pilot.press("e", "r")
+        await pilot.pause(0.2)
+        assert app.screen is runs
+        # the picker itself still says why, should a run lose its checkpoints while it is open
+        app.push_screen(CheckpointPicker("empty", infos_for_run(RunDir(path))))
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker)
+                       and app.screen.query("#no-checkpoints"), what="the picker")
         assert "no complete checkpoint" in str(app.screen.query_one("#no-checkpoints").render())
         await pilot.press("enter", "m")  # nothing to choose: nothing happens
         assert isinstance(app.screen, CheckpointPicker)

@@ -202,7 +202,9 @@ async def test_runs_screen_lists_runs_and_attaches(make_app, runs_root):
 
 async def test_runs_screen_stop_and_resume_guards(make_app, runs_root):
     live = write_run(runs_root, "live-one")
-    write_run(runs_root, "done-one", state="finished", steps=200, pid=0)
+    done = write_run(runs_root, "done-one", state="finished", steps=200, pid=0)
+    add_checkpoint(live, 100)
+    add_checkpoint(done, 200)  # resume is offered only from a checkpoint
     live.write_status(started_at=T0 + 10)  # listed first
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

@@ -81,6 +81,8 @@ def test_runs_screen(snap_compare, make_app, runs_root, colour, size, monkeypatc
             write_run(runs_root, "lora-live", steps=120)]
     for i, r in enumerate(runs):
         os.utime(r.status_file, (T0 + i, T0 + i))
+    for r, step in zip(runs, (200, 40, 100)):
+        add_checkpoint(r, step)    # each has checkpointed (write_run's lines say so): resume and export apply
     app = make_app(runs_root="runs")
     assert snap_compare(app, terminal_size=size, press=["ctrl+n"], run_before=steady)
 

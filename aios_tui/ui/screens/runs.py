@@ -83,12 +83,24 @@ class RunsScreen(Screen):
                     table.move_cursor(row=i)
         self.query_one("#runs-empty", Static).update(
             "" if runs else "no runs yet: start one from the configuration form (ctrl+r)")
+        self.refresh_bindings()
 
     def selected(self) -> RunSummary | None:
         table = self.query_one(DataTable)
         if not self.runs or table.cursor_row is None or table.cursor_row >= len(self.runs):
             return None
         return self.runs[table.cursor_row]
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Export and resume start from a checkpoint, as in a run's own view: without one they
+        # could only refuse, so the keys are not offered for that row
+        if action in ("export", "resume"):
+            picked = self.selected() if self.is_mounted else None
+            return picked is None or picked.has_checkpoint
+        return True
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.refresh_bindings()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
