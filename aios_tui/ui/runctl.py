@@ -75,11 +75,18 @@ def check_start(cfg: RunConfig, command: str = "train", root: str | os.PathLike 
         except subprocess.TimeoutExpired:
             raise UserError(f"the settings check took over {CHECK_TIMEOUT_S // 60} minutes (a slow download?); "
                             f"try `aios-tui {command} --check` in a shell") from None
-    if proc.returncode == 0:
-        return
-    problems = [line[len(ERROR_PREFIX):] for line in proc.stderr.splitlines() if line.startswith(ERROR_PREFIX)]
-    last = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-    raise UserError(problems or [f"the settings check failed: {last[0]}"])
+    if proc.returncode != 0:
+        raise UserError(child_problems(proc, "the settings check"))
+
+
+def child_problems(proc: subprocess.CompletedProcess, what: str) -> list[str]:
+    """What a failed ``aios-tui`` child process said: its own error lines, else its last line."""
+    text = (proc.stdout or "") + (proc.stderr or "")
+    ours = [line[len(ERROR_PREFIX):] for line in text.splitlines() if line.startswith(ERROR_PREFIX)]
+    if ours:
+        return ours
+    last = [line for line in text.strip().splitlines() if line.strip()][-1:]
+    return [f"{what} failed: {last[0]}" if last else f"{what} failed with exit status {proc.returncode}"]
 
 
 def start_run(cfg: RunConfig, root: str | os.PathLike | None = None,
@@ -176,11 +183,9 @@ def export_run(run: RunDir, merge: bool = False, timeout: float = 3600, step: in
                               stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         raise UserError(f"export of '{run.name}' took longer than {timeout:.0f} s; try it from a shell") from None
-    text = (proc.stdout + proc.stderr).strip()
     if proc.returncode != 0:
-        lines = [l.removeprefix("aios-tui: error: ") for l in text.splitlines() if l.strip()]
-        raise UserError(*(lines[-3:] or [f"export failed with status {proc.returncode}"]))
-    return text
+        raise UserError(child_problems(proc, f"export of '{run.name}'"))
+    return (proc.stdout + proc.stderr).strip()
 
 
 # Runs with an export under way, whichever screen started it: two exports of one run would
