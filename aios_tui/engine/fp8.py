@@ -19,34 +19,16 @@ The CPU runs the same kernels in emulation: for checking, not for speed.
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import warnings
-
 import torch
 from torch import nn
 
 from aios_tui.config import RunConfig
+from aios_tui.errors import UserError
+from aios_tui.quiet import quiet_library_warnings
 
 FIELD = "train.fp8"
 MIN_CAPABILITY = (8, 9)
 INSTALL = "pip install torchao"
-
-
-@contextlib.contextmanager
-def _quiet_import():
-    """torchao's import reports every optional CUDA extension it cannot load; none is used here."""
-    loggers = [logging.getLogger(n) for n in ("torchao", "torch.utils._pytree", "root")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
 
 
 def torchao_float8():
@@ -55,9 +37,9 @@ def torchao_float8():
 
 
 def _import():
+    quiet_library_warnings()  # torchao's import logs every optional CUDA extension it cannot load
     try:
-        with _quiet_import():
-            import torchao.float8 as float8
+        import torchao.float8 as float8
     except ImportError as exc:
         if getattr(exc, "name", "") in ("torchao", "torchao.float8"):
             return None, f"needs torchao's float8 training ({INSTALL})"
@@ -102,8 +84,9 @@ def eligible(fqn: str, module: nn.Module, head: nn.Module | None, head_names: tu
     return module.in_features % 16 == 0 and module.out_features % 16 == 0
 
 
-def apply(model: nn.Module) -> int:
-    """Swap the eligible linear layers for torchao's Float8Linear, in place; how many were swapped."""
+def apply(model: nn.Module, model_name: str) -> int:
+    """Swap the eligible linear layers for torchao's Float8Linear, in place; how many were swapped
+    (UserError when there is none)."""
     from aios_tui.engine.loss import unwrap
 
     float8 = torchao_float8()
@@ -113,9 +96,10 @@ def apply(model: nn.Module) -> int:
     names = {id(m): n for n, m in model.named_modules()}
     head_names = tuple(n for n, m in model.named_modules() if head is not None and m is head)
     chosen = {names[id(m)] for m in model.modules() if id(m) in names and eligible(names[id(m)], m, head, head_names)}
-    if chosen:
-        with _quiet_import():
-            float8.convert_to_float8_training(model, module_filter_fn=lambda m, fqn: fqn in chosen)
+    if not chosen:
+        raise UserError(f"{FIELD}: {model_name} has no linear layer FP8 can take (sizes must be multiples "
+                        "of 16); train without --fp8")
+    float8.convert_to_float8_training(model, module_filter_fn=lambda m, fqn: fqn in chosen)
     return len(chosen)
 
 

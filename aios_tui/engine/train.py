@@ -201,10 +201,8 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             if cfg.memory.gradient_checkpointing:
                 task.enable_gradient_checkpointing(model, cfg.peft.use_peft)
             model = apply_peft(model, cfg, cfg.train.steps, task.peft_extras(cfg), model_name)
-            fp8_layers = fp8.apply(model) if cfg.train.fp8 else 0
-            if cfg.train.fp8 and not fp8_layers:
-                raise UserError(f"{fp8.FIELD}: {model_name} has no linear layer FP8 can take "
-                                "(sizes must be multiples of 16); train without --fp8")
+            if cfg.train.fp8:
+                fp8.apply(model, model_name)
         except UserError as exc:
             if created:
                 shutil.rmtree(run.path, ignore_errors=True)

@@ -114,3 +114,11 @@ def test_cuda_fp8_compiled_trains_close_to_bf16(small_model_dir, tmp_path):
     assert all(v == v and v < 100 for v in with_fp8)
     last = sum(with_fp8[-10:]) / 10
     assert last == pytest.approx(sum(plain[-10:]) / 10, rel=0.02)
+
+
+@needs_torchao
+def test_a_model_with_no_layer_fp8_can_take_is_refused():
+    from aios_tui.errors import UserError
+
+    with pytest.raises(UserError, match="has no linear layer FP8 can take"):
+        fp8.apply(nn.Sequential(nn.Linear(24, 24)), "odd-sizes")

@@ -180,7 +180,7 @@ def test_fp8_layers_save_what_the_calculator_says(name, cfg, weights, method, ta
         from peft import get_peft_model
 
         model = get_peft_model(model, peft_config(method, targets, kw))
-    assert fp8.apply(model) > 0
+    assert fp8.apply(model, name) > 0
     model.train()
     ids = torch.randint(0, cfg["vocab_size"], (2, 32), generator=torch.Generator().manual_seed(1))
     out = model(input_ids=ids, labels=ids)
