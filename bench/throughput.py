@@ -141,7 +141,7 @@ def describe(plan: dict) -> str:
     precision = f"{o['model_dtype']} weights" + (" + autocast" if o["amp"] else "")
     extras = [name for name, on in (
         (f"fused loss ({plan['fused_ce_backend']})", o["fused_loss"]), ("torch.compile", o["torch_compile"]),
-        ("gradient checkpointing", o["gradient_checkpointing"]), ("fp8 matmuls", o.get("fp8"))) if on]
+        ("gradient checkpointing", o["gradient_checkpointing"]), ("fp8 matmuls", o["fp8"])) if on]
     if plan["hf_torch_compile"]:
         extras.append("Trainer with torch_compile")
     return (f"{plan['about']}\n{method}; {precision}; batch {o['batch_size']} x {o['max_seq_len']}; "

@@ -56,7 +56,7 @@ def setup_from_config(cfg: Any, shape: ModelShape) -> Setup:
         optimizer="adamw8bit" if m.use_8bit_optimizer else "adamw",
         batch=t.batch_size, seq=cfg.data.max_seq_len, grad_accum=t.grad_accum, loss=loss,
         attention=cfg.model.attn_implementation, device=device,
-        lora_input_cast=not skips_lora_input_cast(cfg), fp8=bool(getattr(t, "fp8", False)),
+        lora_input_cast=not skips_lora_input_cast(cfg), fp8=t.fp8,
         compiled=bool(t.torch_compile) and device == "cuda",
         # the engine makes the embedding output require grad when checkpointing an adapter
         input_requires_grad=(method == "full") or (p.use_peft and m.gradient_checkpointing))
