@@ -4,18 +4,16 @@ on settings that will not do what they seem to."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-from aios_tui.metrics.rundir import default_runs_root
+from aios_tui.metrics.rundir import run_candidates
 
 
 def run_path(arg: str) -> str:
     """``arg`` where it exists; else the run of that name under the runs root, if there is one."""
-    path = Path(arg).expanduser()
-    if path.exists() or not arg.strip() or Path(arg).is_absolute():
+    first, *named = run_candidates(arg)
+    if first.exists() or not named or not named[0].is_dir():
         return arg
-    named = default_runs_root() / arg
-    return str(named) if named.is_dir() else arg
+    return str(named[0])
 
 
 def interval_problem(seconds: float) -> str | None:

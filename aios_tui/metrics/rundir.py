@@ -45,6 +45,15 @@ def default_runs_root() -> Path:
     return Path(os.environ.get("AIOS_TUI_RUNS", "artifacts/runs"))
 
 
+def run_candidates(arg: str, root: str | os.PathLike | None = None) -> list[Path]:
+    """Where a run given on a command line may be, in order: the path as given, then a run of
+    that name under the runs root (``root``, or the default)."""
+    path = Path(arg).expanduser()
+    if not arg.strip() or path.is_absolute():
+        return [path]
+    return [path, (Path(root) if root else default_runs_root()) / arg]
+
+
 def _is_int(v: Any) -> bool:
     # 64 bits: a larger step or pid is no real one, and overflows the float it is divided into
     return isinstance(v, int) and not isinstance(v, bool) and -(1 << 63) <= v < 1 << 63
@@ -244,10 +253,11 @@ class RunDir:
         status.json is there but is not a status."""
         return self.load_status().state()
 
-    def resume_blocker(self, launchers: tuple[int, ...] = ()) -> str | None:
+    def resume_blocker(self, launchers: tuple[int, ...] = (), *, stop_how: str | None = None) -> str | None:
         """Why this run cannot be resumed now (another process still trains it, or whether one
         does cannot be told); None when it can. A live status under one of ``launchers`` (the
-        pids that mark a run starting just before they start its engine) is no blocker."""
+        pids that mark a run starting just before they start its engine) is no blocker.
+        ``stop_how`` replaces the shell commands the refusal names (the console names its keys)."""
         read = self.load_status()
         state = read.state()
         if state == UNREADABLE:
@@ -255,8 +265,9 @@ class RunDir:
                     f"if no process trains it, remove {self.status_file} and resume")
         pid = read.fields.get("pid")
         if state in LIVE_STATES and pid not in launchers:
-            return (f"the run is still {state}; stop it first (`touch {self.stop_file}`) or follow it "
-                    f"with `aios-tui tail {self.path} --follow` (pid {pid})")
+            how = stop_how or (f"stop it first (`touch {self.stop_file}`) or follow it "
+                               f"with `aios-tui tail {self.path} --follow` (pid {pid})")
+            return f"the run is still {state}; {how}"
         return None
 
     def request_stop(self) -> None:

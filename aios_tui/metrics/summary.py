@@ -10,7 +10,7 @@ from typing import Any
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.jsonl import tail_records
-from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root, list_runs
+from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root, list_runs, run_candidates
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def find_run(arg: str | None, root: str | os.PathLike | None = None, *, live_onl
         if not runs:
             raise UserError(f"no runs under {root_path}")
         return runs[0]
-    for candidate in (Path(arg), root_path / arg):
+    for candidate in run_candidates(arg, root_path):
         if candidate.is_file() and candidate.name.endswith(".jsonl"):
             candidate = candidate.parent
         if candidate.is_dir() and RunDir(candidate).exists():

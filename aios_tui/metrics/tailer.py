@@ -15,7 +15,7 @@ from aios_tui.metrics.chart import line_chart
 from aios_tui.metrics.fmt import event_line, header_line, step_line
 from aios_tui.metrics.follow import Follower
 from aios_tui.metrics.jsonl import read_header, tail_records
-from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, run_candidates
 
 END_EVENTS = ("finished", "stopped", "error")
 _COLORS = {"error": "\x1b[1;31m", "stopped": "\x1b[33m", "finished": "\x1b[1;32m"}
@@ -46,7 +46,7 @@ def locate(target: str) -> tuple[Path, RunDir | None]:
                             "name a run directory, a run name or a metrics.jsonl")
         parent = RunDir(path.parent)
         return path, parent if parent.status_file.is_file() else None
-    for candidate in (path, default_runs_root() / target):
+    for candidate in run_candidates(target):
         if candidate.is_dir():
             run = RunDir(candidate)
             if run.exists() or run.default_metrics.exists():

@@ -134,12 +134,11 @@ class AiosApp(App[None]):
         from aios_tui.ui.screens.prompt import PromptScreen
         from aios_tui.ui.screens.run import RunScreen
 
-        state = run.state()
-        if state in LIVE_STATES:
-            # the engine's own refusal names shell commands; here the keys do it
-            self.notify(f"{run.name} is still {state}: stop it first (s), or open it to watch (enter)",
-                        title="not resumed", severity="warning", markup=False)
+        blocker = run.resume_blocker(stop_how=runctl.CONSOLE_STOP_HOW)
+        if blocker:
+            self.notify(f"cannot resume {run.name}: {blocker}", severity="warning", markup=False)
             return
+        state = run.state()
         if state == "finished" and steps is None:
             total = run.read_status().get("total_steps") or 0
 

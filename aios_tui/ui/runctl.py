@@ -112,9 +112,13 @@ def start_run(cfg: RunConfig, root: str | os.PathLike | None = None,
     return run, pid
 
 
+# how the console stops or watches a live run, named in its refusals instead of shell commands
+CONSOLE_STOP_HOW = "stop it first (s), or open it to watch (enter)"
+
+
 def resume_run(run: RunDir, steps: int | None = None) -> int:
     """Continue a stopped or failed run; a finished one only with a larger total ``steps``."""
-    blocker = run.resume_blocker()
+    blocker = run.resume_blocker(stop_how=CONSOLE_STOP_HOW)
     if blocker:
         raise UserError(f"run '{run.name}': {blocker}")
     state = run.state()

@@ -212,7 +212,7 @@ async def test_runs_screen_stop_and_resume_guards(make_app, runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("r")  # live: refused, nothing started, and the keys that help are named
         await pilot.pause()
-        assert any("still running: stop it first (s)" in str(n.message) for n in app._notifications)
+        assert any("still running; stop it first (s)" in str(n.message) for n in app._notifications)
         await pilot.press("s")
         assert live.stop_file.exists()
         await pilot.press("down", "r")  # finished: asks how far to train

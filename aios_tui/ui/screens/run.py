@@ -200,11 +200,6 @@ class RunScreen(Screen):
         self.notify("checkpoint requested; it appears under Events when written")
 
     def action_resume(self) -> None:
-        if self.view is not None and self.view.state == UNREADABLE:
-            # its process cannot be checked: a resume could start a second engine on a live run
-            self.notify(f"cannot resume {self.run.name}: {self.view.status_problem}", severity="warning",
-                        markup=False)
-            return
         self.app.resume_run(self.run)
 
     def action_export(self) -> None:
