@@ -56,7 +56,10 @@ def target_error(model: nn.Module, missing: list[str], targets: list[str], model
     return UserError(lines)
 
 
-def check_targets(model: nn.Module, cfg: RunConfig, model_name: str | None = None) -> None:
+def check_targets(model: nn.Module, cfg: RunConfig, model_name: str | None = None,
+                  always_trained: tuple[str, ...] | list[str] = ()) -> None:
+    """Targets and modules_to_save against ``model``; ``always_trained`` are the modules the task
+    trains in full beside any adapter (HRM's q_head)."""
     if not cfg.peft.use_peft:
         return
     targets = cfg.peft.target_list()
@@ -67,6 +70,20 @@ def check_targets(model: nn.Module, cfg: RunConfig, model_name: str | None = Non
     if extra_missing:
         raise UserError(f"peft.modules_to_save: {', '.join(extra_missing)} match no module of "
                         f"{model_name or cfg.model.model}")
+    in_full = [(n, True) for n in always_trained] + [(n, False) for n in cfg.peft.modules_to_save_list()]
+    names = [n for n, _ in model.named_modules() if n]
+    problems = []
+    for target in targets:
+        for saved, by_task in in_full:
+            if any(matches(n, target) and matches(n, saved) for n in names):
+                # peft skips such a target, or refuses the whole adapter when nothing else is left
+                why = ("is trained in full beside the adapter" if by_task
+                       else "is in modules_to_save, trained in full beside the adapter")
+                problems.append(f"peft.lora_target_modules: {target} {why}, so it cannot also take an "
+                                f"adapter; drop it from the targets")
+                break
+    if problems:
+        raise UserError(problems)
 
 
 def peft_config(cfg: RunConfig, total_steps: int, extras: dict[str, Any] | None = None):
@@ -101,7 +118,7 @@ def apply_peft(model: nn.Module, cfg: RunConfig, total_steps: int, extras: dict[
         for p in model.parameters():
             p.requires_grad_(True)
         return model
-    check_targets(model, cfg, model_name)
+    check_targets(model, cfg, model_name, (extras or {}).get("modules_to_save", ()))
     config = peft_config(cfg, total_steps, extras)
     if hasattr(config, "fan_in_fan_out") and _targets_conv1d(model, cfg.peft.target_list()):
         config.fan_in_fan_out = True  # GPT-2's Conv1D stores its weight transposed

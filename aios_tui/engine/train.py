@@ -178,7 +178,7 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             raise UserError(f"dataset {cfg.data.dataset_file or '(sample)'}: no training blocks left after "
                             "the eval split; lower --eval-fraction or add text")
         model_name = cfg.model.model
-        check_targets(model, cfg, model_name)
+        check_targets(model, cfg, model_name, task.peft_extras(cfg).get("modules_to_save", ()))
         if cfg.peft.use_peft:
             peft_config(cfg, cfg.train.steps, task.peft_extras(cfg))  # refuses bad combinations now
         state = None

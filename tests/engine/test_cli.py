@@ -136,6 +136,16 @@ def test_detach_checks_targets_before_starting(cli, small_model_dir, text_file, 
     assert not (tmp_path / "d").exists()
 
 
+def test_a_target_also_in_modules_to_save_is_refused_by_check_and_start(cli, tmp_path):
+    args = ["train", "--use-peft", "--lora-target-modules", "q_proj", "--modules-to-save", "q_proj",
+            "--steps", "1", "--run-dir", str(tmp_path / "run"), "--progress", "none"]
+    for check in (["--check"], []):
+        code, out, err = cli(*args, *check)
+        assert code == 2 and "would start" not in out
+        assert "peft.lora_target_modules: q_proj is in modules_to_save" in err and "Traceback" not in err
+        assert not (tmp_path / "run").exists()
+
+
 def test_a_missing_dependency_is_named_with_its_fix_not_a_traceback(cli_subprocess, tmp_path):
     shadow = tmp_path / "shadow"
     shadow.mkdir()

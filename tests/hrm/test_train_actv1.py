@@ -267,6 +267,19 @@ def test_targets_that_match_nothing_name_the_hrm_layers(cli, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("targets, extra", [("q_head", []), ("q_proj,q_head", []),
+                                             ("lm_head", ["--lm-head-trainable"])])
+def test_a_head_trained_in_full_is_refused_as_a_target_by_check_and_start(cli, tmp_path, targets, extra):
+    args = ["train-actv1", *SMALL, "--use-peft", "--lora-target-modules", targets, *extra, "--steps", "1",
+            "--run-dir", str(tmp_path / "run"), "--progress", "none"]
+    head = targets.split(",")[-1]
+    for check in (["--check"], []):
+        code, out, err = cli(*args, *check)
+        assert code == 2 and "would start" not in out
+        assert f"peft.lora_target_modules: {head} is trained in full beside the adapter" in err
+        assert "Traceback" not in err and not (tmp_path / "run").exists()
+
+
 def test_help_lists_the_architecture_and_seed_flags(capsys):
     from aios_tui.cli import main
 

@@ -134,7 +134,7 @@ class HRMTask(Task):
         with torch.device("meta"):
             model = HRMForCausalLM(HRMConfig(hidden_size=h.hidden_size, num_heads=h.num_heads,
                                              h_layers=1, l_layers=1, expansion=h.expansion))
-        check_targets(model, cfg, "HRM ACTv1")
+        check_targets(model, cfg, "HRM ACTv1", self.peft_extras(cfg)["modules_to_save"])
 
     # -- the model -------------------------------------------------------------------------
 
