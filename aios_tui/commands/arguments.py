@@ -22,18 +22,29 @@ def interval_problem(seconds: float) -> str | None:
     return f"--interval {seconds:g}: give seconds between 0.05 and 3600"
 
 
-def note_ignored_peft_flags(args, use_peft: bool) -> None:
-    """Says so when PEFT flags were given but PEFT is off: --use-peft is the master switch, so
-    they would be silently unused."""
+def _method_ignores(method: str, name: str) -> bool:
+    """Whether adapter type ``method`` has no use for PEFT field ``name``."""
+    if name.startswith("adalora_"):
+        return method != "adalora"
+    if name.startswith("ia3_"):
+        return method != "ia3"
+    return method == "ia3" and name in ("lora_r", "lora_alpha", "lora_dropout")  # IA3 learns scales only
+
+
+def note_ignored_peft_flags(args, peft) -> None:
+    """Says so when PEFT flags were given that the run will not use: all of them without
+    --use-peft (the master switch), or those of another adapter type."""
     import sys
 
     from aios_tui.config import field_index, overrides_from_args
 
-    if use_peft:
-        return
     index = field_index()
     given = [n for n in overrides_from_args(args) if n != "use_peft" and index.get(n, ("",))[0] == "peft"]
+    if peft.use_peft:
+        given = [n for n in given if _method_ignores(peft.peft_method, n)]
+        why = f"with --peft-method {peft.peft_method}"
+    else:
+        why = "without --use-peft; training the full model"
     if given:
         flags = ", ".join("--" + n.replace("_", "-") for n in given)
-        print(f"note: {flags} {'has' if len(given) == 1 else 'have'} no effect without --use-peft; "
-              "training the full model", file=sys.stderr)
+        print(f"note: {flags} {'has' if len(given) == 1 else 'have'} no effect {why}", file=sys.stderr)

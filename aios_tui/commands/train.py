@@ -206,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.resume:
         from aios_tui.commands.arguments import note_ignored_peft_flags
 
-        note_ignored_peft_flags(args, cfg.peft.use_peft)
+        note_ignored_peft_flags(args, cfg.peft)
     if args.check:
         return check_only(args, cfg)
     if args.detach:

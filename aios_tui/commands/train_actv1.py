@@ -65,7 +65,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
         print(f"note: a new brain trains at --lr {FRESH_LR:g} unless you pass --lr", file=sys.stderr)
     from aios_tui.commands.arguments import note_ignored_peft_flags
 
-    note_ignored_peft_flags(args, cfg.peft.use_peft)
+    note_ignored_peft_flags(args, cfg.peft)
     if cfg.peft.use_peft and not cfg.hrm.lm_head_trainable:
         print("note: lm_head stays frozen beside the adapter (AI-OS trains it; --lm-head-trainable does, "
               "at the cost of a much larger trainable share)", file=sys.stderr)

@@ -274,6 +274,18 @@ def test_peft_flags_without_use_peft_get_a_note(cli):
     assert code == 0 and "no effect" not in err
 
 
+def test_flags_of_another_adapter_type_get_a_note(cli):
+    code, _, err = cli("train", "--use-peft", "--peft-method", "ia3", "--lora-r", "8", "--lora-alpha", "16",
+                       "--ia3-feedforward-modules", "down_proj", "--check")
+    assert code == 0, err
+    assert "note: --lora-r, --lora-alpha have no effect with --peft-method ia3" in err
+    code, _, err = cli("train", "--use-peft", "--adalora-tinit", "5", "--lora-dropout", "0.1", "--check")
+    assert code == 0 and "note: --adalora-tinit has no effect with --peft-method lora" in err
+    code, _, err = cli("train", "--use-peft", "--peft-method", "adalora", "--adalora-tinit", "5", "--lora-r", "8",
+                       "--steps", "100", "--check")
+    assert code == 0 and "no effect" not in err
+
+
 def test_two_runs_started_at_once_cannot_share_a_log_file(cli, tmp_path):
     from aios_tui.engine.log_lock import LogFileLock
 
