@@ -113,6 +113,15 @@ def test_every_presets_action_describes_itself_and_its_argument():
                 assert action.help, f"`presets {name} --help`: {action.metavar} is not explained"
 
 
+def test_options_with_no_command_are_the_consoles(cli):
+    # `aios-tui` alone opens the console, so `aios-tui --preset NAME` is the console on that preset
+    code, out, err = cli("--preset", "efficeint")
+    assert code == 2 and out == ""
+    assert err.startswith("aios-tui: error: unknown preset 'efficeint'; did you mean 'efficient'?")
+    code, _, err = cli("--lora-r", "0")
+    assert code == 2 and err == "aios-tui: error: peft.lora_r: 0 is out of range; valid: 1 to 256\n"
+
+
 def test_module_entry_point_and_help(cli_subprocess):
     res = cli_subprocess("config", "--help")
     assert res.returncode == 0 and "--lora-target-modules" in res.stdout and "--halt-max-steps" in res.stdout
