@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aios-tui",
         description="Fine-tune causal language models (LoRA, AdaLoRA, IA3 or full) from a terminal. "
-                    "With no command, opens the console.",
+                    "With no command, opens the console (options before any command, such as "
+                    "--preset NAME, are the console's).",
     )
     parser.add_argument("--version", action="version", version=f"aios-tui {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -84,12 +85,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_library_warnings()
     parser = build_parser()
+    has_console = "console" in parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     if not argv:
-        if "console" in parser._subparsers._group_actions[0].choices:  # type: ignore[union-attr]
+        if has_console:
             argv = ["console"]
         else:
             parser.print_help()
             return 0
+    elif has_console and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["console", *argv]  # `aios-tui --preset NAME` is the console's `--preset NAME`
     args, extra = parser.parse_known_args(argv)
     if extra:
         _unknown_arguments(parser, args, extra)

@@ -16,23 +16,33 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "$XDG_CONFIG_HOME/aios-tui/presets (default ~/.config/aios-tui/presets).")
     psub = p.add_subparsers(dest="presets_command", metavar="ACTION", required=True)
 
-    lst = psub.add_parser("list", help="shipped and user presets with their key settings")
+    lst = psub.add_parser("list", help="shipped and user presets with their key settings",
+                          description="Lists the shipped presets, then your own, with each one's "
+                                      "method, rank, alpha, target modules and description.")
     lst.set_defaults(func=run_list)
 
-    show = psub.add_parser("show", help="print a preset as TOML (full resolved config with --full)")
-    show.add_argument("name", metavar="NAME|PATH")
+    show = psub.add_parser("show", help="print a preset as TOML (full resolved config with --full)",
+                           description="Prints a preset as TOML: the settings it changes from the "
+                                       "defaults, or with --full every field.")
+    show.add_argument("name", metavar="NAME|PATH",
+                      help="a preset name from `aios-tui presets list`, or a preset TOML file")
     show.add_argument("--full", action="store_true", help="print every field, defaults included")
     show.set_defaults(func=run_show)
 
-    save = psub.add_parser("save", help="save the given settings as a user preset")
-    save.add_argument("name", metavar="NAME")
+    save = psub.add_parser("save", help="save the given settings as a user preset",
+                           description="Resolves the settings (defaults < --preset < --config < "
+                                       "flags) and saves what differs from the defaults as a user "
+                                       "preset, usable as --preset NAME.")
+    save.add_argument("name", metavar="NAME",
+                      help="the preset's name: letters, digits, spaces, '-' and '_'")
     save.add_argument("--description", default="", help="one line shown by `presets list`")
     save.add_argument("--force", action="store_true", help="overwrite an existing user preset")
     add_config_args(save)
     save.set_defaults(func=run_save)
 
-    delete = psub.add_parser("delete", help="delete a user preset")
-    delete.add_argument("name", metavar="NAME")
+    delete = psub.add_parser("delete", help="delete a user preset",
+                             description="Deletes one of your presets; shipped presets stay.")
+    delete.add_argument("name", metavar="NAME", help="a user preset's name (see `aios-tui presets list`)")
     delete.set_defaults(func=run_delete)
 
 

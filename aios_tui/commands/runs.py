@@ -39,11 +39,21 @@ def _table(rows: list[tuple[str, ...]]) -> list[str]:
 
 
 def _check_root(root: str | None) -> None:
+    from aios_tui.errors import UserError
+
     path = Path(root).expanduser() if root else None
     if path is not None and not path.is_dir():
-        from aios_tui.errors import UserError
-
         raise UserError(f"--root {root}: {'not a directory' if path.exists() else 'no such directory'}")
+    if path is None:
+        # The default root may not exist yet (no run so far), but a file there is a mistake.
+        import os
+
+        from aios_tui.metrics.rundir import default_runs_root
+
+        default = default_runs_root().expanduser()
+        if default.exists() and not default.is_dir():
+            where = "AIOS_TUI_RUNS" if os.environ.get("AIOS_TUI_RUNS") else "the runs root"
+            raise UserError(f"{where} {default}: not a directory")
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -84,11 +84,28 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     return cfg
 
 
+def _refuse_a_run_of_another_task(run_dir: str) -> None:
+    """A run trained by `aios-tui train` resumes there: loading its checkpoint into a brain fails
+    only after the run's status has been taken over."""
+    from aios_tui.engine.checkpoint import read_meta
+    from aios_tui.engine.hrm.task import HRMTask
+    from aios_tui.engine.task import load_task
+    from aios_tui.metrics.rundir import RunDir
+
+    latest = RunDir(run_dir).latest_checkpoint()
+    if latest is None:
+        return  # the resume itself says what is missing
+    if not isinstance(load_task(read_meta(latest).get("task")), HRMTask):
+        raise UserError(f"--resume {run_dir}: this run was started by `aios-tui train`, not "
+                        f"`aios-tui train-actv1`; continue it with `aios-tui train --resume {run_dir}`")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.resume:
         from aios_tui.commands.arguments import run_path
 
         args.resume = run_path(args.resume)
+        _refuse_a_run_of_another_task(args.resume)
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
     cfg = resolve_config(args)

@@ -135,6 +135,8 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
             except _LOAD_ERRORS:
                 pass
         raise _hub_failure(name, exc) from None
+    except ImportError as exc:  # a package the model or its attention kernel needs is missing
+        raise UserError(f"model.model: could not load '{name}': {str(exc).splitlines()[0]}") from None
 
 
 def _load_errors() -> tuple[type[BaseException], ...]:

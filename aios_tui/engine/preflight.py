@@ -47,6 +47,28 @@ def compile_problems(cfg: RunConfig, device_type: str) -> list[str]:
     return []
 
 
+def attention_problems(cfg: RunConfig, device_type: str, task=None) -> list[str]:
+    """What ``model.attn_implementation = "flash_attention_2"`` needs: a CUDA GPU and the
+    flash-attn package. Without them loading the model fails (for ``tiny`` too: a resume loads
+    its saved base/ as a Hugging Face model). HRM ACTv1 has its own attention (its --model only
+    names the tokenizer)."""
+    from aios_tui.engine.task import CausalLMTask
+
+    if cfg.model.attn_implementation != "flash_attention_2":
+        return []
+    if task is not None and not isinstance(task, CausalLMTask):
+        return []
+    if device_type != "cuda":
+        return ["model.attn_implementation: flash_attention_2 runs on a CUDA GPU only; "
+                "use sdpa (the default) or eager"]
+    import importlib.util
+
+    if importlib.util.find_spec("flash_attn") is None:
+        return ["model.attn_implementation: flash_attention_2 needs the flash-attn package, which is "
+                "not installed (pip install flash-attn); use sdpa (the default) or eager"]
+    return []
+
+
 def python_headers():
     """Python.h where Triton looks for it (Debian's posix_local scheme read as posix_prefix)."""
     import sysconfig
@@ -168,6 +190,7 @@ def check_all(cfg: RunConfig, task) -> None:
     try:
         device = resolve_device(cfg.train.device)
         problems += compile_problems(cfg, device.type)
+        problems += attention_problems(cfg, device.type, task)
         if cfg.train.fp8:
             from aios_tui.engine.fp8 import problems as fp8_problems
 

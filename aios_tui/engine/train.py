@@ -35,7 +35,9 @@ from aios_tui.engine import fp8, quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
 from aios_tui.engine.log_lock import LogFileLock
 from aios_tui.engine.models import resolve_device
-from aios_tui.engine.preflight import check_memory, compile_problems, output_problems
+from aios_tui.engine.preflight import (
+    attention_problems, check_memory, compile_problems, output_problems,
+)
 from aios_tui.engine.optim import apply_options, build_optimizer, lr_at, schedule_of, set_lr
 from aios_tui.engine.peft_setup import (
     adalora_model, adalora_state, apply_peft, check_targets, parameters_summary, peft_config, quiet_imports,
@@ -162,7 +164,8 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         task.preflight(cfg)
         device = resolve_device(cfg.train.device)
         check_memory(cfg, task)
-        problems = (compile_problems(cfg, device.type) + fp8.problems(cfg, device, task.command)
+        problems = (compile_problems(cfg, device.type) + attention_problems(cfg, device.type, task)
+                    + fp8.problems(cfg, device, task.command)
                     + output_problems(cfg, None if resume else run.path))
         if problems:
             raise UserError(problems)

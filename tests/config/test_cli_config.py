@@ -101,6 +101,27 @@ def test_presets_show(cli):
     assert code == 0 and 'peft_method = "adalora"' in out and "lora_dropout = 0.1" in out
 
 
+def test_every_presets_action_describes_itself_and_its_argument():
+    from aios_tui.cli import build_parser
+
+    sub = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    actions = sub["presets"]._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    for name, parser in actions.items():
+        assert parser.description, f"`presets {name} --help` has no description"
+        for action in parser._actions:
+            if not action.option_strings:
+                assert action.help, f"`presets {name} --help`: {action.metavar} is not explained"
+
+
+def test_options_with_no_command_are_the_consoles(cli):
+    # `aios-tui` alone opens the console, so `aios-tui --preset NAME` is the console on that preset
+    code, out, err = cli("--preset", "efficeint")
+    assert code == 2 and out == ""
+    assert err.startswith("aios-tui: error: unknown preset 'efficeint'; did you mean 'efficient'?")
+    code, _, err = cli("--lora-r", "0")
+    assert code == 2 and err == "aios-tui: error: peft.lora_r: 0 is out of range; valid: 1 to 256\n"
+
+
 def test_module_entry_point_and_help(cli_subprocess):
     res = cli_subprocess("config", "--help")
     assert res.returncode == 0 and "--lora-target-modules" in res.stdout and "--halt-max-steps" in res.stdout

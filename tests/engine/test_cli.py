@@ -303,3 +303,34 @@ def test_two_runs_started_at_once_cannot_share_a_log_file(cli, tmp_path):
                        "--progress", "none")
     assert code == 0, err
     assert '"loss"' in log.read_text()
+
+
+def test_flash_attention_without_a_gpu_or_the_package_is_refused_before_anything_loads(
+        cli, small_model_dir, text_file):
+    common = ("--model", str(small_model_dir), "--dataset-file", str(text_file), "--steps", "2",
+              "--attn-implementation", "flash_attention_2", "--device", "cpu")
+    for extra in (("--check",), ("--detach",), ()):
+        code, out, err = cli("train", *common, *extra)
+        assert code == 2 and out == "", extra
+        assert err == ("aios-tui: error: model.attn_implementation: flash_attention_2 runs on a CUDA "
+                       "GPU only; use sdpa (the default) or eager\n"), extra
+        assert _nothing_left()
+
+
+def test_flash_attention_on_cuda_needs_the_flash_attn_package(monkeypatch):
+    import importlib.util
+
+    from aios_tui.config import RunConfig
+    from aios_tui.engine.preflight import attention_problems
+    from aios_tui.engine.task import CausalLMTask
+
+    cfg = RunConfig()
+    cfg.model.attn_implementation = "flash_attention_2"
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "flash_attn" else real(name, *a))
+    assert attention_problems(cfg, "cuda", CausalLMTask()) == [
+        "model.attn_implementation: flash_attention_2 needs the flash-attn package, which is not "
+        "installed (pip install flash-attn); use sdpa (the default) or eager"]
+    cfg.model.attn_implementation = "sdpa"
+    assert attention_problems(cfg, "cuda", CausalLMTask()) == []

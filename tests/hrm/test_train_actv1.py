@@ -346,3 +346,19 @@ def test_exporting_an_hrm_run_points_at_what_loads_it(cli, tmp_path):
     assert code == 0, err
     assert f"use it with: aios-tui generate {run} --prompt TEXT" in out
     assert "AutoModelForCausalLM" not in out and "PeftModel" not in out
+
+
+@pytest.mark.slow
+def test_a_run_of_aios_tui_train_is_not_resumed_as_a_brain(cli, tmp_path):
+    run_dir = tmp_path / "lora-run"
+    code, _, err = cli("train", "--use-peft", "--lora-target-modules", "q_proj,v_proj", "--steps", "1",
+                       "--max-seq-len", "32", "--batch-size", "2", "--run-dir", str(run_dir),
+                       "--progress", "none")
+    assert code == 0, err
+    status = (run_dir / "status.json").read_text()
+    for extra in ((), ("--check",), ("--detach",)):
+        code, out, err = cli("train-actv1", "--resume", str(run_dir), "--steps", "5", *extra)
+        assert code == 2 and out == "", extra
+        assert err == (f"aios-tui: error: --resume {run_dir}: this run was started by `aios-tui train`, "
+                       f"not `aios-tui train-actv1`; continue it with `aios-tui train --resume {run_dir}`\n")
+    assert (run_dir / "status.json").read_text() == status  # still finished, at its step

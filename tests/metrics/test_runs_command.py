@@ -106,6 +106,17 @@ def test_runs_with_a_root_that_is_a_file_is_refused(cli, tmp_path):
         assert code == 2 and out == "" and err == f"aios-tui: error: --root {afile}: not a directory\n", argv
 
 
+def test_runs_with_aios_tui_runs_naming_a_file_is_refused(cli, tmp_path, monkeypatch):
+    afile = tmp_path / "runs.txt"
+    afile.write_text("x")
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(afile))
+    for argv in (("runs",), ("runs", "--json"), ("runs", "stop", "live-lora")):
+        code, out, err = cli(*argv)
+        assert code == 2 and out == "" and err == f"aios-tui: error: AIOS_TUI_RUNS {afile}: not a directory\n", argv
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path / "not-yet"))  # no run so far: not a mistake
+    assert cli("runs") == (0, f"no runs under {tmp_path / 'not-yet'}\n", "")
+
+
 def test_tail_refuses_a_file_that_is_not_metrics(cli, tmp_path):
     notes = tmp_path / "notes.txt"
     notes.write_text("hello\n")

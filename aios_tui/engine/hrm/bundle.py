@@ -104,11 +104,18 @@ def load_base(path: str | os.PathLike, *, device: torch.device | str | None = No
 
 def load_tokenizer(path: str | os.PathLike):
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    # The bundle's config.json names a model type transformers does not know (hrm_actv1), which
+    # it warns about while looking for the tokenizer: nothing to do with the tokenizer itself.
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
     try:
         return AutoTokenizer.from_pretrained(str(path))
     except (OSError, ValueError) as exc:
         raise UserError(f"brain bundle {path}: its tokenizer files cannot be loaded ({exc})") from None
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def load_bundle(path: str | os.PathLike, *, device: torch.device | str | None = None,
