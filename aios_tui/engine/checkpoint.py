@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
 import time
@@ -160,15 +161,31 @@ def find_checkpoint(run: RunDir, step: int | None = None) -> Path:
     raise UserError(f"{run.path}: no checkpoint at step {step} (checkpoints: {have})")
 
 
+def damaged(checkpoint: Path, name: str, exc: BaseException | str) -> UserError:
+    """The error for a checkpoint file that cannot be read, with the way back to an earlier one."""
+    why = (str(exc).splitlines() or [type(exc).__name__])[0]
+    earlier = sorted(p.name for p in checkpoint.parent.glob("step-*")
+                     if p.name < checkpoint.name and (p / "COMPLETE").exists())
+    fix = (f"remove it (rm -r {checkpoint}) to use {earlier[-1]} instead" if earlier
+           else "there is no earlier checkpoint to fall back on")
+    return UserError(f"{checkpoint}: {name} cannot be read ({why}); the checkpoint is damaged: {fix}")
+
+
 def read_meta(checkpoint: Path) -> dict[str, Any]:
     try:
         return json.loads((checkpoint / META).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        raise UserError(f"{checkpoint}: unreadable {META}; the checkpoint is damaged") from None
+    except (OSError, ValueError) as exc:
+        raise damaged(checkpoint, META, exc) from None
 
 
 def load_trainer_state(checkpoint: Path, device: torch.device | str = "cpu") -> dict:
-    state = torch.load(checkpoint / TRAINER_STATE, map_location=device, weights_only=True)
+    try:
+        state = torch.load(checkpoint / TRAINER_STATE, map_location=device, weights_only=True)
+    except pickle.UnpicklingError:
+        raise damaged(checkpoint, TRAINER_STATE, "it holds objects other than tensors and plain values, "
+                      "which are never loaded") from None
+    except Exception as exc:  # a truncated or overwritten file fails in torch's zip or pickle readers
+        raise damaged(checkpoint, TRAINER_STATE, exc) from None
     if state.get("version") != STATE_VERSION:
         raise UserError(f"{checkpoint}: trainer state version {state.get('version')} is not supported")
     return state
@@ -178,7 +195,10 @@ def load_trainable(checkpoint: Path, model: nn.Module, strict: bool = True) -> N
     """Copy the saved trainable tensors into ``model`` (same names, same shapes)."""
     from safetensors.torch import load_file
 
-    saved = load_file(str(checkpoint / TRAINABLE), device="cpu")
+    try:
+        saved = load_file(str(checkpoint / TRAINABLE), device="cpu")
+    except Exception as exc:  # safetensors' own error type for a torn header or body
+        raise damaged(checkpoint, TRAINABLE, exc) from None
     params = dict(model.named_parameters())
     wanted = {n for n, p in params.items() if p.requires_grad}
     missing = sorted(wanted - saved.keys())

@@ -326,10 +326,11 @@ def prepare_run(run: RunDir, cfg: Any, *, pid: int, total_steps: int, write_conf
     run.path.mkdir(parents=True, exist_ok=True)
     if write_config:
         save_config(cfg, run.config_toml)
-    # started_at is when the run began, kept through resumes (a run's age, the runs list's order)
-    started_at = None if write_config else run.read_status().get("started_at")
-    run.write_status(state="starting", pid=pid, step=0, total_steps=total_steps,
+    # A resume keeps when the run began (its age, the runs list's order) and where it got to:
+    # a resume that fails before its first step leaves the run where it was, not at step 0.
+    earlier = {} if write_config else run.read_status()
+    run.write_status(state="starting", pid=pid, step=earlier.get("step") or 0, total_steps=total_steps,
                      run_name=run.name, method=shown_method(cfg.method_label(), command),
-                     metrics=str(run_metrics_path(cfg, run)), started_at=started_at or time.time(),
-                     last_loss=None, error=None, checkpoint=None)
+                     metrics=str(run_metrics_path(cfg, run)), started_at=earlier.get("started_at") or time.time(),
+                     last_loss=earlier.get("last_loss"), error=None, checkpoint=earlier.get("checkpoint"))
     return created

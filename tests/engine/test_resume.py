@@ -151,3 +151,26 @@ def test_a_raised_total_survives_a_crash_before_the_next_checkpoint(cli, small_m
     assert code == 0, err
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "finished" and status["step"] == 9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("torn", ["trainable.safetensors", "trainer_state.pt"])
+def test_a_damaged_checkpoint_is_named_with_the_way_back(torn, cli, small_model_dir, text_file, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    code, _, err = cli("train", "--steps", "12", "--stop-after", "7", "--run-dir", str(run),
+                       *_flags(small_model_dir, text_file))
+    assert code == 0, err
+    latest = run / "checkpoints" / "step-000007"
+    body = (latest / torn).read_bytes()
+    (latest / torn).write_bytes(body[: len(body) // 2])
+    code, _, err = cli("train", "--resume", str(run), "--progress", "none")
+    assert code == 2 and "Traceback" not in err
+    assert f"{torn} cannot be read" in err and f"rm -r {latest}) to use step-000005 instead" in err
+    status = json.loads((run / "status.json").read_text())
+    assert status["step"] == 7 and status["checkpoint"].endswith("step-000007")  # where the run got to
+    shutil.rmtree(latest)
+    code, _, err = cli("train", "--resume", str(run), "--progress", "none")
+    assert code == 0, err
+    assert json.loads((run / "status.json").read_text())["step"] == 12
