@@ -140,8 +140,15 @@ def field_problems(cfg: RunConfig) -> list[str]:
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             if (lo is not None and value < lo) or (hi is not None and value > hi):
                 rng = f"{_fmt(lo)} to {_fmt(hi)}" if hi is not None else f"at least {_fmt(lo)}"
-                problems.append(f"{label}: {value!r} is out of range; valid: {rng}")
+                problems.append(f"{label}: {value!r} is out of range; valid: {rng}{_sentinel(meta['help'])}")
     return problems
+
+
+def _sentinel(help_text: str) -> str:
+    """A field's special value as its help states it ("(0: derived)"), so a range that admits 0
+    or -1 says what they mean."""
+    m = re.search(r"\((-?[\d.]+): ([^)]*)\)", help_text)
+    return f" ({m.group(1)}: {m.group(2)})" if m else ""
 
 
 def _cross_field_problems(cfg: RunConfig) -> list[str]:

@@ -35,6 +35,13 @@ def test_values_checked_even_with_peft_off():
     assert lines == ["peft.lora_alpha: 0 is out of range; valid: 1 to 1024"]
 
 
+def test_a_range_with_a_special_value_says_what_it_means():
+    assert problems(lr=-1.0) == ["train.lr: -1.0 is out of range; valid: 0 to 1 "
+                                 "(0: 2e-4 LoRA, 1e-3 AdaLoRA, 3e-3 IA3, 5e-5 full)"]
+    assert problems(use_peft=True, adalora_tinit=-3) == [
+        "peft.adalora_tinit: -3 is out of range; valid: at least -1 (-1: 10% of steps)"]
+
+
 def test_unknown_keys_suggest_closest():
     with pytest.raises(ConfigError) as exc:
         build([({"peft": {"lora_rank": 4}, "trian": {"steps": 3}, "lora_alhpa": 3}, "x.toml")])
