@@ -174,3 +174,20 @@ def test_a_damaged_checkpoint_is_named_with_the_way_back(torn, cli, small_model_
     code, _, err = cli("train", "--resume", str(run), "--progress", "none")
     assert code == 0, err
     assert json.loads((run / "status.json").read_text())["step"] == 12
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("settings", [
+    {"use_peft": True, "peft_method": "ia3", "lora_target_modules": "k_proj,v_proj,down_proj"},
+    {"use_peft": False, "amp": True, "grad_accum": 2, "lora_dropout": 0.1},  # full, bf16 autocast
+], ids=["ia3", "full-amp-accum"])
+def test_other_methods_resume_exactly(settings, make_cfg, tmp_path, losses_of):
+    from aios_tui.engine.train import run_training
+
+    cfg = make_cfg(steps=10, lr=3e-3, **settings)
+    run_training(cfg, tmp_path / "straight", progress="none")
+    run_training(cfg, tmp_path / "split", progress="none", stop_after=4)
+    run_training(None, tmp_path / "split", progress="none", resume=True)
+    a, b = losses_of(tmp_path / "straight" / "metrics.jsonl"), losses_of(tmp_path / "split" / "metrics.jsonl")
+    assert sorted(a) == sorted(b) == list(range(1, 11))
+    assert max(abs(a[s] - b[s]) for s in a) <= 1e-6
