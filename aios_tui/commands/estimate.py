@@ -35,9 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def detect_gpu() -> tuple[int, str] | None:
-    """(total bytes, name) of the first GPU NVML sees; None without one."""
+    """(total bytes, name) of the GPU a run would train on (see ``training_device``); None
+    without one."""
     try:
-        from aios_tui.gpu import open_backend
+        from aios_tui.gpu import open_backend, training_device
     except ImportError:
         return None
     try:
@@ -50,10 +51,10 @@ def detect_gpu() -> tuple[int, str] | None:
             backend.close()
     except Exception:  # NVML missing or broken: the estimate still stands without a GPU
         return None
-    for d in devices:
-        if d.mem_total:
-            return int(d.mem_total), f"{d.name} (GPU {d.index}, detected)"
-    return None
+    d = training_device(devices)
+    if d is None or not d.mem_total:
+        return None
+    return int(d.mem_total), f"{d.name} (GPU {d.index}, detected)"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True)
@@ -84,3 +85,22 @@ class Snapshot:
                    simulated=bool(data.get("simulated", False)),
                    timestamp=float(data.get("timestamp") or 0.0),
                    devices=[DeviceSample.from_dict(d) for d in data.get("devices") or []])
+
+
+def training_device(devices: list[DeviceSample], env: Mapping[str, str] | None = None) -> DeviceSample | None:
+    """The GPU a run started from this shell trains on: the first one CUDA_VISIBLE_DEVICES
+    names, else the first GPU; None when the variable hides them all (the run goes to the CPU).
+
+    NVML numbers GPUs in PCI bus order. CUDA does too with CUDA_DEVICE_ORDER=PCI_BUS_ID, and on
+    a box of one GPU model either way, so a number in the variable is taken as NVML's. A UUID or
+    MIG name there is not mapped: the first GPU stands in for it.
+    """
+    spec = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
+    if spec is None:
+        return devices[0] if devices else None
+    first = spec.split(",")[0].strip()
+    if not first or first.startswith("-"):  # "" or "-1": CUDA sees no GPU at all
+        return None
+    if first.isdigit():
+        return next((d for d in devices if d.index == int(first)), None)
+    return devices[0] if devices else None

@@ -31,6 +31,13 @@ def _utc():
     time.tzset()
 
 
+@pytest.fixture(autouse=True)
+def _every_gpu_visible(monkeypatch):
+    """The VRAM pane budgets against the GPU CUDA_VISIBLE_DEVICES picks: unset it, so a shell's
+    setting never changes what the screens show."""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
 @pytest.fixture
 def runs_root(tmp_path):
     root = tmp_path / "runs"

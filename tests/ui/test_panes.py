@@ -53,3 +53,16 @@ def test_fit_reads_in_words():
     text = str(render_estimate({**est, "fits": True, "suggestions": []}, None, 24 << 30, 36))
     assert "FITS  11.0 GiB of 24.0 GiB (46%)" in text
     assert "fit: unknown" in str(render_estimate({**est, "fits": None}, None, None, 36))
+
+
+async def test_the_budget_is_set_against_the_gpu_cuda_visible_devices_names(make_app, monkeypatch):
+    from aios_tui.ui.widgets.vram_pane import VramPane
+
+    small = DeviceSample(index=0, name="NVIDIA L4", mem_total=24 << 30, mem_used=0)
+    big = DeviceSample(index=1, name="NVIDIA H200", mem_total=140 << 30, mem_used=0)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
+    app = make_app(gpu=StaticGpu(Snapshot(True, "", False, T0, [small, big])))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        pane = app.screen.query_one(VramPane)
+        assert pane.detected == ("NVIDIA H200", 140 << 30) and pane.budget_bytes == 140 << 30

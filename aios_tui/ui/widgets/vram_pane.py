@@ -10,6 +10,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Select
 
+from aios_tui.gpu.model import training_device
 from aios_tui.ui.widgets.choice import Choice
 from aios_tui.metrics.fmt import human_bytes
 from aios_tui.ui.gpu_source import safe_latest
@@ -79,10 +80,10 @@ class VramPane(Widget):
         self._render_body()
 
     def detect(self, snapshot: Any) -> None:
-        """Budget against the first GPU of ``snapshot`` when there is one."""
+        """Budget against the GPU a run started from here would train on, when there is one."""
         if snapshot is not None and getattr(snapshot, "available", False) and snapshot.devices:
-            dev = snapshot.devices[0]
-            self.set_detected(dev.name, dev.mem_total)
+            dev = training_device(snapshot.devices)  # None: CUDA_VISIBLE_DEVICES hides every GPU
+            self.set_detected(dev.name if dev else None, dev.mem_total if dev else None)
 
     def _options(self) -> list[tuple[str, str]]:
         first = (f"{self.detected[0]} {human_bytes(self.detected[1])}" if self.detected
