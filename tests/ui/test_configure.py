@@ -276,6 +276,28 @@ async def test_field_help_follows_focus(make_app):
         assert "adapter scaling" in help_text and "1 to 1024" in help_text
 
 
+async def test_every_fields_help_fits_at_80x24(make_app):
+    """The help under the form is all that says what a field means: none may be cut short
+    (dataset_file's help ends in what an empty value means)."""
+    from aios_tui.config import field_index
+    from aios_tui.ui.widgets.config_form import TABS
+    tab_of = {name: key for key, _, sections in TABS
+              for name, (section, _) in field_index().items() if section in sections}
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await all_rows(pilot)
+        help_box = app.screen.query_one("#field-help")
+        cut = []
+        for name in field_index():
+            await focus_field(pilot, name, tab_of[name])
+            await pilot.pause()
+            region = help_box.content_region
+            needs = help_box.get_content_height(region, region, region.width)
+            if needs > help_box.content_size.height:
+                cut.append(f"{name}: {needs} lines in {help_box.content_size.height}")
+        assert not cut, cut
+
+
 async def test_palette_lists_every_footer_action(make_app):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:

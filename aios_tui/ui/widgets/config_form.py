@@ -121,7 +121,7 @@ class ConfigForm(Widget):
     }
     ConfigForm #field-help {
         height: auto;
-        max-height: 3;
+        max-height: 4;
         color: $text-muted;
         padding: 0 1;
     }
