@@ -28,13 +28,18 @@ from aios_tui.ui.screens.quit import QuitScreen
 
 
 def attach_name(run: RunDir) -> str:
-    """What to give `aios-tui attach`: the name for a run under the runs root, else its path."""
+    """What to give `aios-tui attach`: the name for a run under the runs root, else its path.
+
+    A relative root (the default artifacts/runs, or a relative $AIOS_TUI_RUNS) finds the run
+    only from this directory, and after a dropped SSH link the shell starts elsewhere: then the
+    whole path."""
+    root = default_runs_root()
     try:
-        if run.path.resolve().parent == default_runs_root().resolve():
+        if root.is_absolute() and run.path.resolve().parent == root.resolve():
             return run.name
+        return str(run.path.resolve())
     except OSError:
-        pass
-    return str(run.path)
+        return str(run.path)
 
 
 # From this many rows on, the configure screen stacks the VRAM and GPU panes; below it, it shows

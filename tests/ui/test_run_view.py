@@ -241,6 +241,24 @@ async def test_quit_with_a_live_run_asks_and_can_leave_it_training(make_app, run
     assert not run.stop_file.exists()
 
 
+async def test_leaving_a_run_under_a_relative_runs_root_names_its_whole_path(make_app, tmp_path,
+                                                                            monkeypatch):
+    """Under the default artifacts/runs, a run's name finds it only from the directory the
+    console ran in; after a dropped SSH link the shell starts elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AIOS_TUI_RUNS")
+    run = write_run(tmp_path / "artifacts" / "runs", "here")
+    app = make_app(attach=run.path, runs_root=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
+        await pilot.press("l")
+        await pilot.pause()
+    where = str((tmp_path / "artifacts" / "runs" / "here").resolve())
+    assert app.farewell == [f"here keeps training; re-attach with: aios-tui attach {where}"]
+
+
 async def test_quit_and_stop(make_app, runs_root):
     run = write_run(runs_root, "stop-me")
     app = make_app(attach=run.path)
