@@ -101,3 +101,33 @@ def test_generate_from_a_saved_model_directory_or_bundle(make_model, tmp_path):
     for where in ("saved", "bundle"):
         got = generate_from_path(tmp_path / where, "ab", max_new_tokens=6, temperature=0, device="cpu")
         assert got.token_ids == expected.token_ids and got.text == expected.text
+
+
+def test_generate_from_an_exported_adapter_of_a_bundle_or_an_hrm_model(make_model, tmp_path):
+    """`aios-tui export BUNDLE` (or an HRM run) writes an adapter whose base is HRM ACTv1:
+    generating from it applies the adapter to that base, as generating from the bundle does."""
+    from peft import LoraConfig, get_peft_model
+
+    from aios_tui.engine.generate import generate
+    from aios_tui.engine.hrm.bundle import export_bundle, write_bundle
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    tokenizer = byte_tokenizer()
+    base = make_model(halt_max_steps=2)
+    base.save_pretrained(tmp_path / "base")
+    tokenizer.save_pretrained(str(tmp_path / "base"))
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            modules_to_save=["q_head"]))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.5)
+    bundle = write_bundle(tmp_path / "bundle", model=model, tokenizer=tokenizer, session={"steps": 1},
+                          tokenizer_source="tiny")
+    exported, _ = export_bundle(bundle)
+    model.peft_config["default"].base_model_name_or_path = str(tmp_path / "base")
+    model.save_pretrained(str(tmp_path / "run-adapter"))
+    kwargs = dict(max_new_tokens=8, temperature=0, device="cpu")
+    expected = generate(bundle, "ab", **kwargs)
+    assert generate(exported, "ab", **kwargs) == expected
+    assert generate(tmp_path / "run-adapter", "ab", **kwargs) == expected

@@ -108,11 +108,31 @@ def is_hrm_path(path: str | Path) -> bool:
     from aios_tui.engine.hrm.task import is_hrm_dir
 
     path = Path(path).expanduser()
-    return (path / "brain.json").is_file() or is_hrm_dir(str(path))
+    return (path / "brain.json").is_file() or is_hrm_dir(str(path)) or _hrm_adapter_base(path) is not None
+
+
+def _hrm_adapter_base(path: Path) -> Path | None:
+    """The bundle or saved HRM model an exported adapter at ``path`` applies to, else None."""
+    import json
+
+    from aios_tui.engine.hrm.task import is_hrm_dir
+
+    try:
+        config = json.loads((path / "adapter_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    base = config.get("base_model_name_or_path") if isinstance(config, dict) else None
+    if not base:
+        return None
+    base_path = Path(base).expanduser()
+    if (base_path / "brain.json").is_file() or is_hrm_dir(str(base_path)):
+        return base_path
+    return None
 
 
 def load_for_generation(path: str | Path, device: torch.device):
-    """(model, tokenizer) from a bundle (adapter merged in) or a saved model directory."""
+    """(model, tokenizer) from a bundle (adapter merged in), an adapter exported from one (or
+    from an HRM run), or a saved model directory."""
     from transformers import AutoTokenizer
 
     from aios_tui.engine.hrm.bundle import load_bundle
@@ -122,6 +142,20 @@ def load_for_generation(path: str | Path, device: torch.device):
     if (path / "brain.json").is_file():
         loaded = load_bundle(path, device=device)
         return loaded.model, loaded.tokenizer
+    adapter_base = _hrm_adapter_base(path)
+    if adapter_base is not None:
+        # an adapter exported from a bundle or an HRM run: its base, the adapter folded in
+        from peft import PeftModel
+
+        from aios_tui.engine.hrm.bundle import load_base, load_tokenizer
+
+        if (adapter_base / "brain.json").is_file():
+            base = load_base(adapter_base, device=device)
+        else:
+            base = HRMForCausalLM.from_pretrained(str(adapter_base)).to(device)
+        model = PeftModel.from_pretrained(base, str(path)).merge_and_unload().eval()
+        has_tokenizer = (path / "tokenizer_config.json").is_file()
+        return model, load_tokenizer(path if has_tokenizer else adapter_base)
     model = HRMForCausalLM.from_pretrained(str(path)).to(device).eval()
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(path))
