@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="GPU memory to compare with: 24GiB, 80G (powers of 1024), 24GB (powers of 1000), "
                           "a byte count, or a GPU name from --list-gpus (default: the detected GPU)")
     out.add_argument("--hrm", action="store_true",
-                     help="estimate the HRM ACTv1 model of the hrm settings (vocabulary from --model's tokenizer)")
+                     help="estimate the HRM ACTv1 model of the hrm settings (vocabulary from --model's tokenizer); "
+                          "with --student-init BUNDLE, the bundle's model (implied)")
     out.add_argument("--json", action="store_true",
                      help="print the estimate as JSON; with --list-gpus or --list-models, the list")
     out.add_argument("--detail", action="store_true", help="also show activations by kind and every phase")
@@ -85,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
         if detected:
             gpu_bytes, gpu_label = detected
     model_config = None
-    if args.hrm:
+    if cfg.hrm.student_init:
+        model_config = _student_model_config(args, cfg)
+    elif args.hrm:
         vocab = vram.shape_from_model_arg(cfg.model.model).vocab
         model_config = vram.hrm_model_config(cfg, vocab)
     est = vram.estimate_for_run(cfg, model_config, gpu_bytes, gpu_label=gpu_label)
@@ -94,6 +97,27 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(render(est, detail=args.detail), end="")
     return 0
+
+
+def _student_model_config(args: argparse.Namespace, cfg) -> dict:
+    """The HRM ACTv1 model a `train-actv1 --student-init BUNDLE` run would train: the bundle's
+    architecture and vocabulary, the run's sequence length and ACT segments."""
+    from aios_tui import vram
+    from aios_tui.commands.train_actv1 import typed_fields
+    from aios_tui.config import ConfigError
+    from aios_tui.engine.hrm.bundle import read_brain
+    from aios_tui.engine.hrm.task import adopt_bundle_architecture
+    from aios_tui.errors import UserError
+
+    try:
+        brain = read_brain(cfg.hrm.student_init)
+        problems = adopt_bundle_architecture(cfg, typed_fields(args))
+    except UserError as exc:
+        raise UserError([f"hrm.student_init: {p}" for p in exc.problems]) from None
+    if problems:
+        raise ConfigError(problems)
+    vocab = (brain.get("architecture") or {}).get("vocab_size") or (brain.get("tokenizer") or {}).get("vocab_size")
+    return {**vram.hrm_model_config(cfg, int(vocab)), "_name_or_path": str(cfg.hrm.student_init)}
 
 
 def render(est, detail: bool = False) -> str:

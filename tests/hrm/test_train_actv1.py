@@ -362,3 +362,21 @@ def test_a_run_of_aios_tui_train_is_not_resumed_as_a_brain(cli, tmp_path):
         assert err == (f"aios-tui: error: --resume {run_dir}: this run was started by `aios-tui train`, "
                        f"not `aios-tui train-actv1`; continue it with `aios-tui train --resume {run_dir}`\n")
     assert (run_dir / "status.json").read_text() == status  # still finished, at its step
+
+
+def test_estimate_with_a_student_bundle_counts_the_model_the_run_trains(cli, tmp_path, student):
+    seed_flags = ["--student-init", str(student), "--batch-size", "2", "--halt-max-steps", "1",
+                  "--use-peft", "--peft-method", "lora", "--lora-r", "8", "--lora-alpha", "16",
+                  "--lora-target-modules", "q_proj,v_proj"]
+    code, out, err = cli("train-actv1", *seed_flags, "--steps", "1", "--eval-every", "0",
+                         "--run-dir", str(tmp_path / "run"), "--bundle-dir", str(tmp_path / "brains"),
+                         "--progress", "none")
+    assert code == 0, err
+    trained = read_header(tmp_path / "run" / "metrics.jsonl")["parameters"]
+    for hrm in ([], ["--hrm"]):
+        code, out, err = cli("estimate", *seed_flags, *hrm, "--json")
+        assert code == 0, err
+        assert json.loads(out)["parameters"] == trained
+    code, out, err = cli("estimate", *seed_flags, "--hidden-size", "64")
+    assert code == 2 and err.strip() == ("aios-tui: error: hrm.hidden_size: 64 differs from the student "
+                                         "bundle's 512; drop --hidden-size to use the bundle's")
