@@ -229,6 +229,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if previous is not None:
             signal.signal(signal.SIGHUP, previous)
+    if getattr(task, "command", None) == "train-actv1":  # an HRM run resumed here: its bundle
+        from aios_tui.commands.train_actv1 import finish_bundle
+
+        finish_bundle(task, result)
     return result.exit_code
 
 

@@ -125,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
 
         return _detach(args, cfg)
 
-    from aios_tui.engine.hrm.bundle import merge_bundle, refresh_metrics
     from aios_tui.engine.hrm.task import HRMTask
     from aios_tui.engine.session import choose_run_dir
     from aios_tui.engine.train import TrainingFailed, run_training
@@ -139,14 +138,22 @@ def run(args: argparse.Namespace) -> int:
         for line in exc.problems:
             print(f"aios-tui: error: {line}", file=sys.stderr)
         return 1
+    finish_bundle(task, result, args.merge_adapter)
+    return result.exit_code
+
+
+def finish_bundle(task, result, merge_adapter: str | None = None) -> None:
+    """After a session of a brain run: complete the bundle's metrics and say where it is (or
+    why there is none yet); with ``merge_adapter``, also write the merged bundle."""
+    from aios_tui.engine.hrm.bundle import merge_bundle, refresh_metrics
+
     if task.bundle is None:
         print(f"no brain bundle written yet: the run stopped at step {result.step}; "
               f"`aios-tui train-actv1 --resume {result.run_dir}` finishes it and writes the bundle")
-        return result.exit_code
+        return
     refresh_metrics(task.bundle, task.metrics_file, str(result.run_dir.resolve()))
     print(f"brain bundle: {task.bundle}")
-    if args.merge_adapter is not None:
-        name = args.merge_adapter or f"{task.bundle.name}-merged"
+    if merge_adapter is not None:
+        name = merge_adapter or f"{task.bundle.name}-merged"
         merged = merge_bundle(task.bundle, task.bundle.parent / name)
         print(f"merged bundle: {merged}")
-    return result.exit_code

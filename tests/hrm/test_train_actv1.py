@@ -380,3 +380,19 @@ def test_estimate_with_a_student_bundle_counts_the_model_the_run_trains(cli, tmp
     code, out, err = cli("estimate", *seed_flags, "--hidden-size", "64")
     assert code == 2 and err.strip() == ("aios-tui: error: hrm.hidden_size: 64 differs from the student "
                                          "bundle's 512; drop --hidden-size to use the bundle's")
+
+
+def test_a_brain_run_resumed_with_train_completes_its_bundle(cli, tmp_path):
+    """`aios-tui train --resume` continues an HRM run as HRM; its bundle must end up as
+    `train-actv1 --resume` leaves it: every metrics line of the run, and its path said."""
+    common = [*SMALL, "--steps", "2", "--batch-size", "2", "--max-seq-len", "32", "--eval-every", "0",
+              "--save-every", "0", "--bundle-dir", str(tmp_path / "brains"), "--brain-name", "b",
+              "--progress", "none", "--run-dir", str(tmp_path / "run")]
+    assert cli("train-actv1", *common, "--stop-after", "1")[0] == 0
+    code, out, err = cli("train", "--resume", str(tmp_path / "run"), "--progress", "none")
+    assert code == 0, err
+    bundle = tmp_path / "brains" / "b"
+    assert f"brain bundle: {bundle}" in out
+    run_lines = (tmp_path / "run" / "metrics.jsonl").read_bytes()
+    assert (bundle / "metrics.jsonl").read_bytes() == run_lines
+    assert [r["event"] for r in iter_records(bundle / "metrics.jsonl") if "event" in r][-1] == "finished"
