@@ -118,6 +118,21 @@ def _total_steps(run: RunDir | None, header: dict[str, Any] | None) -> int | Non
     return steps if isinstance(steps, int) else None
 
 
+def _is_header(rec: dict[str, Any]) -> bool:
+    return "peft" in rec and "step" not in rec and "event" not in rec
+
+
+def _session_total(rec: dict[str, Any], total: int | None) -> int | None:
+    """The total steps after ``rec``: a run's header or its started/resumed event sets it."""
+    if _is_header(rec):
+        found = _total_steps(None, rec)
+    elif rec.get("event") in ("started", "resumed"):
+        found = rec.get("total_steps")
+    else:
+        return total
+    return found if isinstance(found, int) else total
+
+
 def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: int = 1,
                  chart: bool = False, interval: float = 0.5, out: TextIO | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> int:
@@ -127,24 +142,33 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
         raise UserError(f"--every: {every} must be 1 or more")
     out = out or sys.stdout
     metrics, run = locate(target)
-    header = read_header(metrics)
+    # Enough lines from the end to fill ``lines`` rows after --every thins them (plus events);
+    # a chart wants a longer history.
+    want = max(lines * every + 50, 2000 if chart else 0)
+    records, end = tail_records(metrics, want) if metrics.exists() else ([], 0)
+    # A file several runs wrote (a shared --log-file, a brain bundle's history) has one header
+    # per run: the last one describes the lines shown.
+    header = next((r for r in reversed(records) if _is_header(r)), None) or read_header(metrics)
     name = run.name if run else metrics.name
     if header or not follow:
         print(header_line(header, name), file=out)
     printer = Printer(out, every, _total_steps(run, header))
 
-    # Enough lines from the end to fill ``lines`` rows after --every thins them (plus events);
-    # a chart wants a longer history.
-    want = max(lines * every + 50, 2000 if chart else 0)
-    records, end = tail_records(metrics, want) if metrics.exists() else ([], 0)
     shown = [r for r in records if printer.wanted(r) and "peft" not in r]
     keep = shown[-lines:] if lines else []
+    several = sum(1 for r in records if _is_header(r) or r.get("event") == "started") > 1
+    kept = {id(r) for r in keep}
     for rec in records:
+        if several:  # each run's steps out of that run's total; the chart is the last run's
+            printer.total = _session_total(rec, printer.total)
+            if _is_header(rec):
+                printer.points.clear()
+                printer.evals.clear()
         printer.collect(rec)
-    for rec in keep:
-        text = printer.line(rec)
-        if text is not None:
-            print(text, file=out)
+        if id(rec) in kept:
+            text = printer.line(rec)
+            if text is not None:
+                print(text, file=out)
     out.flush()
     if not follow:
         if not records and not metrics.exists():

@@ -205,3 +205,30 @@ def test_exporting_a_bundles_adapter_prints_only_where_it_went(make_model, token
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"adapter written to {tmp_path.resolve() / 'b-adapter'}"
     assert done.stderr == ""
+
+
+def test_tail_of_a_bundle_or_shared_log_file_describes_its_last_run(tmp_path):
+    """A bundle's metrics.jsonl (and AI-OS's shared --log-file) holds one run after another:
+    `aios-tui tail` heads them with the last run's header and counts each run's own steps."""
+    import io
+
+    from aios_tui.metrics.tailer import tail_command
+
+    def header(method, steps, trainable):
+        return {"peft": "enabled" if method != "full" else "disabled", "method": method,
+                "config": {"train": {"steps": steps}}, "model": "HRM ACTv1",
+                "parameters": {"trainable": trainable, "total": 1000,
+                               "trainable_pct": trainable / 10}, "device": "cpu"}
+
+    lines = [header("full", 30, 1000), {"event": "started", "step": 0, "total_steps": 30},
+             *({"step": i, "loss": 5.0 - i / 10} for i in (1, 30)), {"event": "finished", "step": 30},
+             header("lora", 8, 20), {"event": "started", "step": 0, "total_steps": 8},
+             *({"step": i, "loss": 3.0} for i in (1, 8)), {"event": "finished", "step": 8}]
+    bundle = tmp_path / "brain"
+    bundle.mkdir()
+    (bundle / METRICS_FILE).write_text("".join(json.dumps(r) + "\n" for r in lines))
+    out = io.StringIO()
+    assert tail_command(str(bundle), lines=4, out=out) == 0
+    text = out.getvalue().splitlines()
+    assert "method lora" in text[0] and "(2.00%)" in text[0]
+    assert [t.split()[1] for t in text if t.startswith("step")] == ["1/8", "8/8"]
