@@ -232,3 +232,28 @@ def test_tail_of_a_bundle_or_shared_log_file_describes_its_last_run(tmp_path):
     text = out.getvalue().splitlines()
     assert "method lora" in text[0] and "(2.00%)" in text[0]
     assert [t.split()[1] for t in text if t.startswith("step")] == ["1/8", "8/8"]
+
+
+def test_a_merge_never_replaces_another_brain_or_directory(make_model, tokenizer, tmp_path):
+    """`aios-tui export BUNDLE --merge --out DIR` (and --merge-adapter NAME) replace only an
+    earlier merge of the same bundle: never a trained brain, nor a directory of other files."""
+    from aios_tui.engine.hrm.bundle import export_bundle
+
+    src = write_bundle(tmp_path / "b", model=_lora(make_model()), tokenizer=tokenizer,
+                       session={"steps": 1}, tokenizer_source="tiny")
+    other = write_bundle(tmp_path / "other", model=make_model(seed=3), tokenizer=tokenizer,
+                         session={"steps": 7}, tokenizer_source="tiny")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.txt").write_text("keep me")
+    before = (other / WEIGHTS_FILE).read_bytes()
+    for dest in (other, data):
+        with pytest.raises(UserError, match="exists and is not an earlier merge"):
+            export_bundle(src, dest, merge=True)
+    assert (other / WEIGHTS_FILE).read_bytes() == before and read_brain(other)["training_steps"] == 7
+    assert (data / "train.txt").read_text() == "keep me"
+    merged, _ = export_bundle(src, merge=True)
+    assert export_bundle(src, merge=True)[0] == merged  # an earlier merge of b is replaced
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert export_bundle(src, empty, merge=True)[0] == empty

@@ -318,6 +318,11 @@ def merge_bundle(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
     src, dest = Path(src).expanduser(), Path(dest).expanduser()
     if src.resolve() == dest.resolve():
         raise UserError(f"brain bundle {src}: merging needs a new bundle name, not the same directory")
+    if dest.exists() and not _earlier_merge_of(dest, src.resolve()):
+        if not (dest.is_dir() and not any(dest.iterdir())):
+            # replacing it would delete another brain (or whatever else is there)
+            raise UserError(f"{dest}: exists and is not an earlier merge of {src}; "
+                            f"choose another name for the merged bundle")
     loaded = load_bundle(src, adapter="merge")
     if loaded.brain.get("adapter") is None:
         raise UserError(f"brain bundle {src}: has no adapter to merge")
@@ -326,6 +331,16 @@ def merge_bundle(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
     return write_bundle(dest, model=loaded.model, tokenizer=loaded.tokenizer, session=session,
                         tokenizer_source=loaded.brain.get("tokenizer", {}).get("source", str(src)),
                         parent=src)
+
+
+def _earlier_merge_of(dest: Path, src: Path) -> bool:
+    """Whether ``dest`` is a bundle an earlier merge of ``src`` wrote (so it may be replaced)."""
+    try:
+        brain = read_brain(dest)
+    except UserError:
+        return False
+    last = brain.get("last_session") or {}
+    return last.get("kind") == "merge" and last.get("from") == str(src)
 
 
 def export_bundle(src: str | os.PathLike, out: str | os.PathLike | None = None, *,
