@@ -396,3 +396,20 @@ def test_a_brain_run_resumed_with_train_completes_its_bundle(cli, tmp_path):
     run_lines = (tmp_path / "run" / "metrics.jsonl").read_bytes()
     assert (bundle / "metrics.jsonl").read_bytes() == run_lines
     assert [r["event"] for r in iter_records(bundle / "metrics.jsonl") if "event" in r][-1] == "finished"
+
+
+@pytest.mark.parametrize("check", [[], ["--check"]])
+def test_a_bundle_place_holding_something_else_is_refused_before_anything(cli, tmp_path, check):
+    """The finished run replaces <bundle-dir>/<brain-name>: another brain there is what
+    retraining a name means, but a directory of other files is refused up front, not deleted."""
+    notes = tmp_path / "brains" / "notes"
+    notes.mkdir(parents=True)
+    (notes / "a.txt").write_text("keep me")
+    code, out, err = cli("train-actv1", *SMALL, "--steps", "1", "--bundle-dir", str(tmp_path / "brains"),
+                         "--brain-name", "notes", "--run-dir", str(tmp_path / "run"), "--progress", "none",
+                         *check)
+    assert code == 2
+    assert err.strip().splitlines()[-1] == (
+        f"aios-tui: error: hrm.brain_name: {notes} exists and is not a brain bundle, and the finished "
+        f"run would replace it; choose another --brain-name or --bundle-dir")
+    assert (notes / "a.txt").read_text() == "keep me" and not (tmp_path / "run").exists()

@@ -120,10 +120,22 @@ class HRMTask(Task):
             problem = model_source_problem(cfg.model.model, weights=False)
             if problem:
                 problems.append(problem.replace("model.model:", "model.model (the tokenizer):"))
+        problems += self._destination_problems(cfg)
         if problems:
             raise UserError(problems)
         if cfg.peft.use_peft:
             self._check_targets(cfg)
+
+    def _destination_problems(self, cfg: RunConfig) -> list[str]:
+        """The bundle a finished run writes replaces what is at its place: only ever a bundle."""
+        from aios_tui.engine.hrm.bundle import BRAIN_FILE
+
+        name = cfg.train.run_name or Path(cfg.train.run_dir or ".").name
+        dest = brain_dir(cfg, name)
+        if not dest.exists() or (dest / BRAIN_FILE).is_file() or (dest.is_dir() and not any(dest.iterdir())):
+            return []
+        return [f"hrm.brain_name: {dest} exists and is not a brain bundle, and the finished run would "
+                f"replace it; choose another --brain-name or --bundle-dir"]
 
     def _check_targets(self, cfg: RunConfig) -> None:
         """Target names against the architecture, built on the meta device (no weights)."""
