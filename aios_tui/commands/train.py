@@ -141,6 +141,7 @@ def _checked(args: argparse.Namespace, cfg: RunConfig):
     """Everything a start checks before it creates anything; (the config to run, its RunDir)."""
     import dataclasses
 
+    from aios_tui.config.paths import anchored
     from aios_tui.engine import session
     from aios_tui.engine.preflight import check_all
     from aios_tui.metrics.rundir import RunDir
@@ -152,8 +153,8 @@ def _checked(args: argparse.Namespace, cfg: RunConfig):
         merge(load_config(run.latest_checkpoint() / "config.toml"), cfg)  # refused changes exit 2 here
     else:
         run = RunDir(session.choose_run_dir(cfg, args.command_name).resolve())
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-            cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
+        cfg = anchored(dataclasses.replace(cfg, train=dataclasses.replace(
+            cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name)))
         session.ensure_free(run)
     check_all(cfg, _task_for(args))
     return cfg, run

@@ -31,6 +31,7 @@ import dataclasses
 from typing import Any
 
 from aios_tui.config import RunConfig, field_index
+from aios_tui.config.paths import anchored
 from aios_tui.errors import UserError
 
 MAY_CHANGE = frozenset({
@@ -66,7 +67,9 @@ def _shown(name: str, value) -> str:
 
 
 def merge(saved: RunConfig, requested: RunConfig) -> tuple[RunConfig, list[str]]:
-    """(config to continue with, 'field: old -> new' changes); UserError for refused changes."""
+    """(config to continue with, 'field: old -> new' changes); UserError for refused changes.
+    Paths compare as absolute ones: a run saved before they were stored so still resumes."""
+    saved, requested = anchored(saved), anchored(requested)
     out = dataclasses.replace(saved)
     for section in ("model", "data", "peft", "train", "memory", "hrm"):
         setattr(out, section, dataclasses.replace(getattr(saved, section)))

@@ -31,6 +31,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.launch import launched_at
 from aios_tui.metrics.rundir import RunDir, shown_method
 from aios_tui.engine import checkpoint as ckpt
+from aios_tui.config.paths import anchored
 from aios_tui.engine import fp8, quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
 from aios_tui.engine.log_lock import LogFileLock
@@ -159,8 +160,8 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         else:
             assert cfg is not None, "a new run needs a config"
             session.ensure_free(run)
-            cfg = dataclasses.replace(cfg, train=dataclasses.replace(
-                cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
+            cfg = anchored(dataclasses.replace(cfg, train=dataclasses.replace(
+                cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name)))
         task.preflight(cfg)
         device = resolve_device(cfg.train.device)
         check_memory(cfg, task)

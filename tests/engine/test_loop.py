@@ -59,8 +59,12 @@ def test_metrics_and_status_follow_the_documented_schema(make_cfg, tmp_path, rec
     recs = records_of(run / "metrics.jsonl")
     header = recs[0]
     assert header["peft"] == "enabled" and header["method"] == "lora" and header["device"] == "cpu"
-    assert header["model"] == cfg.model.model and header["config"] == cfg.to_dict() | {
-        "train": cfg.to_dict()["train"] | {"run_dir": str(run.resolve()), "run_name": "run"}}
+    import os
+
+    expected = cfg.to_dict() | {  # local paths are stored absolute, so the run resumes from anywhere
+        "train": cfg.to_dict()["train"] | {"run_dir": str(run.resolve()), "run_name": "run"},
+        "hrm": cfg.to_dict()["hrm"] | {"bundle_dir": os.path.join(os.getcwd(), "artifacts/brains/actv1")}}
+    assert header["model"] == cfg.model.model and header["config"] == expected
     params = header["parameters"]
     assert params["trainable"] > 0 and params["trainable_pct"] == round(100 * params["trainable"] / params["total"], 4)
     assert "vram_estimate" in header

@@ -191,3 +191,27 @@ def test_other_methods_resume_exactly(settings, make_cfg, tmp_path, losses_of):
     a, b = losses_of(tmp_path / "straight" / "metrics.jsonl"), losses_of(tmp_path / "split" / "metrics.jsonl")
     assert sorted(a) == sorted(b) == list(range(1, 11))
     assert max(abs(a[s] - b[s]) for s in a) <= 1e-6
+
+
+@pytest.mark.slow
+def test_a_run_started_with_relative_paths_resumes_from_another_directory(cli, small_model_dir, text_file,
+                                                                          tmp_path, monkeypatch):
+    import shutil
+
+    project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    (project / "data").mkdir(parents=True)
+    elsewhere.mkdir()
+    shutil.copy(text_file, project / "data" / "train.txt")
+    shutil.copytree(small_model_dir, project / "model")
+    monkeypatch.chdir(project)
+    code, _, err = cli("train", "--steps", "8", "--stop-after", "4", "--run-dir", "runs/r",
+                       *_flags("model", "data/train.txt", **{"--log-file": "logs/r.jsonl"}))
+    assert code == 0, err
+    saved = (project / "runs" / "r" / "config.toml").read_text()
+    assert f'dataset_file = "{project}/data/train.txt"' in saved and f'model = "{project}/model"' in saved
+    monkeypatch.chdir(elsewhere)
+    code, _, err = cli("train", "--resume", str(project / "runs" / "r"), "--progress", "none")
+    assert code == 0, err
+    status = json.loads((project / "runs" / "r" / "status.json").read_text())
+    assert status["state"] == "finished" and status["metrics"] == str(project / "logs" / "r.jsonl")
+    assert not (elsewhere / "logs").exists()
