@@ -70,8 +70,9 @@ def run_list(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict(now) for r in runs], indent=2))
         return 0
     if not runs:
-        from aios_tui.metrics.rundir import default_runs_root
-        print(f"no runs under {args.root or default_runs_root()}")
+        from aios_tui.metrics.summary import runs_root_shown
+
+        print(f"no runs under {runs_root_shown(args.root)}")
         return 0
     rows = [("NAME", "STATE", "STEP", "LOSS", "AGE", "METHOD")]
     for r in runs:

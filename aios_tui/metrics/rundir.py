@@ -41,8 +41,11 @@ def generated_run_name(method: str, command: str = "train", now: float | None = 
     return f"{shown_method(method, command)}-{stamp}"
 
 
+RUNS_ENV = "AIOS_TUI_RUNS"
+
+
 def default_runs_root() -> Path:
-    return Path(os.environ.get("AIOS_TUI_RUNS", "artifacts/runs"))
+    return Path(os.environ.get(RUNS_ENV, "artifacts/runs"))
 
 
 def run_candidates(arg: str, root: str | os.PathLike | None = None) -> list[Path]:

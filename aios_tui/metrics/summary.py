@@ -10,7 +10,9 @@ from typing import Any
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.jsonl import tail_records
-from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root, list_runs, run_candidates
+from aios_tui.metrics.rundir import (
+    LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, run_candidates,
+)
 
 
 @dataclass(frozen=True)
@@ -90,12 +92,13 @@ def find_run(arg: str | None, root: str | os.PathLike | None = None, *, live_onl
         for run in list_runs(root_path):
             if run.state() in LIVE_STATES:
                 return run
+        where = runs_root_shown(root)
         if live_only:
-            raise UserError(f"no run is training under {root_path}; "
-                            "list them with `aios-tui runs`, or name one: `aios-tui attach NAME`")
+            raise UserError(f"no run is training under {where}; "
+                            "list them with `aios-tui runs`, or name one: `aios-tui attach NAME|PATH`")
         runs = list_runs(root_path)
         if not runs:
-            raise UserError(f"no runs under {root_path}")
+            raise UserError(f"no runs under {where}")
         return runs[0]
     for candidate in run_candidates(arg, root_path):
         if candidate.is_file() and candidate.name.endswith(".jsonl"):
@@ -103,5 +106,17 @@ def find_run(arg: str | None, root: str | os.PathLike | None = None, *, live_onl
         if candidate.is_dir() and RunDir(candidate).exists():
             return RunDir(candidate)
     names = [r.name for r in list_runs(root_path)]
-    hint = f" (runs under {root_path}: {', '.join(names[:8])})" if names else f" (no runs under {root_path})"
+    where = runs_root_shown(root)
+    hint = f" (runs under {where}: {', '.join(names[:8])})" if names else f" (no runs under {where})"
     raise UserError(f"no run '{arg}'{hint}")
+
+
+def runs_root_shown(root: str | os.PathLike | None = None) -> str:
+    """The runs root (``root``, or the default) as a message names it: absolute, and where the
+    default is relative to the working directory, how to look elsewhere."""
+    root_path = Path(root) if root else default_runs_root()
+    shown = str(root_path.absolute())
+    if not root and not root_path.is_absolute():
+        shown += (" (runs are kept under the directory they were started from: cd there, "
+                  f"or point {RUNS_ENV} at its {root_path})")
+    return shown

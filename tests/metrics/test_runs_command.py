@@ -134,3 +134,12 @@ def test_a_moved_run_is_listed_by_its_directory(cli, tmp_path, monkeypatch):
     code, out, err = cli("runs", "--root", str(root))
     assert code == 0, err
     assert "now-here" in out and "was-there" not in out
+
+
+def test_the_default_runs_root_is_named_whole_with_the_way_to_another(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("AIOS_TUI_RUNS")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("attach")
+    assert code == 2 and f"no run is training under {tmp_path}/artifacts/runs (runs are kept under" in err
+    assert "point AIOS_TUI_RUNS at its artifacts/runs" in err
+    assert cli("runs")[1].startswith(f"no runs under {tmp_path}/artifacts/runs (runs are kept under")

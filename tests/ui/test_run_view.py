@@ -209,13 +209,21 @@ async def test_runs_screen_stop_and_resume_guards(make_app, runs_root):
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         app.open_runs()
-        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
-        await pilot.press("r")  # live: refused, nothing started, and the keys that help are named
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs)
+        offered = lambda: {a for a in ("stop", "resume", "export") if app.screen.check_action(a, ())}
+        assert "stop" in offered() and "resume" not in offered()  # live: stop, not resume
+        await pilot.press("r")
         await pilot.pause()
-        assert any("still running; stop it first (s)" in str(n.message) for n in app._notifications)
+        assert not app._notifications and isinstance(app.screen, RunsScreen)
         await pilot.press("s")
         assert live.stop_file.exists()
-        await pilot.press("down", "r")  # finished: asks how far to train
+        await pilot.press("down")  # finished: resume, not stop
+        await pilot.pause()
+        assert "resume" in offered() and "stop" not in offered()
+        await pilot.press("s")
+        await pilot.pause()
+        assert not done.stop_file.exists()
+        await pilot.press("r")  # asks how far to train
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
         await pilot.press("5", "0", "enter")  # not more than it ran: refused
         await pilot.pause()

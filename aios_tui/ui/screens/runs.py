@@ -13,7 +13,7 @@ from textual.worker import Worker, get_current_worker
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.fmt import human_duration
-from aios_tui.metrics.rundir import UNREADABLE, RunDir, default_runs_root
+from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root
 from aios_tui.metrics.summary import RunSummary, summarize_all
 from aios_tui.ui import runctl
 from aios_tui.ui.messages import RunsListed
@@ -92,12 +92,18 @@ class RunsScreen(Screen):
         return self.runs[table.cursor_row]
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        # Export and resume start from a checkpoint, as in a run's own view: without one they
-        # could only refuse, so the keys are not offered for that row
-        if action in ("export", "resume"):
-            picked = self.selected() if self.is_mounted else None
-            return picked is None or picked.has_checkpoint
-        return True
+        # As in a run's own view, a key that could only refuse for the selected row is not
+        # offered: export and resume need a checkpoint, resume and stop the right state. An
+        # unreadable status keeps both, so pressing them says why nothing can be done.
+        if action not in ("export", "resume", "stop"):
+            return True
+        picked = self.selected() if self.is_mounted else None
+        if picked is None:
+            return True
+        live = picked.state in LIVE_STATES
+        if action == "stop":
+            return live or picked.state == UNREADABLE
+        return picked.has_checkpoint and not (action == "resume" and live)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.refresh_bindings()
