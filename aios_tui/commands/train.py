@@ -192,7 +192,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
 def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
     """What `--detach` checks before it creates anything, and nothing more."""
     cfg, _ = _checked(args, cfg)
-    print(f"ok: {cfg.method_label()} on {cfg.model.model} would start")
+    print(f"ok: {cfg.method_label()} on {_task_for(args).describe_model(cfg)} would start")
     return 0
 
 

@@ -92,6 +92,10 @@ def step_line(record: dict[str, Any], total: int | None = None) -> str:
     parts = [f"step {step_txt}", f"loss {num(record.get('loss'), '.4f')}"]
     if "eval_loss" in record:
         parts.append(f"eval {num(record.get('eval_loss'), '.4f')}")
+    if "act_segments" in record:  # HRM ACTv1: segments used per sequence, and the halting head's hits
+        parts.append(f"act {num(record.get('act_segments'), '.2f')}")
+    if "halt_accuracy" in record:
+        parts.append(f"halt {num(record.get('halt_accuracy'), '.0%')}")
     parts.append(f"lr {num(record.get('lr'), '.2e')}")
     tps = record.get("tokens_per_s")
     parts.append(f"tok/s {human_count(tps) if isinstance(tps, (int, float)) else '-'}")

@@ -413,3 +413,9 @@ def test_a_bundle_place_holding_something_else_is_refused_before_anything(cli, t
         f"aios-tui: error: hrm.brain_name: {notes} exists and is not a brain bundle, and the finished "
         f"run would replace it; choose another --brain-name or --bundle-dir")
     assert (notes / "a.txt").read_text() == "keep me" and not (tmp_path / "run").exists()
+
+
+def test_check_names_the_brain_not_the_tokenizer(cli):
+    code, out, err = cli("train-actv1", "--check", "--use-peft")
+    assert code == 0, err
+    assert out == "ok: lora on HRM ACTv1 (a new brain, tokenizer tiny) would start\n"

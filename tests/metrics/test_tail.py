@@ -177,3 +177,11 @@ def test_follow_from_before_the_engine_wrote_anything(tmp_path):
     assert lines[0].startswith("run early  method lora") and "no header" not in out.getvalue()
     assert steps_in(out.getvalue()) == [1, 2, 3, 4, 5]
     assert lines[-2].startswith("== finished  step 5")
+
+
+def test_an_hrm_step_line_shows_its_act_figures():
+    from aios_tui.metrics.fmt import step_line
+
+    line = step_line({**step_record(12), "act_segments": 2.375, "halt_accuracy": 0.8125}, total=40)
+    assert "  act 2.38  halt 81%  lr " in line
+    assert "act " not in step_line(step_record(12), total=40)
