@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aios_tui.atomic import atomic_write_json
+from aios_tui.metrics.recent import remember
 
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
 LIVE_STATES = ("starting", "running", "stopping")
@@ -327,6 +328,7 @@ def prepare_run(run: RunDir, cfg: Any, *, pid: int, total_steps: int, write_conf
 
     created = not run.path.exists()
     run.path.mkdir(parents=True, exist_ok=True)
+    remember(run.path)
     if write_config:
         save_config(cfg, run.config_toml)
     # A resume keeps when the run began (its age, the runs list's order) and where it got to:

@@ -10,6 +10,7 @@ from typing import Any
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.jsonl import tail_records
+from aios_tui.metrics.recent import recent_run_paths
 from aios_tui.metrics.rundir import (
     LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, run_candidates,
 )
@@ -86,12 +87,19 @@ def summarize_all(root: str | os.PathLike | None = None) -> list[RunSummary]:
 
 
 def find_run(arg: str | None, root: str | os.PathLike | None = None, *, live_only: bool = False) -> RunDir:
-    """A run named ``arg`` (a path, or a name under the runs root); None: the newest live run."""
+    """A run named ``arg`` (a path, or a name under the runs root); None: the newest live run
+    under the root, else (with the default root) the run most recently started anywhere that is
+    still live."""
     root_path = Path(root) if root else default_runs_root()
     if arg is None:
         for run in list_runs(root_path):
             if run.state() in LIVE_STATES:
                 return run
+        if root is None:  # none here: one started from another directory (a new SSH shell starts in ~)
+            for path in recent_run_paths():
+                run = RunDir(path)
+                if path.is_dir() and run.state() in LIVE_STATES:
+                    return run
         where = runs_root_shown(root)
         if live_only:
             raise UserError(f"no run is training under {where}; "
