@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from aios_tui.config import ConfigError
 
@@ -32,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     problems = []
     if args.max_new_tokens < 1:
         problems.append(f"--max-new-tokens: {args.max_new_tokens} is out of range; valid: at least 1")
-    if args.temperature < 0:
+    if not math.isfinite(args.temperature) or args.temperature < 0:
         problems.append(f"--temperature: {args.temperature} is out of range; valid: 0 or more")
     if args.top_k < 0:
         problems.append(f"--top-k: {args.top_k} is out of range; valid: 0 or more")

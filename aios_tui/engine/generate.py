@@ -57,6 +57,10 @@ def generate(path: str | os.PathLike, prompt: str, *, max_new_tokens: int = 64, 
         trained = load_trained(path, step, dev)
         return trained.task.generate(trained.model, trained.tokenizer, prompt, max_new_tokens=max_new_tokens,
                                      temperature=temperature, top_k=top_k, seed=seed)
+    if step is not None:
+        # An export (or a brain bundle) holds one set of weights: a step cannot be chosen there.
+        raise UserError(f"--checkpoint: {path} is not a run directory; it holds one set of weights "
+                        "(export an older checkpoint with `aios-tui export RUN --checkpoint STEP`)")
     hrm = _hrm_generator(path)
     if hrm is not None:
         return hrm(path, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,

@@ -212,6 +212,13 @@ class CausalLMTask(Task):
 
         device = next(model.parameters()).device
         ids = torch.tensor([encode_prompt(tokenizer, prompt)], device=device)
+        limit = getattr(model.config, "max_position_embeddings", None)
+        if limit and ids.shape[1] + max_new_tokens > limit:
+            # Past its positions a model with learned ones (GPT-2) fails on an index error.
+            room = limit - ids.shape[1]
+            raise UserError(f"--max-new-tokens: the prompt's {ids.shape[1]} tokens and {max_new_tokens} new ones "
+                            f"exceed the model's {limit} positions; "
+                            + (f"use --max-new-tokens {room} or less" if room > 0 else "use a shorter --prompt"))
         torch.manual_seed(seed)
         kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
                                   "eos_token_id": tokenizer.eos_token_id}

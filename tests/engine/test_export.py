@@ -202,3 +202,28 @@ def test_bundle_export_to_an_out_under_a_file(tmp_path, cli):
     code, _, err = cli("export", str(bundle), "--out", str(afile / "x"))
     assert code == 2 and err.strip() == f"aios-tui: error: --out {afile / 'x'}: {afile} is a file, not a directory"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["brain", "somefile.toml"]
+
+
+@pytest.mark.slow
+def test_generate_refuses_what_it_cannot_do_in_one_line(make_cfg, small_model_dir, tmp_path, cli):
+    """Past the model's positions, a step on an export, a non-finite temperature: exit 2, no traceback."""
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=2, **METHODS["lora"]), run, progress="none")
+    code, _, err = cli("export", str(run))
+    assert code == 0, err
+    limit = json.loads((small_model_dir / "config.json").read_text())["max_position_embeddings"]
+    for target in (run, run / "adapter"):
+        code, out, err = cli("generate", str(target), "--prompt", "ab", "--max-new-tokens", str(limit))
+        assert code == 2 and out == ""
+        assert err == (f"aios-tui: error: --max-new-tokens: the prompt's 3 tokens and {limit} new ones exceed the "
+                       f"model's {limit} positions; use --max-new-tokens {limit - 3} or less\n")
+    code, out, err = cli("generate", str(run), "--prompt", "ab", "--max-new-tokens", str(limit - 3),
+                         "--temperature", "0")
+    assert code == 0, err
+    code, out, err = cli("generate", str(run / "adapter"), "--prompt", "ab", "--checkpoint", "1")
+    assert code == 2 and out == "" and err.startswith("aios-tui: error: --checkpoint: ") and len(err.splitlines()) == 1
+    for bad in ("nan", "inf"):
+        code, out, err = cli("generate", str(run), "--prompt", "ab", "--temperature", bad)
+        assert code == 2 and err == f"aios-tui: error: --temperature: {bad} is out of range; valid: 0 or more\n"
