@@ -188,7 +188,8 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
     cfg = load_config(checkpoint / "config.toml")
     kind = "merged" if merge or not meta.get("peft") else "adapter"
     # An older checkpoint goes beside the latest's export, never over it.
-    latest = checkpoint == run.list_checkpoints()[-1]
+    # (The latest when none was named, even if a live run saves a newer one meanwhile.)
+    latest = step is None or checkpoint == run.list_checkpoints()[-1]
     target = Path(out).resolve() if out else run.path / (kind if latest else f"{kind}-step-{meta['step']:06d}")
     record = {"run": str(run.path), "checkpoint": str(checkpoint), "step": meta["step"],
               "method": meta.get("method"), "kind": kind, "base": base_source(run, cfg)}
@@ -218,8 +219,10 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
             tokenizer = trained.tokenizer
         else:
             trained, tokenizer = None, _tokenizer_for(run, cfg, meta)
-    except BaseException:
+    except BaseException as exc:
         _discard(tmp, made)
+        if isinstance(exc, Exception) and _removed(checkpoint, exc):
+            raise _removed_error(checkpoint) from None
         raise
     try:
         if trained is None:
@@ -237,10 +240,25 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
         return _finish(tmp, target, record), kind
     except OSError as exc:
         _discard(tmp, made)
+        if _removed(checkpoint, exc):
+            raise _removed_error(checkpoint) from None
         raise UserError(f"--out {target}: cannot write the export ({exc.strerror or exc})") from None
     except BaseException:
         _discard(tmp, made)
         raise
+
+
+def _removed(checkpoint: Path, exc: BaseException) -> bool:
+    """Whether ``exc`` came of ``checkpoint`` going away (a live run keeps only its last
+    keep_last checkpoints, and deletes older ones as it saves)."""
+    if isinstance(exc, FileNotFoundError) and str(exc.filename or "").startswith(str(checkpoint)):
+        return True
+    return not (checkpoint / ckpt.COMPLETE).exists()
+
+
+def _removed_error(checkpoint: Path) -> UserError:
+    return UserError(f"{checkpoint}: was removed while it was being exported (a run keeps only its last "
+                     "--keep-last checkpoints); export again")
 
 
 def _tokenizer_for(run: RunDir, cfg: RunConfig, meta: dict):

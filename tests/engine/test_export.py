@@ -227,3 +227,62 @@ def test_generate_refuses_what_it_cannot_do_in_one_line(make_cfg, small_model_di
     for bad in ("nan", "inf"):
         code, out, err = cli("generate", str(run), "--prompt", "ab", "--temperature", bad)
         assert code == 2 and err == f"aios-tui: error: --temperature: {bad} is out of range; valid: 0 or more\n"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("merge", [False, True])
+def test_export_while_the_run_saves_and_prunes(merge, make_cfg, tmp_path, cli, monkeypatch):
+    """A live run saves newer checkpoints and deletes older ones while an export reads one."""
+    import os
+    import shutil
+
+    from aios_tui.engine import checkpoint as ckpt
+    from aios_tui.engine import export as export_mod
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=2, save_every=1, keep_last=5, **METHODS["lora"]), run, progress="none")
+    flag = ["--merge"] if merge else []
+    kind = "merged" if merge else "adapter"
+    find = ckpt.find_checkpoint
+
+    def and_a_newer_one_is_saved(run_dir, step=None):
+        found = find(run_dir, step)
+        newer = found.parent / ckpt.step_name(9)
+        if not newer.exists():
+            shutil.copytree(found, newer)
+        return found
+
+    # Exporting the latest: it goes to the usual place, even if a newer one lands meanwhile.
+    monkeypatch.setattr(ckpt, "find_checkpoint", and_a_newer_one_is_saved)
+    code, out, err = cli("export", str(run), *flag)
+    assert code == 0, err
+    assert json.loads((run / kind / "export.json").read_text())["step"] == 2
+    assert not (run / f"{kind}-step-000002").exists()
+    monkeypatch.setattr(ckpt, "find_checkpoint", find)
+    shutil.rmtree(run / "checkpoints" / ckpt.step_name(9))
+
+    # The checkpoint being read is pruned by the run: said so, and nothing is left behind.
+    older = run / "checkpoints" / ckpt.step_name(1)
+    if merge:
+        load = export_mod.load_trained
+
+        def pruned_first(*a, **k):
+            shutil.rmtree(older)
+            return load(*a, **k)
+
+        monkeypatch.setattr(export_mod, "load_trained", pruned_first)
+    else:
+        copy = shutil.copy2
+
+        def pruned_first(src, dst, **k):
+            shutil.rmtree(older, ignore_errors=True)
+            return copy(src, dst, **k)
+
+        monkeypatch.setattr(export_mod.shutil, "copy2", pruned_first)
+    before = sorted(os.listdir(run))
+    code, out, err = cli("export", str(run), "--checkpoint", "1", *flag)
+    assert code == 2 and out == ""
+    assert err == (f"aios-tui: error: {older}: was removed while it was being exported (a run keeps only its last "
+                   "--keep-last checkpoints); export again\n")
+    assert sorted(os.listdir(run)) == before
