@@ -153,6 +153,24 @@ def _need(cfg: Mapping[str, Any], what: str, *names: str) -> int:
     return int(v)
 
 
+def _opt(cfg: Mapping[str, Any], what: str, *names: str) -> int | None:
+    """An optional positive whole number (None when absent); anything else is a UserError."""
+    v = _get(cfg, *names)
+    if v is None:
+        return None
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or v <= 0 or v != int(v):
+        raise UserError(f"model config: {names[0]} must be a positive whole number ({what}), not {v!r}")
+    return int(v)
+
+
+def _moe_experts(cfg: Mapping[str, Any]) -> int:
+    for n in ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts"):
+        v = cfg.get(n)
+        if isinstance(v, int) and not isinstance(v, bool) and v > 1:
+            return v
+    return 0
+
+
 def shape_from_hrm_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
     """HRM ACTv1: two stacks of post-norm blocks (weightless RMSNorm), untied lm_head, q_head."""
     hidden = _need(cfg, "hidden size", "hidden_size")
@@ -187,17 +205,20 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
             family="gpt2", model_type=model_type or "gpt2", hidden=hidden,
             layers=_need(cfg, "layer count", "n_layer", "num_hidden_layers"),
             heads=heads, kv_heads=heads, head_dim=hidden // heads,
-            intermediate=int(_get(cfg, "n_inner", default=None) or 4 * hidden),
+            intermediate=_opt(cfg, "MLP width", "n_inner") or 4 * hidden,
             vocab=_need(cfg, "vocabulary size", "vocab_size"), tied=bool(cfg.get("tie_word_embeddings", True)),
             mlp="plain", max_positions=_need(cfg, "position count", "n_positions", "max_position_embeddings"),
             qkv_bias=True, o_bias=True, mlp_bias=True, norm="layer", learned_positions=True,
             activation=str(cfg.get("activation_function", "gelu_new")), name=name or model_type,
             embd_pdrop=float(cfg.get("embd_pdrop", 0.1)), attn_pdrop=float(cfg.get("attn_pdrop", 0.1)),
             resid_pdrop=float(cfg.get("resid_pdrop", 0.1)))
+    if experts := _moe_experts(cfg):
+        raise UserError(f"model config: {model_type or 'this model'} is a mixture of experts ({experts} experts "
+                        "per layer); the estimate counts dense decoders only")
     hidden = _need(cfg, "hidden size", "hidden_size", "d_model")
     heads = _need(cfg, "number of attention heads", "num_attention_heads", "n_heads")
-    kv = int(_get(cfg, "num_key_value_heads", default=None) or heads)
-    head_dim = int(_get(cfg, "head_dim", default=None) or hidden // heads)
+    kv = _opt(cfg, "key/value heads", "num_key_value_heads") or heads
+    head_dim = _opt(cfg, "attention head width", "head_dim") or hidden // heads
     act = str(_get(cfg, "hidden_act", "hidden_activation", default="silu"))
     attention_bias = bool(cfg.get("attention_bias", False))
     qkv_bias = attention_bias or model_type == "qwen2"

@@ -142,3 +142,31 @@ def test_a_combination_that_fits_names_each_change_once_and_fits():
                                       "--batch-size", "16", "--max-seq-len", "4096", *combo.flags.split()])
     again = estimate_for_run(config_from_args(args), gpu_memory_bytes=24 * gib)
     assert again.fits and again.device_used_bytes == combo.device_used_bytes
+
+
+def _config_dir(tmp_path, **fields):
+    import json as _json
+
+    d = tmp_path / "model"
+    d.mkdir()
+    base = {"model_type": "llama", "hidden_size": 256, "intermediate_size": 512, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "vocab_size": 1000}
+    (d / "config.json").write_text(_json.dumps({**base, **fields}))
+    return d
+
+
+@pytest.mark.parametrize("fields,needle", [
+    ({"num_key_value_heads": "x"}, "num_key_value_heads"),
+    ({"head_dim": "64"}, "head_dim"),
+    ({"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": 128, "n_inner": [1]},
+     "n_inner"),
+])
+def test_a_config_with_a_malformed_optional_field_exits_2(cli, tmp_path, fields, needle):
+    code, out, err = cli("estimate", "--model", str(_config_dir(tmp_path, **fields)))
+    assert code == 2 and needle in err and "Traceback" not in err and out == ""
+
+
+def test_a_mixture_of_experts_config_is_refused_not_counted_as_dense(cli, tmp_path):
+    d = _config_dir(tmp_path, model_type="mixtral", num_local_experts=8, num_experts_per_tok=2)
+    code, out, err = cli("estimate", "--model", str(d))
+    assert code == 2 and "mixture of experts" in err and out == ""
