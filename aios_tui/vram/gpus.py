@@ -81,6 +81,15 @@ def parse_size(text: str | int) -> int:
         raise UserError(f"{s!r} is not a memory size; write e.g. 24GiB, 24GB, 80G, 16000MiB, "
                         "a byte count, or a GPU name such as rtx4090 or a100-80")
     number, unit = float(m.group(1)), m.group(2).lower()
+    if not unit:
+        # a bare number that names a GPU ('4090', '3090') means that GPU; one too small to be
+        # a GPU's byte count ('24', '80') is a size whose unit was left off
+        gpu = find_gpu(s)
+        if gpu:
+            return gpu.total_bytes
+        if number < MiB:
+            raise UserError(f"{s!r} has no unit and is too few bytes for a GPU; write e.g. {m.group(1)}GiB "
+                            f"or {m.group(1)}GB")
     if unit not in _UNITS:
         raise UserError(f"{s!r}: unknown unit {m.group(2)!r}; use B, KiB, MiB, GiB, TiB (or K/M/G/T), "
                         "KB, MB, GB or TB")

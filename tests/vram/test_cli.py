@@ -170,3 +170,17 @@ def test_a_mixture_of_experts_config_is_refused_not_counted_as_dense(cli, tmp_pa
     d = _config_dir(tmp_path, model_type="mixtral", num_local_experts=8, num_experts_per_tok=2)
     code, out, err = cli("estimate", "--model", str(d))
     assert code == 2 and "mixture of experts" in err and out == ""
+
+
+@pytest.mark.parametrize("text", ["24", "80", "0.5"])
+def test_a_gpu_memory_without_a_unit_that_cannot_be_bytes_exits_2(cli, text):
+    code, out, err = cli("estimate", "--gpu-memory", text)
+    assert code == 2 and f"{text}GiB" in err and out == ""
+
+
+def test_a_bare_gpu_number_names_that_gpu():
+    from aios_tui.vram import find_gpu, parse_size
+
+    assert parse_size("4090") == find_gpu("rtx4090").total_bytes
+    assert parse_size("3090") == find_gpu("rtx3090").total_bytes
+    assert parse_size(str(24 << 30)) == 24 << 30
