@@ -338,7 +338,8 @@ def _candidates(shape: ModelShape, s: Setup) -> list[Change]:
     if s.weights == "fp32" and not s.amp and not s.quant:
         c.append(("turn on bf16 autocast", "--amp", lambda x: x.with_(amp=True)))
     if s.weights == "fp32" and not s.quant:
-        c.append(("load the weights in bf16", "--model-dtype bf16", lambda x: x.with_(weights="bf16", amp=False)))
+        # autocast stays as it was: the engine autocasts a bf16 base too when --amp is on
+        c.append(("load the weights in bf16", "--model-dtype bf16", lambda x: x.with_(weights="bf16")))
     if s.loss != "chunked" and shape.family != HRM:
         c.append(("use the chunked (fused) loss", "--fused-loss", lambda x: x.with_(loss="chunked")))
     if s.optimizer != "adamw8bit":
@@ -366,6 +367,24 @@ def _candidates(shape: ModelShape, s: Setup) -> list[Change]:
     return c
 
 
+def _as_engine(before: Setup, after: Setup) -> Setup:
+    """``after`` with the fields the engine derives from the others (vram.run.setup_from_config)
+    derived again, where ``before`` had them as the engine would: a suggestion's flags then
+    give the figure it shows."""
+    def grad_in(x: Setup) -> bool:       # the embedding output requires grad
+        return x.method == "full" or x.grad_ckpt
+
+    def cast(x: Setup) -> bool:          # peft's fp32 cast of LoRA inputs stays on
+        return not (x.method == "lora" and x.amp and not x.quant)
+
+    kw: dict[str, Any] = {}
+    if before.input_requires_grad == grad_in(before):
+        kw["input_requires_grad"] = grad_in(after)
+    if before.lora_input_cast == cast(before):
+        kw["lora_input_cast"] = cast(after)
+    return after.with_(**kw) if kw else after
+
+
 def _fits(device_used: int, gpu: int | None) -> bool | None:
     return None if gpu is None else device_used <= gpu
 
@@ -376,7 +395,7 @@ def suggest(shape: ModelShape, s: Setup, base: Estimate, gpu: int | None, limit:
     for cand in _candidates(shape, s):
         change, flags, how = cand
         try:
-            e = compute(shape, how(s))
+            e = compute(shape, _as_engine(s, how(s)))
         except UserError:
             continue
         if e.peak_allocated_bytes < base.peak_allocated_bytes * 0.98:
@@ -411,7 +430,7 @@ def _combine(shape: ModelShape, s: Setup, ranked: list[Change], gpu: int) -> Sug
         if flag.startswith(("--max-seq-len", "--lora-r", "--batch-size")) or flag in moot:
             continue
         try:
-            nxt = how(cur)
+            nxt = _as_engine(cur, how(cur))
             e = compute(shape, nxt)
         except UserError:
             continue

@@ -184,3 +184,31 @@ def test_a_bare_gpu_number_names_that_gpu():
     assert parse_size("4090") == find_gpu("rtx4090").total_bytes
     assert parse_size("3090") == find_gpu("rtx3090").total_bytes
     assert parse_size(str(24 << 30)) == 24 << 30
+
+
+@pytest.mark.parametrize("argv,gpu", [
+    (["--model", "meta-llama/Llama-3.2-1B"], "t4"),                          # full -> LoRA
+    (["--model", "meta-llama/Llama-3.2-1B", "--model-dtype", "bf16", "--amp"], "rtx3080"),
+    (["--model", "meta-llama/Llama-3.2-1B", "--use-peft", "--lora-target-modules", "q_proj,v_proj",
+      "--amp"], "4GiB"),                                                     # bf16 weights, kept autocast
+    (["--model", "meta-llama/Llama-3.1-8B", "--use-peft", "--lora-target-modules", "q_proj,v_proj",
+      "--load-in-8bit"], "t4"),                                              # checkpointing an adapter
+])
+def test_every_suggestion_applied_as_flags_gives_its_figure(argv, gpu):
+    import shlex
+
+    from aios_tui.cli import build_parser
+    from aios_tui.config import config_from_args
+    from aios_tui.vram import parse_size
+    from aios_tui.vram.run import estimate_for_run
+
+    def estimate(extra):
+        args = build_parser().parse_args(["estimate", *argv, *extra])
+        return estimate_for_run(config_from_args(args), gpu_memory_bytes=parse_size(gpu))
+
+    est = estimate([])
+    assert est.suggestions
+    for sg in est.suggestions:
+        again = estimate(shlex.split(sg.flags))
+        assert (again.peak_allocated_bytes, again.device_used_bytes, again.fits) == \
+            (sg.peak_allocated_bytes, sg.device_used_bytes, sg.fits), sg.flags
