@@ -11,7 +11,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "attach", help="open the console on a run (default: the newest run still training)",
         description=textwrap.fill("Opens the console on the live view of RUN: progress, loss, memory and events "
                     "read from its run directory. Works for runs started by another console, "
-                    "by `aios-tui train --detach`, or before an SSH session dropped.", 78),
+                    "by `aios-tui train --detach`, or before an SSH session dropped. Without RUN: "
+                    "the newest run still training under the runs root, else the one most recently "
+                    "started from any directory.", 78),
         epilog="examples:\n  aios-tui attach\n  aios-tui attach lora-20250101-120000\n"
                "  aios-tui attach artifacts/runs/my-run",
         formatter_class=argparse.RawDescriptionHelpFormatter)
