@@ -295,7 +295,9 @@ def _quant_workspace(ctx: act.Context, tokens: int) -> int:
 def assumptions(shape: ModelShape, s: Setup) -> list[str]:
     out = []
     if shape.model_type not in EXACT_TYPES:
-        out.append(f"{shape.model_type}: counted as a Llama-style decoder (RMSNorm, RoPE, gated MLP)")
+        out.append(f"{shape.model_type}: counted as a Llama-style decoder (RMSNorm, RoPE, gated MLP, layers "
+                   "named q_proj ... down_proj), so figures and target names are approximate; "
+                   "`aios-tui train --check` checks the targets against the real model")
     if s.loss == "chunked":
         out.append("loss: chunked cross-entropy (train.fused_loss), no full-vocabulary logits")
     if s.quant:

@@ -212,3 +212,12 @@ def test_every_suggestion_applied_as_flags_gives_its_figure(argv, gpu):
         again = estimate(shlex.split(sg.flags))
         assert (again.peak_allocated_bytes, again.device_used_bytes, again.fits) == \
             (sg.peak_allocated_bytes, sg.device_used_bytes, sg.fits), sg.flags
+
+
+def test_a_model_type_counted_as_llama_says_so_and_where_targets_are_checked(cli, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({
+        "model_type": "phi3", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "intermediate_size": 128, "vocab_size": 100}))
+    code, out, err = cli("estimate", "--model", str(tmp_path), "--use-peft")
+    assert code == 0, err
+    assert "phi3: counted as a Llama-style decoder" in out and "`aios-tui train --check` checks the targets" in out
