@@ -127,7 +127,7 @@ def render(est, detail: bool = False) -> str:
     lines = []
     sh = est.shape
     lines.append(f"VRAM estimate for {sh.name or sh.model_type} ({sh.family}, "
-                 f"{sh.param_count():,} parameters)")
+                 f"{sh.param_count():,} base parameters)")
     lines.append(f"  {s.label()}")
     pct = 100.0 * est.params_trainable / est.params_total if est.params_total else 0.0
     lines.append(f"  trainable {est.params_trainable:,} of {est.params_total:,} parameters ({pct:.3g}%)")
