@@ -21,6 +21,10 @@ def quiet_library_warnings() -> None:
     # AdaLoRA's saved rank pattern names lora_E tensors, which peft's generic check mistakes
     # for unmatched module names when an adapter is loaded; the pattern applies all the same
     warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")
+    # A trained lm_head on a tied model (modules_to_save) is trained apart from the embeddings on
+    # purpose; export says in its own words that the merged model unties them
+    warnings.filterwarnings("ignore", message=".*tied layer is part of the adapter.*ensure_weight_tying.*")
+    warnings.filterwarnings("ignore", message=".*embeddings are no longer tied after merging.*")
 
 
 def _not_the_enum_note(record: logging.LogRecord) -> bool:

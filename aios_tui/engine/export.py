@@ -234,7 +234,12 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
             adapter_config["base_model_name_or_path"] = record["base"]
             atomic_write_json(config_path, adapter_config)
         else:
+            tied = bool(getattr(trained.model.config, "tie_word_embeddings", False))
             model = trained.model.merge_and_unload() if meta.get("peft") else trained.model
+            if tied and not getattr(model.config, "tie_word_embeddings", True):
+                untied = ("the output layer was trained apart from the input embeddings, so the merged "
+                          "model keeps them untied (tie_word_embeddings = false)")
+                record["note"] = f"{record['note']}; {untied}" if record.get("note") else untied
             model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         return _finish(tmp, target, record), kind

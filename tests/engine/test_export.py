@@ -286,3 +286,21 @@ def test_export_while_the_run_saves_and_prunes(merge, make_cfg, tmp_path, cli, m
     assert err == (f"aios-tui: error: {older}: was removed while it was being exported (a run keeps only its last "
                    "--keep-last checkpoints); export again\n")
     assert sorted(os.listdir(run)) == before
+
+
+@pytest.mark.slow
+def test_a_trained_head_on_a_tied_model_merges_untied_and_says_so(tmp_path, cli, cli_subprocess):
+    from transformers import AutoModelForCausalLM
+
+    run = tmp_path / "run"
+    code, _, err = cli("train", "--use-peft", "--lora-target-modules", "q_proj", "--modules-to-save", "lm_head",
+                       "--steps", "2", "--max-seq-len", "32", "--batch-size", "2", "--eval-every", "0",
+                       "--run-dir", str(run), "--progress", "none")
+    assert code == 0, err
+    done = cli_subprocess("export", str(run), "--merge")
+    assert done.returncode == 0, done.stderr
+    assert "ensure_weight_tying" not in done.stderr and "no longer tied" not in done.stderr
+    assert "note: the output layer was trained apart from the input embeddings" in done.stdout
+    merged = AutoModelForCausalLM.from_pretrained(run / "merged")
+    assert not merged.config.tie_word_embeddings
+    assert merged.get_output_embeddings().weight.data_ptr() != merged.get_input_embeddings().weight.data_ptr()
