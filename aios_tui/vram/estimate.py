@@ -344,6 +344,10 @@ def _candidates(shape: ModelShape, s: Setup) -> list[Change]:
         c.append(("load the weights in bf16", "--model-dtype bf16", lambda x: x.with_(weights="bf16")))
     if s.loss != "chunked" and shape.family != HRM:
         c.append(("use the chunked (fused) loss", "--fused-loss", lambda x: x.with_(loss="chunked")))
+    if s.loss == "chunked":
+        # not always the larger: with short sequences a trained head's gradient buffers can
+        # outweigh the whole logits
+        c.append(("compute the loss in one piece (no chunks)", "--no-fused-loss", lambda x: x.with_(loss="plain")))
     if s.optimizer != "adamw8bit":
         c.append(("use 8-bit AdamW", "--use-8bit-optimizer", lambda x: x.with_(optimizer="adamw8bit")))
     if s.method == "full" and shape.family != HRM:

@@ -193,6 +193,8 @@ def test_a_bare_gpu_number_names_that_gpu():
       "--amp"], "4GiB"),                                                     # bf16 weights, kept autocast
     (["--model", "meta-llama/Llama-3.1-8B", "--use-peft", "--lora-target-modules", "q_proj,v_proj",
       "--load-in-8bit"], "t4"),                                              # checkpointing an adapter
+    (["--model", "Qwen/Qwen2.5-0.5B", "--model-dtype", "bf16", "--amp", "--batch-size", "4",
+      "--max-seq-len", "128"], "4GiB"),                                      # the loss in one piece
 ])
 def test_every_suggestion_applied_as_flags_gives_its_figure(argv, gpu):
     import shlex
@@ -221,3 +223,15 @@ def test_a_model_type_counted_as_llama_says_so_and_where_targets_are_checked(cli
     code, out, err = cli("estimate", "--model", str(tmp_path), "--use-peft")
     assert code == 0, err
     assert "phi3: counted as a Llama-style decoder" in out and "`aios-tui train --check` checks the targets" in out
+
+
+def test_the_loss_in_one_piece_is_suggested_where_it_is_the_smaller():
+    from aios_tui.config import resolve
+    from aios_tui.vram.run import estimate_for_run
+
+    small = resolve(overrides={"model": "Qwen/Qwen2.5-0.5B", "model_dtype": "bf16", "amp": True,
+                               "batch_size": 4, "max_seq_len": 128})
+    flags = [sg.flags for sg in estimate_for_run(small, gpu_memory_bytes=4 << 30).suggestions]
+    assert "--no-fused-loss" in flags
+    long = resolve(overrides={"model": "meta-llama/Llama-3.2-1B", "use_peft": True, "max_seq_len": 2048})
+    assert "--no-fused-loss" not in [sg.flags for sg in estimate_for_run(long, gpu_memory_bytes=4 << 30).suggestions]
