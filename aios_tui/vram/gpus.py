@@ -59,8 +59,14 @@ def find_gpu(text: str) -> GPU | None:
     for g in GPUS:
         if norm in (g.key.replace("-", ""), re.sub(r"[^a-z0-9]", "", g.label.lower())):
             return g
-    hits = [g for g in GPUS if norm in re.sub(r"[^a-z0-9]", "", g.label.lower())]
+    hits = gpu_matches(text)
     return hits[0] if len(hits) == 1 else None
+
+
+def gpu_matches(text: str) -> list[GPU]:
+    """Table entries whose label contains ``text`` loosely ('a100': both sizes)."""
+    norm = re.sub(r"[^a-z0-9]", "", text.lower())
+    return [g for g in GPUS if norm and norm in re.sub(r"[^a-z0-9]", "", g.label.lower())]
 
 
 def parse_size(text: str | int) -> int:
@@ -78,6 +84,9 @@ def parse_size(text: str | int) -> int:
         gpu = find_gpu(s)
         if gpu:
             return gpu.total_bytes
+        several = gpu_matches(s)
+        if len(several) > 1:
+            raise UserError(f"{s!r} names more than one GPU; pick one: {', '.join(g.key for g in several)}")
         raise UserError(f"{s!r} is not a memory size; write e.g. 24GiB, 24GB, 80G, 16000MiB, "
                         "a byte count, or a GPU name such as rtx4090 or a100-80")
     number, unit = float(m.group(1)), m.group(2).lower()

@@ -81,6 +81,7 @@ def test_help_says_json_covers_the_listings(capsys):
 @pytest.mark.parametrize("args,needle", [
     (["--gpu-memory", "lots"], "not a memory size"),
     (["--gpu-memory", "12XB"], "unknown unit"),
+    (["--gpu-memory", "a100"], "names more than one GPU; pick one: a100-40, a100-80"),
     (["--model", "/nonexistent/dir/model"], "model"),
     (["--model", "some-org/unknown-model"], "config.json"),
     (["--preset", "efficient", "--lora-target-modules", "qkv_proj"], "qkv_proj"),
