@@ -138,10 +138,9 @@ def _flag_args(overrides: dict) -> list[str]:
 
 
 def _checked(args: argparse.Namespace, cfg: RunConfig):
-    """Everything a start checks before it creates anything; (the config to run, its RunDir)."""
+    """Everything a start checks before it creates anything; (the config to run, its RunDir, its task)."""
     import dataclasses
 
-    from aios_tui.config.paths import anchored
     from aios_tui.engine import session
     from aios_tui.engine.preflight import check_all
     from aios_tui.metrics.rundir import RunDir
@@ -153,11 +152,12 @@ def _checked(args: argparse.Namespace, cfg: RunConfig):
         merge(load_config(run.latest_checkpoint() / "config.toml"), cfg)  # refused changes exit 2 here
     else:
         run = RunDir(session.choose_run_dir(cfg, args.command_name).resolve())
-        cfg = anchored(dataclasses.replace(cfg, train=dataclasses.replace(
-            cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name)))
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+            cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
         session.ensure_free(run)
-    check_all(cfg, _task_for(args))
-    return cfg, run
+    task = _task_for(args)
+    check_all(cfg, task)
+    return cfg, run, task
 
 
 def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
@@ -165,7 +165,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
     from aios_tui.engine import session
     from aios_tui.metrics.launch import start_detached
 
-    cfg, run = _checked(args, cfg)
+    cfg, run, _ = _checked(args, cfg)
     forward = ["--progress", "lines"]
     if args.stop_after is not None:
         forward += ["--stop-after", str(args.stop_after)]
@@ -191,8 +191,8 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
 
 def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
     """What `--detach` checks before it creates anything, and nothing more."""
-    cfg, _ = _checked(args, cfg)
-    print(f"ok: {cfg.method_label()} on {_task_for(args).describe_model(cfg)} would start")
+    cfg, _, task = _checked(args, cfg)
+    print(f"ok: {cfg.method_label()} on {task.describe_model(cfg)} would start")
     return 0
 
 
