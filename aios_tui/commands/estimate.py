@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                           "a byte count, or a GPU name from --list-gpus (default: the detected GPU)")
     out.add_argument("--hrm", action="store_true",
                      help="estimate the HRM ACTv1 model of the hrm settings (vocabulary from --model's tokenizer); "
-                          "with --student-init BUNDLE, the bundle's model (implied)")
+                          "with --student-init BUNDLE or --model BUNDLE, the bundle's model (implied)")
     out.add_argument("--json", action="store_true",
                      help="print the estimate as JSON; with --list-gpus or --list-models, the list")
     out.add_argument("--detail", action="store_true", help="also show activations by kind and every phase")
@@ -86,8 +86,12 @@ def run(args: argparse.Namespace) -> int:
         if detected:
             gpu_bytes, gpu_label = detected
     model_config = None
+    bundle_as_model = not cfg.hrm.student_init and _is_bundle(cfg.model.model)
+    if bundle_as_model:
+        # what `train-actv1 --student-init` would train, checked the same way
+        cfg.hrm.student_init = cfg.model.model
     if cfg.hrm.student_init:
-        model_config = _student_model_config(args, cfg)
+        model_config = _student_model_config(args, cfg, model_typed=not bundle_as_model)
     elif args.hrm:
         vocab = vram.shape_from_model_arg(cfg.model.model).vocab
         model_config = vram.hrm_model_config(cfg, vocab)
@@ -99,7 +103,15 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _student_model_config(args: argparse.Namespace, cfg) -> dict:
+def _is_bundle(model: str) -> bool:
+    from pathlib import Path
+
+    from aios_tui.engine.hrm.bundle import BRAIN_FILE
+
+    return (Path(model).expanduser() / BRAIN_FILE).is_file()
+
+
+def _student_model_config(args: argparse.Namespace, cfg, model_typed: bool = True) -> dict:
     """The HRM ACTv1 model a `train-actv1 --student-init BUNDLE` run would train: the bundle's
     architecture and vocabulary, the run's sequence length and ACT segments."""
     from aios_tui import vram
@@ -111,7 +123,8 @@ def _student_model_config(args: argparse.Namespace, cfg) -> dict:
 
     try:
         brain = read_brain(cfg.hrm.student_init)
-        problems = adopt_bundle_architecture(cfg, typed_fields(args))
+        typed = typed_fields(args) - (set() if model_typed else {"model"})
+        problems = adopt_bundle_architecture(cfg, typed)
     except UserError as exc:
         raise UserError([f"hrm.student_init: {p}" for p in exc.problems]) from None
     if problems:

@@ -373,8 +373,9 @@ def test_estimate_with_a_student_bundle_counts_the_model_the_run_trains(cli, tmp
                          "--progress", "none")
     assert code == 0, err
     trained = read_header(tmp_path / "run" / "metrics.jsonl")["parameters"]
-    for hrm in ([], ["--hrm"]):
-        code, out, err = cli("estimate", *seed_flags, *hrm, "--json")
+    bundle_as_model = ["--model", str(student), *seed_flags[2:]]
+    for flags in (seed_flags, [*seed_flags, "--hrm"], bundle_as_model, [*bundle_as_model, "--hrm"]):
+        code, out, err = cli("estimate", *flags, "--json")
         assert code == 0, err
         assert json.loads(out)["parameters"] == trained
     code, out, err = cli("estimate", *seed_flags, "--hidden-size", "64")
