@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if "hrm" in str(_record(out).get("task", "")):
         # transformers does not know the HRM architecture; this package loads it.
         print(f"{'adapter' if kind == 'adapter' else 'model'} written to {out}")
-        print(f"use it with: aios-tui generate {args.run_dir} --prompt TEXT  (HRM ACTv1 loads through "
+        print(f"use it with: aios-tui generate {out} --prompt TEXT  (HRM ACTv1 loads through "
               "aios-tui; `aios-tui train-actv1` writes a brain bundle)")
     elif kind == "adapter":
         print(f"adapter written to {out}")
@@ -84,4 +84,6 @@ def _export_bundle(args: argparse.Namespace) -> int:
         where = f"--out {args.out}" if args.out else args.run_dir
         raise UserError(f"{where}: cannot write the export ({exc.strerror or exc})") from None
     print(f"{'merged brain bundle' if kind == 'bundle' else 'adapter'} written to {out}")
+    print(f"use it with: aios-tui generate {out} --prompt TEXT"
+          + (f", or train it further with: aios-tui train-actv1 --student-init {out}" if kind == "bundle" else ""))
     return 0

@@ -195,16 +195,20 @@ def test_a_shared_log_file_gives_each_bundle_only_its_own_run(tmp_path):
     assert json.loads(run_lines(shared, "/runs/a").splitlines()[0]) == lines[0]
 
 
-def test_exporting_a_bundles_adapter_prints_only_where_it_went(make_model, tokenizer, tmp_path,
-                                                                 cli_subprocess):
+def test_exporting_a_bundles_adapter_prints_where_it_went_and_a_command_that_uses_it(
+        make_model, tokenizer, tmp_path, cli_subprocess):
     # In a fresh process transformers does not know the bundle's model type, and reading the
     # tokenizer beside its config.json must not show the user transformers' warning about it.
     src = write_bundle(tmp_path / "b", model=_lora(make_model()), tokenizer=tokenizer,
                        session={"steps": 1}, tokenizer_source="tiny")
     done = cli_subprocess("export", str(src))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == f"adapter written to {tmp_path.resolve() / 'b-adapter'}"
+    out = tmp_path.resolve() / "b-adapter"
+    assert done.stdout.splitlines() == [f"adapter written to {out}",
+                                        f"use it with: aios-tui generate {out} --prompt TEXT"]
     assert done.stderr == ""
+    used = cli_subprocess("generate", str(out), "--prompt", "hi", "--max-new-tokens", "2")
+    assert used.returncode == 0, used.stderr
 
 
 def test_tail_of_a_bundle_or_shared_log_file_describes_its_last_run(tmp_path):

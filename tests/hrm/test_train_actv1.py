@@ -344,8 +344,10 @@ def test_exporting_an_hrm_run_points_at_what_loads_it(cli, tmp_path):
     assert code == 0, err
     code, out, err = cli("export", str(run))
     assert code == 0, err
-    assert f"use it with: aios-tui generate {run} --prompt TEXT" in out
+    assert f"use it with: aios-tui generate {run / 'merged'} --prompt TEXT" in out
     assert "AutoModelForCausalLM" not in out and "PeftModel" not in out
+    code, _, err = cli("generate", str(run / "merged"), "--prompt", "hi", "--max-new-tokens", "2")
+    assert code == 0, err
 
 
 @pytest.mark.slow
