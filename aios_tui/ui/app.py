@@ -55,6 +55,9 @@ class AiosApp(App[None]):
         Binding("ctrl+y", "side_pane('gpu')", "GPU", tooltip="Show the GPU pane in place of the VRAM budget"),
         Binding("ctrl+y", "side_pane('vram')", "VRAM", tooltip="Show the VRAM budget in place of the GPU pane"),
         Binding("ctrl+q", "quit", "Quit", priority=True, tooltip="Quit the console"),
+        # Escape closes the keys panel first; with none open it falls through to the screen's own
+        # escape (check_action says no), so a run view still goes back to the form.
+        Binding("escape", "hide_help_panel", "Hide keys", show=False, priority=True),
     ]
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]
     VERTICAL_BREAKPOINTS = [(0, "-short"), (TALL_ROWS, "-tall")]
@@ -203,6 +206,8 @@ class AiosApp(App[None]):
             if side is None or self.size.height >= TALL_ROWS:
                 return False  # tall enough for both panes, or not the configure screen
             return parameters[0] != ("gpu" if side.has_class("-gpu") else "vram")
+        if action == "hide_help_panel":
+            return bool(self.screen.query("HelpPanel"))
         if action == "quit":
             return not isinstance(self.screen, QuitScreen)  # it is already asking
         return True

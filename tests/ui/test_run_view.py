@@ -200,6 +200,20 @@ async def test_runs_screen_lists_runs_and_attaches(make_app, runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
 
 
+async def test_escape_closes_the_keys_panel_before_leaving_the_run(make_app, runs_root):
+    run = write_run(runs_root, "lora-a")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        app.action_show_help_panel()
+        await wait_for(pilot, lambda: app.screen.query("HelpPanel"), what="the keys panel")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.screen.query("HelpPanel"), what="the panel to close")
+        assert isinstance(app.screen, RunScreen)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen))
+
+
 async def test_runs_screen_stop_and_resume_guards(make_app, runs_root):
     live = write_run(runs_root, "live-one")
     done = write_run(runs_root, "done-one", state="finished", steps=200, pid=0)
