@@ -106,9 +106,8 @@ def run(args: argparse.Namespace) -> int:
 def _is_bundle(model: str) -> bool:
     from pathlib import Path
 
-    from aios_tui.engine.hrm.bundle import BRAIN_FILE
-
-    return (Path(model).expanduser() / BRAIN_FILE).is_file()
+    # not bundle.BRAIN_FILE: that module imports torch, which an estimate must not pay for
+    return (Path(model).expanduser() / "brain.json").is_file()
 
 
 def _student_model_config(args: argparse.Namespace, cfg, model_typed: bool = True) -> dict:
@@ -156,6 +155,10 @@ def render(est, detail: bool = False) -> str:
              "optimizer": "at the optimizer step"}[est.phase]
     lines.append(f"  {'peak allocated by PyTorch':<{width}}{fmt_bytes(est.peak_allocated_bytes):>11s}  ({where})")
     lines.append(f"  {'reserved by the allocator':<{width}}{fmt_bytes(est.peak_reserved_bytes):>11s}")
+    if est.paged_bytes:
+        # counted in the device total, not in the optimizer row above, which is PyTorch's share
+        lines.append(f"  {'+ paged optimizer states':<{width}}{fmt_bytes(est.paged_bytes):>11s}  "
+                     "(managed memory, outside the allocator)")
     lines.append(f"  {'device memory in use (NVML)':<{width}}{fmt_bytes(est.device_used_bytes):>11s}  "
                  "(with CUDA context)")
     lines.append("")

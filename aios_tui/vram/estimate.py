@@ -83,6 +83,7 @@ class Estimate:
     breakdown: dict[str, int]
     phases: dict[str, int]
     details: dict[str, int]
+    paged_bytes: int = 0            # 8-bit optimizer states in managed memory, outside the allocator
     gpu_memory_bytes: int | None = None
     gpu_label: str | None = None
     fits: bool | None = None
@@ -99,6 +100,7 @@ class Estimate:
             "peak_allocated_bytes": self.peak_allocated_bytes,
             "peak_reserved_bytes": self.peak_reserved_bytes,
             "device_used_bytes": self.device_used_bytes,
+            "paged_optimizer_bytes": self.paged_bytes,
             "breakdown": dict(self.breakdown),
             "peak_phase": self.phase,
             "phases": dict(self.phases),
@@ -275,7 +277,7 @@ def _compute(shape: ModelShape, s: Setup) -> Estimate:
         details["paged optimizer states (outside the allocator)"] = opt_paged
     est = Estimate(shape=shape, setup=s, params_total=counts.total, params_trainable=counts.trainable,
                    peak_allocated_bytes=peak, peak_reserved_bytes=reserved, device_used_bytes=device_used,
-                   phase=phase, breakdown=bd, phases=phases, details=details)
+                   phase=phase, breakdown=bd, phases=phases, details=details, paged_bytes=opt_paged)
     est.assumptions = assumptions(shape, s)
     return est
 

@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from aios_tui.vram import fmt_bytes
+
 
 def test_estimate_json_with_a_config_only_model_dir(cli, config_dir):
     code, out, err = cli("estimate", "--preset", "efficient", "--model", str(config_dir), "--json")
@@ -236,3 +238,26 @@ def test_the_loss_in_one_piece_is_suggested_where_it_is_the_smaller():
     assert "--no-fused-loss" in flags
     long = resolve(overrides={"model": "meta-llama/Llama-3.2-1B", "use_peft": True, "max_seq_len": 2048})
     assert "--no-fused-loss" not in [sg.flags for sg in estimate_for_run(long, gpu_memory_bytes=4 << 30).suggestions]
+
+
+def test_paged_8bit_optimizer_states_show_beside_the_allocator_and_count_in_the_device_total(cli):
+    # PyTorch's optimizer row holds only the small unpaged states, so as the rank rises that row
+    # barely moves; the paged share must be shown, and grow with the adapter.
+    paged = []
+    for r in ("16", "64"):
+        argv = ["estimate", "--model", "meta-llama/Llama-3.2-1B", "--device", "cuda", "--model-dtype", "bf16",
+                "--use-peft", "--lora-r", r, "--lora-target-modules", "q_proj,v_proj,gate_proj",
+                "--use-8bit-optimizer"]
+        code, out, err = cli(*argv, "--json")
+        assert code == 0, err
+        est = json.loads(out)
+        assert est["paged_optimizer_bytes"] > 0
+        assert est["device_used_bytes"] >= est["peak_reserved_bytes"] + est["paged_optimizer_bytes"]
+        paged.append(est["paged_optimizer_bytes"])
+        code, out, err = cli(*argv)
+        line = next(x for x in out.splitlines() if "paged optimizer states" in x)
+        assert fmt_bytes(est["paged_optimizer_bytes"]) in line
+    assert paged[1] > 3 * paged[0]
+    code, out, err = cli("estimate", "--model", "meta-llama/Llama-3.2-1B", "--device", "cpu",
+                         "--use-peft", "--use-8bit-optimizer")
+    assert code == 0 and "paged" not in out  # bitsandbytes pages only on CUDA
