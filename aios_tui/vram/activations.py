@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 
 from aios_tui.vram.params import LinearPlan, Plan
 from aios_tui.vram.setup import DTYPE_BYTES, Setup
-from aios_tui.vram.shape import HRM, Linear, ModelShape
+from aios_tui.vram.shape import Linear, ModelShape
 
 # Under bf16 autocast with fp32 weights, each Llama block measured on an H200 (torch 2.11,
 # calibration/) keeps about this many bytes per token per hidden unit more than the tensors
@@ -141,29 +141,42 @@ class BlockWalk:
                 self.L.keep(self.k("mask@" + name), x.width, kind)
         return Act(self.k("drop@" + name), x.dt, x.width, x.g)
 
-    def rms_norm(self, x: Act, name: str, weighted: bool = True) -> Act:
+    def rms_norm(self, x: Act, name: str, weighted: bool = True, rows: int = 1, style: str = "llama",
+                 weight: int = 0) -> Act:
+        """RMSNorm over ``rows`` groups of each token's features (q/k norms: one per head). Llama
+        multiplies the weight into the normalised value cast back to the input's dtype; OLMo 2
+        and Gemma multiply in fp32 and cast the product (Gemma by 1 + weight, a tensor it keeps)."""
         c = self.c
         trained = weighted and c.plan.norms_trainable
         if x.g:
             self.L.keep(x.key if x.dt == 4 else x.key + ">f32", 4 * x.width, "norms")
-            self.L.keep(self.k("rsqrt@" + name), 4, "norms")
+            self.L.keep(self.k("rsqrt@" + name), 4 * rows, "norms")
+            if style == "gemma":
+                self.L.keep_fixed(self.k("1+w@" + name), 4 * (weight or x.width), "norms")
         if trained:
-            self.L.keep(self.k("normed@" + name), x.dt * x.width, "norms")
-        dt = max(c.pb, x.dt) if weighted else x.dt
+            self.L.keep(self.k("normed@" + name), (x.dt if style == "llama" else 4) * x.width, "norms")
+        dt = max(c.pb, x.dt) if weighted and style == "llama" else x.dt
         return Act(self.k(name + ".out"), dt, x.width, x.g or trained)
 
-    def layer_norm(self, x: Act, name: str) -> Act:
+    def layer_norm(self, x: Act, name: str, rows: int = 1) -> Act:
         c = self.c
         trained = c.plan.norms_trainable
         if x.g or trained:
-            if c.amp:   # layer_norm autocasts to fp32
-                self.L.keep(x.key if x.dt == 4 else x.key + ">f32", 4 * x.width, "norms")
+            if c.amp:   # layer_norm autocasts to fp32, each call its own copy
+                self.L.keep(x.key if x.dt == 4 else f"{x.key}>f32@{self.k(name)}", 4 * x.width, "norms")
             else:
                 self.L.keep(x.key, x.dt * x.width, "norms")
             # mean and rstd: fp32 on CUDA; the CPU kernel keeps them in the input's dtype
             stat = (4 if c.amp else x.dt) if c.cpu else 4
-            self.L.keep(self.k("stats@" + name), 2 * stat, "norms")
+            self.L.keep(self.k("stats@" + name), 2 * stat * rows, "norms")
         return Act(self.k(name + ".out"), 4 if c.amp else x.dt, x.width, x.g or trained)
+
+    def norm(self, x: Act, name: str, rows: int = 1, weight: int = 0) -> Act:
+        """The model's own norm: LayerNorm, or its flavour of RMSNorm."""
+        sh = self.c.shape
+        if sh.norm == "layer":
+            return self.layer_norm(x, name, rows)
+        return self.rms_norm(x, name, rows=rows, style=sh.layout.rms, weight=weight)
 
     def add(self, a: Act, b: Act, name: str) -> Act:
         return Act(self.k(name), max(a.dt, b.dt), a.width, a.g or b.g)
@@ -256,7 +269,7 @@ class BlockWalk:
 
     def kernel(self, a: int, attn_dropout: bool) -> str:
         c, s, sh = self.c, self.c.setup, self.c.shape
-        if s.attention == "eager":
+        if s.attention == "eager" or (s.attention == "sdpa" and not sh.layout.sdpa):
             return "eager"
         if s.attention == "flash_attention_2":
             return "flash"
@@ -268,7 +281,10 @@ class BlockWalk:
             return "math"          # fp32 + grouped-query: no fused CUDA kernel takes it
         return "flash"             # memory-efficient kernel: keeps the same tensors as flash
 
-    def attention(self, q: Act, k: Act, v: Act, attn_dropout: float = 0.0, fused_qkv: str | None = None) -> Act:
+    def attention(self, q: Act, k: Act, v: Act, attn_dropout: float = 0.0, fused_qkv: str | None = None,
+                  fused_v: str | None = None) -> Act:
+        """``fused_qkv``: q, k and v are all views of that one output (GPT-2); ``fused_v``: only v
+        is (q and k were rotated into tensors of their own)."""
         c, sh = self.c, self.c.shape
         g = q.g or k.g or v.g
         a = 2 if c.amp else q.dt
@@ -290,42 +306,69 @@ class BlockWalk:
             else:
                 self.L.keep(cast(q), a * qw, K)
                 self.L.keep(cast(k), a * kw, K)
-                self.L.keep(cast(v), a * kw, K)
+                if fused_v and c.cpu:   # the CPU kernel keeps a contiguous copy of v
+                    self.L.keep(self.k("v.contig"), a * kw, K)
+                elif fused_v:
+                    self.L.keep(fused_v, a * (qw + 2 * kw), K)
+                else:
+                    self.L.keep(cast(v), a * kw, K)
             self.L.keep(self.k("attn.out"), a * qw, K)
             self.L.keep(self.k("lse"), 4 * nh, K)
-            return Act(self.k("attn.out"), a, qw, True)
-        s = c.seq
-        if kind == "math":
-            # the math kernel computes in fp32 whatever its inputs (torch's default)
-            a = 4
-            self.L.keep(self.k("q.scaled"), a * qw, K)
-            self.L.keep(self.k("k.scaled"), a * qw, K)      # repeated to every head, transposed
-            self.L.keep(self.k("probs"), a * nh * s, K)
-            last = self.k("probs")
-        else:  # eager: Hugging Face's eager_attention_forward
-            rep = sh.heads // sh.kv_heads
-            self.L.keep(cast(q) if not fused_qkv else self.k("q.mat"), a * qw, K)
-            self.L.keep(self.k("k.rep") if rep > 1 or fused_qkv else cast(k), a * qw, K)
-            self.L.keep(self.k("probs32"), 4 * nh * s, K)      # softmax in fp32 keeps its output
-            last = self.k("probs32")
-            if a != 4:
-                self.L.keep(self.k("probs.cast"), a * nh * s, K)
-                last = self.k("probs.cast")
+            merged = "attn.out.copy" if c.cpu and sh.layout.rope_cat else "attn.out"
+            return Act(self.k(merged), a, qw, True)
+        if kind == "eager":
+            return self._eager(q, k, v, a, attn_dropout, fused_qkv)
+        # the math kernel computes in fp32 whatever its inputs (torch's default)
+        s, a = c.seq, 4
+        self.L.keep(self.k("q.scaled"), a * qw, K)
+        self.L.keep(self.k("k.scaled"), a * qw, K)      # repeated to every head, transposed
+        self.L.keep(self.k("probs"), a * nh * s, K)
         if attn_dropout > 0:
             if c.cpu:
                 self.L.keep(self.k("probs.noise"), a * nh * s, K)
             else:
                 self.L.keep(self.k("probs.mask"), nh * s, K)
             self.L.keep(self.k("probs.drop"), a * nh * s, K)
-        elif kind == "math":
-            self.L.keep(last, a * nh * s, K)
         self.L.keep(self.k("v.mat"), a * qw, K)
         # the [b, heads, s, d] result is copied by .transpose(1, 2).contiguous()
-        out_dt = 2 if c.amp else q.dt
-        return Act(self.k("attn.out.copy"), out_dt, qw, True)
+        return Act(self.k("attn.out.copy"), 2 if c.amp else q.dt, qw, True)
+
+    def _eager(self, q: Act, k: Act, v: Act, a: int, attn_dropout: float, fused_qkv: str | None) -> Act:
+        """Hugging Face's eager_attention_forward: each matmul keeps an operand only for the
+        other's gradient, so a frozen k (LoRA on q and v) leaves q unkept."""
+        c, sh, K = self.c, self.c.shape, "attention"
+        qw, nh, s = sh.q_width, sh.heads, c.seq
+        rep = sh.heads // sh.kv_heads
+        sg = q.g or k.g                                  # the scores need a gradient
+        if k.g:
+            self.L.keep(self.k("q.mat") if fused_qkv else (q.key if q.dt == a else q.key + ">attn"), a * qw, K)
+        if q.g:
+            self.L.keep(self.k("k.rep") if rep > 1 or fused_qkv else (k.key if k.dt == a else k.key + ">attn"),
+                        a * qw, K)
+        if sg and sh.attn_softcap:   # scores = cap * tanh(scores / cap): tanh keeps its output
+            self.L.keep(self.k("scores.tanh"), a * nh * s, K)
+        if sg:
+            self.L.keep(self.k("probs32"), 4 * nh * s, K)    # softmax in fp32 keeps its output
+        last, width = self.k("probs32"), 4
+        if a != 4:
+            last, width = self.k("probs.cast"), a
+        if attn_dropout > 0:
+            if sg:
+                if c.cpu:
+                    self.L.keep(self.k("probs.noise"), a * nh * s, K)
+                else:
+                    self.L.keep(self.k("probs.mask"), nh * s, K)
+            last, width = self.k("probs.drop"), a
+        if v.g:
+            self.L.keep(last, width * nh * s, K)
+        if sg:
+            self.L.keep(self.k("v.mat"), a * qw, K)
+        # the [b, heads, s, d] result is copied by .transpose(1, 2).contiguous()
+        return Act(self.k("attn.out.copy"), 2 if c.amp else q.dt, qw, True)
 
     def rope(self, x: Act, name: str) -> Act:
-        return Act(self.k(name + ".rot"), max(x.dt, self.c.cos_dt), x.width, x.g)
+        dt = x.dt if self.c.shape.layout.rope_fp32 else max(x.dt, self.c.cos_dt)
+        return Act(self.k(name + ".rot"), dt, x.width, x.g)
 
     # -- blocks -----------------------------------------------------------------------------
 
@@ -335,67 +378,15 @@ class BlockWalk:
                 return lp
         raise KeyError(name)
 
-    def gated_mlp(self, y: Act) -> Act:
-        gate = self.linear(y, self._lin("gate_proj"), "gate_proj", "mlp")
-        up = self.linear(y, self._lin("up_proj"), "up_proj", "mlp")
-        if gate.g:
-            self.L.keep(gate.key, gate.dt * gate.width, "mlp")            # SiLU's input
-        act = Act(self.k("act"), gate.dt, gate.width, gate.g)
-        if up.g:
-            self.L.keep(act.key, act.dt * act.width, "mlp")
-        if act.g:
-            self.L.keep(up.key, up.dt * up.width, "mlp")
-        prod = Act(self.k("prod"), max(act.dt, up.dt), act.width, act.g or up.g)
-        return self.linear(prod, self._lin("down_proj"), "down_proj", "mlp")
-
-    def llama_attention(self, y: Act) -> Act:
-        q = self.linear(y, self._lin("q_proj"), "q_proj", "attention")
-        k = self.linear(y, self._lin("k_proj"), "k_proj", "attention")
-        v = self.linear(y, self._lin("v_proj"), "v_proj", "attention")
-        o_in = self.attention(self.rope(q, "q"), self.rope(k, "k"), v)
-        return self.linear(o_in, self._lin("o_proj"), "o_proj", "attention")
+    def reading(self, reads: str) -> list[LinearPlan]:
+        """The block's linear layers that read one activation, in forward order."""
+        return [lp for lp in self.c.plan.linears if lp.lin.reads == reads]
 
     def amp_extra(self, x: Act) -> None:
         if self.c.amp and x.dt == 4 and x.g and not self.c.cpu:   # measured on CUDA only
             k = self.c.setup.amp_extra
             self.L.keep(self.k("autocast.extra"), (AMP_FP32_BLOCK_EXTRA if k is None else k) * self.c.shape.hidden,
                         "autocast extra")
-
-    def llama_block(self, x: Act) -> Act:
-        y1 = self.rms_norm(x, "norm1")
-        h1 = self.add(x, self.llama_attention(y1), "h1")
-        y2 = self.rms_norm(h1, "norm2")
-        out = self.add(h1, self.gated_mlp(y2), "x_next")
-        self.amp_extra(out)
-        return out
-
-    def hrm_block(self, x: Act) -> Act:
-        """Post-norm: x = norm(x + attn(x)); x = norm(x + mlp(x)); weightless fp32 RMSNorm."""
-        r1 = self.add(x, self.llama_attention(x), "r1")
-        n1 = self.rms_norm(r1, "norm1", weighted=False)
-        r2 = self.add(n1, self.gated_mlp(n1), "r2")
-        out = self.rms_norm(r2, "norm2", weighted=False)
-        self.amp_extra(out)
-        return out
-
-    def gpt2_block(self, x: Act) -> Act:
-        sh, c = self.c.shape, self.c
-        y1 = self.layer_norm(x, "ln_1")
-        qkv = self.linear(y1, self._lin("c_attn"), "c_attn", "attention")
-        third = Act(qkv.key, qkv.dt, sh.hidden, qkv.g)
-        fused = qkv.key if qkv.dt == (2 if c.amp else qkv.dt) else None
-        o_in = self.attention(third, third, third, attn_dropout=sh.attn_pdrop, fused_qkv=fused)
-        o = self.linear(o_in, self._lin("c_proj", "attn_out"), "attn.c_proj", "attention")
-        o = self.dropout(o, sh.resid_pdrop, "resid1", "attention")
-        h1 = self.add(x, o, "h1")
-        y2 = self.layer_norm(h1, "ln_2")
-        fc = self.linear(y2, self._lin("c_fc"), "c_fc", "mlp")
-        act = self.gelu(fc)
-        p = self.linear(act, self._lin("c_proj", "mlp_mid"), "mlp.c_proj", "mlp")
-        p = self.dropout(p, sh.resid_pdrop, "resid2", "mlp")
-        out = self.add(h1, p, "x_next")
-        self.amp_extra(out)
-        return out
 
     def gelu(self, x: Act) -> Act:
         c, sh = self.c, self.c.shape
@@ -414,22 +405,20 @@ class BlockWalk:
         return Act(self.k("gelu"), x.dt, x.width, True)
 
     def block(self, x: Act) -> Act:
-        fam = self.c.shape.family
-        if fam == "gpt2":
-            return self.gpt2_block(x)
-        if fam == HRM:
-            return self.hrm_block(x)
-        return self.llama_block(x)
+        from aios_tui.vram.blocks import block   # the blocks are walked with the ops above
+
+        return block(self, x)
 
 
 def outside_blocks(ctx: Context, x0: Act) -> Ledger:
-    """Kept once per forward outside the blocks: RoPE tables, GPT-2's embedding dropout mask."""
+    """Kept once per forward outside the blocks: RoPE tables, the embedding dropout mask."""
     led = Ledger()
     sh = ctx.shape
     if sh.family != "gpt2":
-        # cos and sin [1, seq, head_dim], shared by every block's q and k
-        led.keep_fixed("rope", 2 * ctx.seq * sh.head_dim * ctx.cos_dt, "attention")
-    elif sh.embd_pdrop > 0 and x0.g:
+        # cos and sin [1, seq, rotary dims], shared by every block's q and k
+        cos_dt = 4 if sh.layout.rope_fp32 else ctx.cos_dt
+        led.keep_fixed("rope", 2 * ctx.seq * sh.rotary_dim * cos_dt * sh.rope_tables, "attention")
+    if sh.embd_pdrop > 0 and x0.g:
         BlockWalk(ctx, led).dropout(x0, sh.embd_pdrop, "embd", "norms")
     return led
 

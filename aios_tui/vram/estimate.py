@@ -300,6 +300,15 @@ def assumptions(shape: ModelShape, s: Setup) -> list[str]:
         out.append(f"{shape.model_type}: counted as a Llama-style decoder (RMSNorm, RoPE, gated MLP, layers "
                    "named q_proj ... down_proj), so figures and target names are approximate; "
                    "`aios-tui train --check` checks the targets against the real model")
+    elif shape.text_of:
+        out.append(f"{shape.text_of}: only its {shape.model_type} text model is counted; the rest of the "
+                   "multimodal model (a vision tower, whose layers a target name may also match) is not")
+    if s.attention == "sdpa" and not shape.layout.sdpa:
+        out.append(f"{shape.model_type}: transformers has no SDPA attention for it (soft-capped scores); counted "
+                   "with eager attention, which the engine falls back to")
+    if shape.softcap and s.loss != "chunked":
+        out.append("final_logit_softcapping: the logits pass through tanh, which keeps one more [tokens, vocab] "
+                   "tensor for backward (and the engine's chunked loss does not apply)")
     if s.loss == "chunked":
         out.append("loss: chunked cross-entropy (train.fused_loss), no full-vocabulary logits")
     if s.quant:
@@ -353,7 +362,7 @@ def _candidates(shape: ModelShape, s: Setup) -> list[Change]:
     if s.optimizer != "adamw8bit":
         c.append(("use 8-bit AdamW", "--use-8bit-optimizer", lambda x: x.with_(optimizer="adamw8bit")))
     if s.method == "full" and shape.family != HRM:
-        targets = ("c_attn",) if shape.family == "gpt2" else ("q_proj", "v_proj")
+        targets = shape.suggested_targets()
         c.append((f"train a LoRA adapter (r=16 on {','.join(targets)}) instead of every weight",
                   f"--use-peft --peft-method lora --lora-r 16 --lora-target-modules {','.join(targets)}",
                   lambda x: x.with_(method="lora", r=16, targets=targets)))

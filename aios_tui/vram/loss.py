@@ -41,7 +41,7 @@ class HeadCost:
 
 
 def head_plan(ctx: Context) -> LinearPlan:
-    lin = Linear("lm_head", ctx.shape.hidden, ctx.shape.vocab, False, "head")
+    lin = Linear(ctx.shape.head_name, ctx.shape.hidden, ctx.shape.vocab, False, "head")
     return LinearPlan(lin, adapter=ctx.plan.head_adapter, trainable=ctx.plan.head_trainable)
 
 
@@ -58,7 +58,7 @@ def head_cost(ctx: Context, x_last: Act, segments: int = 1) -> HeadCost:
             # q_head reads one position per sequence: a [batch, hidden] gather kept for its weight
             walk.L.keep("q_head.in", y.dt * h / s.seq, "head")
     else:
-        y = walk.rms_norm(x_last, "norm")
+        y = walk.norm(x_last, "norm")
     lt = 2 if ctx.amp else ctx.pb     # logits dtype
     trained_head = ctx.plan.head_trainable
     grad_head = V * h * ctx.pb if trained_head else 0
@@ -83,7 +83,10 @@ def head_cost(ctx: Context, x_last: Act, segments: int = 1) -> HeadCost:
         fwd = saved + lt * T * V + 4 * n * V
         bwd = saved + 8 * n * V
         return HeadCost(walk.L, saved, max(fwd, bwd), grad_head, 4 * n * V, saved)
+    # soft-capped logits (cap * tanh(logits / cap)): tanh keeps its output for backward
+    cap = lt * T * V if sh.softcap else 0
     if s.loss == "hf":
-        return HeadCost(walk.L, (lt + 4) * T * V, (lt + 12) * T * V, grad_head, 4 * T * V, 4 * T * V)
-    peak = max(lt * T * V + 8 * n * V, 12 * n * V)
-    return HeadCost(walk.L, 4 * n * V, peak, grad_head, 4 * n * V, 4 * n * V)
+        return HeadCost(walk.L, (lt + 4) * T * V + cap, (lt + 12) * T * V + cap, grad_head, 4 * T * V,
+                        4 * T * V + cap)
+    peak = max(lt * T * V + 8 * n * V, 12 * n * V) + cap
+    return HeadCost(walk.L, 4 * n * V + cap, peak, grad_head, 4 * n * V, 4 * n * V + cap)

@@ -24,15 +24,15 @@ NESTED_BLOCK = 256         # double quantisation: one fp32 scale per 256 absmax 
 ALLOC_BLOCK = 512          # the CUDA caching allocator's smallest block
 
 
-def _qualified(shape: ModelShape, lin: Linear) -> str:
-    if shape.family == "gpt2":
-        return ("attn." if lin.reads.startswith("attn") else "mlp.") + lin.name
-    return ("self_attn." if lin.reads.startswith("attn") else "mlp.") + lin.name
-
-
 def matches(target: str, leaf: str, qualified: str) -> bool:
     """peft's rule for a plain target name: the module's name or a dotted tail of its path."""
     return target == leaf or target == qualified or qualified.endswith("." + target)
+
+
+def ia3_feedforward(names: tuple[str, ...], qualified: str) -> bool:
+    """peft's IA3 rule: a target is feed-forward when its path ends with one of the names (no
+    dot needed), and then its vector scales the layer's input, not its output."""
+    return any(qualified.endswith(n) for n in names)
 
 
 @dataclass
@@ -71,48 +71,49 @@ def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
     plans: list[LinearPlan] = []
     used: set[str] = set()
     for lin in shape.block_linears():
-        q = _qualified(shape, lin)
-        hit = [t for t in targets if matches(t, lin.name, q)]
+        hit = [t for t in targets if matches(t, lin.name, lin.qualified)]
         used.update(hit)
         lp = LinearPlan(lin, trainable=full, quantized=s.quant if s.quant else None)
         if hit:
             lp.adapter = s.method
-            lp.ia3_ff = s.method == "ia3" and any(matches(t, lin.name, q) for t in s.ia3_feedforward)
+            lp.ia3_ff = s.method == "ia3" and ia3_feedforward(s.ia3_feedforward, lin.qualified)
         plans.append(lp)
     plan = Plan(plans, embed_trainable=full, norms_trainable=full, head_trainable=full)
-    if "lm_head" in targets:
-        used.add("lm_head")
+    head = shape.head_name
+    if head in targets:
+        used.add(head)
         plan.head_adapter = s.method
     if shape.family == HRM:
         if "q_head" in targets:
             used.add("q_head")
         plan.q_head_trainable = True
     for name in s.modules_to_save if s.peft else ():
-        if name == "lm_head":
+        if name == head:
             plan.head_trainable = True
-            plan.copies["lm_head"] = shape.vocab * shape.hidden
+            plan.copies[head] = shape.vocab * shape.hidden
         elif name == "q_head" and shape.family == HRM:
             plan.copies["q_head"] = 2 * shape.hidden + 2
-        elif name in ("embed_tokens", "wte"):
+        elif name == shape.embed_name:
             plan.embed_trainable = True
             plan.copies[name] = shape.vocab * shape.hidden
         else:
-            found = [lp for lp in plans if lp.lin.name == name]
+            found = [lp for lp in plans if matches(name, lp.lin.name, lp.lin.qualified)]
             if not found:
-                raise UserError(f"peft.modules_to_save: {name} is not a module of {shape.name or shape.model_type}")
+                raise UserError(f"peft.modules_to_save: {name} is not a module of {shape.name or shape.model_type}",
+                                f"its modules that can be saved are: {', '.join([*leafs, shape.embed_name])}")
             for lp in found:
                 lp.trainable = True
             plan.copies[name] = sum(lp.params + (lp.lin.fan_out if lp.lin.bias else 0) for lp in found) * shape.layers
     if shape.family == HRM and s.peft:
         plan.copies.setdefault("q_head", 2 * shape.hidden + 2)
+    example = f"for example: --lora-target-modules {','.join(shape.suggested_targets())}"
     missing = [t for t in targets if t not in used]
     if missing:
         raise UserError(f"peft.lora_target_modules: {', '.join(missing)} "
                         f"{'matches' if len(missing) == 1 else 'match'} no layer of {shape.name or shape.model_type}",
-                        f"its linear layers are: {', '.join(leafs)}")
+                        f"its linear layers are: {', '.join(leafs)}", example)
     if s.peft and not any(lp.adapter for lp in plans) and not plan.head_adapter and not plan.copies:
-        raise UserError("peft.lora_target_modules: no target given; name the layers to adapt, "
-                        f"e.g. {','.join(leafs[:2])}")
+        raise UserError("peft.lora_target_modules: no target given; name the layers to adapt", example)
     return plan
 
 
@@ -166,7 +167,7 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
                 else:
                     extra_total += L   # ranknum, one element, not trained
     if plan.head_adapter:
-        head = Linear("lm_head", shape.hidden, shape.vocab, False, "head")
+        head = Linear(shape.head_name, shape.hidden, shape.vocab, False, "head")
         for n in adapter_tensors(head, s.method, s.r, False):
             tensors.append((n, ADAPTER_BYTES, 1))
             adapter += n
@@ -181,17 +182,13 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
             tensors.append((lp.params, wb, L))
             if lp.lin.bias:
                 tensors.append((lp.lin.fan_out, wb, L))
-        norm_tensors = {"rms": 2, "layer": 4}.get(shape.norm, 0)
-        if norm_tensors:
-            tensors.append((h, wb, norm_tensors * L))
+        tensors += [(n, wb, k * L) for n, k in shape.block_norm_tensors()]
         tensors.append((shape.vocab * h, wb, 1))
         embeddings = [shape.vocab * h]
         if shape.learned_positions:
             tensors.append((shape.max_positions * h, wb, 1))
             embeddings.append(shape.max_positions * h)
-        final_norm = {"rms": 1, "layer": 2}.get(shape.norm, 0)
-        if final_norm:
-            tensors.append((h, wb, final_norm))
+        tensors += [(n, wb, k) for n, k in shape.final_norm_tensors()]
         if not shape.tied:
             tensors.append((shape.vocab * h, wb, 1))
         if shape.family == HRM:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
 from aios_tui.errors import UserError
+from aios_tui.vram import layouts
+from aios_tui.vram.layouts import GPT2, LLAMA, Layout
 
-# Any other decoder is read as Llama's block: RMSNorm pre-norm, RoPE, separate q/k/v/o and a
-# gated (SwiGLU) MLP with gate/up/down. Qwen2 adds q/k/v biases; Mistral is Llama here.
-EXACT_TYPES = ("llama", "mistral", "qwen2", "gpt2", "hrm_actv1")
+# Laid out exactly (layouts.DECODERS, GPT-2, HRM). Any other decoder is read as Llama's block:
+# RMSNorm pre-norm, RoPE, separate q/k/v/o and a gated (SwiGLU) MLP with gate/up/down.
 HRM = "hrm_actv1"
+EXACT_TYPES = (*layouts.DECODERS, "gpt2", HRM)
 
 
 @dataclass(frozen=True)
@@ -29,11 +31,17 @@ class Linear:
     fan_out: int
     bias: bool
     reads: str  # which activation feeds it: "attn_in", "attn_out", "mlp_in", "mlp_mid"
+    parent: str = ""  # the module holding it inside a block ("self_attn", "mlp")
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.parent}.{self.name}" if self.parent else self.name
 
 
 @dataclass(frozen=True)
 class ModelShape:
-    family: str                      # "llama" (llama-like), "gpt2" or "hrm_actv1"
+    # "gpt2", "hrm_actv1", or a RoPE decoder: "llama" (Llama's layers) or its own model_type
+    family: str
     model_type: str
     hidden: int
     layers: int
@@ -52,7 +60,8 @@ class ModelShape:
     learned_positions: bool = False  # GPT-2's wpe table
     activation: str = "silu"
     name: str = ""
-    # GPT-2 style dropout probabilities used in training (embedding, attention, residual)
+    # dropout probabilities used in training: embedding output, attention probabilities, and
+    # the sublayer outputs before each residual add (layout.resid_drop says which)
     embd_pdrop: float = 0.0
     attn_pdrop: float = 0.0
     resid_pdrop: float = 0.0
@@ -62,6 +71,12 @@ class ModelShape:
     h_cycles: int = 1
     l_cycles: int = 1
     halt_max_steps: int = 1
+    layout: Layout = LLAMA           # layer names and block arrangement
+    rotary: float = 1.0              # share of head_dim RoPE rotates
+    rope_tables: int = 1             # cos/sin pairs the model keeps (Gemma 3: local and global)
+    softcap: float = 0.0             # final_logit_softcapping: tanh on the logits
+    attn_softcap: bool = False       # attn_logit_softcapping: tanh on the attention scores
+    text_of: str = ""                # the multimodal model_type whose text model this is
 
     @property
     def q_width(self) -> int:
@@ -73,30 +88,56 @@ class ModelShape:
 
     def block_linears(self) -> list[Linear]:
         """The linear layers of one block, in forward order."""
-        h, i = self.hidden, self.intermediate
-        if self.family == "gpt2":
-            # Conv1D layers; attn.c_proj and mlp.c_proj share the leaf name "c_proj".
-            return [Linear("c_attn", h, 3 * h, True, "attn_in"),
-                    Linear("c_proj", h, h, True, "attn_out"),
-                    Linear("c_fc", h, i, True, "mlp_in"),
-                    Linear("c_proj", i, h, True, "mlp_mid")]
-        return [Linear("q_proj", h, self.q_width, self.qkv_bias, "attn_in"),
-                Linear("k_proj", h, self.kv_width, self.qkv_bias, "attn_in"),
-                Linear("v_proj", h, self.kv_width, self.qkv_bias, "attn_in"),
-                Linear("o_proj", self.q_width, h, self.o_bias, "attn_out"),
-                Linear("gate_proj", h, i, self.mlp_bias, "mlp_in"),
-                Linear("up_proj", h, i, self.mlp_bias, "mlp_in"),
-                Linear("down_proj", i, h, self.mlp_bias, "mlp_mid")]
+        h, i, lay = self.hidden, self.intermediate, self.layout
+        qb, ob, mb = self.qkv_bias, self.o_bias, self.mlp_bias
+        if len(lay.qkv) == 1:
+            attn = [Linear(lay.qkv[0], h, self.q_width + 2 * self.kv_width, qb, "attn_in", lay.attn)]
+        else:
+            attn = [Linear(n, h, w, qb, "attn_in", lay.attn)
+                    for n, w in zip(lay.qkv, (self.q_width, self.kv_width, self.kv_width))]
+        attn.append(Linear(lay.out, self.q_width, h, ob, "attn_out", lay.attn))
+        *ins, down = lay.mlp
+        width = 2 * i if self.mlp == "gated" and len(ins) == 1 else i
+        mlp = [Linear(n, h, width, mb, "mlp_in", "mlp") for n in ins]
+        return attn + mlp + [Linear(down, i, h, mb, "mlp_mid", "mlp")]
+
+    def block_norm_tensors(self) -> list[tuple[int, int]]:
+        """(elements, how many per block) of the norms' weights and biases."""
+        lay, out = self.layout, []
+        if self.norm != "none":
+            out.append((self.hidden, lay.norms * (2 if self.norm == "layer" else 1)))
+        if lay.qk_norm == "head":
+            out.append((self.head_dim, 2))
+        elif lay.qk_norm == "width":
+            out += [(self.q_width, 1), (self.kv_width, 1)]
+        elif lay.qk_norm == "per_head":
+            out.append((self.head_dim, self.heads + self.kv_heads))
+        return out
+
+    def final_norm_tensors(self) -> list[tuple[int, int]]:
+        k = {"rms": 1, "layer": 2}.get(self.norm, 0)
+        return [(self.hidden, k)] if k else []
 
     def block_norm_params(self) -> int:
-        if self.norm == "rms":
-            return 2 * self.hidden
-        if self.norm == "layer":
-            return 4 * self.hidden
-        return 0
+        return sum(n * k for n, k in self.block_norm_tensors())
 
     def final_norm_params(self) -> int:
-        return {"rms": self.hidden, "layer": 2 * self.hidden}.get(self.norm, 0)
+        return sum(n * k for n, k in self.final_norm_tensors())
+
+    @property
+    def rotary_dim(self) -> int:
+        return int(self.head_dim * self.rotary)
+
+    @property
+    def head_name(self) -> str:
+        return self.layout.head
+
+    @property
+    def embed_name(self) -> str:
+        return self.layout.embed
+
+    def suggested_targets(self) -> tuple[str, ...]:
+        return self.layout.suggest
 
     def block_params(self) -> int:
         return sum(l.fan_in * l.fan_out + (l.fan_out if l.bias else 0) for l in self.block_linears()) \
@@ -119,7 +160,7 @@ class ModelShape:
 
     def linear_names(self) -> list[str]:
         names = list(dict.fromkeys(l.name for l in self.block_linears()))
-        return names + ["lm_head"] + (["q_head"] if self.family == HRM else [])
+        return names + [self.head_name] + (["q_head"] if self.family == HRM else [])
 
     def summary(self) -> dict[str, Any]:
         d = {"name": self.name, "family": self.family, "model_type": self.model_type,
@@ -196,8 +237,9 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
     if model_type == HRM:
         return shape_from_hrm_config(cfg, name)
     if "text_config" in cfg and isinstance(cfg["text_config"], Mapping) and "hidden_size" not in cfg:
-        return shape_from_hf_config({**cfg["text_config"], "model_type": cfg["text_config"].get(
-            "model_type", model_type)}, name)
+        text = cfg["text_config"]
+        return replace(shape_from_hf_config({**text, "model_type": text.get("model_type", model_type)}, name),
+                       text_of=model_type)
     if model_type == "gpt2" or ("n_embd" in cfg and "n_layer" in cfg):
         hidden = _need(cfg, "hidden size", "n_embd", "hidden_size")
         heads = _need(cfg, "number of heads", "n_head", "num_attention_heads")
@@ -211,27 +253,38 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
             qkv_bias=True, o_bias=True, mlp_bias=True, norm="layer", learned_positions=True,
             activation=str(cfg.get("activation_function", "gelu_new")), name=name or model_type,
             embd_pdrop=float(cfg.get("embd_pdrop", 0.1)), attn_pdrop=float(cfg.get("attn_pdrop", 0.1)),
-            resid_pdrop=float(cfg.get("resid_pdrop", 0.1)))
+            resid_pdrop=float(cfg.get("resid_pdrop", 0.1)), layout=GPT2)
     if experts := _moe_experts(cfg):
         raise UserError(f"model config: {model_type or 'this model'} is a mixture of experts ({experts} experts "
                         "per layer); the estimate counts dense decoders only")
+    return _decoder_shape(cfg, model_type, name)
+
+
+def _decoder_shape(cfg: Mapping[str, Any], model_type: str, name: str) -> ModelShape:
+    """A RoPE decoder: its own layout when the type is known, else Llama's."""
+    dec = layouts.decoder(model_type)
     hidden = _need(cfg, "hidden size", "hidden_size", "d_model")
     heads = _need(cfg, "number of attention heads", "num_attention_heads", "n_heads")
-    kv = _opt(cfg, "key/value heads", "num_key_value_heads") or heads
-    head_dim = _opt(cfg, "attention head width", "head_dim") or hidden // heads
-    act = str(_get(cfg, "hidden_act", "hidden_activation", default="silu"))
-    attention_bias = bool(cfg.get("attention_bias", False))
-    qkv_bias = attention_bias or model_type == "qwen2"
+    kv = (_opt(cfg, "key/value heads", "num_key_value_heads") if dec is None or dec.gqa else None) or heads
+    head_dim = _opt(cfg, "attention head width", "head_dim") or (dec and dec.head_dim) or hidden // heads
+    act = str(_get(cfg, "hidden_act", "hidden_activation", default=dec.activation if dec else "silu"))
+    if dec is None:   # read as Llama, biases where the config names them
+        attention_bias = bool(cfg.get("attention_bias", False))
+        biases = (attention_bias, attention_bias, bool(cfg.get("mlp_bias", False)))
+        layout, extra, norm, mlp, tied = LLAMA, {}, "rms", "gated", True
+    else:
+        biases, layout, extra = dec.biases(cfg), dec.layout(cfg), dec.extra(cfg)
+        norm, mlp, tied = dec.norm, dec.mlp, dec.tied
     return ModelShape(
-        family="llama", model_type=model_type or "llama", hidden=hidden,
+        family=model_type if layout is not LLAMA else "llama", model_type=model_type or "llama", hidden=hidden,
         layers=_need(cfg, "layer count", "num_hidden_layers", "n_layers"),
         heads=heads, kv_heads=kv, head_dim=head_dim,
         intermediate=_need(cfg, "intermediate size", "intermediate_size", "ffn_dim"),
         vocab=_need(cfg, "vocabulary size", "vocab_size"),
-        tied=bool(cfg.get("tie_word_embeddings", model_type not in ("llama", "mistral", "qwen2"))),
-        mlp="gated", max_positions=int(_get(cfg, "max_position_embeddings", default=0) or 0),
-        qkv_bias=qkv_bias, o_bias=attention_bias, mlp_bias=bool(cfg.get("mlp_bias", False)),
-        norm="rms", activation=act, name=name or model_type)
+        tied=bool(cfg.get("tie_word_embeddings", tied)),
+        mlp=mlp, max_positions=int(_get(cfg, "max_position_embeddings", default=0) or 0),
+        qkv_bias=biases[0], o_bias=biases[1], mlp_bias=biases[2], norm=norm, activation=act,
+        name=name or model_type, attn_pdrop=float(cfg.get("attention_dropout") or 0), layout=layout, **extra)
 
 
 def load_config_dir(path: str) -> dict:

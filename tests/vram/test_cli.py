@@ -221,11 +221,11 @@ def test_every_suggestion_applied_as_flags_gives_its_figure(argv, gpu):
 
 def test_a_model_type_counted_as_llama_says_so_and_where_targets_are_checked(cli, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({
-        "model_type": "phi3", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "model_type": "olmo", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "intermediate_size": 128, "vocab_size": 100}))
     code, out, err = cli("estimate", "--model", str(tmp_path), "--use-peft")
     assert code == 0, err
-    assert "phi3: counted as a Llama-style decoder" in out and "`aios-tui train --check` checks the targets" in out
+    assert "olmo: counted as a Llama-style decoder" in out and "`aios-tui train --check` checks the targets" in out
 
 
 def test_the_loss_in_one_piece_is_suggested_where_it_is_the_smaller():
@@ -261,3 +261,75 @@ def test_paged_8bit_optimizer_states_show_beside_the_allocator_and_count_in_the_
     code, out, err = cli("estimate", "--model", "meta-llama/Llama-3.2-1B", "--device", "cpu",
                          "--use-peft", "--use-8bit-optimizer")
     assert code == 0 and "paged" not in out  # bitsandbytes pages only on CUDA
+
+
+def _model_dir(tmp_path, cfg):
+    d = tmp_path / cfg["model_type"]
+    d.mkdir()
+    (d / "config.json").write_text(json.dumps(cfg))
+    return d
+
+
+def test_phi3_is_estimated_under_its_own_layer_names(cli, tmp_path):
+    from vram_helpers import LAYOUTS
+
+    d = _model_dir(tmp_path, LAYOUTS["phi3"])
+    code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--lora-target-modules", "qkv_proj",
+                         "--lora-r", "8", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["model"]["family"] == "phi3" and not any("approximate" in a for a in data["assumptions"])
+    # fused q/k/v: [64 -> 64 + 2 x 32] per layer, two layers
+    assert data["parameters"]["trainable"] == 2 * 8 * (64 + 128)
+    code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--lora-target-modules", "q_proj,v_proj")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "q_proj, v_proj match no layer" in err
+    assert "its linear layers are: qkv_proj, o_proj, gate_up_proj, down_proj, lm_head" in err
+    assert "for example: --lora-target-modules qkv_proj" in err
+
+
+@pytest.mark.parametrize("model_type,targets", [("phi3", "qkv_proj"), ("gpt_neox", "query_key_value"),
+                                                ("gemma", "q_proj,v_proj")])
+def test_a_full_fine_tune_is_offered_lora_on_layers_the_model_has(tmp_path, model_type, targets):
+    from vram_helpers import LAYOUTS
+
+    from aios_tui.config import resolve
+    from aios_tui.vram.run import estimate_for_run
+
+    d = _model_dir(tmp_path, {**LAYOUTS[model_type], "hidden_size": 1024, "intermediate_size": 4096,
+                              "num_hidden_layers": 8, "vocab_size": 32000})
+    est = estimate_for_run(resolve(overrides={"model": str(d)}), gpu_memory_bytes=2 << 30)
+    lora = [sg for sg in est.suggestions if "--use-peft" in sg.flags]
+    assert lora and all(f"--lora-target-modules {targets} " in sg.flags + " " for sg in lora)
+
+
+def test_a_multimodal_gemma3_counts_its_text_model_and_says_so(cli, tmp_path):
+    from vram_helpers import LAYOUTS
+
+    text = {k: v for k, v in LAYOUTS["gemma3_text"].items() if k != "model_type"}
+    d = _model_dir(tmp_path, {"model_type": "gemma3", "text_config": {**text, "model_type": "gemma3_text"}})
+    code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--lora-target-modules", "q_proj", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["model"]["model_type"] == "gemma3_text"
+    assert any(a.startswith("gemma3: only its gemma3_text text model is counted") for a in data["assumptions"])
+
+
+def test_gemma2_is_counted_with_the_eager_attention_it_runs(cli, tmp_path):
+    from vram_helpers import LAYOUTS
+
+    d = _model_dir(tmp_path, LAYOUTS["gemma2"])
+    code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--lora-target-modules", "q_proj")
+    assert code == 0, err
+    assert "no SDPA attention" in out and "final_logit_softcapping" in out
+
+
+def test_gpt_neox_head_is_named_as_the_installed_transformers_names_it(monkeypatch):
+    from vram_helpers import LAYOUTS
+
+    from aios_tui.vram import layouts, shape_from_hf_config
+
+    assert shape_from_hf_config(LAYOUTS["gpt_neox"]).linear_names()[-1] == "lm_head"
+    monkeypatch.setattr(layouts.metadata, "version", lambda name: "4.57.1")
+    shape = shape_from_hf_config(LAYOUTS["gpt_neox"])
+    assert shape.head_name == "embed_out" and shape.linear_names()[-1] == "embed_out"

@@ -35,3 +35,15 @@ def test_estimate_for_run_accepts_real_config_dicts():
         assert est.params_total > 0 and est.params_trainable > 0
     gpt2 = resolve("efficient", overrides={"lora_target_modules": "c_attn"})
     assert estimate_for_run(gpt2, GPT2Config(n_layer=2, n_embd=64, n_head=4).to_dict()).params_trainable > 0
+
+
+def test_a_laid_out_decoder_reads_the_same_from_its_config_dict():
+    """config.json as written and config.to_dict() as the engine passes it give one shape."""
+    from transformers import AutoConfig
+    from vram_helpers import LAYOUTS
+
+    from aios_tui.vram import shape_from_hf_config
+
+    for name, cfg in LAYOUTS.items():
+        loaded = shape_from_hf_config(AutoConfig.for_model(**cfg).to_dict(), name)
+        assert loaded == shape_from_hf_config(cfg, name), name

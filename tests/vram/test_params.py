@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vram_helpers import GPT2, GQA, LLAMA, MISTRAL, QWEN2, build_hf, quiet
+from vram_helpers import GPT2, GQA, LAYOUTS, LLAMA, MISTRAL, QWEN2, build_hf, quiet
 
 from aios_tui.tiny import TINY_CONFIG
 from aios_tui.vram import Setup, count_params, shape_from_hf_config
@@ -20,8 +20,8 @@ PUBLISHED = {
 }
 
 
-@pytest.mark.parametrize("cfg", [LLAMA, GQA, QWEN2, MISTRAL, GPT2, TINY_CONFIG],
-                         ids=["llama", "gqa-untied", "qwen2", "mistral", "gpt2", "tiny"])
+@pytest.mark.parametrize("cfg", [LLAMA, GQA, QWEN2, MISTRAL, GPT2, TINY_CONFIG, *LAYOUTS.values()],
+                         ids=["llama", "gqa-untied", "qwen2", "mistral", "gpt2", "tiny", *LAYOUTS])
 def test_base_count_matches_transformers(cfg):
     quiet()
     model = build_hf({k: v for k, v in cfg.items() if k != "architectures"})
@@ -59,25 +59,54 @@ ADAPTERS = [
 ]
 
 
+
+
+def layout_cases(name: str, cfg: dict) -> list[tuple]:
+    """Every training method on one laid-out decoder, under the layer names it really has."""
+    shape = shape_from_hf_config(cfg)
+    blocks = shape.block_linears()
+    linears = tuple(dict.fromkeys(lin.name for lin in blocks))
+    mlp = [lin.name for lin in blocks if lin.parent == "mlp"]
+    head, embed = shape.head_name, shape.embed_name
+    cases = {
+        "full": dict(method="full"),
+        "lora-suggested": dict(method="lora", r=8, targets=shape.suggested_targets()),
+        "lora-all-and-head": dict(method="lora", r=4, targets=linears + (head,)),
+        "lora-saved-head-embed": dict(method="lora", r=4, targets=linears[:1], modules_to_save=(head, embed)),
+        "lora-qualified-mlp": dict(method="lora", r=4, targets=(f"mlp.{mlp[-1]}",)),
+        "adalora-all": dict(method="adalora", r=6, targets=linears),
+        "ia3-feedforward-out": dict(method="ia3", targets=linears, ia3_feedforward=(mlp[-1],)),
+        "ia3-feedforward-in": dict(method="ia3", targets=linears, ia3_feedforward=(mlp[0],)),
+    }
+    return [(f"{name}-{case}", cfg, "fp32", kw) for case, kw in cases.items()]
+
+
+ADAPTERS += [case for name, cfg in LAYOUTS.items() for case in layout_cases(name, cfg)]
+
+
 @pytest.mark.parametrize("name,cfg,weights,kw", ADAPTERS, ids=[a[0] for a in ADAPTERS])
 def test_adapter_counts_match_peft(name, cfg, weights, kw):
     from peft import AdaLoraConfig, IA3Config, LoraConfig, get_peft_model
 
     quiet()
     model = build_hf(cfg, weights)
-    common = {"target_modules": list(kw["targets"])}
-    if kw.get("modules_to_save"):
-        common["modules_to_save"] = list(kw["modules_to_save"])
-    if kw["method"] == "lora":
-        pc = LoraConfig(r=kw["r"], lora_alpha=16, **common)
-    elif kw["method"] == "adalora":
-        pc = AdaLoraConfig(init_r=kw["r"], target_r=2, total_step=100, **common)
-    else:
-        pc = IA3Config(feedforward_modules=list(kw["ia3_feedforward"]), **common)
-    model = get_peft_model(model, pc)
+    if kw["method"] != "full":
+        common = {"target_modules": list(kw["targets"])}
+        if kw.get("modules_to_save"):
+            common["modules_to_save"] = list(kw["modules_to_save"])
+        if kw["method"] == "lora":
+            pc = LoraConfig(r=kw["r"], lora_alpha=16, **common)
+        elif kw["method"] == "adalora":
+            pc = AdaLoraConfig(init_r=kw["r"], target_r=2, total_step=100, **common)
+        else:
+            pc = IA3Config(feedforward_modules=list(kw["ia3_feedforward"]), **common)
+        model = get_peft_model(model, pc)
     counts = count_params(shape_from_hf_config(cfg), Setup(weights=weights, **kw))
-    assert counts.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trained = [p.numel() for p in model.parameters() if p.requires_grad]
+    assert counts.trainable == sum(trained)
     assert counts.total == sum(p.numel() for p in model.parameters())
+    # tensor by tensor too: the optimizer's per-tensor costs depend on it
+    assert sorted(n for n, _, k in counts.trainable_tensors for _ in range(k)) == sorted(trained)
 
 
 def test_hrm_count_matches_the_model():

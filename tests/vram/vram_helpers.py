@@ -21,18 +21,44 @@ GPT2 = {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_si
         "bos_token_id": 0, "eos_token_id": 0}
 GPT2_NO_DROPOUT = {**GPT2, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0}
 
+# One tiny config per decoder laid out in aios_tui/vram/layouts.py: grouped-query attention,
+# an MLP wider than the model (so IA3's [in] and [out] vectors differ), token ids in the vocabulary.
+_TINY = {"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+         "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 256, "pad_token_id": 0,
+         "bos_token_id": 0, "eos_token_id": 0}
+LAYOUTS = {
+    "phi3": {**_TINY, "model_type": "phi3"},
+    "gpt_neox": {**{k: v for k, v in _TINY.items() if k != "num_key_value_heads"}, "model_type": "gpt_neox"},
+    "gpt_neox-sequential": {**{k: v for k, v in _TINY.items() if k != "num_key_value_heads"},
+                            "model_type": "gpt_neox", "use_parallel_residual": False},
+    "starcoder2": {**_TINY, "model_type": "starcoder2"},
+    "qwen3": {**_TINY, "model_type": "qwen3", "head_dim": 32},
+    "olmo2": {**_TINY, "model_type": "olmo2"},
+    "gemma": {**_TINY, "model_type": "gemma", "head_dim": 32},
+    "gemma2": {**_TINY, "model_type": "gemma2", "head_dim": 32},
+    "gemma3_text": {**_TINY, "model_type": "gemma3_text", "head_dim": 32},
+    "stablelm": {**_TINY, "model_type": "stablelm"},
+    "stablelm-qk-parallel": {**_TINY, "model_type": "stablelm", "use_qkv_bias": True, "qk_layernorm": True,
+                             "use_parallel_residual": True},
+}
+
 # A 1B-class shape for the per-term tests (Llama-3.2-1B's numbers).
 BIG = {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
        "num_attention_heads": 32, "num_key_value_heads": 8, "head_dim": 64, "vocab_size": 128256,
        "tie_word_embeddings": True, "max_position_embeddings": 131072}
 
 
-def build_hf(cfg: dict, dtype: str = "fp32"):
+def build_hf(cfg: dict, dtype: str = "fp32", attention: str = "sdpa"):
+    """A random-init model, attention as the engine asks for it (eager where a model has no SDPA
+    path, as the engine falls back)."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg))
+    try:
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), attn_implementation=attention)
+    except ValueError:
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), attn_implementation="eager")
     return model.to({"fp32": torch.float32, "bf16": torch.bfloat16}[dtype])
 
 

@@ -1,0 +1,153 @@
+"""How each decoder the estimate knows names and arranges its layers, as transformers builds it.
+
+A model type listed in ``DECODERS`` is laid out exactly: its linear layers carry the names peft
+matches, with their real widths and biases, and its norms, embedding and head are its own.
+Any other decoder is read as Llama's block (``LLAMA``), and the estimate says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any, Callable, Mapping
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Names as peft matches them (module name or dotted tail of its path) and the arrangement
+    of one block, for parameter counts and the activation walk (blocks.py)."""
+
+    attn: str = "self_attn"            # the attention module's name inside a block
+    qkv: tuple[str, ...] = ("q_proj", "k_proj", "v_proj")   # one name: q, k and v in one matmul
+    out: str = "o_proj"
+    # gated MLP: gate, up, down, or two names when gate and up are one matmul; plain: in, out
+    mlp: tuple[str, ...] = ("gate_proj", "up_proj", "down_proj")
+    embed: str = "embed_tokens"
+    head: str = "lm_head"
+    norms: int = 2                     # hidden-wide norms in a block
+    # where a block's norms sit: "pre" (before each sublayer), "sandwich" (before and after
+    # each), "post" (after each sublayer's output, before the residual add)
+    order: str = "pre"
+    # q/k norms: "head" (one [head_dim] weight each for q and k, applied per head), "width"
+    # (over q's and k's whole width), "per_head" (a bias-free LayerNorm of its own per head)
+    qk_norm: str = ""
+    # RMSNorm flavour: "llama" w * x.to(dtype); "cast" (w * x).to(dtype); "gemma" (1 + w) * x
+    # in fp32, cast after
+    rms: str = "llama"
+    parallel: bool = False             # attention and MLP both read the block input
+    # RoPE applied with torch.cat (partial rotary): q comes out contiguous per head, so the CPU
+    # kernel's output is too, and merging the heads back copies it
+    rope_cat: bool = False
+    rope_fp32: bool = False            # cos/sin stay fp32; rotated q and k are cast back (OLMo 2)
+    sdpa: bool = True                  # has an SDPA path (else the engine falls back to eager)
+    resid_drop: tuple[str, ...] = ("attn", "mlp")    # sublayer outputs that go through dropout
+    suggest: tuple[str, ...] = ("q_proj", "v_proj")   # the LoRA targets the estimate proposes
+
+
+LLAMA = Layout()
+GPT2 = Layout(attn="attn", qkv=("c_attn",), out="c_proj", mlp=("c_fc", "c_proj"), embed="wte",
+              suggest=("c_attn",))
+
+
+def _neox_head() -> str:
+    """GPT-NeoX's output head: ``embed_out`` until transformers 5 renamed it ``lm_head``."""
+    try:
+        major = int(metadata.version("transformers").split(".")[0])
+    except (metadata.PackageNotFoundError, ValueError):
+        return "lm_head"
+    return "embed_out" if major < 5 else "lm_head"
+
+
+def _flag(cfg: Mapping[str, Any], name: str, default: bool) -> bool:
+    v = cfg.get(name)
+    return default if v is None else bool(v)
+
+
+@dataclass(frozen=True)
+class Decoder:
+    """What one model type sets beyond the common fields, and the defaults its config class has."""
+
+    layout: Callable[[Mapping[str, Any]], Layout]
+    norm: str = "rms"
+    mlp: str = "gated"
+    tied: bool = False
+    head_dim: int | None = None        # transformers' default when config.json has none
+    gqa: bool = True                   # reads num_key_value_heads (GPT-NeoX has as many as heads)
+    activation: str = "silu"
+    biases: Callable[[Mapping[str, Any]], tuple[bool, bool, bool]] = \
+        lambda c: (_flag(c, "attention_bias", False),) * 2 + (_flag(c, "mlp_bias", False),)
+    extra: Callable[[Mapping[str, Any]], dict] = lambda c: {}
+
+
+def _neox_layout(c: Mapping[str, Any]) -> Layout:
+    return Layout(attn="attention", qkv=("query_key_value",), out="dense", mlp=("dense_h_to_4h", "dense_4h_to_h"),
+                  embed="embed_in", head=_neox_head(), parallel=_flag(c, "use_parallel_residual", True),
+                  rope_cat=True, suggest=("query_key_value",))
+
+
+def _stablelm_layout(c: Mapping[str, Any]) -> Layout:
+    parallel = _flag(c, "use_parallel_residual", False)
+    return Layout(norms=1 if parallel else 2, parallel=parallel, resid_drop=("mlp",), rope_cat=True,
+                  qk_norm="per_head" if _flag(c, "qk_layernorm", False) else "")
+
+
+def _rotary(c: Mapping[str, Any], default: float) -> float:
+    rope = c.get("rope_parameters") if isinstance(c.get("rope_parameters"), Mapping) else {}
+    v = rope.get("partial_rotary_factor", c.get("partial_rotary_factor", c.get("rotary_pct", default)))
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1 else default
+
+
+def _gemma3_ropes(c: Mapping[str, Any]) -> int:
+    """Gemma 3 keeps one cos/sin pair per attention type its layers use (local and global)."""
+    kinds = c.get("layer_types")
+    if isinstance(kinds, list) and kinds:
+        return len(set(map(str, kinds)))
+    layers, every = c.get("num_hidden_layers") or 0, c.get("sliding_window_pattern") or 6
+    return 2 if isinstance(layers, int) and isinstance(every, int) and layers >= every else 1
+
+
+def _softcap(c: Mapping[str, Any], name: str, default: float = 0.0) -> float:
+    v = c.get(name, default)
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else 0.0
+
+
+_GEMMA = dict(tied=True, head_dim=256, activation="gelu_pytorch_tanh")
+
+DECODERS: dict[str, Decoder] = {
+    "llama": Decoder(lambda c: LLAMA),
+    "mistral": Decoder(lambda c: LLAMA),
+    "qwen2": Decoder(lambda c: LLAMA, biases=lambda c: (True, _flag(c, "attention_bias", False),
+                                                        _flag(c, "mlp_bias", False))),
+    "phi3": Decoder(lambda c: Layout(qkv=("qkv_proj",), mlp=("gate_up_proj", "down_proj"), rope_cat=True,
+                                     suggest=("qkv_proj",)),
+                    biases=lambda c: (False, False, False),
+                    extra=lambda c: {"rotary": _rotary(c, 1.0), "resid_pdrop": float(c.get("resid_pdrop") or 0)}),
+    "gpt_neox": Decoder(_neox_layout, norm="layer", mlp="plain", activation="gelu", gqa=False,
+                        biases=lambda c: (_flag(c, "attention_bias", True),) * 2 + (True,),
+                        extra=lambda c: {"rotary": _rotary(c, 0.25), "embd_pdrop": float(c.get("hidden_dropout") or 0),
+                                         "resid_pdrop": float(c.get("hidden_dropout") or 0)}),
+    "starcoder2": Decoder(lambda c: Layout(mlp=("c_fc", "c_proj")), norm="layer", mlp="plain", tied=True,
+                          activation="gelu_pytorch_tanh", biases=lambda c: (_flag(c, "use_bias", True),) * 3,
+                          extra=lambda c: {"embd_pdrop": float(c.get("embedding_dropout") or 0),
+                                           "resid_pdrop": float(c.get("residual_dropout") or 0)}),
+    "qwen3": Decoder(lambda c: Layout(qk_norm="head"), head_dim=128,
+                     biases=lambda c: (_flag(c, "attention_bias", False),) * 2 + (False,)),
+    "olmo2": Decoder(lambda c: Layout(order="post", qk_norm="width", rms="cast", rope_fp32=True),
+                     biases=lambda c: (_flag(c, "attention_bias", False),) * 2 + (False,)),
+    "gemma": Decoder(lambda c: Layout(rms="gemma"), **_GEMMA),
+    # Gemma 2 has no SDPA path: transformers refuses it for the soft-capped attention scores
+    "gemma2": Decoder(lambda c: Layout(rms="gemma", norms=4, order="sandwich", sdpa=False), **_GEMMA,
+                      extra=lambda c: {"softcap": _softcap(c, "final_logit_softcapping", 30.0),
+                                       "attn_softcap": bool(_softcap(c, "attn_logit_softcapping", 50.0))}),
+    "gemma3_text": Decoder(lambda c: Layout(rms="gemma", norms=4, order="sandwich", qk_norm="head"), **_GEMMA,
+                           extra=lambda c: {"softcap": _softcap(c, "final_logit_softcapping"),
+                                            "attn_softcap": bool(_softcap(c, "attn_logit_softcapping")),
+                                            "rope_tables": _gemma3_ropes(c)}),
+    "stablelm": Decoder(_stablelm_layout, norm="layer",
+                        biases=lambda c: (_flag(c, "use_qkv_bias", False), False, False),
+                        extra=lambda c: {"rotary": _rotary(c, 0.25), "resid_pdrop": float(c.get("hidden_dropout") or 0)}),
+}
+
+
+def decoder(model_type: str) -> Decoder | None:
+    return DECODERS.get(model_type)
