@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from vram_helpers import GPT2, GPT2_NO_DROPOUT, GQA, LLAMA, QWEN2, build_hf, cpu_setup, quiet, saved_bytes
+from vram_helpers import GPT2, GPT2_NO_DROPOUT, GQA, LAYOUTS, LLAMA, QWEN2, build_hf, cpu_setup, quiet, saved_bytes
 
 from aios_tui.vram import shape_from_hf_config
 from aios_tui.vram.estimate import saved_for_backward
@@ -36,7 +36,29 @@ CASES = [
     ("gpt2-full-fp32-no-dropout", GPT2_NO_DROPOUT, "fp32", "full", [], {}),
     ("gpt2-full-bf16-dropout", GPT2, "bf16", "full", [], {}),
     ("gpt2-lora-dropout", GPT2, "fp32", "lora", ["c_attn", "c_proj", "c_fc"], {"r": 4, "dropout": 0.1}),
+    # Hugging Face's eager attention: a frozen k leaves q unkept, and the reverse
+    ("gqa-eager-lora-qv", GQA, "fp32", "lora", ["q_proj", "v_proj"], {"r": 4, "dropout": 0.0, "attention": "eager"}),
+    ("gqa-eager-lora-v-dropout-bf16", {**GQA, "attention_dropout": 0.1}, "bf16", "lora", ["v_proj"],
+     {"r": 4, "dropout": 0.0, "attention": "eager"}),
+    ("gqa-eager-full-dropout", {**GQA, "attention_dropout": 0.1}, "fp32", "full", [], {"attention": "eager"}),
 ]
+
+
+def _layout_cases(name: str, cfg: dict) -> list[tuple]:
+    from aios_tui.vram import shape_from_hf_config
+
+    shape = shape_from_hf_config(cfg)
+    linears = list(dict.fromkeys(lin.name for lin in shape.block_linears()))
+    mlp = [lin.name for lin in shape.block_linears() if lin.parent == "mlp"]
+    return [(f"{name}-full-bf16", cfg, "bf16", "full", [], {}),
+            (f"{name}-lora-suggested", cfg, "fp32", "lora", list(shape.suggested_targets()), {"r": 8, "dropout": 0.0}),
+            (f"{name}-lora-all-dropout-bf16", cfg, "bf16", "lora", linears, {"r": 4, "dropout": 0.1}),
+            (f"{name}-ia3", cfg, "fp32", "ia3", linears, {"ia3_feedforward": tuple(mlp[-1:])})]
+
+
+# every laid-out decoder, so its block walk (fused layers, q/k norms, norm placement,
+# parallel residuals) is checked against the real graph
+CASES += [case for name, cfg in LAYOUTS.items() for case in _layout_cases(name, cfg)]
 
 
 def peft_config(method, targets, kw):
@@ -55,7 +77,7 @@ def test_saved_tensors_match_exactly(name, cfg, weights, method, targets, kw):
     import torch
 
     quiet()
-    model = build_hf(cfg, weights)
+    model = build_hf(cfg, weights, kw.get("attention", "sdpa"))
     if method != "full":
         from peft import get_peft_model
 
