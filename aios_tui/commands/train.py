@@ -156,8 +156,7 @@ def _checked(args: argparse.Namespace, cfg: RunConfig):
             cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name))
         session.ensure_free(run)
     task = _task_for(args)
-    check_all(cfg, task)
-    return cfg, run, task
+    return check_all(cfg, task), run, task
 
 
 def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:

@@ -164,20 +164,24 @@ def check_dataset(cfg: RunConfig) -> None:
     read_documents(dataset_path(cfg.data.dataset_file))
 
 
-def check_targets_without_weights(cfg: RunConfig) -> None:
-    """Target modules against the architecture built on the meta device (no weights loaded)."""
+def check_targets_without_weights(cfg: RunConfig) -> RunConfig:
+    """Target modules against the architecture built on the meta device (no weights loaded);
+    ``cfg`` with the targets in the model's own names."""
     if not cfg.peft.use_peft:
-        return
+        return cfg
     from aios_tui.engine.models import meta_model
-    from aios_tui.engine.peft_setup import check_targets
+    from aios_tui.engine.peft_setup import check_targets, own_targets
 
     model = meta_model(cfg)
     if model is not None:
+        cfg = own_targets(model, cfg, cfg.model.model)
         check_targets(model, cfg)
+    return cfg
 
 
-def check_all(cfg: RunConfig, task) -> None:
-    """Everything that can be known about ``cfg`` without loading the model."""
+def check_all(cfg: RunConfig, task) -> RunConfig:
+    """Everything that can be known about ``cfg`` without loading the model; ``cfg`` as it will
+    run (targets in the model's own names)."""
     from aios_tui.engine.models import resolve_device
     from aios_tui.engine.task import CausalLMTask
 
@@ -201,4 +205,5 @@ def check_all(cfg: RunConfig, task) -> None:
     if problems:
         raise UserError(problems)
     if isinstance(task, CausalLMTask):
-        check_targets_without_weights(cfg)
+        cfg = check_targets_without_weights(cfg)
+    return cfg

@@ -41,8 +41,8 @@ from aios_tui.engine.preflight import (
 )
 from aios_tui.engine.optim import apply_options, build_optimizer, lr_at, schedule_of, set_lr
 from aios_tui.engine.peft_setup import (
-    adalora_model, adalora_state, apply_peft, check_targets, parameters_summary, peft_config, quiet_imports,
-    restore_adalora,
+    adalora_model, adalora_state, apply_peft, check_targets, own_targets, parameters_summary, peft_config,
+    quiet_imports, restore_adalora,
 )
 from aios_tui.engine.progress import Progress
 from aios_tui.engine.readback import Readback
@@ -182,6 +182,8 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             raise UserError(f"dataset {cfg.data.dataset_file or '(sample)'}: no training blocks left after "
                             "the eval split; lower --eval-fraction or add text")
         model_name = cfg.model.model
+        if cfg.peft.use_peft:
+            cfg = own_targets(model, cfg, model_name)
         check_targets(model, cfg, model_name, task.peft_extras(cfg).get("modules_to_save", ()))
         if cfg.peft.use_peft:
             peft_config(cfg, cfg.train.steps, task.peft_extras(cfg))  # refuses bad combinations now

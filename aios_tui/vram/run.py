@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from aios_tui.config.targets import with_own_targets
 from aios_tui.vram.estimate import Estimate, estimate
 from aios_tui.vram.setup import Setup
 from aios_tui.vram.shape import HRM, ModelShape, shape_from_hf_config, shape_from_model_arg
@@ -79,4 +80,9 @@ def estimate_for_run(cfg: Any, model_config: Mapping[str, Any] | None = None,
     ``cfg.model.model`` (``tiny``, a directory with config.json, or a built-in model id).
     """
     shape = shape_for_run(cfg, model_config)
-    return estimate(shape, setup_from_config(cfg, shape), gpu_memory_bytes, gpu_label, suggestions)
+    # as the engine does: Llama names the model lacks stand for its own layers in that role
+    cfg, note = with_own_targets(cfg, shape.has_module, shape.name or shape.model_type)
+    est = estimate(shape, setup_from_config(cfg, shape), gpu_memory_bytes, gpu_label, suggestions)
+    if note:
+        est.assumptions.insert(0, note)
+    return est

@@ -158,6 +158,12 @@ class ModelShape:
         return self.embedding_params() + self.layers * self.block_params() \
             + self.final_norm_params() + self.head_params()
 
+    def has_module(self, target: str) -> bool:
+        """Whether a peft target name matches one of the model's linear layers or heads."""
+        if target in self.linear_names():
+            return True
+        return any(target == l.qualified or l.qualified.endswith("." + target) for l in self.block_linears())
+
     def linear_names(self) -> list[str]:
         names = list(dict.fromkeys(l.name for l in self.block_linears()))
         return names + [self.head_name] + (["q_head"] if self.family == HRM else [])

@@ -42,23 +42,35 @@ def test_targets_that_match_nothing_list_the_linear_layers(cli, small_model_dir,
 
 
 @pytest.mark.slow
-def test_gpt2_style_model_suggests_its_own_names(cli, tmp_path, text_file):
+def test_a_gpt2_style_model_gets_its_own_layers_for_llama_names(cli, tmp_path, text_file):
+    import json
+
     from transformers import GPT2Config, GPT2LMHeadModel
 
+    from aios_tui.config import load_config
     from aios_tui.engine.tokenizer import byte_tokenizer
 
     gpt2 = tmp_path / "gpt2ish"
     GPT2LMHeadModel(GPT2Config(vocab_size=259, n_embd=32, n_layer=1, n_head=2, n_positions=64)).save_pretrained(gpt2)
     byte_tokenizer().save_pretrained(gpt2)
-    code, _, err = cli("train", "--model", str(gpt2), "--dataset-file", str(text_file), "--use-peft",
-                       "--lora-target-modules", "q_proj,v_proj", "--max-seq-len", "32")
+    common = ["--model", str(gpt2), "--dataset-file", str(text_file), "--use-peft", "--max-seq-len", "32"]
+    code, _, err = cli("train", *common, "--lora-target-modules", "q_proj,nonesuch")
     assert code == 2
-    assert "q_proj, v_proj match no layer" in err and "c_attn, c_proj, c_fc" in err
+    assert "nonesuch matches no layer" in err and "c_attn, c_proj, c_fc" in err
     assert _nothing_left()
-    code, _, err = cli("train", "--model", str(gpt2), "--dataset-file", str(text_file), "--use-peft",
-                       "--lora-target-modules", "c_attn", "--max-seq-len", "32", "--steps", "2",
-                       "--batch-size", "2", "--run-dir", str(tmp_path / "ok"), "--progress", "none")
+    # the default (Llama's seven names) means every projection, which GPT-2 calls otherwise
+    run = tmp_path / "ok"
+    code, _, err = cli("train", *common, "--steps", "2", "--batch-size", "2", "--run-dir", str(run),
+                       "--progress", "none")
     assert code == 0, err  # Conv1D layers take LoRA too
+    assert ("q_proj/k_proj/v_proj -> c_attn, o_proj -> attn.c_proj, gate_proj/up_proj -> c_fc, "
+            "down_proj -> mlp.c_proj") in err
+    cfg = load_config(run / "config.toml")
+    assert cfg.peft.target_list() == ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"]
+    header = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    code, out, err = cli("estimate", *common, "--json")
+    assert code == 0, err
+    assert json.loads(out)["parameters"]["trainable"] == header["parameters"]["trainable"]
 
 
 def _dataset(directory: Path, kind: str) -> str:

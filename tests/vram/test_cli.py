@@ -281,9 +281,15 @@ def test_phi3_is_estimated_under_its_own_layer_names(cli, tmp_path):
     assert data["model"]["family"] == "phi3" and not any("approximate" in a for a in data["assumptions"])
     # fused q/k/v: [64 -> 64 + 2 x 32] per layer, two layers
     assert data["parameters"]["trainable"] == 2 * 8 * (64 + 128)
-    code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--lora-target-modules", "q_proj,v_proj")
+    # Llama's names stand for phi3's own layers in that role, as in the engine
+    code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--lora-target-modules", "q_proj,v_proj",
+                         "--lora-r", "8", "--json")
+    assert code == 0, err
+    assert json.loads(out)["parameters"]["trainable"] == 2 * 8 * (64 + 128)
+    assert "q_proj/v_proj -> qkv_proj" in json.loads(out)["assumptions"][0]
+    code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--lora-target-modules", "qkv_proj,c_attn")
     assert code == 2 and out == "" and "Traceback" not in err
-    assert "q_proj, v_proj match no layer" in err
+    assert "c_attn matches no layer" in err
     assert "its linear layers are: qkv_proj, o_proj, gate_up_proj, down_proj, lm_head" in err
     assert "for example: --lora-target-modules qkv_proj" in err
 
