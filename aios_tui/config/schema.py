@@ -50,7 +50,7 @@ class PeftConfig:
     lora_r: int = fld(16, "adapter rank (LoRA; AdaLoRA's target rank)", lo=1, hi=256)
     lora_alpha: int = fld(32, "adapter scaling; the update is scaled by alpha/r", lo=1, hi=1024)
     lora_dropout: float = fld(0.05, "dropout on the adapter input", lo=0.0, hi=0.5)
-    lora_target_modules: str = fld(SEED_TARGETS, "comma-separated module names to adapt",
+    lora_target_modules: str = fld(SEED_TARGETS, "comma-separated modules to adapt; Llama's names fit other models",
                                    metavar="NAMES")
     adalora_init_r: int = fld(0, "AdaLoRA starting rank per module (0: 1.5 x lora_r)", lo=0, hi=512)
     adalora_tinit: int = fld(-1, "AdaLoRA warm-up steps before pruning (-1: 10% of steps)", lo=-1)
