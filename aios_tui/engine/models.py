@@ -197,17 +197,35 @@ def build_causal_lm(cfg: RunConfig):
     return model, load_tokenizer(name)
 
 
+def read_config(name: str):
+    """The transformers config of ``name`` (no weights), or None when it cannot be read (a hub
+    id with an empty cache, a model type this transformers does not know)."""
+    from transformers import AutoConfig
+
+    try:
+        return tiny_config() if name == "tiny" else AutoConfig.from_pretrained(name)
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def positions_problem(config, max_seq_len: int) -> str | None:
+    """Why blocks of ``max_seq_len`` tokens do not fit the model ``config`` describes."""
+    limit = getattr(config, "max_position_embeddings", None)
+    if isinstance(limit, int) and 0 < limit < max_seq_len:
+        return (f"data.max_seq_len: {max_seq_len} is longer than the model's {limit} positions; "
+                f"use --max-seq-len {limit} or less")
+    return None
+
+
 def meta_model(cfg: RunConfig):
     """The architecture of ``cfg.model`` with no weights (for checks before anything is loaded).
 
     None when the config cannot be read locally (a hub id with an empty cache).
     """
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    name = cfg.model.model
-    try:
-        config = tiny_config() if name == "tiny" else AutoConfig.from_pretrained(name)
-    except (OSError, ValueError, KeyError):
+    config = read_config(cfg.model.model)
+    if config is None:
         return None
     try:
         with torch.device("meta"):

@@ -153,21 +153,25 @@ class CausalLMTask(Task):
         self._adalora: tuple[float, list] | None = None
 
     def preflight(self, cfg: RunConfig) -> None:
-        from aios_tui.engine.models import model_source_problem
+        from aios_tui.engine.models import model_source_problem, positions_problem, read_config
 
         problem = model_source_problem(cfg.model.model)
         if problem:
             raise UserError(problem)
+        # Found here too, not only once the weights are in: --check and --detach must refuse it.
+        config = read_config(cfg.model.model)
+        problem = positions_problem(config, cfg.data.max_seq_len) if config is not None else None
+        if problem:
+            raise UserError(problem)
 
     def build(self, cfg: RunConfig, device: torch.device) -> tuple[nn.Module, Any]:
-        from aios_tui.engine.models import build_causal_lm
+        from aios_tui.engine.models import build_causal_lm, positions_problem
 
         self.fused = cfg.train.fused_loss
         model, tokenizer = build_causal_lm(cfg)
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if limit and cfg.data.max_seq_len > limit:
-            raise UserError(f"data.max_seq_len: {cfg.data.max_seq_len} is longer than the model's "
-                            f"{limit} positions; use --max-seq-len {limit} or less")
+        problem = positions_problem(model.config, cfg.data.max_seq_len)
+        if problem:
+            raise UserError(problem)
         if getattr(model, "hf_quantizer", None) is not None or getattr(model.config, "quantization_config", None):
             # device_map already placed it; older bitsandbytes refuse .to() on 8-bit models
             return model, tokenizer
