@@ -35,7 +35,7 @@ def fused_parts(model: nn.Module) -> tuple[nn.Module, nn.Linear] | None:
     config = getattr(hf, "config", None)
     if config is None or getattr(config, "model_type", None) not in FUSED_MODEL_TYPES:
         return None
-    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+    if _changes_logits(config):
         return None
     get_head = getattr(hf, "get_output_embeddings", None)
     head = get_head() if callable(get_head) else None
@@ -43,6 +43,15 @@ def fused_parts(model: nn.Module) -> tuple[nn.Module, nn.Linear] | None:
     if type(head) is not nn.Linear or decoder is None or decoder is hf:
         return None
     return decoder, head
+
+
+def _changes_logits(config) -> bool:
+    """Whether the model alters lm_head's output before returning it. The names differ by
+    family (Gemma 2/3 soft-cap, Cohere's logit_scale multiplies, Granite's logits_scaling
+    divides), so a type added to the list with one of them still falls back to the plain path."""
+    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+        return True
+    return getattr(config, "logits_scaling", None) not in (None, 1, 1.0)
 
 
 def causal_lm_loss(model: nn.Module, input_ids: Tensor, labels: Tensor, *, fused: bool = False,
