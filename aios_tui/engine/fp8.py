@@ -6,9 +6,11 @@ incoming gradient (e5m2) and the weight for the input gradient in backward. On a
 (compute capability 8.9 and up: Ada, Hopper) those matmuls run at twice the bf16 rate. Left in
 their own precision: the lm_head (the loss is where precision matters most, and the fused loss
 reads its weight directly), the adapters' own small matrices (``lora_A``/``lora_B`` and the
-like), quantized layers, and layers whose sizes are not multiples of 16 (the FP8 kernels need
-them). The adapters still learn in bf16/fp32; only the frozen base's products are rounded, much
-as a quantized base rounds its weights.
+like), quantized layers, layers that are not plain ``nn.Linear`` (GPT-2's Conv1D, Falcon's
+FalconLinear), and layers whose sizes are not multiples of 16 (the FP8 kernels need them); a
+model left with none is refused before its weights load. The adapters still learn in
+bf16/fp32; only the frozen base's products are rounded, much as a quantized base rounds its
+weights.
 
 torchao computes a weight gradient in backward even for a frozen weight; compiled
 (``--torch-compile``), the unused product is dropped from the graph, so a LoRA step pays for
@@ -68,6 +70,9 @@ def problems(cfg: RunConfig, device: torch.device, task_command: str = "train") 
             name = torch.cuda.get_device_name(device)
             out.append(f"{FIELD}: {name} (compute capability {cap[0]}.{cap[1]}) has no FP8 matmuls; "
                        "they need 8.9 or newer (Ada, Hopper)")
+    if not out:
+        layers = layers_problem(cfg)
+        out += [layers] if layers else []
     return out
 
 
@@ -84,23 +89,55 @@ def eligible(fqn: str, module: nn.Module, head: nn.Module | None, head_names: tu
     return module.in_features % 16 == 0 and module.out_features % 16 == 0
 
 
+def _head(model: nn.Module) -> nn.Module | None:
+    from aios_tui.engine.loss import unwrap
+
+    get_head = getattr(unwrap(model), "get_output_embeddings", None)
+    return get_head() if callable(get_head) else None
+
+
+def chosen(model: nn.Module) -> set[str]:
+    """Names of the layers ``apply`` converts (the model may be on the meta device)."""
+    head = _head(model)
+    names = {id(m): n for n, m in model.named_modules()}
+    head_names = tuple(n for n, m in model.named_modules() if head is not None and m is head)
+    return {names[id(m)] for m in model.modules() if id(m) in names and eligible(names[id(m)], m, head, head_names)}
+
+
+def none_chosen(model: nn.Module, model_name: str) -> str:
+    from aios_tui.engine.models import linear_like
+
+    head = _head(model)
+    adapter = ("lora_", "ia3_")
+    kinds = {type(m) for n, m in model.named_modules()
+             if linear_like(m) and m is not head and not any(p.startswith(adapter) for p in n.split("."))}
+    if kinds and nn.Linear not in kinds:
+        # GPT-2's Conv1D and nn.Linear subclasses stay as they are: Falcon's FalconLinear, for one,
+        # has its output added into in place, which the view torchao's layer returns forbids.
+        why = f"its linear layers are {', '.join(sorted(k.__name__ for k in kinds))}, not plain nn.Linear"
+    else:
+        why = "sizes must be multiples of 16"
+    return f"{FIELD}: {model_name} has no linear layer FP8 can take ({why}); train without --fp8"
+
+
+def layers_problem(cfg: RunConfig) -> str | None:
+    """``none_chosen``'s refusal, told on the model built without weights (None if it cannot be)."""
+    from aios_tui.engine.models import meta_model
+
+    model = meta_model(cfg)
+    return none_chosen(model, cfg.model.model) if model is not None and not chosen(model) else None
+
+
 def apply(model: nn.Module, model_name: str) -> int:
     """Swap the eligible linear layers for torchao's Float8Linear, in place; how many were swapped
     (UserError when there is none)."""
-    from aios_tui.engine.loss import unwrap
-
     float8 = torchao_float8()
     assert float8 is not None, "problems() refuses train.fp8 without torchao"
-    get_head = getattr(unwrap(model), "get_output_embeddings", None)
-    head = get_head() if callable(get_head) else None
-    names = {id(m): n for n, m in model.named_modules()}
-    head_names = tuple(n for n, m in model.named_modules() if head is not None and m is head)
-    chosen = {names[id(m)] for m in model.modules() if id(m) in names and eligible(names[id(m)], m, head, head_names)}
-    if not chosen:
-        raise UserError(f"{FIELD}: {model_name} has no linear layer FP8 can take (sizes must be multiples "
-                        "of 16); train without --fp8")
-    float8.convert_to_float8_training(model, module_filter_fn=lambda m, fqn: fqn in chosen)
-    return len(chosen)
+    names = chosen(model)
+    if not names:
+        raise UserError(none_chosen(model, model_name))
+    float8.convert_to_float8_training(model, module_filter_fn=lambda m, fqn: fqn in names)
+    return len(names)
 
 
 def converted(model: nn.Module) -> int:

@@ -16,8 +16,9 @@ update; they differ from what training saw by the quantisation error, and the ex
 Refused before any weights load (one line each): bitsandbytes that cannot be imported or
 cannot run a quantized layer on the training device (tried for real on a 64x64 layer), a
 model family that is not a Hugging Face causal LM (HRM ACTv1 brains train in full
-precision), and a model directory saved already quantized by bitsandbytes in another width
-than asked (or with no flag: such weights cannot load in full precision).
+precision), a model directory saved already quantized by bitsandbytes in another width
+than asked (or with no flag: such weights cannot load in full precision), and a model none of
+whose layers transformers would quantize (Falcon's, under transformers 5).
 """
 
 from __future__ import annotations
@@ -125,6 +126,38 @@ def probe(kind: str, device: torch.device) -> str | None:
     return _probed[key]
 
 
+def nothing_to_quantize(cfg: RunConfig, kind: str, device: torch.device) -> str | None:
+    """Why loading would quantize none of the model's layers, told on the model built without
+    weights by transformers' own layer replacement: transformers 5 takes nn.Linear and Conv1D
+    but not their subclasses, so Falcon's FalconLinear layers would all stay in full precision.
+    None when some layer would be quantized, or when that cannot be told before loading."""
+    from aios_tui.engine.models import meta_model
+
+    model = meta_model(cfg)
+    if model is None:
+        return None
+    try:
+        from transformers.integrations.bitsandbytes import replace_with_bnb_linear
+        from transformers.utils import logging as hf_logging
+
+        head = model.get_output_embeddings()
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # its "no linear modules were found" names another method
+        try:
+            replace_with_bnb_linear(model, modules_to_not_convert=[n for n, m in model.named_modules() if m is head],
+                                    quantization_config=bnb_config(kind, device))
+        finally:
+            hf_logging.set_verbosity(level)
+        if quantized_layers(model):
+            return None
+    except Exception:  # another transformers' signature, or a model it cannot build: the load will tell
+        return None
+    found = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.Linear) and m is not head})
+    return (f"{field(kind)}: {cfg.model.model} has no layer this transformers quantizes with bitsandbytes "
+            f"(it quantizes plain nn.Linear and Conv1D layers; this model's are {', '.join(found) or 'none'}); "
+            f"train without {flag(kind)}")
+
+
 def stored_quantization(model: str) -> dict | None:
     """The ``quantization_config`` of a local model directory saved quantized, else None."""
     path = Path(model).expanduser()
@@ -178,6 +211,10 @@ def problems(cfg: RunConfig, task: Any = None) -> list[str]:
         if why:
             out.append(f"{field(kind)}: bitsandbytes cannot run {kind[0]}-bit layers on {device.type} here ({why}); "
                        f"train without {flag(kind)}, or install a bitsandbytes build for this machine")
+        elif stored is None:
+            why = nothing_to_quantize(cfg, kind, device)
+            if why:
+                out.append(why)
     if cfg.memory.use_8bit_optimizer:
         why = optim_bnb.probe(device)
         if why:
