@@ -176,6 +176,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
             child += ["--config", str(Path(args.config).resolve())]
         run.write_status(state="starting", pid=os.getpid(), error=None)
     else:
+        session.ensure_free(run)  # again: the checks above take a while, and a run may start meanwhile
         session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps, command=args.command_name)
         child = [args.command_name, "--config", str(run.config_toml), "--run-dir", str(run.path), *forward]
     pid = start_detached(child, run.path)

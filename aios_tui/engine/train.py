@@ -192,6 +192,10 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             state = ckpt.load_trainer_state(checkpoint)
             _check_same_data(state, data, cfg, checkpoint)
 
+        if not resume:
+            # again: another run may have taken the directory while the model loaded (two runs
+            # started in the same second pick the same generated name)
+            session.ensure_free(run)
         # held until this session ends: two runs started at once must not share one --log-file
         log_lock = LogFileLock.take(cfg.train.log_file)
 

@@ -326,8 +326,13 @@ def prepare_run(run: RunDir, cfg: Any, *, pid: int, total_steps: int, write_conf
     this one way, so a watcher reads the same status whoever started the run."""
     from aios_tui.config import save_config  # the config layer; kept out of this module's import
 
-    created = not run.path.exists()
-    run.path.mkdir(parents=True, exist_ok=True)
+    try:
+        # whether this call made it decides who may remove it on failure: not a run that took the
+        # directory a moment ago
+        run.path.mkdir(parents=True)
+        created = True
+    except FileExistsError:
+        created = False
     remember(run.path)
     if write_config:
         save_config(cfg, run.config_toml)

@@ -346,3 +346,35 @@ def test_flash_attention_on_cuda_needs_the_flash_attn_package(monkeypatch):
         "installed (pip install flash-attn); use sdpa (the default) or eager"]
     cfg.model.attn_implementation = "sdpa"
     assert attention_problems(cfg, "cuda", CausalLMTask()) == []
+
+
+def test_a_run_that_takes_the_directory_while_the_model_loads_is_left_alone(make_cfg, tmp_path, monkeypatch):
+    # Two runs started in the same second pick the same generated name; the second to get past
+    # loading its model must refuse, not write over the first one's config and status.
+    import subprocess
+    import sys
+
+    from aios_tui.engine import task as task_mod
+    from aios_tui.engine.session import prepare
+    from aios_tui.engine.train import run_training
+    from aios_tui.errors import UserError
+    from aios_tui.metrics.rundir import RunDir
+
+    run = RunDir(tmp_path / "lora-20261128-120000")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    build = task_mod.CausalLMTask.build
+
+    def build_while_another_run_starts(self, cfg, device):
+        prepare(run, make_cfg(steps=9), pid=other.pid, total_steps=9)
+        return build(self, cfg, device)
+
+    monkeypatch.setattr(task_mod.CausalLMTask, "build", build_while_another_run_starts)
+    try:
+        with pytest.raises(UserError, match=f"is being started by process {other.pid}"):
+            run_training(make_cfg(steps=1), run.path, progress="none")
+        status = run.read_status()
+        assert status["pid"] == other.pid and status["state"] == "starting" and status["total_steps"] == 9
+        assert run.config_toml.is_file() and not run.list_checkpoints()
+    finally:
+        other.kill()
+        other.wait()
