@@ -60,3 +60,36 @@ def text_file(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "train.txt"
     path.write_text(build(lines=300, seed=7), encoding="utf-8")
     return path
+
+
+def _step_losses(metrics: Path) -> dict[int, float]:
+    """step -> loss; a later line for the same step (after a resume) replaces an earlier one."""
+    import json
+
+    out: dict[int, float] = {}
+    for line in metrics.read_text().splitlines():
+        rec = json.loads(line) if line.strip() else {}
+        if "event" not in rec and "step" in rec and "loss" in rec:
+            out[rec["step"]] = rec["loss"]
+    return out
+
+
+@pytest.fixture
+def resumed_like_straight(cli, tmp_path):
+    """Train ``args`` in one session (tmp_path/straight) and, beside it, stopped after ``stop``
+    steps and resumed (tmp_path/split); asserts both give the same loss at every one of their
+    ``steps`` steps and returns (straight, split, the straight run's output)."""
+    def run(*args: str, steps: int, stop: int) -> tuple[Path, Path, str]:
+        straight, split = tmp_path / "straight", tmp_path / "split"
+        code, out, err = cli("train", "--run-dir", str(straight), *args)
+        assert code == 0, err
+        code, _, err2 = cli("train", "--run-dir", str(split), "--stop-after", str(stop), *args)
+        assert code == 0, err2
+        code, _, err2 = cli("train", "--resume", str(split), "--progress", "none")
+        assert code == 0, err2
+        a, b = _step_losses(straight / "metrics.jsonl"), _step_losses(split / "metrics.jsonl")
+        assert sorted(a) == sorted(b) == list(range(1, steps + 1))
+        assert max(abs(a[s] - b[s]) for s in a) <= 1e-6, (a, b)
+        return straight, split, out + err
+
+    return run

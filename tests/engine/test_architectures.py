@@ -171,23 +171,15 @@ def _logits(model, ids):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch, method", END_TO_END)
-def test_resume_export_merge_and_generate(arch, method, arch_dir, text_file, tmp_path, cli, losses_of):
+def test_resume_export_merge_and_generate(arch, method, arch_dir, text_file, cli, losses_of, resumed_like_straight):
     from transformers import AutoModelForCausalLM
 
     from aios_tui.engine.export import load_trained
 
     model_dir = arch_dir(arch)
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    code, _, err = cli("train", "--steps", "6", "--run-dir", str(straight), *_flags(model_dir, text_file, arch, method))
-    assert code == 0, err
-    code, _, err = cli("train", "--steps", "6", "--stop-after", "3", "--run-dir", str(split),
-                       *_flags(model_dir, text_file, arch, method))
-    assert code == 0, err
-    code, _, err = cli("train", "--resume", str(split), "--progress", "none")
-    assert code == 0, err
-    a, b = losses_of(straight / "metrics.jsonl"), losses_of(split / "metrics.jsonl")
-    assert sorted(a) == sorted(b) == list(range(1, 7))
-    assert max(abs(a[s] - b[s]) for s in a) <= 1e-6
+    straight, split, _ = resumed_like_straight("--steps", "6", *_flags(model_dir, text_file, arch, method),
+                                               steps=6, stop=3)
+    a = losses_of(straight / "metrics.jsonl")
     assert a[6] < a[1]  # it learned
 
     ids = torch.tensor([[BOS_ID] + list(b"count 3 to 7: 3 4 5")])

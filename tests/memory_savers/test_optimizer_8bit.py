@@ -19,21 +19,12 @@ def _optimizer_state(checkpoint) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_full_fine_tuning_of_tiny_trains_and_resumes_exactly(cli, text_file, tmp_path, flags_for, losses_of,
-                                                              records_of):
-    flags = flags_for("tiny", text_file, steps="8", lr="1e-3")
-    straight, split = tmp_path / "straight", tmp_path / "split"
-    code, out, err = cli("train", "--use-8bit-optimizer", "--run-dir", str(straight), *flags, "--progress", "lines")
-    assert code == 0, err
-    assert "memory savers: bitsandbytes AdamW8bit" in out + err
-    code, _, err = cli("train", "--use-8bit-optimizer", "--run-dir", str(split), "--stop-after", "4", *flags)
-    assert code == 0, err
-    code, _, err = cli("train", "--resume", str(split), "--progress", "none")
-    assert code == 0, err
-
-    a, b = losses_of(straight / "metrics.jsonl"), losses_of(split / "metrics.jsonl")
-    assert sorted(a) == sorted(b) == list(range(1, 9))
-    assert max(abs(a[s] - b[s]) for s in a) <= 1e-6
+def test_full_fine_tuning_of_tiny_trains_and_resumes_exactly(text_file, flags_for, losses_of, records_of,
+                                                              resumed_like_straight):
+    flags = flags_for("tiny", text_file, steps="8", lr="1e-3", progress="lines")
+    straight, split, out = resumed_like_straight("--use-8bit-optimizer", *flags, steps=8, stop=4)
+    assert "memory savers: bitsandbytes AdamW8bit" in out
+    a = losses_of(straight / "metrics.jsonl")
     assert a[8] < a[1] - 0.5, a
     evals = lambda p: {r["step"]: r["eval_loss"] for r in records_of(p) if "eval_loss" in r}
     assert evals(straight / "metrics.jsonl") == pytest.approx(evals(split / "metrics.jsonl"), abs=1e-6)

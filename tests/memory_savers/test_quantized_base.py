@@ -135,21 +135,13 @@ def _check_merged_export(cli, run, base_dir, records_of):
 
 
 @pytest.mark.slow
-def test_qlora_on_tiny_trains_resumes_exactly_and_merges_into_full_precision(cli, text_file, tmp_path, flags_for,
-                                                                             losses_of, records_of):
+def test_qlora_on_tiny_trains_resumes_exactly_and_merges_into_full_precision(cli, text_file, flags_for,
+                                                                             losses_of, records_of,
+                                                                             resumed_like_straight):
     flags = flags_for("tiny", text_file, steps="6", lora_r="8", lora_target_modules="q_proj,v_proj,down_proj")
-    straight, split = tmp_path / "straight", tmp_path / "split"
     common = ["--use-peft", "--load-in-4bit", "--use-8bit-optimizer", "--gradient-checkpointing"]
-    code, out, err = cli("train", *common, "--run-dir", str(straight), *flags)
-    assert code == 0, err
-    code, _, err = cli("train", *common, "--run-dir", str(split), "--stop-after", "3", *flags)
-    assert code == 0, err
-    code, _, err = cli("train", "--resume", str(split), "--progress", "none")
-    assert code == 0, err
-
-    a, b = losses_of(straight / "metrics.jsonl"), losses_of(split / "metrics.jsonl")
-    assert sorted(a) == sorted(b) == list(range(1, 7))
-    assert max(abs(a[s] - b[s]) for s in a) <= 1e-6
+    straight, split, _ = resumed_like_straight(*common, *flags, steps=6, stop=3)
+    a = losses_of(straight / "metrics.jsonl")
     assert a[6] < a[1], a
     header = records_of(split / "metrics.jsonl")[0]
     assert header["memory_savers"] == {"quantized_base": "4bit", "quantization": "4-bit NF4 (double quantisation)",
