@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 _QKV = ("qkv_proj", "query_key_value", "c_attn", "Wqkv")
-_GATE_UP = ("gate_up_proj", "dense_h_to_4h", "c_fc", "fc1", "w1")
+_GATE_UP = ("gate_up_proj", "dense_h_to_4h", "c_fc", "fc1", "fc_in", "w1")
 
 # Candidates in order; the first the model has wins. Dotted names pick one of two layers that
 # share a leaf name (GPT-2's attn.c_proj and mlp.c_proj), as peft matches a dotted tail.
@@ -20,10 +20,10 @@ EQUIVALENTS: dict[str, tuple[str, ...]] = {
     "q_proj": _QKV,
     "k_proj": _QKV,
     "v_proj": _QKV,
-    "o_proj": ("out_proj", "attention.dense", "self_attention.dense", "attn.c_proj", "dense"),
-    "gate_proj": _GATE_UP,
+    "o_proj": ("out_proj", "attention.dense", "self_attention.dense", "self_attn.dense", "attn.c_proj", "dense"),
+    "gate_proj": (*_GATE_UP, "up_proj"),   # a plain MLP's one input layer (MPT calls it up_proj)
     "up_proj": _GATE_UP,
-    "down_proj": ("dense_4h_to_h", "mlp.c_proj", "fc2", "w2"),
+    "down_proj": ("dense_4h_to_h", "mlp.c_proj", "fc2", "fc_out", "w2"),
 }
 
 

@@ -19,6 +19,12 @@ MODULES = {
              "model.layers.0.mlp.gate_up_proj", "model.layers.0.mlp.down_proj"],
     "gpt_neox": ["gpt_neox.layers.0.attention.query_key_value", "gpt_neox.layers.0.attention.dense",
                  "gpt_neox.layers.0.mlp.dense_h_to_4h", "gpt_neox.layers.0.mlp.dense_4h_to_h"],
+    "mpt": ["transformer.blocks.0.attn.Wqkv", "transformer.blocks.0.attn.out_proj",
+            "transformer.blocks.0.ffn.up_proj", "transformer.blocks.0.ffn.down_proj"],
+    "codegen": ["transformer.h.0.attn.qkv_proj", "transformer.h.0.attn.out_proj", "transformer.h.0.mlp.fc_in",
+                "transformer.h.0.mlp.fc_out"],
+    "phi": ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj",
+            "model.layers.0.self_attn.dense", "model.layers.0.mlp.fc1", "model.layers.0.mlp.fc2"],
     "gpt2": ["transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj", "transformer.h.0.mlp.c_fc",
              "transformer.h.0.mlp.c_proj"],
 }
@@ -35,6 +41,9 @@ def has(kind):
     ("phi3", ["q_proj", "v_proj"], ["qkv_proj"]),
     ("gpt_neox", ALL7, ["query_key_value", "attention.dense", "dense_h_to_4h", "dense_4h_to_h"]),
     ("gpt2", ALL7, ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"]),
+    ("mpt", ALL7, ["Wqkv", "out_proj", "up_proj", "down_proj"]),
+    ("codegen", ALL7, ["qkv_proj", "out_proj", "fc_in", "fc_out"]),
+    ("phi", ALL7, ["q_proj", "k_proj", "v_proj", "self_attn.dense", "fc1", "fc2"]),
     ("gpt2", ["c_fc", "q_proj"], ["c_fc", "c_attn"]),
     ("gpt2", ["q_proj", "nonesuch"], ["c_attn", "nonesuch"]),  # left for the target check to report
 ])
