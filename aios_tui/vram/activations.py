@@ -401,6 +401,10 @@ class BlockWalk:
             self.L.keep(self.k("half_x"), x.dt * x.width, "mlp")
             self.L.keep(self.k("one_plus_t"), t_dt * x.width, "mlp")
             return Act(self.k("gelu"), max(x.dt, t_dt), x.width, True)
+        if sh.activation == "relu":   # ReLU's backward reads its output, the tensor the next layer reads
+            out = Act(self.k("relu"), x.dt, x.width, True)
+            self.L.keep(out.key, x.dt * x.width, "mlp")
+            return out
         self.L.keep(x.key, x.dt * x.width, "mlp")
         return Act(self.k("gelu"), x.dt, x.width, True)
 
@@ -418,6 +422,10 @@ def outside_blocks(ctx: Context, x0: Act) -> Ledger:
         # cos and sin [1, seq, rotary dims], shared by every block's q and k
         cos_dt = 4 if sh.layout.rope_fp32 else ctx.cos_dt
         led.keep_fixed("rope", 2 * ctx.seq * sh.rotary_dim * cos_dt * sh.rope_tables, "attention")
+    if sh.layout.positions == "alibi" and sh.family == "falcon" and not ctx.amp:
+        # ALiBi folded into one float mask [batch, heads, seq, seq] that every layer's SDPA keeps
+        # (under autocast each layer keeps a bf16 cast of its own: falcon.py)
+        led.keep("alibi.mask", ctx.pb * sh.heads * ctx.seq, "attention")
     if sh.embd_pdrop > 0 and x0.g:
         BlockWalk(ctx, led).dropout(x0, sh.embd_pdrop, "embd", "norms")
     return led

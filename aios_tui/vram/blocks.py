@@ -1,11 +1,11 @@
 """Each family's block, walked in forward order for what backward keeps (the ops, and what
 each keeps, are in activations.py).
 
-One walk serves every RoPE decoder in layouts.py: q, k and v as three layers or one fused
+One walk serves the decoders in layouts.py (RoPE, or OPT's learned positions): q, k and v as three layers or one fused
 matmul (q and k are rotated into new tensors, v stays a view of the fused output, so the whole
 output is kept); the MLP gated (gate and up as two layers or one) or plain; norms before,
 around or after each sublayer; attention and MLP reading the same input (parallel residual).
-GPT-2 and HRM ACTv1 have walks of their own.
+GPT-2, HRM ACTv1 and Falcon (falcon.py) have walks of their own.
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ def block(w: BlockWalk, x: Act) -> Act:
         return gpt2_block(w, x)
     if fam == HRM:
         return hrm_block(w, x)
+    if fam == "falcon":
+        from aios_tui.vram.falcon import falcon_block   # it builds on this module's mlp
+
+        return falcon_block(w, x)
     return decoder_block(w, x)
 
 
@@ -38,7 +42,11 @@ def attention(w: BlockWalk, y: Act) -> Act:
         q, k, v = outs
     if lay.qk_norm:
         q, k = _qk_norm(w, q, "q_norm", sh.heads), _qk_norm(w, k, "k_norm", sh.kv_heads)
-    o_in = w.attention(w.rope(q, "q"), w.rope(k, "k"), v, attn_dropout=sh.attn_pdrop, fused_v=fused)
+    if lay.positions == "rope":
+        q, k = w.rope(q, "q"), w.rope(k, "k")
+    elif lay.q_scaled:   # q * scaling: a new tensor; k and v stay the projections' outputs
+        q = Act(w.k("q.scaled"), q.dt, q.width, q.g)
+    o_in = w.attention(q, k, v, attn_dropout=sh.attn_pdrop, fused_v=fused)
     out = w.reading("attn_out")[0]
     o = w.linear(o_in, out, out.lin.name, "attention")
     return w.dropout(o, sh.resid_pdrop, "resid1", "attention") if "attn" in lay.resid_drop else o
@@ -88,6 +96,9 @@ def decoder_block(w: BlockWalk, x: Act) -> Act:
         a = attention(w, y1)
         m = mlp(w, w.norm(x, "norm2") if lay.norms == 2 else y1)
         out = w.add(w.add(x, a, "h1"), m, "x_next")
+    elif lay.order == "post_add":
+        h1 = w.norm(w.add(x, attention(w, x), "r1"), "norm1")
+        out = w.norm(w.add(h1, mlp(w, h1), "r2"), "norm2")
     elif lay.order == "post":
         h1 = w.add(x, w.norm(attention(w, x), "norm1"), "h1")
         out = w.add(h1, w.norm(mlp(w, h1), "norm2"), "x_next")

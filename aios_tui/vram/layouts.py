@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Callable, Mapping
 
+from aios_tui.errors import UserError
 
 @dataclass(frozen=True)
 class Layout:
@@ -22,11 +23,13 @@ class Layout:
     out: str = "o_proj"
     # gated MLP: gate, up, down, or two names when gate and up are one matmul; plain: in, out
     mlp: tuple[str, ...] = ("gate_proj", "up_proj", "down_proj")
+    mlp_parent: str = "mlp"            # the MLP's module ("": its layers sit in the block, OPT)
     embed: str = "embed_tokens"
     head: str = "lm_head"
     norms: int = 2                     # hidden-wide norms in a block
     # where a block's norms sit: "pre" (before each sublayer), "sandwich" (before and after
-    # each), "post" (after each sublayer's output, before the residual add)
+    # each), "post" (after each sublayer's output, before the residual add), "post_add" (after
+    # each residual add, OPT-350m's do_layer_norm_before=False)
     order: str = "pre"
     # q/k norms: "head" (one [head_dim] weight each for q and k, applied per head), "width"
     # (over q's and k's whole width), "per_head" (a bias-free LayerNorm of its own per head)
@@ -40,6 +43,10 @@ class Layout:
     rope_cat: bool = False
     rope_fp32: bool = False            # cos/sin stay fp32; rotated q and k are cast back (OLMo 2)
     sdpa: bool = True                  # has an SDPA path (else the engine falls back to eager)
+    # positions: "rope", "learned" (a table added to the embedding: q and k stay as projected),
+    # "alibi" (a per-head bias folded into the attention mask)
+    positions: str = "rope"
+    q_scaled: bool = False             # q is multiplied by 1/sqrt(head_dim) into a new tensor (OPT)
     resid_drop: tuple[str, ...] = ("attn", "mlp")    # sublayer outputs that go through dropout
     suggest: tuple[str, ...] = ("q_proj", "v_proj")   # the LoRA targets the estimate proposes
 
@@ -111,6 +118,65 @@ def _softcap(c: Mapping[str, Any], name: str, default: float = 0.0) -> float:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 else 0.0
 
 
+def _opt_layout(c: Mapping[str, Any]) -> Layout:
+    return Layout(out="out_proj", mlp=("fc1", "fc2"), mlp_parent="",
+                  order="pre" if _flag(c, "do_layer_norm_before", True) else "post_add",
+                  positions="learned", q_scaled=True)
+
+
+def _opt_extra(c: Mapping[str, Any]) -> dict:
+    proj, hidden = c.get("word_embed_proj_dim"), c.get("hidden_size")
+    if proj is not None and proj != hidden:
+        # project_in/project_out and a head of another width than the blocks (OPT-350m)
+        raise UserError(f"model config: opt with word_embed_proj_dim {proj} != hidden_size {hidden} "
+                        "(project_in/project_out) is not laid out by the estimate",
+                        "the estimate counts OPT models whose embedding width is the hidden size")
+    affine = _flag(c, "layer_norm_elementwise_affine", True)
+    return {"learned_positions": True, "pos_offset": 2, "rope_tables": 0,
+            "max_positions": int(c.get("max_position_embeddings") or 2048),
+            "activation": str(c.get("activation_function") or "relu"),
+            "resid_pdrop": float(c.get("dropout", 0.1) or 0), "norm_affine": affine,
+            "final_norm": _flag(c, "do_layer_norm_before", True) and not _flag(c, "_remove_final_layer_norm", False)}
+
+
+def _falcon_arch(c: Mapping[str, Any]) -> tuple[bool, bool, int]:
+    """(new_decoder_architecture, parallel_attn, norms per block); the combinations the
+    transformers code cannot run are refused."""
+    new, parallel = _flag(c, "new_decoder_architecture", False), _flag(c, "parallel_attn", True)
+    n_ln = c.get("num_ln_in_parallel_attn")
+    n_ln = 2 if n_ln is None and new else n_ln
+    if new and not parallel:
+        raise UserError("model config: falcon with new_decoder_architecture and parallel_attn false "
+                        "does not run in transformers; the estimate refuses it")
+    if parallel and n_ln == 2 and not new:
+        raise UserError("model config: falcon with num_ln_in_parallel_attn 2 needs new_decoder_architecture; "
+                        "transformers cannot run this config, so the estimate refuses it")
+    return new, parallel, (2 if n_ln == 2 else 1) if parallel else 2
+
+
+def _falcon_layout(c: Mapping[str, Any]) -> Layout:
+    new, parallel, norms = _falcon_arch(c)
+    return Layout(attn="self_attention", qkv=("query_key_value",), out="dense",
+                  mlp=("dense_h_to_4h", "dense_4h_to_h"), embed="word_embeddings", norms=norms, parallel=parallel,
+                  resid_drop=(),   # falcon.py places Falcon's dropout
+                  positions="alibi" if _flag(c, "alibi", False) else "rope", suggest=("query_key_value",))
+
+
+def _falcon_extra(c: Mapping[str, Any]) -> dict:
+    new, _, _ = _falcon_arch(c)
+    hidden, heads = c.get("hidden_size") or c.get("n_embed"), c.get("num_attention_heads") or c.get("n_head")
+    kv = c.get("num_kv_heads") or c.get("n_head_kv") or heads
+    # multi-query without the new architecture: one k and one v head for all
+    kv = kv if new or not _flag(c, "multi_query", True) else 1
+    out = {"kv_heads": kv, "activation": str(c.get("activation") or "gelu"),
+           "attn_pdrop": float(c.get("attention_dropout") or 0), "resid_pdrop": float(c.get("hidden_dropout") or 0),
+           "rope_tables": 0 if _flag(c, "alibi", False) else 1, "falcon_new": new}
+    ffn = c.get("ffn_hidden_size")
+    if ffn is None and isinstance(hidden, int):
+        out["intermediate"] = 4 * hidden
+    return out
+
+
 _GEMMA = dict(tied=True, head_dim=256, activation="gelu_pytorch_tanh")
 
 DECODERS: dict[str, Decoder] = {
@@ -146,6 +212,11 @@ DECODERS: dict[str, Decoder] = {
     "stablelm": Decoder(_stablelm_layout, norm="layer",
                         biases=lambda c: (_flag(c, "use_qkv_bias", False), False, False),
                         extra=lambda c: {"rotary": _rotary(c, 0.25), "resid_pdrop": float(c.get("hidden_dropout") or 0)}),
+    # OPT's config says head_dim nowhere, and the blocks' width is hidden / heads
+    "opt": Decoder(_opt_layout, norm="layer", mlp="plain", tied=True, gqa=False, activation="relu",
+                   biases=lambda c: (_flag(c, "enable_bias", True),) * 3, extra=_opt_extra),
+    "falcon": Decoder(_falcon_layout, norm="layer", mlp="plain", tied=True, gqa=False, activation="gelu",
+                      biases=lambda c: (_flag(c, "bias", False),) * 3, extra=_falcon_extra),
 }
 
 

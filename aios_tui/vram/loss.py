@@ -57,8 +57,10 @@ def head_cost(ctx: Context, x_last: Act, segments: int = 1) -> HeadCost:
         if ctx.plan.q_head_trainable:
             # q_head reads one position per sequence: a [batch, hidden] gather kept for its weight
             walk.L.keep("q_head.in", y.dt * h / s.seq, "head")
-    else:
+    elif sh.final_norm:
         y = walk.norm(x_last, "norm")
+    else:
+        y = x_last                    # post-norm blocks (OPT-350m) end normalised
     lt = 2 if ctx.amp else ctx.pb     # logits dtype
     trained_head = ctx.plan.head_trainable
     grad_head = V * h * ctx.pb if trained_head else 0

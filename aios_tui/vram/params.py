@@ -186,8 +186,8 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
         tensors.append((shape.vocab * h, wb, 1))
         embeddings = [shape.vocab * h]
         if shape.learned_positions:
-            tensors.append((shape.max_positions * h, wb, 1))
-            embeddings.append(shape.max_positions * h)
+            tensors.append((shape.position_rows * h, wb, 1))
+            embeddings.append(shape.position_rows * h)
         tensors += [(n, wb, k) for n, k in shape.final_norm_tensors()]
         if not shape.tied:
             tensors.append((shape.vocab * h, wb, 1))

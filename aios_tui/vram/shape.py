@@ -77,6 +77,10 @@ class ModelShape:
     softcap: float = 0.0             # final_logit_softcapping: tanh on the logits
     attn_softcap: bool = False       # attn_logit_softcapping: tanh on the attention scores
     text_of: str = ""                # the multimodal model_type whose text model this is
+    pos_offset: int = 0              # rows of the position table past max_positions (OPT: 2)
+    norm_affine: bool = True         # LayerNorm with weight and bias (OPT may have neither)
+    final_norm: bool = True          # a norm after the last block
+    falcon_new: bool = False         # Falcon's new_decoder_architecture: k/v broadcast to every head
 
     @property
     def q_width(self) -> int:
@@ -98,13 +102,13 @@ class ModelShape:
         attn.append(Linear(lay.out, self.q_width, h, ob, "attn_out", lay.attn))
         *ins, down = lay.mlp
         width = 2 * i if self.mlp == "gated" and len(ins) == 1 else i
-        mlp = [Linear(n, h, width, mb, "mlp_in", "mlp") for n in ins]
-        return attn + mlp + [Linear(down, i, h, mb, "mlp_mid", "mlp")]
+        mlp = [Linear(n, h, width, mb, "mlp_in", lay.mlp_parent) for n in ins]
+        return attn + mlp + [Linear(down, i, h, mb, "mlp_mid", lay.mlp_parent)]
 
     def block_norm_tensors(self) -> list[tuple[int, int]]:
         """(elements, how many per block) of the norms' weights and biases."""
         lay, out = self.layout, []
-        if self.norm != "none":
+        if self.norm != "none" and self.norm_affine:
             out.append((self.hidden, lay.norms * (2 if self.norm == "layer" else 1)))
         if lay.qk_norm == "head":
             out.append((self.head_dim, 2))
@@ -115,7 +119,7 @@ class ModelShape:
         return out
 
     def final_norm_tensors(self) -> list[tuple[int, int]]:
-        k = {"rms": 1, "layer": 2}.get(self.norm, 0)
+        k = {"rms": 1, "layer": 2}.get(self.norm, 0) if self.norm_affine and self.final_norm else 0
         return [(self.hidden, k)] if k else []
 
     def block_norm_params(self) -> int:
@@ -144,7 +148,11 @@ class ModelShape:
             + self.block_norm_params()
 
     def embedding_params(self) -> int:
-        return self.vocab * self.hidden + (self.max_positions * self.hidden if self.learned_positions else 0)
+        return self.vocab * self.hidden + (self.position_rows * self.hidden if self.learned_positions else 0)
+
+    @property
+    def position_rows(self) -> int:
+        return self.max_positions + self.pos_offset
 
     def head_params(self) -> int:
         """Output head parameters not shared with the embedding (HRM's q_head included)."""
@@ -269,8 +277,8 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
 def _decoder_shape(cfg: Mapping[str, Any], model_type: str, name: str) -> ModelShape:
     """A RoPE decoder: its own layout when the type is known, else Llama's."""
     dec = layouts.decoder(model_type)
-    hidden = _need(cfg, "hidden size", "hidden_size", "d_model")
-    heads = _need(cfg, "number of attention heads", "num_attention_heads", "n_heads")
+    hidden = _need(cfg, "hidden size", "hidden_size", "d_model", "n_embed")
+    heads = _need(cfg, "number of attention heads", "num_attention_heads", "n_heads", "n_head")
     kv = (_opt(cfg, "key/value heads", "num_key_value_heads") if dec is None or dec.gqa else None) or heads
     head_dim = _opt(cfg, "attention head width", "head_dim") or (dec and dec.head_dim) or hidden // heads
     act = str(_get(cfg, "hidden_act", "hidden_activation", default=dec.activation if dec else "silu"))
@@ -281,16 +289,19 @@ def _decoder_shape(cfg: Mapping[str, Any], model_type: str, name: str) -> ModelS
     else:
         biases, layout, extra = dec.biases(cfg), dec.layout(cfg), dec.extra(cfg)
         norm, mlp, tied = dec.norm, dec.mlp, dec.tied
-    return ModelShape(
+    fields: dict[str, Any] = dict(
         family=model_type if layout is not LLAMA else "llama", model_type=model_type or "llama", hidden=hidden,
-        layers=_need(cfg, "layer count", "num_hidden_layers", "n_layers"),
+        layers=_need(cfg, "layer count", "num_hidden_layers", "n_layers", "n_layer"),
         heads=heads, kv_heads=kv, head_dim=head_dim,
-        intermediate=_need(cfg, "intermediate size", "intermediate_size", "ffn_dim"),
         vocab=_need(cfg, "vocabulary size", "vocab_size"),
         tied=bool(cfg.get("tie_word_embeddings", tied)),
         mlp=mlp, max_positions=int(_get(cfg, "max_position_embeddings", default=0) or 0),
         qkv_bias=biases[0], o_bias=biases[1], mlp_bias=biases[2], norm=norm, activation=act,
-        name=name or model_type, attn_pdrop=float(cfg.get("attention_dropout") or 0), layout=layout, **extra)
+        name=name or model_type, attn_pdrop=float(cfg.get("attention_dropout") or 0), layout=layout)
+    fields.update(extra)   # what a type reads under names of its own
+    if "intermediate" not in fields:
+        fields["intermediate"] = _need(cfg, "intermediate size", "intermediate_size", "ffn_dim", "ffn_hidden_size")
+    return ModelShape(**fields)
 
 
 def load_config_dir(path: str) -> dict:

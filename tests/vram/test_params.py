@@ -66,14 +66,16 @@ def layout_cases(name: str, cfg: dict) -> list[tuple]:
     shape = shape_from_hf_config(cfg)
     blocks = shape.block_linears()
     linears = tuple(dict.fromkeys(lin.name for lin in blocks))
-    mlp = [lin.name for lin in blocks if lin.parent == "mlp"]
+    mlp = [lin.name for lin in blocks if lin.reads.startswith("mlp")]
+    # the MLP's last layer by its path inside a block (OPT's fc2 sits in the block itself)
+    last_mlp = [lin.qualified for lin in blocks if lin.reads == "mlp_mid"][0]
     head, embed = shape.head_name, shape.embed_name
     cases = {
         "full": dict(method="full"),
         "lora-suggested": dict(method="lora", r=8, targets=shape.suggested_targets()),
         "lora-all-and-head": dict(method="lora", r=4, targets=linears + (head,)),
         "lora-saved-head-embed": dict(method="lora", r=4, targets=linears[:1], modules_to_save=(head, embed)),
-        "lora-qualified-mlp": dict(method="lora", r=4, targets=(f"mlp.{mlp[-1]}",)),
+        "lora-qualified-mlp": dict(method="lora", r=4, targets=(last_mlp,)),
         "adalora-all": dict(method="adalora", r=6, targets=linears),
         "ia3-feedforward-out": dict(method="ia3", targets=linears, ia3_feedforward=(mlp[-1],)),
         "ia3-feedforward-in": dict(method="ia3", targets=linears, ia3_feedforward=(mlp[0],)),
@@ -120,3 +122,22 @@ def test_hrm_count_matches_the_model():
              "halt_max_steps": 2}
     assert shape_from_hf_config(plain).param_count() == sum(p.numel() for p in model.parameters())
     assert shape_from_hf_config(cfg.to_dict()).param_count() == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("cfg,says", [
+    ({**LAYOUTS["opt"], "word_embed_proj_dim": 32}, "word_embed_proj_dim"),
+    ({**LAYOUTS["falcon"], "new_decoder_architecture": True, "parallel_attn": False}, "parallel_attn"),
+    ({**LAYOUTS["falcon"], "num_ln_in_parallel_attn": 2}, "num_ln_in_parallel_attn"),
+])
+def test_layouts_transformers_cannot_run_or_the_estimate_does_not_lay_out_are_refused(cfg, says):
+    from aios_tui.errors import UserError
+
+    with pytest.raises(UserError, match=says):
+        shape_from_hf_config(cfg)
+
+
+def test_opt_and_falcon_suggest_targets_they_have():
+    for name in ("opt", "falcon", "falcon-new-decoder"):
+        shape = shape_from_hf_config(LAYOUTS[name])
+        assert all(shape.has_module(t) for t in shape.suggested_targets())
+        assert shape.has_module("fc2" if name == "opt" else "dense_4h_to_h")

@@ -49,7 +49,7 @@ def _layout_cases(name: str, cfg: dict) -> list[tuple]:
 
     shape = shape_from_hf_config(cfg)
     linears = list(dict.fromkeys(lin.name for lin in shape.block_linears()))
-    mlp = [lin.name for lin in shape.block_linears() if lin.parent == "mlp"]
+    mlp = [lin.name for lin in shape.block_linears() if lin.reads.startswith("mlp")]
     return [(f"{name}-full-bf16", cfg, "bf16", "full", [], {}),
             (f"{name}-lora-suggested", cfg, "fp32", "lora", list(shape.suggested_targets()), {"r": 8, "dropout": 0.0}),
             (f"{name}-lora-all-dropout-bf16", cfg, "bf16", "lora", linears, {"r": 4, "dropout": 0.1}),

@@ -26,6 +26,7 @@ GPT2_NO_DROPOUT = {**GPT2, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 
 _TINY = {"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 256, "pad_token_id": 0,
          "bos_token_id": 0, "eos_token_id": 0}
+_BASE = {k: v for k, v in _TINY.items() if k not in ("intermediate_size", "num_key_value_heads")}
 LAYOUTS = {
     "phi3": {**_TINY, "model_type": "phi3"},
     "gpt_neox": {**{k: v for k, v in _TINY.items() if k != "num_key_value_heads"}, "model_type": "gpt_neox"},
@@ -40,6 +41,18 @@ LAYOUTS = {
     "stablelm": {**_TINY, "model_type": "stablelm"},
     "stablelm-qk-parallel": {**_TINY, "model_type": "stablelm", "use_qkv_bias": True, "qk_layernorm": True,
                              "use_parallel_residual": True},
+    # OPT: learned positions (two rows past max_position_embeddings), biased q/k/v/out_proj, fc1/fc2
+    "opt": {**_BASE, "model_type": "opt", "ffn_dim": 96},
+    "opt-post-norm-plain": {**_BASE, "model_type": "opt", "ffn_dim": 96, "do_layer_norm_before": False,
+                            "enable_bias": False, "layer_norm_elementwise_affine": False, "dropout": 0.0,
+                            "tie_word_embeddings": False},
+    # Falcon-7B: multi-query, one norm for parallel attention and MLP; Falcon-40B: grouped k/v
+    # heads, ln_attn and ln_mlp; Falcon-RW: ALiBi, per-head k/v, sequential, biases
+    "falcon": {**_BASE, "model_type": "falcon", "ffn_hidden_size": 96},
+    "falcon-new-decoder": {**_BASE, "model_type": "falcon", "new_decoder_architecture": True, "num_kv_heads": 2,
+                           "hidden_dropout": 0.1},
+    "falcon-alibi-sequential": {**_BASE, "model_type": "falcon", "alibi": True, "multi_query": False,
+                                "parallel_attn": False, "bias": True, "ffn_hidden_size": 96},
 }
 
 # A 1B-class shape for the per-term tests (Llama-3.2-1B's numbers).
