@@ -13,7 +13,7 @@ from aios_tui.vram.shape import HRM, ModelShape, shape_from_hf_config, shape_fro
 # applies to them (aios_tui/engine/loss.py reads this list).
 FUSED_MODEL_TYPES = frozenset({
     "llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi3", "olmo", "olmo2", "gemma",
-    "smollm3", "starcoder2", "stablelm",
+    "smollm3", "starcoder2", "stablelm", "opt", "falcon",
 })
 
 
