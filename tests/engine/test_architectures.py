@@ -252,3 +252,23 @@ def test_layers_the_memory_savers_cannot_take_are_refused_before_loading(arch_di
                            "--load-in-4bit", "--check")
         assert code == 0, err  # Conv1D layers do quantize
     assert _nothing_made()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, method", [("gpt2", "lora"), ("opt", "lora"), ("falcon", "lora"), ("phi3", "lora"),
+                                          ("gpt_neox", "ia3"), ("gpt2", "ia3")])
+def test_llama_target_names_train_the_models_own_layers_as_the_estimate_counts(arch, method, arch_dir, text_file,
+                                                                                 tmp_path, cli):
+    # no --lora-target-modules: the default names Llama's seven projections
+    run = tmp_path / "run"
+    common = ["--model", str(arch_dir(arch)), "--use-peft", "--peft-method", method, "--max-seq-len", "32",
+              "--batch-size", "2"]
+    code, _, err = cli("train", *common, "--dataset-file", str(text_file), "--steps", "1", "--eval-every", "0",
+                       "--run-dir", str(run), "--progress", "none")
+    assert code == 0, err
+    assert "has its own names for these layers" in err
+    header = json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+    assert "q_proj,k_proj,v_proj,o_proj" not in header["config"]["peft"]["lora_target_modules"]
+    code, out, err = cli("estimate", *common, "--json")
+    assert code == 0, err
+    assert json.loads(out)["parameters"] == header["parameters"]
