@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aios_tui.config.targets import matches
 from aios_tui.errors import UserError
 from aios_tui.vram.setup import DTYPE_BYTES, Setup
 from aios_tui.vram.shape import HRM, Linear, ModelShape
@@ -22,11 +23,6 @@ BNB_PAGED_MIN = 100_000    # bitsandbytes pages state buffers of at least this m
 NF4_BLOCK = 64             # 4-bit weights: one absmax per 64 values
 NESTED_BLOCK = 256         # double quantisation: one fp32 scale per 256 absmax values
 ALLOC_BLOCK = 512          # the CUDA caching allocator's smallest block
-
-
-def matches(target: str, leaf: str, qualified: str) -> bool:
-    """peft's rule for a plain target name: the module's name or a dotted tail of its path."""
-    return target == leaf or target == qualified or qualified.endswith("." + target)
 
 
 def ia3_feedforward(names: tuple[str, ...], qualified: str) -> bool:
@@ -71,7 +67,7 @@ def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
     plans: list[LinearPlan] = []
     used: set[str] = set()
     for lin in shape.block_linears():
-        hit = [t for t in targets if matches(t, lin.name, lin.qualified)]
+        hit = [t for t in targets if matches(lin.qualified, t)]
         used.update(hit)
         lp = LinearPlan(lin, trainable=full, quantized=s.quant if s.quant else None)
         if hit:
@@ -97,7 +93,7 @@ def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
             plan.embed_trainable = True
             plan.copies[name] = shape.vocab * shape.hidden
         else:
-            found = [lp for lp in plans if matches(name, lp.lin.name, lp.lin.qualified)]
+            found = [lp for lp in plans if matches(lp.lin.qualified, name)]
             if not found:
                 raise UserError(f"peft.modules_to_save: {name} is not a module of {shape.name or shape.model_type}",
                                 f"its modules that can be saved are: {', '.join([*leafs, shape.embed_name])}")

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
+from aios_tui.config.targets import matches
 from aios_tui.errors import UserError
 from aios_tui.vram import layouts
 from aios_tui.vram.layouts import GPT2, LLAMA, Layout
@@ -168,9 +169,7 @@ class ModelShape:
 
     def has_module(self, target: str) -> bool:
         """Whether a peft target name matches one of the model's linear layers or heads."""
-        if target in self.linear_names():
-            return True
-        return any(target == l.qualified or l.qualified.endswith("." + target) for l in self.block_linears())
+        return target in self.linear_names() or any(matches(l.qualified, target) for l in self.block_linears())
 
     def linear_names(self) -> list[str]:
         names = list(dict.fromkeys(l.name for l in self.block_linears()))
