@@ -14,7 +14,6 @@ from pathlib import Path
 from aios_tui.config.schema import RunConfig
 
 
-
 def _absolute(value: str, base: Path) -> str:
     if not value.strip() or "://" in value:  # empty (a default), or an address (hf://, https://)
         return value

@@ -14,8 +14,8 @@ from typing import Any
 SEED_TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
 PEFT_METHODS = ("lora", "adalora", "ia3")
 DTYPES = ("fp32", "bf16", "fp16")
-MLP_MODULE_NAMES = ("gate_proj", "up_proj", "down_proj", "gate_up_proj", "c_fc", "fc_in", "fc_out", "fc1", "fc2", "w1", "w2", "w3",
-                    "dense_h_to_4h", "dense_4h_to_h", "mlp.c_proj")
+MLP_MODULE_NAMES = ("gate_proj", "up_proj", "down_proj", "gate_up_proj", "c_fc", "fc_in", "fc_out", "fc1", "fc2",
+                    "w1", "w2", "w3", "dense_h_to_4h", "dense_4h_to_h", "mlp.c_proj")
 
 
 def fld(default: Any, help: str, *, choices: tuple | None = None, lo: float | None = None,

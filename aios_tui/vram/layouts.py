@@ -48,12 +48,10 @@ class Layout:
     positions: str = "rope"
     q_scaled: bool = False             # q is multiplied by 1/sqrt(head_dim) into a new tensor (OPT)
     resid_drop: tuple[str, ...] = ("attn", "mlp")    # sublayer outputs that go through dropout
-    suggest: tuple[str, ...] = ("q_proj", "v_proj")   # the LoRA targets the estimate proposes
 
 
 LLAMA = Layout()
-GPT2 = Layout(attn="attn", qkv=("c_attn",), out="c_proj", mlp=("c_fc", "c_proj"), embed="wte",
-              suggest=("c_attn",))
+GPT2 = Layout(attn="attn", qkv=("c_attn",), out="c_proj", mlp=("c_fc", "c_proj"), embed="wte")
 
 
 def _neox_head() -> str:
@@ -89,7 +87,7 @@ class Decoder:
 def _neox_layout(c: Mapping[str, Any]) -> Layout:
     return Layout(attn="attention", qkv=("query_key_value",), out="dense", mlp=("dense_h_to_4h", "dense_4h_to_h"),
                   embed="embed_in", head=_neox_head(), parallel=_flag(c, "use_parallel_residual", True),
-                  rope_cat=True, suggest=("query_key_value",))
+                  rope_cat=True)
 
 
 def _stablelm_layout(c: Mapping[str, Any]) -> Layout:
@@ -159,7 +157,7 @@ def _falcon_layout(c: Mapping[str, Any]) -> Layout:
     return Layout(attn="self_attention", qkv=("query_key_value",), out="dense",
                   mlp=("dense_h_to_4h", "dense_4h_to_h"), embed="word_embeddings", norms=norms, parallel=parallel,
                   resid_drop=(),   # falcon.py places Falcon's dropout
-                  positions="alibi" if _flag(c, "alibi", False) else "rope", suggest=("query_key_value",))
+                  positions="alibi" if _flag(c, "alibi", False) else "rope")
 
 
 def _falcon_extra(c: Mapping[str, Any]) -> dict:
@@ -184,8 +182,7 @@ DECODERS: dict[str, Decoder] = {
     "mistral": Decoder(lambda c: LLAMA),
     "qwen2": Decoder(lambda c: LLAMA, biases=lambda c: (True, _flag(c, "attention_bias", False),
                                                         _flag(c, "mlp_bias", False))),
-    "phi3": Decoder(lambda c: Layout(qkv=("qkv_proj",), mlp=("gate_up_proj", "down_proj"), rope_cat=True,
-                                     suggest=("qkv_proj",)),
+    "phi3": Decoder(lambda c: Layout(qkv=("qkv_proj",), mlp=("gate_up_proj", "down_proj"), rope_cat=True),
                     biases=lambda c: (False, False, False),
                     extra=lambda c: {"rotary": _rotary(c, 1.0), "resid_pdrop": float(c.get("resid_pdrop") or 0)}),
     "gpt_neox": Decoder(_neox_layout, norm="layer", mlp="plain", activation="gelu", gqa=False,

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, replace
 from typing import Any, Mapping
 
-from aios_tui.config.targets import matches
+from aios_tui.config.targets import matches, own_names
 from aios_tui.errors import UserError
 from aios_tui.vram import layouts
 from aios_tui.vram.layouts import GPT2, LLAMA, Layout
@@ -142,7 +142,8 @@ class ModelShape:
         return self.layout.embed
 
     def suggested_targets(self) -> tuple[str, ...]:
-        return self.layout.suggest
+        """AI-OS's advice, q and v, in the model's own names (GPT-2's c_attn, Phi-3's qkv_proj)."""
+        return tuple(own_names(["q_proj", "v_proj"], self.has_module)[0])
 
     def block_params(self) -> int:
         return sum(l.fan_in * l.fan_out + (l.fan_out if l.bias else 0) for l in self.block_linears()) \
