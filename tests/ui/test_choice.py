@@ -42,3 +42,26 @@ async def test_choice_survives_it_and_still_shows_its_value():
         await app.query_one("#box").mount(choice)
         await pilot.pause()
         assert choice.value == "b" and "b" in str(choice.query_one("#label").render())
+
+
+async def test_an_open_menu_leaves_the_footer_to_the_screens_keys():
+    from textual.widgets import Footer
+
+    class Form(App):
+        BINDINGS = [("ctrl+r", "bell", "Run")]
+
+        def compose(self):
+            yield Choice([("a", "a"), ("b", "b")], value="a", allow_blank=False)
+            yield Footer()
+
+    app = Form()
+    async with app.run_test() as pilot:
+        app.query_one(Choice).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.query_one(Choice).expanded
+        shown = [b.description for _, b, enabled, _ in app.screen.active_bindings.values() if b.show]
+        assert "Run" in shown and "Dismiss menu" not in shown
+        await pilot.press("escape")   # the key still closes the menu
+        await pilot.pause()
+        assert not app.query_one(Choice).expanded

@@ -1,13 +1,18 @@
-"""A Select that survives being torn down while it mounts.
+"""A Select that survives being torn down while it mounts, and keeps the footer to the screen's keys.
 
 Textual's Select shows its initial value from its mount handler by querying a child that a
 parent being removed at that moment (the console quitting just as a tab's rows mount) may
 already have pruned; the NoMatches it raises would end the console with a traceback. The
 value itself is kept either way, so there is nothing to show and nothing lost.
+
+An open menu adds "esc Dismiss menu" in front of the footer; at 80 columns that pushes the
+screen's last keys under the palette key. Escape closing a menu goes without saying, so the
+menu keeps the key and the footer leaves it out.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from textual.css.query import NoMatches
@@ -15,6 +20,13 @@ from textual.widgets import Select
 
 
 class Choice(Select):
+    def on_mount(self) -> None:
+        # each widget holds its own copy of its class's bindings, so only this menu changes
+        for overlay in self.query("SelectOverlay"):
+            keys = overlay._bindings.key_to_bindings
+            for key, bindings in keys.items():
+                keys[key] = [replace(b, show=False) for b in bindings]
+
     # Both run from Select's mount handler and query children that may be gone by then.
     def _setup_options_renderables(self, *args: Any, **kwargs: Any) -> Any:
         try:
