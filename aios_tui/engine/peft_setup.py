@@ -13,7 +13,7 @@ from typing import Any
 from torch import nn
 
 from aios_tui.config import RunConfig
-from aios_tui.config.targets import matches, with_own_targets
+from aios_tui.config.targets import matches, own_names, with_own_targets
 from aios_tui.errors import UserError
 from aios_tui.quiet import quiet_library_warnings
 from aios_tui.engine.models import linear_layer_names
@@ -54,8 +54,9 @@ def target_error(model: nn.Module, missing: list[str], targets: list[str], model
              f"no layer of {model_name}",
              f"its linear layers are: {', '.join(linear) if linear else '(none found)'}"]
     if usable:
-        # AI-OS's advice is q,v for attention; a model without them gets its own layers
-        example = ["q_proj", "v_proj"] if {"q_proj", "v_proj"} <= set(usable) else usable
+        # AI-OS's advice is q,v for attention, in the model's own names where it calls them otherwise
+        example, _ = own_names(["q_proj", "v_proj"], lambda t: not unmatched_targets(model, [t]))
+        example = example if not unmatched_targets(model, example) else usable
         lines.append(f"for example: --lora-target-modules {','.join(example)}")
     if len(missing) < len(targets):
         lines.append(f"(matched: {', '.join(t for t in targets if t not in missing)}; "

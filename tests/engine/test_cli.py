@@ -57,6 +57,7 @@ def test_a_gpt2_style_model_gets_its_own_layers_for_llama_names(cli, tmp_path, t
     code, _, err = cli("train", *common, "--lora-target-modules", "q_proj,nonesuch")
     assert code == 2
     assert "nonesuch matches no layer" in err and "c_attn, c_proj, c_fc" in err
+    assert "for example: --lora-target-modules c_attn\n" in err   # q and v are one layer in GPT-2
     assert _nothing_left()
     # the default (Llama's seven names) means every projection, which GPT-2 calls otherwise
     run = tmp_path / "ok"
