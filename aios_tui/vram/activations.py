@@ -433,7 +433,18 @@ def outside_blocks(ctx: Context, x0: Act) -> Ledger:
 
 def embedding_output(ctx: Context) -> Act:
     g = ctx.plan.embed_trainable or bool(ctx.setup.input_requires_grad)
-    return Act("embed", ctx.pb, ctx.shape.hidden, g)
+    return Act("embed", ctx.pb, ctx.shape.embed_width, g)
+
+
+def block_input(ctx: Context, x0: Act, led: Ledger) -> Act:
+    """What the first block reads. OPT-350m widens the embedding with project_in, kept in
+    ``led``, and adds the position table to its output (a bf16 output under autocast plus the
+    table gives the table's dtype)."""
+    lp = ctx.plan.outer_reading("embed")
+    if lp is None:
+        return x0
+    y = BlockWalk(ctx, led, prefix="in.").linear(x0, lp, lp.lin.name, "projection")
+    return Act("embed+pos", max(y.dt, ctx.pb), y.width, y.g)
 
 
 @dataclass

@@ -162,6 +162,7 @@ def activation_parts(ctx: act.Context) -> ActivationParts:
     shape, s = ctx.shape, ctx.setup
     x0 = act.embedding_output(ctx)
     outside = act.outside_blocks(ctx, x0)
+    x0 = act.block_input(ctx, x0, outside)
     costs = act.block_costs(ctx, x0)
     segments = (s.hrm_segments_in_graph or shape.halt_max_steps) if shape.family == HRM else 1
     blocks = act.ledger_bytes(costs.first, s.tokens) + (shape.layers - 1) * act.ledger_bytes(costs.rest, s.tokens)

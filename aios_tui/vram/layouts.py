@@ -124,16 +124,15 @@ def _opt_layout(c: Mapping[str, Any]) -> Layout:
 
 def _opt_extra(c: Mapping[str, Any]) -> dict:
     proj, hidden = c.get("word_embed_proj_dim"), c.get("hidden_size")
-    if proj is not None and proj != hidden:
-        # project_in/project_out and a head of another width than the blocks (OPT-350m)
-        raise UserError(f"model config: opt with word_embed_proj_dim {proj} != hidden_size {hidden} "
-                        "(project_in/project_out) is not laid out by the estimate",
-                        "the estimate counts OPT models whose embedding width is the hidden size")
+    if proj is not None and (not isinstance(proj, int) or isinstance(proj, bool) or proj <= 0):
+        raise UserError(f"model config: word_embed_proj_dim must be a positive whole number, not {proj!r}")
+    # OPT-350m: embedding and tied head at word_embed_proj_dim, project_in/project_out around the blocks
+    embed_dim = proj if proj is not None and proj != hidden else 0
     affine = _flag(c, "layer_norm_elementwise_affine", True)
     return {"learned_positions": True, "pos_offset": 2, "rope_tables": 0,
             "max_positions": int(c.get("max_position_embeddings") or 2048),
             "activation": str(c.get("activation_function") or "relu"),
-            "resid_pdrop": float(c.get("dropout", 0.1) or 0), "norm_affine": affine,
+            "resid_pdrop": float(c.get("dropout", 0.1) or 0), "norm_affine": affine, "embed_dim": embed_dim,
             "final_norm": _flag(c, "do_layer_norm_before", True) and not _flag(c, "_remove_final_layer_norm", False)}
 
 

@@ -41,13 +41,13 @@ class HeadCost:
 
 
 def head_plan(ctx: Context) -> LinearPlan:
-    lin = Linear(ctx.shape.head_name, ctx.shape.hidden, ctx.shape.vocab, False, "head")
+    lin = Linear(ctx.shape.head_name, ctx.shape.embed_width, ctx.shape.vocab, False, "head")
     return LinearPlan(lin, adapter=ctx.plan.head_adapter, trainable=ctx.plan.head_trainable)
 
 
 def head_cost(ctx: Context, x_last: Act, segments: int = 1) -> HeadCost:
     sh, s = ctx.shape, ctx.setup
-    T, V, h = s.tokens, sh.vocab, sh.hidden
+    T, V, h = s.tokens, sh.vocab, sh.embed_width    # h: what the head reads
     n = s.batch * (s.seq - 1)
     walk = BlockWalk(ctx, prefix="head.")
     if sh.family == "gpt2":
@@ -61,6 +61,9 @@ def head_cost(ctx: Context, x_last: Act, segments: int = 1) -> HeadCost:
         y = walk.norm(x_last, "norm")
     else:
         y = x_last                    # post-norm blocks (OPT-350m) end normalised
+    out = ctx.plan.outer_reading("final")
+    if out is not None:               # OPT-350m's project_out, back to the head's width
+        y = walk.linear(y, out, out.lin.name, "projection")
     lt = 2 if ctx.amp else ctx.pb     # logits dtype
     trained_head = ctx.plan.head_trainable
     grad_head = V * h * ctx.pb if trained_head else 0

@@ -51,6 +51,7 @@ class Plan:
     """The per-block linears with their treatment, plus head/embedding treatment."""
 
     linears: list[LinearPlan]
+    outer: list[LinearPlan] = field(default_factory=list)   # once per model (shape.outer_linears)
     head_adapter: str | None = None    # adapter on lm_head
     head_trainable: bool = False       # lm_head (or a trained copy of it) receives gradients
     embed_trainable: bool = False
@@ -58,23 +59,33 @@ class Plan:
     q_head_trainable: bool = False     # HRM's halting head
     copies: dict[str, int] = field(default_factory=dict)   # modules_to_save: name -> params copied
 
+    def outer_reading(self, reads: str) -> LinearPlan | None:
+        return next((lp for lp in self.outer if lp.lin.reads == reads), None)
+
+    def all_linears(self, layers: int) -> list[tuple[LinearPlan, int]]:
+        """Every base linear layer and how many of it the model has."""
+        return [(lp, layers) for lp in self.linears] + [(lp, 1) for lp in self.outer]
+
 
 def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
     """Which modules get which adapter; unknown target names are a UserError."""
     full = s.method == "full"
     targets = list(s.targets) if s.peft else []
     leafs = shape.linear_names()
-    plans: list[LinearPlan] = []
     used: set[str] = set()
-    for lin in shape.block_linears():
+
+    def planned(lin: Linear) -> LinearPlan:
         hit = [t for t in targets if matches(lin.qualified, t)]
         used.update(hit)
         lp = LinearPlan(lin, trainable=full, quantized=s.quant if s.quant else None)
         if hit:
             lp.adapter = s.method
             lp.ia3_ff = s.method == "ia3" and ia3_feedforward(s.ia3_feedforward, lin.qualified)
-        plans.append(lp)
-    plan = Plan(plans, embed_trainable=full, norms_trainable=full, head_trainable=full)
+        return lp
+
+    plans = [planned(lin) for lin in shape.block_linears()]
+    plan = Plan(plans, [planned(lin) for lin in shape.outer_linears()], embed_trainable=full,
+                norms_trainable=full, head_trainable=full)
     head = shape.head_name
     if head in targets:
         used.add(head)
@@ -86,20 +97,20 @@ def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
     for name in s.modules_to_save if s.peft else ():
         if name == head:
             plan.head_trainable = True
-            plan.copies[head] = shape.vocab * shape.hidden
+            plan.copies[head] = shape.vocab * shape.embed_width
         elif name == "q_head" and shape.family == HRM:
             plan.copies["q_head"] = 2 * shape.hidden + 2
         elif name == shape.embed_name:
             plan.embed_trainable = True
-            plan.copies[name] = shape.vocab * shape.hidden
+            plan.copies[name] = shape.vocab * shape.embed_width
         else:
-            found = [lp for lp in plans if matches(lp.lin.qualified, name)]
+            found = [(lp, k) for lp, k in plan.all_linears(shape.layers) if matches(lp.lin.qualified, name)]
             if not found:
                 raise UserError(f"peft.modules_to_save: {name} is not a module of {shape.name or shape.model_type}",
                                 f"its modules that can be saved are: {', '.join([*leafs, shape.embed_name])}")
-            for lp in found:
+            for lp, _ in found:
                 lp.trainable = True
-            plan.copies[name] = sum(lp.params + (lp.lin.fan_out if lp.lin.bias else 0) for lp in found) * shape.layers
+            plan.copies[name] = sum((lp.params + (lp.lin.fan_out if lp.lin.bias else 0)) * k for lp, k in found)
     if shape.family == HRM and s.peft:
         plan.copies.setdefault("q_head", 2 * shape.hidden + 2)
     example = f"for example: --lora-target-modules {','.join(shape.suggested_targets())}"
@@ -108,7 +119,7 @@ def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
         raise UserError(f"peft.lora_target_modules: {', '.join(missing)} "
                         f"{'matches' if len(missing) == 1 else 'match'} no layer of {shape.name or shape.model_type}",
                         f"its linear layers are: {', '.join(leafs)}", example)
-    if s.peft and not any(lp.adapter for lp in plans) and not plan.head_adapter and not plan.copies:
+    if s.peft and not any(lp.adapter for lp, _ in plan.all_linears(1)) and not plan.head_adapter and not plan.copies:
         raise UserError("peft.lora_target_modules: no target given; name the layers to adapt", example)
     return plan
 
@@ -151,19 +162,19 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
     extra_total = 0
     L = shape.layers
     embeddings: list[int] = []
-    for lp in plan.linears:
+    for lp, k in plan.all_linears(L):
         if lp.adapter:
             for n in adapter_tensors(lp.lin, s.method, s.r, lp.ia3_ff):
-                tensors.append((n, ADAPTER_BYTES, L))
-                adapter += n * L
+                tensors.append((n, ADAPTER_BYTES, k))
+                adapter += n * k
             if s.method == "adalora":
                 if s.adalora_ranknum_trained:
-                    tensors.append((1, ADAPTER_BYTES, L))
-                    adapter += L
+                    tensors.append((1, ADAPTER_BYTES, k))
+                    adapter += k
                 else:
-                    extra_total += L   # ranknum, one element, not trained
+                    extra_total += k   # ranknum, one element, not trained
     if plan.head_adapter:
-        head = Linear(shape.head_name, shape.hidden, shape.vocab, False, "head")
+        head = Linear(shape.head_name, shape.embed_width, shape.vocab, False, "head")
         for n in adapter_tensors(head, s.method, s.r, False):
             tensors.append((n, ADAPTER_BYTES, 1))
             adapter += n
@@ -173,20 +184,20 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
         tensors.append((n, pb, 1))
         adapter += n
     if s.method == "full":
-        h = shape.hidden
-        for lp in plan.linears:
-            tensors.append((lp.params, wb, L))
+        h, e = shape.hidden, shape.embed_width
+        for lp, k in plan.all_linears(L):
+            tensors.append((lp.params, wb, k))
             if lp.lin.bias:
-                tensors.append((lp.lin.fan_out, wb, L))
+                tensors.append((lp.lin.fan_out, wb, k))
         tensors += [(n, wb, k * L) for n, k in shape.block_norm_tensors()]
-        tensors.append((shape.vocab * h, wb, 1))
-        embeddings = [shape.vocab * h]
+        tensors.append((shape.vocab * e, wb, 1))
+        embeddings = [shape.vocab * e]
         if shape.learned_positions:
             tensors.append((shape.position_rows * h, wb, 1))
             embeddings.append(shape.position_rows * h)
         tensors += [(n, wb, k) for n, k in shape.final_norm_tensors()]
         if not shape.tied:
-            tensors.append((shape.vocab * h, wb, 1))
+            tensors.append((shape.vocab * e, wb, 1))
         if shape.family == HRM:
             tensors += [(2 * h, wb, 1), (2, wb, 1)]
     trainable = sum(n * k for n, _, k in tensors)
@@ -216,9 +227,11 @@ def weight_bytes(shape: ModelShape, s: Setup, plan: Plan, counts: Counts) -> tup
     if s.quant:
         lin_bytes = 0
         other = shape.param_count()
-        for lp in plan.linears:
-            lin_bytes += quantized_linear_bytes(lp, s) * L
-            other -= lp.params * L
+        # bitsandbytes converts OPT's project_in/project_out too (transformers keeps out only the
+        # head, the tied embedding and the module of the last parameter, a norm)
+        for lp, k in plan.all_linears(L):
+            lin_bytes += quantized_linear_bytes(lp, s) * k
+            other -= lp.params * k
         base = lin_bytes + other * pb
     else:
         base = shape.param_count() * wb

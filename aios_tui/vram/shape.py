@@ -82,6 +82,9 @@ class ModelShape:
     norm_affine: bool = True         # LayerNorm with weight and bias (OPT may have neither)
     final_norm: bool = True          # a norm after the last block
     falcon_new: bool = False         # Falcon's new_decoder_architecture: k/v broadcast to every head
+    # the token embedding's and tied head's width when not the blocks' (OPT-350m's
+    # word_embed_proj_dim): project_in and project_out change widths around the blocks
+    embed_dim: int = 0
 
     @property
     def q_width(self) -> int:
@@ -105,6 +108,20 @@ class ModelShape:
         width = 2 * i if self.mlp == "gated" and len(ins) == 1 else i
         mlp = [Linear(n, h, width, mb, "mlp_in", lay.mlp_parent) for n in ins]
         return attn + mlp + [Linear(down, i, h, mb, "mlp_mid", lay.mlp_parent)]
+
+    @property
+    def embed_width(self) -> int:
+        return self.embed_dim or self.hidden
+
+    def outer_linears(self) -> list[Linear]:
+        """Linear layers outside the blocks, one each per model: OPT's project_in (embedding to
+        the blocks' width, before the positions are added) and project_out (after the last
+        block and final norm, back to the head's width); bias-free."""
+        e, h = self.embed_width, self.hidden
+        if e == h:
+            return []
+        return [Linear("project_in", e, h, False, "embed", "decoder"),
+                Linear("project_out", h, e, False, "final", "decoder")]
 
     def block_norm_tensors(self) -> list[tuple[int, int]]:
         """(elements, how many per block) of the norms' weights and biases."""
@@ -150,7 +167,7 @@ class ModelShape:
             + self.block_norm_params()
 
     def embedding_params(self) -> int:
-        return self.vocab * self.hidden + (self.position_rows * self.hidden if self.learned_positions else 0)
+        return self.vocab * self.embed_width + (self.position_rows * self.hidden if self.learned_positions else 0)
 
     @property
     def position_rows(self) -> int:
@@ -158,7 +175,7 @@ class ModelShape:
 
     def head_params(self) -> int:
         """Output head parameters not shared with the embedding (HRM's q_head included)."""
-        n = 0 if self.tied else self.vocab * self.hidden
+        n = 0 if self.tied else self.vocab * self.embed_width
         if self.family == HRM:
             n += 2 * self.hidden + 2
         return n
@@ -166,14 +183,15 @@ class ModelShape:
     def param_count(self) -> int:
         """Every parameter of the model, tied tensors once (what ``sum(p.numel())`` gives)."""
         return self.embedding_params() + self.layers * self.block_params() \
-            + self.final_norm_params() + self.head_params()
+            + sum(l.fan_in * l.fan_out for l in self.outer_linears()) + self.final_norm_params() + self.head_params()
 
     def has_module(self, target: str) -> bool:
         """Whether a peft target name matches one of the model's linear layers or heads."""
-        return target in self.linear_names() or any(matches(l.qualified, target) for l in self.block_linears())
+        return target in self.linear_names() or any(matches(l.qualified, target)
+                                                    for l in self.block_linears() + self.outer_linears())
 
     def linear_names(self) -> list[str]:
-        names = list(dict.fromkeys(l.name for l in self.block_linears()))
+        names = list(dict.fromkeys(l.name for l in self.block_linears() + self.outer_linears()))
         return names + [self.head_name] + (["q_head"] if self.family == HRM else [])
 
     def summary(self) -> dict[str, Any]:
@@ -182,6 +200,8 @@ class ModelShape:
              "kv_heads": self.kv_heads, "head_dim": self.head_dim,
              "intermediate_size": self.intermediate, "vocab_size": self.vocab,
              "tied_embeddings": self.tied, "mlp": self.mlp, "parameters": self.param_count()}
+        if self.embed_dim:
+            d["word_embed_proj_dim"] = self.embed_dim
         if self.family == HRM:
             d.update(h_layers=self.h_layers, l_layers=self.l_layers, h_cycles=self.h_cycles,
                      l_cycles=self.l_cycles, halt_max_steps=self.halt_max_steps)

@@ -65,7 +65,8 @@ def layout_cases(name: str, cfg: dict) -> list[tuple]:
     """Every training method on one laid-out decoder, under the layer names it really has."""
     shape = shape_from_hf_config(cfg)
     blocks = shape.block_linears()
-    linears = tuple(dict.fromkeys(lin.name for lin in blocks))
+    # with the layers outside the blocks (OPT-350m's project_in/project_out)
+    linears = tuple(dict.fromkeys(lin.name for lin in blocks + shape.outer_linears()))
     mlp = [lin.name for lin in blocks if lin.reads.startswith("mlp")]
     # the MLP's last layer by its path inside a block (OPT's fc2 sits in the block itself)
     last_mlp = [lin.qualified for lin in blocks if lin.reads == "mlp_mid"][0]
@@ -125,7 +126,7 @@ def test_hrm_count_matches_the_model():
 
 
 @pytest.mark.parametrize("cfg,says", [
-    ({**LAYOUTS["opt"], "word_embed_proj_dim": 32}, "word_embed_proj_dim"),
+    ({**LAYOUTS["opt"], "word_embed_proj_dim": 0}, "word_embed_proj_dim"),
     ({**LAYOUTS["falcon"], "new_decoder_architecture": True, "parallel_attn": False}, "parallel_attn"),
     ({**LAYOUTS["falcon"], "num_ln_in_parallel_attn": 2}, "num_ln_in_parallel_attn"),
 ])
@@ -134,6 +135,26 @@ def test_layouts_transformers_cannot_run_or_the_estimate_does_not_lay_out_are_re
 
     with pytest.raises(UserError, match=says):
         shape_from_hf_config(cfg)
+
+
+def test_opt_350m_layers_outside_the_blocks_are_targets_and_saved_modules():
+    """project_in and project_out are adapted or trained like any linear layer, once per model,
+    under their own names and their dotted paths."""
+    quiet()
+    cfg = LAYOUTS["opt-350m-like"]
+    shape = shape_from_hf_config(cfg)
+    assert [(l.name, l.fan_in, l.fan_out) for l in shape.outer_linears()] == [("project_in", 32, 64),
+                                                                               ("project_out", 64, 32)]
+    assert shape.has_module("project_out") and shape.has_module("decoder.project_in")
+    assert not shape_from_hf_config(LAYOUTS["opt"]).has_module("project_in")
+    from peft import LoraConfig, get_peft_model
+
+    model = get_peft_model(build_hf(cfg), LoraConfig(r=4, target_modules=["decoder.project_in", "q_proj"],
+                                                     modules_to_save=["project_out"]))
+    counts = count_params(shape, Setup(method="lora", r=4, targets=("decoder.project_in", "q_proj"),
+                                       modules_to_save=("project_out",)))
+    assert counts.trainable == sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert counts.total == sum(p.numel() for p in model.parameters())
 
 
 def test_opt_and_falcon_suggest_targets_they_have():

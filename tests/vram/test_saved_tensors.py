@@ -48,7 +48,7 @@ def _layout_cases(name: str, cfg: dict) -> list[tuple]:
     from aios_tui.vram import shape_from_hf_config
 
     shape = shape_from_hf_config(cfg)
-    linears = list(dict.fromkeys(lin.name for lin in shape.block_linears()))
+    linears = list(dict.fromkeys(lin.name for lin in shape.block_linears() + shape.outer_linears()))
     mlp = [lin.name for lin in shape.block_linears() if lin.reads.startswith("mlp")]
     return [(f"{name}-full-bf16", cfg, "bf16", "full", [], {}),
             (f"{name}-lora-suggested", cfg, "fp32", "lora", list(shape.suggested_targets()), {"r": 8, "dropout": 0.0}),
@@ -90,23 +90,30 @@ def test_saved_tensors_match_exactly(name, cfg, weights, method, targets, kw):
     assert saved_for_backward(shape_from_hf_config(cfg), setup) == got
 
 
-def test_chunked_loss_keeps_only_the_hidden_gradient():
-    """The engine's fused loss: the graph keeps the [T, H] hidden gradient, no [T, V] buffer."""
+@pytest.mark.parametrize("cfg,weights,method", [(LLAMA, "fp32", "lora"), (LAYOUTS["opt-350m-like"], "fp32", "lora"),
+                                                 (LAYOUTS["opt-350m-like"], "bf16", "full")],
+                         ids=["llama-lora", "opt-350m-like-lora", "opt-350m-like-full-bf16"])
+def test_chunked_loss_keeps_only_the_hidden_gradient(cfg, weights, method):
+    """The engine's fused loss: the graph keeps the hidden gradient at the head's width (OPT-350m's
+    project_out narrows it) and a trained head's fp32 weight gradient, no [T, V] buffer."""
     import torch
 
     from aios_tui.engine.loss import causal_lm_loss
 
     quiet()
-    model = build_hf(LLAMA)
-    from peft import LoraConfig, get_peft_model
+    model = build_hf(cfg, weights)
+    kw = dict(method="full", weights=weights)
+    if method == "lora":
+        from peft import LoraConfig, get_peft_model
 
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj"]))
+        model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj"]))
+        kw = dict(method="lora", r=8, targets=("q_proj",), dropout=0.0, weights=weights)
     model.train()
     ids = torch.randint(0, 300, (2, 32), generator=torch.Generator().manual_seed(1))
     loss, _ = causal_lm_loss(model, ids, ids, fused=True)
     got = saved_bytes(loss, list(model.parameters()))
-    setup = cpu_setup(method="lora", r=8, targets=("q_proj",), dropout=0.0, batch=2, seq=32).with_(loss="chunked")
-    assert saved_for_backward(shape_from_hf_config(LLAMA), setup) == got
+    setup = cpu_setup(batch=2, seq=32, **kw).with_(loss="chunked")
+    assert saved_for_backward(shape_from_hf_config(cfg), setup) == got
 
 
 @pytest.mark.parametrize("segments,method", [(1, "full"), (2, "lora")])

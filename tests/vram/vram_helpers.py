@@ -46,6 +46,9 @@ LAYOUTS = {
     "opt-post-norm-plain": {**_BASE, "model_type": "opt", "ffn_dim": 96, "do_layer_norm_before": False,
                             "enable_bias": False, "layer_norm_elementwise_affine": False, "dropout": 0.0,
                             "tie_word_embeddings": False},
+    # OPT-350m: embedding and tied head narrower than the blocks, project_in/project_out between, post-norm
+    "opt-350m-like": {**_BASE, "model_type": "opt", "ffn_dim": 96, "word_embed_proj_dim": 32,
+                      "do_layer_norm_before": False},
     # Falcon-7B: multi-query, one norm for parallel attention and MLP; Falcon-40B: grouped k/v
     # heads, ln_attn and ln_mlp; Falcon-RW: ALiBi, per-head k/v, sequential, biases
     "falcon": {**_BASE, "model_type": "falcon", "ffn_hidden_size": 96},
