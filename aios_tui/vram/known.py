@@ -49,6 +49,11 @@ KNOWN: dict[str, dict] = {
                                            "num_hidden_layers": 22, "num_attention_heads": 32,
                                            "num_key_value_heads": 4, "vocab_size": 32000,
                                            "max_position_embeddings": 2048, "tie_word_embeddings": False},
+    # word_embed_proj_dim: embedding and tied head 512 wide, project_in/project_out to the blocks' 1024
+    "facebook/opt-350m": {"model_type": "opt", "hidden_size": 1024, "ffn_dim": 4096, "num_hidden_layers": 24,
+                          "num_attention_heads": 16, "vocab_size": 50272, "max_position_embeddings": 2048,
+                          "word_embed_proj_dim": 512, "do_layer_norm_before": False, "activation_function": "relu",
+                          "tie_word_embeddings": True},
 }
 
 ALIASES: dict[str, str] = {

@@ -339,3 +339,14 @@ def test_gpt_neox_head_is_named_as_the_installed_transformers_names_it(monkeypat
     monkeypatch.setattr(layouts.metadata, "version", lambda name: "4.57.1")
     shape = shape_from_hf_config(LAYOUTS["gpt_neox"])
     assert shape.head_name == "embed_out" and shape.linear_names()[-1] == "embed_out"
+
+
+def test_opt_350m_is_estimated_by_name_with_its_projections(cli):
+    code, out, err = cli("estimate", "--model", "facebook/opt-350m", "--use-peft", "--lora-r", "8",
+                         "--lora-target-modules", "q_proj,project_in,project_out", "--json")
+    assert code == 0, err
+    d = json.loads(out)
+    assert d["model"]["parameters"] == 331_196_416 and d["model"]["word_embed_proj_dim"] == 512
+    assert not any("approximate" in a for a in d["assumptions"])
+    # q_proj in 24 blocks [1024 -> 1024]; project_in [512 -> 1024] and project_out [1024 -> 512] once
+    assert d["parameters"]["trainable"] == 24 * 8 * 2048 + 2 * 8 * (512 + 1024)

@@ -17,6 +17,7 @@ PUBLISHED = {
     "meta-llama/Llama-3.1-8B": 8_030_261_248,
     "Qwen/Qwen2.5-0.5B": 494_032_768,
     "mistralai/Mistral-7B-v0.1": 7_241_732_096,
+    "facebook/opt-350m": 331_196_416,
 }
 
 
@@ -29,7 +30,7 @@ def test_base_count_matches_transformers(cfg):
 
 
 @pytest.mark.parametrize("name", ["meta-llama/Llama-3.1-8B", "Qwen/Qwen2.5-0.5B", "gpt2-medium",
-                                  "TinyLlama/TinyLlama-1.1B-Chat-v1.0"])
+                                  "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "facebook/opt-350m"])
 def test_known_shapes_match_a_model_built_on_meta(name):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
