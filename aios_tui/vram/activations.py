@@ -160,16 +160,19 @@ class BlockWalk:
 
     def layer_norm(self, x: Act, name: str, rows: int = 1) -> Act:
         c = self.c
-        trained = c.plan.norms_trainable
+        trained = c.plan.norms_trainable and c.shape.norm_affine
+        # layer_norm autocasts to fp32, each call its own copy; OLMo casts to fp32 itself
+        fp32 = c.amp or c.shape.layout.ln_fp32
         if x.g or trained:
-            if c.amp:   # layer_norm autocasts to fp32, each call its own copy
+            if fp32:
                 self.L.keep(x.key if x.dt == 4 else f"{x.key}>f32@{self.k(name)}", 4 * x.width, "norms")
             else:
                 self.L.keep(x.key, x.dt * x.width, "norms")
-            # mean and rstd: fp32 on CUDA; the CPU kernel keeps them in the input's dtype
-            stat = (4 if c.amp else x.dt) if c.cpu else 4
+            # mean and rstd: fp32 on CUDA; the CPU kernel keeps them in its input's dtype
+            stat = (4 if fp32 else x.dt) if c.cpu else 4
             self.L.keep(self.k("stats@" + name), 2 * stat * rows, "norms")
-        return Act(self.k(name + ".out"), 4 if c.amp else x.dt, x.width, x.g or trained)
+        out_dt = x.dt if c.shape.layout.ln_fp32 else 4 if c.amp else x.dt   # OLMo casts back
+        return Act(self.k(name + ".out"), out_dt, x.width, x.g or trained)
 
     def norm(self, x: Act, name: str, rows: int = 1, weight: int = 0) -> Act:
         """The model's own norm: LayerNorm, or its flavour of RMSNorm."""
@@ -177,6 +180,12 @@ class BlockWalk:
         if sh.norm == "layer":
             return self.layer_norm(x, name, rows)
         return self.rms_norm(x, name, rows=rows, style=sh.layout.rms, weight=weight)
+
+    def clamp_(self, x: Act, name: str) -> Act:
+        """An in-place clamp: its backward needs the values from before, so autograd keeps a copy."""
+        if x.g:
+            self.L.keep(self.k("clamped@" + name), x.dt * x.width, "attention")
+        return x
 
     def add(self, a: Act, b: Act, name: str) -> Act:
         return Act(self.k(name), max(a.dt, b.dt), a.width, a.g or b.g)

@@ -3,8 +3,9 @@ each keeps, are in activations.py).
 
 One walk serves the decoders in layouts.py (RoPE, or OPT's learned positions): q, k and v as three layers or one fused
 matmul (q and k are rotated into new tensors, v stays a view of the fused output, so the whole
-output is kept); the MLP gated (gate and up as two layers or one) or plain; norms before,
-around or after each sublayer; attention and MLP reading the same input (parallel residual).
+output is kept; OLMo's clip_qkv clamps them in place, and each clamp keeps a copy); the MLP gated
+(gate and up as two layers or one) or plain; norms before, around or after each sublayer;
+attention and MLP reading the same input (parallel residual).
 GPT-2, HRM ACTv1 and Falcon (falcon.py) have walks of their own.
 """
 
@@ -32,6 +33,8 @@ def attention(w: BlockWalk, y: Act) -> Act:
     lay = sh.layout
     ins = w.reading("attn_in")
     outs = [w.linear(y, lp, lp.lin.name, "attention") for lp in ins]
+    if lay.clip_qkv:
+        outs = [w.clamp_(o, lp.lin.name) for o, lp in zip(outs, ins)]
     fused = None
     if len(outs) == 1:
         qkv = outs[0]

@@ -310,6 +310,9 @@ def assumptions(shape: ModelShape, s: Setup) -> list[str]:
     if shape.softcap and s.loss != "chunked":
         out.append("final_logit_softcapping: the logits pass through tanh, which keeps one more [tokens, vocab] "
                    "tensor for backward (and the engine's chunked loss does not apply)")
+    if shape.logits_scale != 1 and s.loss != "chunked":
+        out.append(f"logits_scaling: the logits are divided by {shape.logits_scale:g}, a [tokens, vocab] copy that "
+                   "autograd does not keep and that never sets the peak (and the engine's chunked loss does not apply)")
     if s.loss == "chunked":
         out.append("loss: chunked cross-entropy (train.fused_loss), no full-vocabulary logits")
     if s.quant:
@@ -354,7 +357,7 @@ def _candidates(shape: ModelShape, s: Setup) -> list[Change]:
     if s.weights == "fp32" and not s.quant:
         # autocast stays as it was: the engine autocasts a bf16 base too when --amp is on
         c.append(("load the weights in bf16", "--model-dtype bf16", lambda x: x.with_(weights="bf16")))
-    if s.loss != "chunked" and shape.family != HRM:
+    if s.loss != "chunked" and shape.family != HRM and not shape.logits_changed:
         c.append(("use the chunked (fused) loss", "--fused-loss", lambda x: x.with_(loss="chunked")))
     if s.loss == "chunked":
         # not always the larger: with short sequences a trained head's gradient buffers can

@@ -48,6 +48,9 @@ class Layout:
     positions: str = "rope"
     q_scaled: bool = False             # q is multiplied by 1/sqrt(head_dim) into a new tensor (OPT)
     resid_drop: tuple[str, ...] = ("attn", "mlp")    # sublayer outputs that go through dropout
+    ln_fp32: bool = False              # LayerNorm of an fp32 copy of its input, cast back after (OLMo)
+    # q, k and v clamped in place (OLMo's clip_qkv): autograd keeps a copy of each as it was
+    clip_qkv: bool = False
 
 
 LLAMA = Layout()
@@ -151,6 +154,11 @@ def _falcon_arch(c: Mapping[str, Any]) -> tuple[bool, bool, int]:
     return new, parallel, (2 if n_ln == 2 else 1) if parallel else 2
 
 
+def _granite_extra(c: Mapping[str, Any]) -> dict:
+    v = c.get("logits_scaling", 1.0)
+    return {"logits_scale": float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and v else 1.0}
+
+
 def _falcon_layout(c: Mapping[str, Any]) -> Layout:
     new, parallel, norms = _falcon_arch(c)
     return Layout(attn="self_attention", qkv=("query_key_value",), out="dense",
@@ -213,6 +221,15 @@ DECODERS: dict[str, Decoder] = {
                    biases=lambda c: (_flag(c, "enable_bias", True),) * 3, extra=_opt_extra),
     "falcon": Decoder(_falcon_layout, norm="layer", mlp="plain", tied=True, gqa=False, activation="gelu",
                       biases=lambda c: (_flag(c, "bias", False),) * 3, extra=_falcon_extra),
+    # OLMo (first version): LayerNorm with neither weight nor bias, run in fp32; fp32 RoPE tables
+    # as OLMo 2; clip_qkv optional; an MLP without biases
+    "olmo": Decoder(lambda c: Layout(ln_fp32=True, rope_fp32=True, clip_qkv=c.get("clip_qkv") is not None),
+                    norm="layer", biases=lambda c: (_flag(c, "attention_bias", False),) * 2 + (False,),
+                    extra=lambda c: {"norm_affine": False}),
+    # Granite: Llama's block. Its embedding and residual multipliers are products with a Python
+    # number and its attention multiplier is the attention's scale: autograd keeps nothing more
+    # for them. Its logits are divided by logits_scaling (loss.py).
+    "granite": Decoder(lambda c: Layout(), extra=_granite_extra),
 }
 
 

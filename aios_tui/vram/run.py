@@ -46,9 +46,9 @@ def setup_from_config(cfg: Any, shape: ModelShape) -> Setup:
         modules_to_save += ["q_head"] + (["lm_head"] if cfg.hrm.lm_head_trainable else [])
     quant = "4bit" if m.load_in_4bit else "8bit" if m.load_in_8bit else None
     adapted_head = shape.head_name in targets or shape.head_name in modules_to_save
-    # the engine falls back to the model's own loss where the logits are soft-capped
+    # the engine falls back to the model's own loss where the logits are soft-capped or scaled
     fused_ok = shape.family == HRM or (shape.model_type in FUSED_MODEL_TYPES and not adapted_head
-                                       and not shape.softcap)
+                                       and not shape.logits_changed)
     loss = "chunked" if t.fused_loss and fused_ok else "plain"
     device = "cpu" if t.device == "cpu" else "cuda"
     return Setup(

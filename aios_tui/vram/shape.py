@@ -85,6 +85,13 @@ class ModelShape:
     # the token embedding's and tied head's width when not the blocks' (OPT-350m's
     # word_embed_proj_dim): project_in and project_out change widths around the blocks
     embed_dim: int = 0
+    logits_scale: float = 1.0        # Granite's logits_scaling: lm_head's output is divided by it
+
+    @property
+    def logits_changed(self) -> bool:
+        """lm_head's output is altered before the loss (Gemma's soft-cap, Granite's division),
+        so the engine's fused loss does not apply (engine/loss.py's _changes_logits)."""
+        return bool(self.softcap) or self.logits_scale != 1
 
     @property
     def q_width(self) -> int:

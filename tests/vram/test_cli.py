@@ -221,11 +221,12 @@ def test_every_suggestion_applied_as_flags_gives_its_figure(argv, gpu):
 
 def test_a_model_type_counted_as_llama_says_so_and_where_targets_are_checked(cli, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({
-        "model_type": "olmo", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+        "model_type": "acme_decoder", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
         "intermediate_size": 128, "vocab_size": 100}))
     code, out, err = cli("estimate", "--model", str(tmp_path), "--use-peft")
     assert code == 0, err
-    assert "olmo: counted as a Llama-style decoder" in out and "`aios-tui train --check` checks the targets" in out
+    assert "acme_decoder: counted as a Llama-style decoder" in out
+    assert "`aios-tui train --check` checks the targets" in out
 
 
 def test_the_loss_in_one_piece_is_suggested_where_it_is_the_smaller():
@@ -328,6 +329,22 @@ def test_gemma2_is_counted_with_the_eager_attention_it_runs(cli, tmp_path):
     code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--lora-target-modules", "q_proj")
     assert code == 0, err
     assert "no SDPA attention" in out and "final_logit_softcapping" in out
+
+
+@pytest.mark.parametrize("model_type", ["olmo", "granite-multipliers"])
+def test_olmo_and_granite_are_laid_out_and_granite_s_scaled_logits_keep_the_plain_loss(cli, tmp_path, model_type):
+    from vram_helpers import LAYOUTS
+
+    d = _model_dir(tmp_path, LAYOUTS[model_type])
+    code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--fused-loss", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert not any("approximate" in a for a in data["assumptions"])
+    scaled = model_type == "granite-multipliers"
+    assert any(a.startswith("logits_scaling: the logits are divided by 8") for a in data["assumptions"]) == scaled
+    # OLMo runs the fused loss already; Granite's division keeps the engine off it
+    assert any(a.startswith("loss: chunked") for a in data["assumptions"]) == (not scaled)
+    assert "--fused-loss" not in [sg["flags"] for sg in data["suggestions"]]
 
 
 def test_gpt_neox_head_is_named_as_the_installed_transformers_names_it(monkeypatch):

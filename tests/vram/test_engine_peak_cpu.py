@@ -64,3 +64,38 @@ def test_the_estimate_is_close_to_the_engine_s_peak(name, model, settings, toler
     row = pb.profile_case(name, {}, tmp_path, 3, False, "cpu")
     error = row["estimate_peak_allocated"] / row["tracked_peak"] - 1
     assert abs(error) < tolerance, f"{name}: estimate {error:+.1%} off the engine's peak"
+
+
+@pytest.mark.parametrize("loss", ["hf", "plain"])
+def test_granite_s_logits_division_leaves_the_peak_as_llama_s(loss):
+    """Granite divides the logits by logits_scaling (and scales the embedding and each residual
+    branch by a number): each makes a tensor autograd does not keep, and the [T, V] quotient
+    is alive only beside a logits tensor that dies, below the loss's fp32 buffers. The tracked
+    peak of a forward and backward, and the estimate, are Llama's for the same shape."""
+    import peak_breakdown as pb
+    import torch
+    from vram_helpers import build_hf, cpu_setup, quiet
+
+    from aios_tui.engine.loss import causal_lm_loss
+    from aios_tui.vram import shape_from_hf_config
+    from aios_tui.vram.estimate import compute
+
+    quiet()
+    base = {"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "vocab_size": 8000, "max_position_embeddings": 256,
+            "tie_word_embeddings": False}
+    granite = {**base, "model_type": "granite", "logits_scaling": 8.0, "embedding_multiplier": 12.0,
+               "residual_multiplier": 0.2}
+    peaks, estimates = [], []
+    for cfg in ({**base, "model_type": "llama"}, granite):
+        model = build_hf(cfg, "bf16")
+        model.train()
+        ids = torch.randint(0, 8000, (2, 64), generator=torch.Generator().manual_seed(1))
+        tracker = pb.make_tracker("cpu")
+        with tracker:
+            out = model(input_ids=ids, labels=ids).loss if loss == "hf" else causal_lm_loss(model, ids, ids)[0]
+            out.backward()
+        peaks.append(tracker.peak)
+        setup = cpu_setup(method="full", weights="bf16", batch=2, seq=64).with_(loss=loss)
+        estimates.append(compute(shape_from_hf_config(cfg), setup).peak_allocated_bytes)
+    assert peaks[0] == peaks[1] and estimates[0] == estimates[1]

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import pytest
 
-from vram_helpers import GPT2, GPT2_NO_DROPOUT, GQA, LAYOUTS, LLAMA, QWEN2, build_hf, cpu_setup, quiet, saved_bytes
+from vram_helpers import (GPT2, GPT2_NO_DROPOUT, GQA, LAYOUTS, LLAMA, QWEN2, build_hf, cpu_setup, packed_bytes, quiet,
+                          saved_bytes)
 
 from aios_tui.vram import shape_from_hf_config
 from aios_tui.vram.estimate import saved_for_backward
@@ -88,6 +89,31 @@ def test_saved_tensors_match_exactly(name, cfg, weights, method, targets, kw):
     got = saved_bytes(out.loss, list(model.parameters()))
     setup = cpu_setup(method=method, targets=tuple(targets), weights=weights, batch=2, seq=32, **kw)
     assert saved_for_backward(shape_from_hf_config(cfg), setup) == got
+
+
+OLMO_CLIP_BIAS = {**LAYOUTS["olmo"], "clip_qkv": 0.5, "attention_bias": True}
+
+
+@pytest.mark.parametrize("weights,method,targets", [("fp32", "full", []), ("bf16", "lora", ["q_proj", "v_proj"])])
+def test_olmo_clip_qkv_on_biased_layers_keeps_a_copy_of_each(weights, method, targets):
+    """OLMo's clip_qkv clamps q, k and v in place. A biased layer's output is a view (addmm,
+    then a reshape), so the clamp's copy sits inside a CopySlices node the graph walk cannot
+    open: what autograd packs is counted instead, and it is what the estimate says."""
+    import torch
+
+    quiet()
+    model = build_hf(OLMO_CLIP_BIAS, weights)
+    kw = {"r": 4, "dropout": 0.0} if method == "lora" else {}
+    if method == "lora":
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config(method, targets, kw))
+    model.train()
+    ids = torch.randint(0, 300, (2, 32), generator=torch.Generator().manual_seed(1))
+    params = list(model.parameters())
+    out, packed = packed_bytes(lambda: model(input_ids=ids, labels=ids), params)
+    setup = cpu_setup(method=method, targets=tuple(targets), weights=weights, batch=2, seq=32, **kw)
+    assert saved_for_backward(shape_from_hf_config(OLMO_CLIP_BIAS), setup) == packed > saved_bytes(out.loss, params)
 
 
 @pytest.mark.parametrize("cfg,weights,method", [(LLAMA, "fp32", "lora"), (LAYOUTS["opt-350m-like"], "fp32", "lora"),

@@ -56,6 +56,14 @@ LAYOUTS = {
                            "hidden_dropout": 0.1},
     "falcon-alibi-sequential": {**_BASE, "model_type": "falcon", "alibi": True, "multi_query": False,
                                 "parallel_attn": False, "bias": True, "ffn_hidden_size": 96},
+    # OLMo: weightless LayerNorm in fp32; clip_qkv clamps q, k and v in place
+    "olmo": {**_TINY, "model_type": "olmo"},
+    "olmo-clip-qkv-tied": {**_TINY, "model_type": "olmo", "clip_qkv": 0.5, "tie_word_embeddings": True},
+    # Granite: Llama's block with embedding, residual and attention multipliers, logits divided
+    "granite": {**_TINY, "model_type": "granite"},
+    "granite-multipliers": {**_TINY, "model_type": "granite", "embedding_multiplier": 12.0,
+                            "residual_multiplier": 0.22, "attention_multiplier": 0.0078125, "logits_scaling": 8.0,
+                            "attention_bias": True, "mlp_bias": True},
 }
 
 # A 1B-class shape for the per-term tests (Llama-3.2-1B's numbers).
@@ -106,6 +114,27 @@ def saved_bytes(loss, params) -> int:
                         seen.setdefault(st.data_ptr(), st.nbytes())
         stack.extend(nxt for nxt, _ in node.next_functions)
     return sum(seen.values())
+
+
+def packed_bytes(forward, params) -> tuple[object, int]:
+    """(what ``forward()`` returns, bytes of every tensor autograd packed while it ran), counted
+    as ``saved_bytes`` counts. Saved-tensor hooks also see what an in-place op on a view keeps
+    inside its CopySlices node, which the graph walk cannot open."""
+    import torch
+
+    param_ptrs = {p.untyped_storage().data_ptr() for p in params}
+    seen: dict[int, int] = {}
+
+    def pack(t):
+        if t.numel() > 1 and t.dtype != torch.int64:
+            st = t.untyped_storage()
+            if st.data_ptr() not in param_ptrs:
+                seen.setdefault(st.data_ptr(), st.nbytes())
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = forward()
+    return out, sum(seen.values())
 
 
 def quiet():
