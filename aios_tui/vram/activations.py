@@ -328,17 +328,27 @@ class BlockWalk:
         if kind == "eager":
             return self._eager(q, k, v, a, attn_dropout, fused_qkv)
         # the math kernel computes in fp32 whatever its inputs (torch's default)
+        # each matmul keeps an operand only for the other's gradient (a frozen k leaves q unkept)
         s, a = c.seq, 4
-        self.L.keep(self.k("q.scaled"), a * qw, K)
-        self.L.keep(self.k("k.scaled"), a * qw, K)      # repeated to every head, transposed
-        self.L.keep(self.k("probs"), a * nh * s, K)
+        sg = q.g or k.g                                  # the scores need a gradient
+        if k.g:
+            self.L.keep(self.k("q.scaled"), a * qw, K)
+        if q.g:
+            self.L.keep(self.k("k.scaled"), a * qw, K)   # repeated to every head, transposed
+        if sg:
+            self.L.keep(self.k("probs"), a * nh * s, K)
         if attn_dropout > 0:
-            if c.cpu:
-                self.L.keep(self.k("probs.noise"), a * nh * s, K)
-            else:
-                self.L.keep(self.k("probs.mask"), nh * s, K)
-            self.L.keep(self.k("probs.drop"), a * nh * s, K)
-        self.L.keep(self.k("v.mat"), a * qw, K)
+            if sg:
+                if c.cpu:
+                    self.L.keep(self.k("probs.noise"), a * nh * s, K)
+                else:
+                    self.L.keep(self.k("probs.mask"), nh * s, K)
+            if v.g:
+                self.L.keep(self.k("probs.drop"), a * nh * s, K)
+        elif v.g:
+            self.L.keep(self.k("probs"), a * nh * s, K)
+        if sg:
+            self.L.keep(self.k("v.mat"), a * qw, K)
         # the [b, heads, s, d] result is copied by .transpose(1, 2).contiguous()
         return Act(self.k("attn.out.copy"), 2 if c.amp else q.dt, qw, True)
 
@@ -376,7 +386,12 @@ class BlockWalk:
         return Act(self.k("attn.out.copy"), 2 if c.amp else q.dt, qw, True)
 
     def rope(self, x: Act, name: str) -> Act:
-        dt = x.dt if self.c.shape.layout.rope_fp32 else max(x.dt, self.c.cos_dt)
+        sh = self.c.shape
+        dt = x.dt if sh.layout.rope_fp32 else max(x.dt, self.c.cos_dt)
+        if sh.layout.rope_pairs and x.g:   # x * cos and rotated(x) * sin keep this call's own tables
+            cos_dt = 4 if sh.layout.rope_fp32 else self.c.cos_dt
+            for t in ("cos", "sin"):
+                self.L.keep_fixed(self.k(f"{t}@{name}"), self.c.seq * sh.rotary_dim * cos_dt, "attention")
         return Act(self.k(name + ".rot"), dt, x.width, x.g)
 
     # -- blocks -----------------------------------------------------------------------------

@@ -39,7 +39,9 @@ def attention(w: BlockWalk, y: Act) -> Act:
     if len(outs) == 1:
         qkv = outs[0]
         q, k, v = (Act(qkv.key, qkv.dt, width, qkv.g) for width in (sh.q_width, sh.kv_width, sh.kv_width))
-        if qkv.dt == (2 if w.c.amp else qkv.dt):
+        if lay.qkv_copied:
+            v = Act(w.k("v.copy"), qkv.dt, sh.kv_width, qkv.g)
+        elif qkv.dt == (2 if w.c.amp else qkv.dt):
             fused = qkv.key
     else:
         q, k, v = outs

@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from aios_tui.errors import UserError
 from aios_tui.vram import activations as act
+from aios_tui.vram import layouts
 from aios_tui.vram.loss import HeadCost, head_cost
 from aios_tui.vram.params import (
     count_params, gradient_bytes, optimizer_bytes, resolve_plan, weight_bytes,
@@ -298,13 +299,17 @@ def _quant_workspace(ctx: act.Context, tokens: int) -> int:
 def assumptions(shape: ModelShape, s: Setup) -> list[str]:
     out = []
     if shape.model_type not in EXACT_TYPES:
-        out.append(f"{shape.model_type}: counted as a Llama-style decoder (RMSNorm, RoPE, gated MLP, layers "
-                   "named q_proj ... down_proj), so figures and target names are approximate; "
+        block = ("GPT-2's block (c_attn, c_proj, c_fc, learned positions)" if shape.family == "gpt2" else
+                 "a Llama-style decoder (RMSNorm, RoPE, gated MLP, layers named q_proj ... down_proj)")
+        out.append(f"{shape.model_type}: counted as {block}, so figures and target names are approximate; "
                    "`aios-tui train --check` checks the targets against the real model")
     elif shape.text_of:
         out.append(f"{shape.text_of}: only its {shape.model_type} text model is counted; the rest of the "
                    "multimodal model (a vision tower, whose layers a target name may also match) is not")
-    if s.attention == "sdpa" and not shape.layout.sdpa:
+    if shape.model_type in ("gptj", "codegen") and not layouts.gptj_attention_interface():
+        out.append(f"{shape.model_type}: laid out as transformers 5.24 runs it; the installed transformers is "
+                   "older (eager attention, rotary tables per sequence), so activations are approximate")
+    elif s.attention == "sdpa" and not shape.layout.sdpa:
         out.append(f"{shape.model_type}: transformers has no SDPA attention for it (soft-capped scores); counted "
                    "with eager attention, which the engine falls back to")
     if shape.softcap and s.loss != "chunked":

@@ -8,6 +8,7 @@ Any other decoder is read as Llama's block (``LLAMA``), and the estimate says so
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 from importlib import metadata
 from typing import Any, Callable, Mapping
 
@@ -51,6 +52,12 @@ class Layout:
     ln_fp32: bool = False              # LayerNorm of an fp32 copy of its input, cast back after (OLMo)
     # q, k and v clamped in place (OLMo's clip_qkv): autograd keeps a copy of each as it was
     clip_qkv: bool = False
+    # rotate_every_two (GPT-J, CodeGen): each rotation of q or k repeats sin and cos into
+    # [seq, rotary] tables of its own, which its products keep
+    rope_pairs: bool = False
+    # q, k and v are copied out of the fused output rather than viewed (CodeGen, whose mp_num
+    # shards each hold more than one head: the reshape to heads cannot be a view)
+    qkv_copied: bool = False
 
 
 LLAMA = Layout()
@@ -182,6 +189,52 @@ def _falcon_extra(c: Mapping[str, Any]) -> dict:
     return out
 
 
+def _gptj_extra(c: Mapping[str, Any]) -> dict:
+    """GPT-J and CodeGen: GPT-2's config names, rotary on the first rotary_dim of each head."""
+    hidden, heads = c.get("n_embd") or c.get("hidden_size"), c.get("n_head") or c.get("num_attention_heads")
+    mt, rot = c.get("model_type"), c.get("rotary_dim", 64)
+    head_dim = hidden // heads if isinstance(hidden, int) and isinstance(heads, int) and heads > 0 else 0
+    if not isinstance(rot, int) or isinstance(rot, bool) or rot <= 0 or rot % 2 or rot > head_dim:
+        raise UserError(f"model config: {mt} rotary_dim must be an even whole number up to the head width "
+                        f"{head_dim}, not {rot!r}; transformers cannot run this config, so the estimate refuses it")
+    if mt == "codegen" and hidden % 4:
+        raise UserError(f"model config: codegen n_embd {hidden} does not split into its 4 model-parallel shards; "
+                        "transformers cannot run this config, so the estimate refuses it")
+    inner = c.get("n_inner")
+    if inner is not None and (not isinstance(inner, int) or isinstance(inner, bool) or inner <= 0):
+        raise UserError(f"model config: n_inner must be a positive whole number (MLP width), not {inner!r}")
+    pdrop = {k: float(c.get(k) or 0) for k in ("embd_pdrop", "attn_pdrop", "resid_pdrop")}
+    # the tables are exact fractions of the head: rotary_dim is read back as head_dim * rotary
+    return {"intermediate": inner or 4 * hidden,
+            "max_positions": int(c.get("n_positions") or c.get("max_position_embeddings") or 2048),
+            "activation": str(c.get("activation_function") or "gelu_new"), "rotary": Fraction(rot, head_dim),
+            "rope_tables": 0, "head_bias": True, **pdrop}
+
+
+def gptj_attention_interface() -> bool:
+    """Whether the installed transformers runs GPT-J and CodeGen through its attention interface
+    (5.24 on), as laid out here. Before, they had eager attention only, with rotary tables per sequence."""
+    try:
+        major, minor = (int(x) for x in metadata.version("transformers").split(".")[:2])
+    except (metadata.PackageNotFoundError, ValueError):
+        return True
+    return (major, minor) >= (5, 24)
+
+
+def _gptj_layout(c: Mapping[str, Any], qkv: tuple[str, ...]) -> Layout:
+    """One ln_1 read by attention and MLP in parallel, rotate_every_two. CodeGen's fused qkv_proj
+    is viewed as [.., mp_num=4, 3 x hidden/4], split, and reshaped to heads: a view only when
+    each shard holds one head; its sin and cos stay in the fp32 buffer, q and k are cast to v's dtype."""
+    codegen = len(qkv) == 1
+    heads = c.get("n_head") or c.get("num_attention_heads")
+    return Layout(attn="attn", qkv=qkv, out="out_proj", mlp=("fc_in", "fc_out"), embed="wte", norms=1,
+                  parallel=True, rope_pairs=True, rope_fp32=codegen, qkv_copied=codegen and heads != 4,
+                  sdpa=gptj_attention_interface())
+
+
+_GPTJ = dict(norm="layer", mlp="plain", gqa=False, activation="gelu_new",
+             biases=lambda c: (False, False, True), extra=_gptj_extra)
+
 _GEMMA = dict(tied=True, head_dim=256, activation="gelu_pytorch_tanh")
 
 DECODERS: dict[str, Decoder] = {
@@ -230,6 +283,9 @@ DECODERS: dict[str, Decoder] = {
     # number and its attention multiplier is the attention's scale: autograd keeps nothing more
     # for them. Its logits are divided by logits_scaling (loss.py).
     "granite": Decoder(lambda c: Layout(), extra=_granite_extra),
+    # GPT-J and CodeGen: GPT-2's config names, untied lm_head with a bias
+    "gptj": Decoder(lambda c: _gptj_layout(c, ("q_proj", "k_proj", "v_proj")), **_GPTJ),
+    "codegen": Decoder(lambda c: _gptj_layout(c, ("qkv_proj",)), **_GPTJ),
 }
 
 

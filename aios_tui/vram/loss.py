@@ -66,7 +66,7 @@ def head_cost(ctx: Context, x_last: Act, segments: int = 1) -> HeadCost:
         y = walk.linear(y, out, out.lin.name, "projection")
     lt = 2 if ctx.amp else ctx.pb     # logits dtype
     trained_head = ctx.plan.head_trainable
-    grad_head = V * h * ctx.pb if trained_head else 0
+    grad_head = (V * h + (V if sh.head_bias else 0)) * ctx.pb if trained_head else 0
     if s.loss == "chunked" and not ctx.plan.head_adapter:
         cd = 2 if ctx.amp else max(y.dt, ctx.pb)   # compute dtype of the chunk matmuls
         saved = T * h * y.dt                           # grad of the hidden states, from forward

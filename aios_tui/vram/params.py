@@ -57,7 +57,8 @@ class Plan:
     embed_trainable: bool = False
     norms_trainable: bool = False
     q_head_trainable: bool = False     # HRM's halting head
-    copies: dict[str, int] = field(default_factory=dict)   # modules_to_save: name -> params copied
+    # modules_to_save: name -> the tensors copied, as (elements, how many)
+    copies: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
 
     def outer_reading(self, reads: str) -> LinearPlan | None:
         return next((lp for lp in self.outer if lp.lin.reads == reads), None)
@@ -97,12 +98,12 @@ def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
     for name in s.modules_to_save if s.peft else ():
         if name == head:
             plan.head_trainable = True
-            plan.copies[head] = shape.vocab * shape.embed_width
+            plan.copies[head] = [(shape.vocab * shape.embed_width, 1)] + ([(shape.vocab, 1)] if shape.head_bias else [])
         elif name == "q_head" and shape.family == HRM:
-            plan.copies["q_head"] = 2 * shape.hidden + 2
+            plan.copies["q_head"] = [(2 * shape.hidden + 2, 1)]
         elif name == shape.embed_name:
             plan.embed_trainable = True
-            plan.copies[name] = shape.vocab * shape.embed_width
+            plan.copies[name] = [(shape.vocab * shape.embed_width, 1)]
         else:
             found = [(lp, k) for lp, k in plan.all_linears(shape.layers) if matches(lp.lin.qualified, name)]
             if not found:
@@ -110,9 +111,9 @@ def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
                                 f"its modules that can be saved are: {', '.join([*leafs, shape.embed_name])}")
             for lp, _ in found:
                 lp.trainable = True
-            plan.copies[name] = sum((lp.params + (lp.lin.fan_out if lp.lin.bias else 0)) * k for lp, k in found)
+            plan.copies[name] = [(n, k) for lp, k in found for n in (lp.params, lp.lin.fan_out if lp.lin.bias else 0) if n]
     if shape.family == HRM and s.peft:
-        plan.copies.setdefault("q_head", 2 * shape.hidden + 2)
+        plan.copies.setdefault("q_head", [(2 * shape.hidden + 2, 1)])
     example = f"for example: --lora-target-modules {','.join(shape.suggested_targets())}"
     missing = [t for t in targets if t not in used]
     if missing:
@@ -180,9 +181,9 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
             adapter += n
         if s.method == "adalora":
             extra_total += 1
-    for name, n in plan.copies.items():
-        tensors.append((n, pb, 1))
-        adapter += n
+    for copied in plan.copies.values():
+        tensors += [(n, pb, k) for n, k in copied]
+        adapter += sum(n * k for n, k in copied)
     if s.method == "full":
         h, e = shape.hidden, shape.embed_width
         for lp, k in plan.all_linears(L):
@@ -198,6 +199,8 @@ def count_params(shape: ModelShape, s: Setup, plan: Plan | None = None) -> Count
         tensors += [(n, wb, k) for n, k in shape.final_norm_tensors()]
         if not shape.tied:
             tensors.append((shape.vocab * e, wb, 1))
+        if shape.head_bias:
+            tensors.append((shape.vocab, wb, 1))
         if shape.family == HRM:
             tensors += [(2 * h, wb, 1), (2, wb, 1)]
     trainable = sum(n * k for n, _, k in tensors)

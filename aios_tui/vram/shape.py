@@ -73,7 +73,7 @@ class ModelShape:
     l_cycles: int = 1
     halt_max_steps: int = 1
     layout: Layout = LLAMA           # layer names and block arrangement
-    rotary: float = 1.0              # share of head_dim RoPE rotates
+    rotary: float = 1.0              # share of head_dim RoPE rotates (a Fraction where a width is given)
     rope_tables: int = 1             # cos/sin pairs the model keeps (Gemma 3: local and global)
     softcap: float = 0.0             # final_logit_softcapping: tanh on the logits
     attn_softcap: bool = False       # attn_logit_softcapping: tanh on the attention scores
@@ -86,6 +86,7 @@ class ModelShape:
     # word_embed_proj_dim): project_in and project_out change widths around the blocks
     embed_dim: int = 0
     logits_scale: float = 1.0        # Granite's logits_scaling: lm_head's output is divided by it
+    head_bias: bool = False          # lm_head has a bias (GPT-J, CodeGen), its own even when tied
 
     @property
     def logits_changed(self) -> bool:
@@ -182,7 +183,7 @@ class ModelShape:
 
     def head_params(self) -> int:
         """Output head parameters not shared with the embedding (HRM's q_head included)."""
-        n = 0 if self.tied else self.vocab * self.embed_width
+        n = (0 if self.tied else self.vocab * self.embed_width) + (self.vocab if self.head_bias else 0)
         if self.family == HRM:
             n += 2 * self.hidden + 2
         return n
@@ -281,7 +282,9 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
         text = cfg["text_config"]
         return replace(shape_from_hf_config({**text, "model_type": text.get("model_type", model_type)}, name),
                        text_of=model_type)
-    if model_type == "gpt2" or ("n_embd" in cfg and "n_layer" in cfg):
+    # GPT-J and CodeGen share GPT-2's config names, not its block; another type with those names
+    # (GPT-BigCode, a config without a type) is read as GPT-2's block
+    if model_type == "gpt2" or (layouts.decoder(model_type) is None and "n_embd" in cfg and "n_layer" in cfg):
         hidden = _need(cfg, "hidden size", "n_embd", "hidden_size")
         heads = _need(cfg, "number of heads", "n_head", "num_attention_heads")
         return ModelShape(
@@ -304,7 +307,7 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
 def _decoder_shape(cfg: Mapping[str, Any], model_type: str, name: str) -> ModelShape:
     """A RoPE decoder: its own layout when the type is known, else Llama's."""
     dec = layouts.decoder(model_type)
-    hidden = _need(cfg, "hidden size", "hidden_size", "d_model", "n_embed")
+    hidden = _need(cfg, "hidden size", "hidden_size", "d_model", "n_embed", "n_embd")
     heads = _need(cfg, "number of attention heads", "num_attention_heads", "n_heads", "n_head")
     kv = (_opt(cfg, "key/value heads", "num_key_value_heads") if dec is None or dec.gqa else None) or heads
     head_dim = _opt(cfg, "attention head width", "head_dim") or (dec and dec.head_dim) or hidden // heads

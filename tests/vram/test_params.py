@@ -163,3 +163,48 @@ def test_opt_and_falcon_suggest_targets_they_have():
         shape = shape_from_hf_config(LAYOUTS[name])
         assert all(shape.has_module(t) for t in shape.suggested_targets())
         assert shape.has_module("fc2" if name == "opt" else "dense_4h_to_h")
+
+
+def test_gptj_and_codegen_are_laid_out_as_themselves_not_as_gpt2():
+    from aios_tui.config.targets import own_names
+    from aios_tui.vram.estimate import assumptions
+
+    all7 = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    for name, suggested, own in (("gptj", ("q_proj", "v_proj"), ["q_proj", "k_proj", "v_proj", "out_proj",
+                                                                   "fc_in", "fc_out"]),
+                                 ("codegen", ("qkv_proj",), ["qkv_proj", "out_proj", "fc_in", "fc_out"])):
+        shape = shape_from_hf_config(LAYOUTS[name])
+        assert shape.family == name and shape.head_bias and not shape.tied
+        assert shape.intermediate == (4 * 64 if name == "gptj" else 96)   # 4 x n_embd, else n_inner
+        assert shape.suggested_targets() == suggested
+        assert own_names(all7, shape.has_module)[0] == own
+        assert not any(shape.has_module(t) for t in ("c_attn", "c_fc", "c_proj"))
+        assert not any("counted as" in line for line in assumptions(shape, Setup()))
+    # other types with GPT-2's config names (GPT-BigCode) are still read as GPT-2's block, and say so
+    shape = shape_from_hf_config({**GPT2, "model_type": "gpt_bigcode"})
+    assert shape.family == "gpt2"
+    assert any("counted as GPT-2's block" in line for line in assumptions(shape, Setup()))
+
+
+@pytest.mark.parametrize("cfg,says", [
+    ({**LAYOUTS["gptj"], "rotary_dim": 32}, "rotary_dim"),   # wider than a head (16)
+    ({**LAYOUTS["gptj"], "rotary_dim": 7}, "rotary_dim"),
+    ({**LAYOUTS["codegen"], "rotary_dim": None}, "rotary_dim"),
+    ({**LAYOUTS["codegen"], "n_embd": 66, "n_head": 6}, "shards"),
+])
+def test_gptj_and_codegen_configs_transformers_cannot_run_are_refused(cfg, says):
+    from aios_tui.errors import UserError
+
+    with pytest.raises(UserError, match=says):
+        shape_from_hf_config(cfg)
+
+
+def test_gptj_under_an_older_transformers_is_counted_with_eager_attention_and_says_it_is_approximate(monkeypatch):
+    from aios_tui.vram import layouts
+    from aios_tui.vram.estimate import assumptions
+
+    real = layouts.metadata.version
+    monkeypatch.setattr(layouts.metadata, "version", lambda name: "5.23.0" if name == "transformers" else real(name))
+    shape = shape_from_hf_config(LAYOUTS["gptj"])
+    assert not shape.layout.sdpa
+    assert any("activations are approximate" in line for line in assumptions(shape, Setup()))

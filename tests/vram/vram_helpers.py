@@ -27,6 +27,8 @@ _TINY = {"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "nu
          "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 256, "pad_token_id": 0,
          "bos_token_id": 0, "eos_token_id": 0}
 _BASE = {k: v for k, v in _TINY.items() if k not in ("intermediate_size", "num_key_value_heads")}
+_GPT_NAMES = {"n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 300, "n_positions": 256, "pad_token_id": 0,
+              "bos_token_id": 0, "eos_token_id": 0}
 LAYOUTS = {
     "phi3": {**_TINY, "model_type": "phi3"},
     "gpt_neox": {**{k: v for k, v in _TINY.items() if k != "num_key_value_heads"}, "model_type": "gpt_neox"},
@@ -64,6 +66,18 @@ LAYOUTS = {
     "granite-multipliers": {**_TINY, "model_type": "granite", "embedding_multiplier": 12.0,
                             "residual_multiplier": 0.22, "attention_multiplier": 0.0078125, "logits_scaling": 8.0,
                             "attention_bias": True, "mlp_bias": True},
+    # GPT-J: GPT-2's config names, q/k/v/out_proj without bias, fc_in/fc_out, one ln_1 for
+    # attention and MLP in parallel, rotate_every_two on rotary_dim of each head, lm_head with a
+    # bias; n_inner defaults to 4 x n_embd
+    "gptj": {**_GPT_NAMES, "model_type": "gptj", "rotary_dim": 8},
+    "gptj-dropout-whole-head-tied": {**_GPT_NAMES, "model_type": "gptj", "rotary_dim": 16, "n_inner": 96,
+                                     "embd_pdrop": 0.1, "attn_pdrop": 0.1, "resid_pdrop": 0.1,
+                                     "tie_word_embeddings": True},
+    # CodeGen: one qkv_proj split across 4 model-parallel shards; with 8 heads the reshape to
+    # heads copies q, k and v; with 4 (one head per shard) they stay views
+    "codegen": {**_GPT_NAMES, "model_type": "codegen", "n_head": 8, "rotary_dim": 4, "n_inner": 96},
+    "codegen-head-per-shard-dropout": {**_GPT_NAMES, "model_type": "codegen", "rotary_dim": 8,
+                                       "embd_pdrop": 0.1, "attn_pdrop": 0.1, "resid_pdrop": 0.1},
 }
 
 # A 1B-class shape for the per-term tests (Llama-3.2-1B's numbers).
@@ -74,16 +88,18 @@ BIG = {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "n
 
 def build_hf(cfg: dict, dtype: str = "fp32", attention: str = "sdpa"):
     """A random-init model, attention as the engine asks for it (eager where a model has no SDPA
-    path, as the engine falls back)."""
+    path, as the engine falls back). Built in ``dtype`` as from_pretrained(dtype=) loads it: a
+    buffer the model makes in fp32 (CodeGen's sin/cos table) stays fp32, as it would not after .to()."""
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 
     torch.manual_seed(0)
+    dt = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype]
     try:
-        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), attn_implementation=attention)
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), attn_implementation=attention, dtype=dt)
     except ValueError:
-        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), attn_implementation="eager")
-    return model.to({"fp32": torch.float32, "bf16": torch.bfloat16}[dtype])
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**cfg), attn_implementation="eager", dtype=dt)
+    return model
 
 
 def saved_bytes(loss, params) -> int:
