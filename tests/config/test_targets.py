@@ -23,6 +23,8 @@ MODULES = {
             "transformer.blocks.0.ffn.up_proj", "transformer.blocks.0.ffn.down_proj"],
     "codegen": ["transformer.h.0.attn.qkv_proj", "transformer.h.0.attn.out_proj", "transformer.h.0.mlp.fc_in",
                 "transformer.h.0.mlp.fc_out"],
+    "gptj": ["transformer.h.0.attn.q_proj", "transformer.h.0.attn.k_proj", "transformer.h.0.attn.v_proj",
+             "transformer.h.0.attn.out_proj", "transformer.h.0.mlp.fc_in", "transformer.h.0.mlp.fc_out"],
     "phi": ["model.layers.0.self_attn.q_proj", "model.layers.0.self_attn.k_proj", "model.layers.0.self_attn.v_proj",
             "model.layers.0.self_attn.dense", "model.layers.0.mlp.fc1", "model.layers.0.mlp.fc2"],
     "gpt2": ["transformer.h.0.attn.c_attn", "transformer.h.0.attn.c_proj", "transformer.h.0.mlp.c_fc",
@@ -43,6 +45,7 @@ def has(kind):
     ("gpt2", ALL7, ["c_attn", "attn.c_proj", "c_fc", "mlp.c_proj"]),
     ("mpt", ALL7, ["Wqkv", "out_proj", "up_proj", "down_proj"]),
     ("codegen", ALL7, ["qkv_proj", "out_proj", "fc_in", "fc_out"]),
+    ("gptj", ALL7, ["q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"]),
     ("phi", ALL7, ["q_proj", "k_proj", "v_proj", "self_attn.dense", "fc1", "fc2"]),
     ("gpt2", ["c_fc", "q_proj"], ["c_fc", "c_attn"]),
     ("gpt2", ["q_proj", "nonesuch"], ["c_attn", "nonesuch"]),  # left for the target check to report

@@ -35,12 +35,17 @@ ARCHS = {
                "query_key_value,dense_4h_to_h"),
     "opt": ("OPTConfig", {"hidden_size": 32, "ffn_dim": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
                           "max_position_embeddings": 64, "word_embed_proj_dim": 32}, "q_proj,v_proj,fc2"),
+    # GPT-2's config names on blocks of their own: q/k/v_proj or one qkv_proj, fc_in/fc_out
+    "gptj": ("GPTJConfig", {"n_embd": 32, "n_layer": 2, "n_head": 4, "n_positions": 64, "rotary_dim": 4},
+             "q_proj,v_proj,fc_out"),
+    "codegen": ("CodeGenConfig", {"n_embd": 64, "n_layer": 2, "n_head": 8, "n_positions": 64, "rotary_dim": 4},
+                "qkv_proj,fc_out"),
     # phi's lm_head has a bias; the others do more than lm_head(h), so the fused loss stays off
     "phi": ("PhiConfig", {**HIDDEN, "num_key_value_heads": 4}, "q_proj,v_proj"),
     "cohere": ("CohereConfig", {**HIDDEN, "logit_scale": 0.5}, "q_proj,v_proj"),
     "granite": ("GraniteConfig", {**HIDDEN, "logits_scaling": 4.0}, "q_proj,v_proj"),
 }
-TRAINED = [a for a in ARCHS if a not in ("phi", "cohere", "granite")]
+TRAINED = [a for a in ARCHS if a not in ("phi", "cohere", "granite", "gptj", "codegen")]
 
 # Runs interrupted and resumed, exported, merged and sampled: LoRA on each, IA3 and full
 # fine-tuning on two untied heads, full on two tied ones.
@@ -256,7 +261,8 @@ def test_layers_the_memory_savers_cannot_take_are_refused_before_loading(arch_di
 
 @pytest.mark.slow
 @pytest.mark.parametrize("arch, method", [("gpt2", "lora"), ("opt", "lora"), ("falcon", "lora"), ("phi3", "lora"),
-                                          ("gpt_neox", "ia3"), ("gpt2", "ia3")])
+                                          ("gpt_neox", "ia3"), ("gpt2", "ia3"), ("gptj", "lora"),
+                                          ("codegen", "ia3")])
 def test_llama_target_names_train_the_models_own_layers_as_the_estimate_counts(arch, method, arch_dir, text_file,
                                                                                  tmp_path, cli):
     # no --lora-target-modules: the default names Llama's seven projections
