@@ -111,7 +111,8 @@ def resolve_plan(shape: ModelShape, s: Setup) -> Plan:
                                 f"its modules that can be saved are: {', '.join([*leafs, shape.embed_name])}")
             for lp, _ in found:
                 lp.trainable = True
-            plan.copies[name] = [(n, k) for lp, k in found for n in (lp.params, lp.lin.fan_out if lp.lin.bias else 0) if n]
+            plan.copies[name] = [(n, k) for lp, k in found
+                                 for n in (lp.params, lp.lin.fan_out if lp.lin.bias else 0) if n]
     if shape.family == HRM and s.peft:
         plan.copies.setdefault("q_head", [(2 * shape.hidden + 2, 1)])
     example = f"for example: --lora-target-modules {','.join(shape.suggested_targets())}"
