@@ -72,6 +72,7 @@ class Ledger:
     # keys held by an autograd node's own attributes rather than saved through autograd, so
     # checkpointing (which works through the saved-tensor hooks) cannot drop them
     unhooked: set[str] = field(default_factory=set)
+    shared: dict[str, tuple[float, str]] = field(default_factory=dict)   # see keep_shared
 
     def keep(self, key: str, nbytes: float, kind: str, unhooked: bool = False) -> None:
         if nbytes and key not in self.per_token:
@@ -81,6 +82,11 @@ class Ledger:
 
     def unhooked_token_bytes(self) -> float:
         return sum(self.per_token[k][0] for k in self.unhooked)
+
+    def keep_shared(self, key: str, nbytes: float, kind: str) -> None:
+        """Kept once per forward however many blocks keep it (one tensor the model hands every block)."""
+        if nbytes:
+            self.shared.setdefault(key, (nbytes, kind))
 
     def keep_fixed(self, key: str, nbytes: int, kind: str) -> None:
         if nbytes and key not in self.per_layer:
@@ -278,7 +284,8 @@ class BlockWalk:
 
     def kernel(self, a: int, attn_dropout: bool) -> str:
         c, s, sh = self.c, self.c.setup, self.c.shape
-        if s.attention == "eager" or (s.attention == "sdpa" and not sh.layout.sdpa):
+        if s.attention == "eager" or (s.attention == "sdpa" and not sh.layout.sdpa) \
+                or (s.attention == "flash_attention_2" and not sh.layout.flash):
             return "eager"
         if s.attention == "flash_attention_2":
             return "flash"
@@ -354,16 +361,20 @@ class BlockWalk:
 
     def _eager(self, q: Act, k: Act, v: Act, a: int, attn_dropout: float, fused_qkv: str | None) -> Act:
         """Hugging Face's eager_attention_forward: each matmul keeps an operand only for the
-        other's gradient, so a frozen k (LoRA on q and v) leaves q unkept."""
+        other's gradient, so a frozen k (LoRA on q and v) leaves q unkept. q and k still views of
+        one fused output (no RoPE) are strided per head: the batched matmul keeps copies."""
         c, sh, K = self.c, self.c.shape, "attention"
         qw, nh, s = sh.q_width, sh.heads, c.seq
         rep = sh.heads // sh.kv_heads
+        views = bool(fused_qkv) or q.key == k.key
         sg = q.g or k.g                                  # the scores need a gradient
         if k.g:
-            self.L.keep(self.k("q.mat") if fused_qkv else (q.key if q.dt == a else q.key + ">attn"), a * qw, K)
+            self.L.keep(self.k("q.mat") if views else (q.key if q.dt == a else q.key + ">attn"), a * qw, K)
         if q.g:
-            self.L.keep(self.k("k.rep") if rep > 1 or fused_qkv else (k.key if k.dt == a else k.key + ">attn"),
+            self.L.keep(self.k("k.rep") if rep > 1 or views else (k.key if k.dt == a else k.key + ">attn"),
                         a * qw, K)
+        if sg and sh.layout.bool_mask:   # one [batch, 1, seq, seq] bool tensor, whichever layer keeps it
+            self.L.keep_shared("causal.mask", s, K)
         if sg and sh.attn_softcap:   # scores = cap * tanh(scores / cap): tanh keeps its output
             self.L.keep(self.k("scores.tanh"), a * nh * s, K)
         if sg:
@@ -438,8 +449,9 @@ class BlockWalk:
         return block(self, x)
 
 
-def outside_blocks(ctx: Context, x0: Act) -> Ledger:
-    """Kept once per forward outside the blocks: RoPE tables, the embedding dropout mask."""
+def outside_blocks(ctx: Context, x0: Act) -> tuple[Ledger, Act]:
+    """Kept once per forward outside the blocks (RoPE tables, the embedding's dropout mask and
+    norm), and what the first block receives."""
     led = Ledger()
     sh = ctx.shape
     if sh.family != "gpt2":
@@ -452,7 +464,9 @@ def outside_blocks(ctx: Context, x0: Act) -> Ledger:
         led.keep("alibi.mask", ctx.pb * sh.heads * ctx.seq, "attention")
     if sh.embd_pdrop > 0 and x0.g:
         BlockWalk(ctx, led).dropout(x0, sh.embd_pdrop, "embd", "norms")
-    return led
+    if sh.layout.embed_norm:
+        return led, BlockWalk(ctx, led).norm(x0, "embed_norm")
+    return led, x0
 
 
 def embedding_output(ctx: Context) -> Act:

@@ -1,10 +1,11 @@
 """Each family's block, walked in forward order for what backward keeps (the ops, and what
 each keeps, are in activations.py).
 
-One walk serves the decoders in layouts.py (RoPE, or OPT's learned positions): q, k and v as three layers or one fused
-matmul (q and k are rotated into new tensors, v stays a view of the fused output, so the whole
-output is kept; OLMo's clip_qkv clamps them in place, and each clamp keeps a copy); the MLP gated
-(gate and up as two layers or one) or plain; norms before, around or after each sublayer;
+One walk serves the decoders in layouts.py (RoPE, OPT's learned positions, or BLOOM's and MPT's
+ALiBi): q, k and v as three layers or one fused matmul (with RoPE q and k are rotated into new
+tensors, v stays a view of the fused output, so the whole output is kept; without, all three
+stay views of it; OLMo's clip_qkv clamps them in place, and each clamp keeps a copy); the MLP
+gated (gate and up as two layers or one) or plain; norms before, around or after each sublayer;
 attention and MLP reading the same input (parallel residual).
 GPT-2, HRM ACTv1 and Falcon (falcon.py) have walks of their own.
 """
@@ -38,6 +39,10 @@ def attention(w: BlockWalk, y: Act) -> Act:
     fused = None
     if len(outs) == 1:
         qkv = outs[0]
+        if lay.qkv_clamp:   # clamp keeps its input; q, k and v are views of its output
+            if qkv.g:
+                w.L.keep(qkv.key, qkv.dt * qkv.width, "attention")
+            qkv = Act(w.k("qkv.clamped"), qkv.dt, qkv.width, qkv.g)
         q, k, v = (Act(qkv.key, qkv.dt, width, qkv.g) for width in (sh.q_width, sh.kv_width, sh.kv_width))
         if lay.qkv_copied:
             v = Act(w.k("v.copy"), qkv.dt, sh.kv_width, qkv.g)
@@ -51,7 +56,10 @@ def attention(w: BlockWalk, y: Act) -> Act:
         q, k = w.rope(q, "q"), w.rope(k, "k")
     elif lay.q_scaled:   # q * scaling: a new tensor; k and v stay the projections' outputs
         q = Act(w.k("q.scaled"), q.dt, q.width, q.g)
-    o_in = w.attention(q, k, v, attn_dropout=sh.attn_pdrop, fused_v=fused)
+    if q.key == k.key:   # no RoPE: q, k and v are all still views of the fused output
+        o_in = w.attention(q, k, v, attn_dropout=sh.attn_pdrop, fused_qkv=fused)
+    else:
+        o_in = w.attention(q, k, v, attn_dropout=sh.attn_pdrop, fused_v=fused)
     out = w.reading("attn_out")[0]
     o = w.linear(o_in, out, out.lin.name, "attention")
     return w.dropout(o, sh.resid_pdrop, "resid1", "attention") if "attn" in lay.resid_drop else o
@@ -108,14 +116,16 @@ def decoder_block(w: BlockWalk, x: Act) -> Act:
         h1 = w.add(x, w.norm(attention(w, x), "norm1"), "h1")
         out = w.add(h1, w.norm(mlp(w, h1), "norm2"), "x_next")
     else:
-        a = attention(w, w.norm(x, "norm1"))
+        y1 = w.norm(x, "norm1")
+        a = attention(w, y1)
         if lay.order == "sandwich":
             a = w.norm(a, "norm1.post")
-        h1 = w.add(x, a, "h1")
-        m = mlp(w, w.norm(h1, "norm2"))
+        h1 = w.add(y1 if lay.residual_normed else x, a, "h1")
+        y2 = w.norm(h1, "norm2")
+        m = mlp(w, y2)
         if lay.order == "sandwich":
             m = w.norm(m, "norm2.post")
-        out = w.add(h1, m, "x_next")
+        out = w.add(y2 if lay.residual_normed else h1, m, "x_next")
     w.amp_extra(out)
     return out
 

@@ -162,13 +162,17 @@ class ActivationParts:
 def activation_parts(ctx: act.Context) -> ActivationParts:
     shape, s = ctx.shape, ctx.setup
     x0 = act.embedding_output(ctx)
-    outside = act.outside_blocks(ctx, x0)
-    x0 = act.block_input(ctx, x0, outside)
-    costs = act.block_costs(ctx, x0)
+    outside, x_in = act.outside_blocks(ctx, x0)
+    x_in = act.block_input(ctx, x_in, outside)
+    costs = act.block_costs(ctx, x_in)
+    # a tensor every block is handed (MPT's bool mask) is kept once, if any block keeps it
+    for led in (costs.first, costs.rest)[:shape.layers]:
+        for key, (n, kind) in led.shared.items():
+            outside.keep(key, n, kind)
     segments = (s.hrm_segments_in_graph or shape.halt_max_steps) if shape.family == HRM else 1
     blocks = act.ledger_bytes(costs.first, s.tokens) + (shape.layers - 1) * act.ledger_bytes(costs.rest, s.tokens)
     head = head_cost(ctx, costs.rest_input, segments)
-    return ActivationParts(x0, outside, costs, head, segments, blocks)
+    return ActivationParts(x_in, outside, costs, head, segments, blocks)
 
 
 def saved_for_backward(shape: ModelShape, s: Setup) -> int:
@@ -306,12 +310,16 @@ def assumptions(shape: ModelShape, s: Setup) -> list[str]:
     elif shape.text_of:
         out.append(f"{shape.text_of}: only its {shape.model_type} text model is counted; the rest of the "
                    "multimodal model (a vision tower, whose layers a target name may also match) is not")
+    out += shape.notes
     if shape.model_type in ("gptj", "codegen") and not layouts.gptj_attention_interface():
         out.append(f"{shape.model_type}: laid out as transformers 5.24 runs it; the installed transformers is "
                    "older (eager attention, rotary tables per sequence), so activations are approximate")
     elif s.attention == "sdpa" and not shape.layout.sdpa:
-        out.append(f"{shape.model_type}: transformers has no SDPA attention for it (soft-capped scores); counted "
+        why = " (soft-capped scores)" if shape.attn_softcap else ""
+        out.append(f"{shape.model_type}: transformers has no SDPA attention for it{why}; counted "
                    "with eager attention, which the engine falls back to")
+    if s.attention == "flash_attention_2" and not shape.layout.flash:
+        out.append(f"{shape.model_type}: transformers has no flash_attention_2 for it; counted with eager attention")
     if shape.softcap and s.loss != "chunked":
         out.append("final_logit_softcapping: the logits pass through tanh, which keeps one more [tokens, vocab] "
                    "tensor for backward (and the engine's chunked loss does not apply)")

@@ -44,6 +44,7 @@ class Layout:
     rope_cat: bool = False
     rope_fp32: bool = False            # cos/sin stay fp32; rotated q and k are cast back (OLMo 2)
     sdpa: bool = True                  # has an SDPA path (else the engine falls back to eager)
+    flash: bool = True                 # has a flash_attention_2 path (BLOOM and MPT: eager only)
     # positions: "rope", "learned" (a table added to the embedding: q and k stay as projected),
     # "alibi" (a per-head bias folded into the attention mask)
     positions: str = "rope"
@@ -58,6 +59,13 @@ class Layout:
     # q, k and v are copied out of the fused output rather than viewed (CodeGen, whose mp_num
     # shards each hold more than one head: the reshape to heads cannot be a view)
     qkv_copied: bool = False
+    embed_norm: bool = False           # a norm on the embedding output (BLOOM's word_embeddings_layernorm)
+    # each residual adds the norm's output, not the block's input (BLOOM's
+    # apply_residual_connection_post_layernorm)
+    residual_normed: bool = False
+    qkv_clamp: bool = False            # the fused q/k/v output is clamped first (MPT's clip_qkv)
+    # the scores are masked_fill'ed with one bool causal mask all layers share, which each keeps (MPT)
+    bool_mask: bool = False
 
 
 LLAMA = Layout()
@@ -234,6 +242,73 @@ def _gptj_layout(c: Mapping[str, Any], qkv: tuple[str, ...]) -> Layout:
 
 _GPTJ = dict(norm="layer", mlp="plain", gqa=False, activation="gelu_new",
              biases=lambda c: (False, False, True), extra=_gptj_extra)
+def _bloom_layout(c: Mapping[str, Any]) -> Layout:
+    return Layout(attn="self_attention", qkv=("query_key_value",), out="dense",
+                  mlp=("dense_h_to_4h", "dense_4h_to_h"), embed="word_embeddings", positions="alibi",
+                  sdpa=False, flash=False, embed_norm=True,
+                  residual_normed=_flag(c, "apply_residual_connection_post_layernorm", False))
+
+
+def _bloom_extra(c: Mapping[str, Any]) -> dict:
+    tp = c.get("pretraining_tp")
+    if _flag(c, "slow_but_exact", False) and isinstance(tp, int) and tp > 1:
+        # dense and dense_4h_to_h are then computed from slices of their weights: an adapter on
+        # them never runs, and the graph is another
+        raise UserError(f"model config: bloom with slow_but_exact and pretraining_tp {tp} computes dense and "
+                        "dense_4h_to_h from slices of their weights, past any adapter on them; the estimate "
+                        "refuses it", "set slow_but_exact to false (transformers' default)")
+    hidden = c.get("hidden_size") or c.get("n_embed")
+    out = {"resid_pdrop": float(c.get("hidden_dropout") or 0), "rope_tables": 0}
+    if isinstance(hidden, int):
+        out["intermediate"] = 4 * hidden          # the config names no MLP width
+    return out
+
+
+def _mpt_sub(c: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    """One of MPT's nested config dicts (attn_config, ffn_config); absent or null: its defaults."""
+    v = c.get(name)
+    return v if isinstance(v, Mapping) else {}
+
+
+def _mpt_layout(c: Mapping[str, Any]) -> Layout:
+    return Layout(attn="attn", qkv=("Wqkv",), out="out_proj", mlp=("up_proj", "down_proj"), mlp_parent="ffn",
+                  embed="wte", positions="alibi", sdpa=False, flash=False,
+                  qkv_clamp=bool(_mpt_sub(c, "attn_config").get("clip_qkv")), bool_mask=True)
+
+
+def _mpt_extra(c: Mapping[str, Any]) -> dict:
+    """transformers' MPT builds one block whatever the config says beyond its sizes: a 4 x d_model
+    GELU MLP, multi-head attention with ALiBi, no biases, LayerNorms with weights only, and
+    attn_pdrop for every dropout. Checkpoints of another width do not load (refused); flags that
+    only drop a checkpoint's tensors are named in a note."""
+    a = _mpt_sub(c, "attn_config")
+    ratio = c.get("expansion_ratio", 4)
+    if ratio is not None and ratio != 4:
+        raise UserError(f"model config: mpt with expansion_ratio {ratio}: transformers' MPT builds a 4 x d_model "
+                        "MLP whatever the config says, so this checkpoint does not load; the estimate refuses it")
+    kind = a.get("attn_type") or "multihead_attention"
+    if kind != "multihead_attention":
+        raise UserError(f"model config: mpt with attn_config.attn_type {kind}: transformers' MPT has multi-head "
+                        "attention only (Wqkv 3 x d_model wide), so this checkpoint does not load; the estimate "
+                        "refuses it")
+    ignored = [text for on, text in (
+        (not _flag(c, "no_bias", True), "no_bias false (its layers and norms have no biases)"),
+        (_flag(a, "qk_ln", False), "attn_config.qk_ln (no q/k norms)"),
+        (not _flag(a, "alibi", True), "attn_config.alibi false (ALiBi all the same, no position table)"),
+        (str(_mpt_sub(c, "ffn_config").get("ffn_type") or "mptmlp") != "mptmlp",
+         "ffn_config.ffn_type (a plain GELU MLP)"),
+    ) if on]
+    p = float(a.get("attn_pdrop") or 0)
+    hidden = c.get("d_model") or c.get("hidden_size")
+    out = {"attn_pdrop": p, "resid_pdrop": p, "rope_tables": 0, "norm_bias": False,
+           "max_positions": int(c.get("max_seq_len") or 2048)}
+    if isinstance(hidden, int):
+        out["intermediate"] = 4 * hidden
+    if ignored:
+        out["notes"] = (f"mpt: transformers' MPT ignores {'; '.join(ignored)}: the model is counted as it builds "
+                        "it, and the checkpoint's tensors for these are not loaded",)
+    return out
+
 
 _GEMMA = dict(tied=True, head_dim=256, activation="gelu_pytorch_tanh")
 
@@ -286,6 +361,11 @@ DECODERS: dict[str, Decoder] = {
     # GPT-J and CodeGen: GPT-2's config names, untied lm_head with a bias
     "gptj": Decoder(lambda c: _gptj_layout(c, ("q_proj", "k_proj", "v_proj")), **_GPTJ),
     "codegen": Decoder(lambda c: _gptj_layout(c, ("qkv_proj",)), **_GPTJ),
+    # ALiBi decoders with eager attention only; neither config names its MLP width
+    "bloom": Decoder(_bloom_layout, norm="layer", mlp="plain", tied=True, gqa=False, activation="bloom_gelu",
+                     biases=lambda c: (True, True, True), extra=_bloom_extra),
+    "mpt": Decoder(_mpt_layout, norm="layer", mlp="plain", tied=True, gqa=False, activation="gelu",
+                   biases=lambda c: (False, False, False), extra=_mpt_extra),
 }
 
 

@@ -93,6 +93,8 @@ class ModelShape:
         """lm_head's output is altered before the loss (Gemma's soft-cap, Granite's division),
         so the engine's fused loss does not apply (engine/loss.py's _changes_logits)."""
         return bool(self.softcap) or self.logits_scale != 1
+    norm_bias: bool = True           # LayerNorm bias (MPT's norms have a weight only)
+    notes: tuple[str, ...] = ()      # what the config asks for that transformers does not build
 
     @property
     def q_width(self) -> int:
@@ -130,12 +132,17 @@ class ModelShape:
             return []
         return [Linear("project_in", e, h, False, "embed", "decoder"),
                 Linear("project_out", h, e, False, "final", "decoder")]
+    def norm_tensors(self) -> int:
+        """Tensors of one hidden-wide norm: weight, and bias for a LayerNorm that has one."""
+        if self.norm == "none" or not self.norm_affine:
+            return 0
+        return 2 if self.norm == "layer" and self.norm_bias else 1
 
     def block_norm_tensors(self) -> list[tuple[int, int]]:
         """(elements, how many per block) of the norms' weights and biases."""
         lay, out = self.layout, []
-        if self.norm != "none" and self.norm_affine:
-            out.append((self.hidden, lay.norms * (2 if self.norm == "layer" else 1)))
+        if self.norm_tensors:
+            out.append((self.hidden, lay.norms * self.norm_tensors))
         if lay.qk_norm == "head":
             out.append((self.head_dim, 2))
         elif lay.qk_norm == "width":
@@ -145,7 +152,8 @@ class ModelShape:
         return out
 
     def final_norm_tensors(self) -> list[tuple[int, int]]:
-        k = {"rms": 1, "layer": 2}.get(self.norm, 0) if self.norm_affine and self.final_norm else 0
+        """The norms outside the blocks: the final one, and BLOOM's on the embedding output."""
+        k = self.norm_tensors * (self.final_norm + self.layout.embed_norm)
         return [(self.hidden, k)] if k else []
 
     def block_norm_params(self) -> int:

@@ -78,6 +78,23 @@ LAYOUTS = {
     "codegen": {**_GPT_NAMES, "model_type": "codegen", "n_head": 8, "rotary_dim": 4, "n_inner": 96},
     "codegen-head-per-shard-dropout": {**_GPT_NAMES, "model_type": "codegen", "rotary_dim": 8,
                                        "embd_pdrop": 0.1, "attn_pdrop": 0.1, "resid_pdrop": 0.1},
+    # BLOOM and MPT: ALiBi, eager attention only, an MLP 4 x hidden wide that no config field names.
+    # BLOOM: LayerNorm on the embedding output, biases everywhere; its variant adds the norms'
+    # outputs to the residual stream and uses both dropouts
+    "bloom": {"model_type": "bloom", "hidden_size": 64, "n_layer": 2, "n_head": 4, "vocab_size": 300,
+              "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0},
+    "bloom-residual-post-norm-dropout": {"model_type": "bloom", "n_embed": 64, "n_layer": 2, "n_head": 4,
+                                         "vocab_size": 300, "apply_residual_connection_post_layernorm": True,
+                                         "hidden_dropout": 0.1, "attention_dropout": 0.1, "pad_token_id": 0,
+                                         "bos_token_id": 0, "eos_token_id": 0},
+    # MPT: no biases, weight-only LayerNorms, one bool causal mask every layer keeps; its variant
+    # clamps q/k/v (clip_qkv) and scales the scores by a factor of its own (its dropout:
+    # test_saved_tensors.py, as transformers' MptAttentionConfig takes attn_pdrop as an int)
+    "mpt": {"model_type": "mpt", "d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 300, "max_seq_len": 64,
+            "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0},
+    "mpt-clip-qkv": {"model_type": "mpt", "d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 300,
+                     "max_seq_len": 64, "attn_config": {"clip_qkv": 6.0, "softmax_scale": 0.1},
+                     "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0},
 }
 
 # A 1B-class shape for the per-term tests (Llama-3.2-1B's numbers).
