@@ -367,3 +367,21 @@ def test_opt_350m_is_estimated_by_name_with_its_projections(cli):
     assert not any("approximate" in a for a in d["assumptions"])
     # q_proj in 24 blocks [1024 -> 1024]; project_in [512 -> 1024] and project_out [1024 -> 512] once
     assert d["parameters"]["trainable"] == 24 * 8 * 2048 + 2 * 8 * (512 + 1024)
+
+
+@pytest.mark.parametrize("name,fused", [("bloom", "query_key_value"), ("mpt", "Wqkv")])
+def test_bloom_and_mpt_are_estimated_under_their_own_layers_with_eager_attention(cli, tmp_path, name, fused):
+    """Neither config names an MLP width; the estimate knows it is 4 x hidden and says nothing
+    is approximate."""
+    from vram_helpers import LAYOUTS
+
+    d = _model_dir(tmp_path, LAYOUTS[name])
+    code, out, err = cli("estimate", "--model", str(d), "--use-peft", "--lora-target-modules", "q_proj,v_proj",
+                         "--lora-r", "8", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["model"]["family"] == name and data["model"]["intermediate_size"] == 256
+    assert not any("approximate" in a for a in data["assumptions"])
+    assert f"q_proj/v_proj -> {fused}" in data["assumptions"][0]
+    assert any("no SDPA attention" in a for a in data["assumptions"])
+    assert data["parameters"]["trainable"] == 2 * 8 * (64 + 192)     # [64 -> 3 x 64] per layer, two layers

@@ -130,6 +130,9 @@ def test_hrm_count_matches_the_model():
     ({**LAYOUTS["opt"], "word_embed_proj_dim": 0}, "word_embed_proj_dim"),
     ({**LAYOUTS["falcon"], "new_decoder_architecture": True, "parallel_attn": False}, "parallel_attn"),
     ({**LAYOUTS["falcon"], "num_ln_in_parallel_attn": 2}, "num_ln_in_parallel_attn"),
+    ({**LAYOUTS["bloom"], "pretraining_tp": 2, "slow_but_exact": True}, "slow_but_exact"),
+    ({**LAYOUTS["mpt"], "expansion_ratio": 2}, "expansion_ratio 2"),
+    ({**LAYOUTS["mpt"], "attn_config": {"attn_type": "multiquery_attention"}}, "multiquery_attention"),
 ])
 def test_layouts_transformers_cannot_run_or_the_estimate_does_not_lay_out_are_refused(cfg, says):
     from aios_tui.errors import UserError
@@ -208,3 +211,27 @@ def test_gptj_under_an_older_transformers_is_counted_with_eager_attention_and_sa
     shape = shape_from_hf_config(LAYOUTS["gptj"])
     assert not shape.layout.sdpa
     assert any("activations are approximate" in line for line in assumptions(shape, Setup()))
+
+
+def test_bloom_and_mpt_default_targets_are_their_own_layers():
+    from aios_tui.config.targets import own_names
+
+    llama = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    for name, fused, rest in (("bloom", "query_key_value", ["self_attention.dense", "dense_h_to_4h",
+                                                             "dense_4h_to_h"]),
+                              ("mpt", "Wqkv", ["out_proj", "up_proj", "down_proj"])):
+        shape = shape_from_hf_config(LAYOUTS[name])
+        assert shape.suggested_targets() == (fused,)
+        assert own_names(llama, shape.has_module)[0] == [fused, *rest]
+
+
+def test_mpt_flags_transformers_does_not_build_are_counted_as_built_and_named():
+    """transformers' MPT has no biases, q/k norms or position table whatever the config says;
+    the checkpoint's tensors for them are not loaded, and the estimate says so."""
+    quiet()
+    cfg = {**LAYOUTS["mpt"], "no_bias": False, "attn_config": {"qk_ln": True, "alibi": False}}
+    shape = shape_from_hf_config(cfg)
+    assert shape.param_count() == sum(p.numel() for p in build_hf(cfg).parameters())
+    note, = shape.notes
+    assert all(flag in note for flag in ("no_bias false", "qk_ln", "alibi false"))
+    assert shape_from_hf_config(LAYOUTS["mpt"]).notes == ()

@@ -120,6 +120,34 @@ def test_olmo_clip_qkv_on_biased_layers_keeps_a_copy_of_each(weights, method, ta
     assert saved_for_backward(shape_from_hf_config(OLMO_CLIP_BIAS), setup) == packed > saved_bytes(out.loss, params)
 
 
+@pytest.mark.parametrize("method,targets", [("full", []), ("lora", ["Wqkv", "down_proj"])])
+def test_mpt_drops_out_with_attn_pdrop_everywhere(method, targets):
+    """MPT's attention probabilities and both sublayer outputs go through dropout with
+    attn_config.attn_pdrop. transformers' MptAttentionConfig takes it as an int, so the model is
+    built without dropout and given it after."""
+    import torch
+
+    from vram_helpers import LAYOUTS
+
+    quiet()
+    p = 0.1
+    model = build_hf(LAYOUTS["mpt"])
+    for block in model.transformer.blocks:
+        block.attn.attn_dropout_p = block.ffn.hidden_dropout = block.resid_attn_dropout.p = p
+    kw = {"r": 4, "dropout": 0.0}
+    if method != "full":
+        from peft import get_peft_model
+
+        model = get_peft_model(model, peft_config(method, targets, kw))
+    model.train()
+    ids = torch.randint(0, 300, (2, 32), generator=torch.Generator().manual_seed(1))
+    got = saved_bytes(model(input_ids=ids, labels=ids).loss, list(model.parameters()))
+    cfg = {**LAYOUTS["mpt"], "attn_config": {"attn_pdrop": p}}
+    setup = cpu_setup(method=method, targets=tuple(targets), weights="fp32", batch=2, seq=32,
+                      **(kw if method != "full" else {}))
+    assert saved_for_backward(shape_from_hf_config(cfg), setup) == got
+
+
 @pytest.mark.parametrize("cfg,weights,method", [(LLAMA, "fp32", "lora"), (LAYOUTS["opt-350m-like"], "fp32", "lora"),
                                                  (LAYOUTS["opt-350m-like"], "bf16", "full")],
                          ids=["llama-lora", "opt-350m-like-lora", "opt-350m-like-full-bf16"])
