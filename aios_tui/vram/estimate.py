@@ -319,7 +319,8 @@ def assumptions(shape: ModelShape, s: Setup) -> list[str]:
         out.append(f"{shape.model_type}: transformers has no SDPA attention for it{why}; counted "
                    "with eager attention, which the engine falls back to")
     if s.attention == "flash_attention_2" and not shape.layout.flash:
-        out.append(f"{shape.model_type}: transformers has no flash_attention_2 for it; counted with eager attention")
+        out.append(f"{shape.model_type}: transformers has no flash_attention_2 for it, so the model does not load "
+                   "so (--attn-implementation eager does); counted with eager attention")
     if shape.softcap and s.loss != "chunked":
         out.append("final_logit_softcapping: the logits pass through tanh, which keeps one more [tokens, vocab] "
                    "tensor for backward (and the engine's chunked loss does not apply)")
