@@ -132,6 +132,8 @@ class ModelShape:
             return []
         return [Linear("project_in", e, h, False, "embed", "decoder"),
                 Linear("project_out", h, e, False, "final", "decoder")]
+
+    @property
     def norm_tensors(self) -> int:
         """Tensors of one hidden-wide norm: weight, and bias for a LayerNorm that has one."""
         if self.norm == "none" or not self.norm_affine:
