@@ -32,8 +32,8 @@ class Layout:
     # each), "post" (after each sublayer's output, before the residual add), "post_add" (after
     # each residual add, OPT-350m's do_layer_norm_before=False)
     order: str = "pre"
-    # q/k norms: "head" (one [head_dim] weight each for q and k, applied per head), "width"
-    # (over q's and k's whole width), "per_head" (a bias-free LayerNorm of its own per head)
+    # q/k norms in the model's norm: "head" (one [head_dim] norm each for q and k, applied per
+    # head), "width" (over q's and k's whole width), "per_head" (a bias-free norm of its own per head)
     qk_norm: str = ""
     # RMSNorm flavour: "llama" w * x.to(dtype); "cast" (w * x).to(dtype); "gemma" (1 + w) * x
     # in fp32, cast after
@@ -310,6 +310,12 @@ def _mpt_extra(c: Mapping[str, Any]) -> dict:
     return out
 
 
+
+def _phi_layout(c: Mapping[str, Any]) -> Layout:
+    return Layout(out="dense", mlp=("fc1", "fc2"), norms=1, parallel=True, rope_cat=True,
+                  qk_norm="head" if _flag(c, "qk_layernorm", False) else "")
+
+
 _GEMMA = dict(tied=True, head_dim=256, activation="gelu_pytorch_tanh")
 
 DECODERS: dict[str, Decoder] = {
@@ -366,6 +372,11 @@ DECODERS: dict[str, Decoder] = {
                      biases=lambda c: (True, True, True), extra=_bloom_extra),
     "mpt": Decoder(_mpt_layout, norm="layer", mlp="plain", tied=True, gqa=False, activation="gelu",
                    biases=lambda c: (False, False, False), extra=_mpt_extra),
+    # Phi's head has a bias, tied or not
+    "phi": Decoder(_phi_layout, norm="layer", mlp="plain", activation="gelu_new", biases=lambda c: (True,) * 3,
+                   extra=lambda c: {"rotary": _rotary(c, 0.5), "head_bias": True,
+                                    "embd_pdrop": float(c.get("embd_pdrop") or 0),
+                                    "resid_pdrop": float(c.get("resid_pdrop") or 0)}),
 }
 
 

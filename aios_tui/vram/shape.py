@@ -86,7 +86,7 @@ class ModelShape:
     # word_embed_proj_dim): project_in and project_out change widths around the blocks
     embed_dim: int = 0
     logits_scale: float = 1.0        # Granite's logits_scaling: lm_head's output is divided by it
-    head_bias: bool = False          # lm_head has a bias (GPT-J, CodeGen), its own even when tied
+    head_bias: bool = False          # lm_head has a bias (GPT-J, CodeGen, Phi), its own even when tied
 
     @property
     def logits_changed(self) -> bool:
@@ -146,7 +146,7 @@ class ModelShape:
         if self.norm_tensors:
             out.append((self.hidden, lay.norms * self.norm_tensors))
         if lay.qk_norm == "head":
-            out.append((self.head_dim, 2))
+            out.append((self.head_dim, 2 * (2 if self.norm == "layer" else 1)))
         elif lay.qk_norm == "width":
             out += [(self.q_width, 1), (self.kv_width, 1)]
         elif lay.qk_norm == "per_head":

@@ -95,6 +95,12 @@ LAYOUTS = {
     "mpt-clip-qkv": {"model_type": "mpt", "d_model": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 300,
                      "max_seq_len": 64, "attn_config": {"clip_qkv": 6.0, "softmax_scale": 0.1},
                      "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0},
+    # Phi: attention and fc1/fc2 in parallel from one LayerNorm, biased layers and head, half the
+    # head rotated; the variant adds q/k LayerNorms, dropout everywhere, a tied head and phi-2's 0.4
+    "phi": {**_TINY, "model_type": "phi"},
+    "phi-qk-dropout-tied": {**_TINY, "model_type": "phi", "qk_layernorm": True, "partial_rotary_factor": 0.4,
+                            "embd_pdrop": 0.1, "resid_pdrop": 0.1, "attention_dropout": 0.1,
+                            "tie_word_embeddings": True},
 }
 
 # A 1B-class shape for the per-term tests (Llama-3.2-1B's numbers).
