@@ -180,11 +180,30 @@ class BlockWalk:
         out_dt = x.dt if c.shape.layout.ln_fp32 else 4 if c.amp else x.dt   # OLMo casts back
         return Act(self.k(name + ".out"), out_dt, x.width, x.g or trained)
 
+    def cohere_norm(self, x: Act, name: str, rows: int = 1) -> Act:
+        """Cohere's LayerNorm, op by op in fp32: x - mean is computed twice, one kept by the
+        square and one by its product with the rsqrt (kept too); the weight's product keeps the
+        normalised value when the weight is trained, and the weight cast to fp32 (a copy per
+        layer unless it is fp32) for the input's gradient. The result is cast back to x's dtype."""
+        c = self.c
+        trained = c.plan.norms_trainable
+        if x.g:
+            self.L.keep(self.k("centered@" + name), 4 * x.width, "norms")
+            self.L.keep(self.k("centered2@" + name), 4 * x.width, "norms")
+            self.L.keep(self.k("rsqrt@" + name), 4 * rows, "norms")
+            if c.pb != 4:
+                self.L.keep_fixed(self.k("w32@" + name), 4 * x.width, "norms")
+        if trained:
+            self.L.keep(self.k("normed@" + name), 4 * x.width, "norms")
+        return Act(self.k(name + ".out"), x.dt, x.width, x.g or trained)
+
     def norm(self, x: Act, name: str, rows: int = 1, weight: int = 0) -> Act:
         """The model's own norm: LayerNorm, or its flavour of RMSNorm."""
         sh = self.c.shape
         if sh.norm == "layer":
             return self.layer_norm(x, name, rows)
+        if sh.norm == "cohere":
+            return self.cohere_norm(x, name, rows)
         return self.rms_norm(x, name, rows=rows, style=sh.layout.rms, weight=weight)
 
     def clamp_(self, x: Act, name: str) -> Act:
@@ -398,7 +417,7 @@ class BlockWalk:
 
     def rope(self, x: Act, name: str) -> Act:
         sh = self.c.shape
-        dt = x.dt if sh.layout.rope_fp32 else max(x.dt, self.c.cos_dt)
+        dt = x.dt if sh.layout.rope_fp32 or sh.layout.rope_cast else max(x.dt, self.c.cos_dt)
         if sh.layout.rope_pairs and x.g:   # x * cos and rotated(x) * sin keep this call's own tables
             cos_dt = 4 if sh.layout.rope_fp32 else self.c.cos_dt
             for t in ("cos", "sin"):

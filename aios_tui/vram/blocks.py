@@ -70,7 +70,7 @@ def _qk_norm(w: BlockWalk, x: Act, name: str, heads: int) -> Act:
     if sh.layout.qk_norm == "width":
         return w.norm(x, name)
     if sh.layout.qk_norm == "per_head":
-        return w.layer_norm(x, name, rows=heads)
+        return w.norm(x, name, rows=heads)
     return w.norm(x, name, rows=heads, weight=sh.head_dim)
 
 

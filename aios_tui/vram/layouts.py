@@ -43,6 +43,7 @@ class Layout:
     # kernel's output is too, and merging the heads back copies it
     rope_cat: bool = False
     rope_fp32: bool = False            # cos/sin stay fp32; rotated q and k are cast back (OLMo 2)
+    rope_cast: bool = False            # q and k rotated in fp32 and cast back to their dtype (Cohere)
     sdpa: bool = True                  # has an SDPA path (else the engine falls back to eager)
     flash: bool = True                 # has a flash_attention_2 path (BLOOM and MPT: eager only)
     # positions: "rope", "learned" (a table added to the embedding: q and k stay as projected),
@@ -316,6 +317,10 @@ def _phi_layout(c: Mapping[str, Any]) -> Layout:
                   qk_norm="head" if _flag(c, "qk_layernorm", False) else "")
 
 
+def _cohere_layout(c: Mapping[str, Any]) -> Layout:
+    return Layout(norms=1, parallel=True, rope_cast=True, qk_norm="per_head" if _flag(c, "use_qk_norm", False) else "")
+
+
 _GEMMA = dict(tied=True, head_dim=256, activation="gelu_pytorch_tanh")
 
 DECODERS: dict[str, Decoder] = {
@@ -377,6 +382,10 @@ DECODERS: dict[str, Decoder] = {
                    extra=lambda c: {"rotary": _rotary(c, 0.5), "head_bias": True,
                                     "embd_pdrop": float(c.get("embd_pdrop") or 0),
                                     "resid_pdrop": float(c.get("resid_pdrop") or 0)}),
+    # Cohere's norm is a LayerNorm without bias computed op by op in fp32 (activations.cohere_norm);
+    # its logits are multiplied by logit_scale, which keeps nothing for backward
+    "cohere": Decoder(_cohere_layout, norm="cohere", tied=True,
+                      biases=lambda c: (_flag(c, "attention_bias", False),) * 2 + (False,)),
 }
 
 

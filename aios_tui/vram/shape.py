@@ -57,7 +57,8 @@ class ModelShape:
     qkv_bias: bool = False
     o_bias: bool = False
     mlp_bias: bool = False
-    norm: str = "rms"                # "rms" (weight only), "layer" (weight + bias), "none"
+    # "rms" (weight only), "layer" (weight + bias), "cohere" (LayerNorm, weight only), "none"
+    norm: str = "rms"
     learned_positions: bool = False  # GPT-2's wpe table
     activation: str = "silu"
     name: str = ""
@@ -149,7 +150,9 @@ class ModelShape:
             out.append((self.head_dim, 2 * (2 if self.norm == "layer" else 1)))
         elif lay.qk_norm == "width":
             out += [(self.q_width, 1), (self.kv_width, 1)]
-        elif lay.qk_norm == "per_head":
+        elif lay.qk_norm == "per_head" and self.norm == "cohere":   # one [heads, head_dim] weight
+            out += [(self.q_width, 1), (self.kv_width, 1)]
+        elif lay.qk_norm == "per_head":    # a module per head (StableLM)
             out.append((self.head_dim, self.heads + self.kv_heads))
         return out
 

@@ -101,6 +101,11 @@ LAYOUTS = {
     "phi-qk-dropout-tied": {**_TINY, "model_type": "phi", "qk_layernorm": True, "partial_rotary_factor": 0.4,
                             "embd_pdrop": 0.1, "resid_pdrop": 0.1, "attention_dropout": 0.1,
                             "tie_word_embeddings": True},
+    # Cohere (Command-R): parallel block from one fp32 LayerNorm without bias, interleaved rotary,
+    # tied head scaled by logit_scale; the variant has per-head q/k norms, biases and its own head
+    "cohere": {**_TINY, "model_type": "cohere"},
+    "cohere-qk-norm-bias": {**_TINY, "model_type": "cohere", "use_qk_norm": True, "attention_bias": True,
+                            "tie_word_embeddings": False},
 }
 
 # A 1B-class shape for the per-term tests (Llama-3.2-1B's numbers).
