@@ -327,6 +327,9 @@ def assumptions(shape: ModelShape, s: Setup) -> list[str]:
     if shape.logits_scale != 1 and s.loss != "chunked":
         out.append(f"logits_scaling: the logits are divided by {shape.logits_scale:g}, a [tokens, vocab] copy that "
                    "autograd does not keep and that never sets the peak (and the engine's chunked loss does not apply)")
+    if shape.logit_scale != 1 and s.loss != "chunked":
+        out.append(f"logit_scale: the logits are multiplied by {shape.logit_scale:g}, a [tokens, vocab] product that "
+                   "autograd does not keep and that never sets the peak (and the engine's chunked loss does not apply)")
     if s.loss == "chunked":
         out.append("loss: chunked cross-entropy (train.fused_loss), no full-vocabulary logits")
     if s.quant:

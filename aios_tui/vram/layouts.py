@@ -317,6 +317,11 @@ def _phi_layout(c: Mapping[str, Any]) -> Layout:
                   qk_norm="head" if _flag(c, "qk_layernorm", False) else "")
 
 
+def _cohere_extra(c: Mapping[str, Any]) -> dict:
+    v = c.get("logit_scale", 0.0625)
+    return {"logit_scale": float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else 1.0}
+
+
 def _cohere_layout(c: Mapping[str, Any]) -> Layout:
     return Layout(norms=1, parallel=True, rope_cast=True, qk_norm="per_head" if _flag(c, "use_qk_norm", False) else "")
 
@@ -383,8 +388,8 @@ DECODERS: dict[str, Decoder] = {
                                     "embd_pdrop": float(c.get("embd_pdrop") or 0),
                                     "resid_pdrop": float(c.get("resid_pdrop") or 0)}),
     # Cohere's norm is a LayerNorm without bias computed op by op in fp32 (activations.cohere_norm);
-    # its logits are multiplied by logit_scale, which keeps nothing for backward
-    "cohere": Decoder(_cohere_layout, norm="cohere", tied=True,
+    # its logits are multiplied by logit_scale (loss.py)
+    "cohere": Decoder(_cohere_layout, norm="cohere", tied=True, extra=_cohere_extra,
                       biases=lambda c: (_flag(c, "attention_bias", False),) * 2 + (False,)),
 }
 

@@ -91,7 +91,8 @@ def head_cost(ctx: Context, x_last: Act, segments: int = 1) -> HeadCost:
     # soft-capped logits (cap * tanh(logits / cap)): tanh keeps its output for backward. Granite
     # divides the logits by logits_scaling: autograd keeps nothing for it, and the one more
     # [T, V] tensor it holds for a moment, in forward and in backward, stays under the fp32
-    # loss buffers' peak, so the peak is Llama's (tests/vram/test_engine_peak_cpu.py measures it)
+    # loss buffers' peak, so the peak is Llama's (tests/vram/test_engine_peak_cpu.py measures it).
+    # Cohere's product with logit_scale is the same: nothing kept, a [T, V] tensor for a moment
     cap = lt * T * V if sh.softcap else 0
     if s.loss == "hf":
         return HeadCost(walk.L, (lt + 4) * T * V + cap, (lt + 12) * T * V + cap, grad_head, 4 * T * V,

@@ -87,15 +87,16 @@ class ModelShape:
     # word_embed_proj_dim): project_in and project_out change widths around the blocks
     embed_dim: int = 0
     logits_scale: float = 1.0        # Granite's logits_scaling: lm_head's output is divided by it
+    logit_scale: float = 1.0         # Cohere's logit_scale: lm_head's output is multiplied by it
     head_bias: bool = False          # lm_head has a bias (GPT-J, CodeGen, Phi), its own even when tied
+    norm_bias: bool = True           # LayerNorm bias (MPT's norms have a weight only)
+    notes: tuple[str, ...] = ()      # what the config asks for that transformers does not build
 
     @property
     def logits_changed(self) -> bool:
-        """lm_head's output is altered before the loss (Gemma's soft-cap, Granite's division),
-        so the engine's fused loss does not apply (engine/loss.py's _changes_logits)."""
-        return bool(self.softcap) or self.logits_scale != 1
-    norm_bias: bool = True           # LayerNorm bias (MPT's norms have a weight only)
-    notes: tuple[str, ...] = ()      # what the config asks for that transformers does not build
+        """lm_head's output is altered before the loss (Gemma's soft-cap, Granite's division,
+        Cohere's product), so the engine's fused loss does not apply (engine/loss.py's _changes_logits)."""
+        return bool(self.softcap) or self.logits_scale != 1 or self.logit_scale != 1
 
     @property
     def q_width(self) -> int:

@@ -99,3 +99,41 @@ def test_granite_s_logits_division_leaves_the_peak_as_llama_s(loss):
         setup = cpu_setup(method="full", weights="bf16", batch=2, seq=64).with_(loss=loss)
         estimates.append(compute(shape_from_hf_config(cfg), setup).peak_allocated_bytes)
     assert peaks[0] == peaks[1] and estimates[0] == estimates[1]
+
+
+class _Unscaled:
+    """A logit_scale whose product is the logits themselves: the model without the multiply."""
+
+    def __rmul__(self, logits):
+        return logits
+
+
+@pytest.mark.parametrize("loss", ["hf", "plain"])
+@pytest.mark.parametrize("weights", ["bf16", "fp32"])
+def test_cohere_s_logit_scale_product_never_sets_the_peak(loss, weights):
+    """Cohere multiplies the logits by logit_scale: a [T, V] product alive only beside logits
+    that die, below the loss's fp32 buffers, and kept by nothing. The tracked peak of a forward
+    and backward is the same as without the multiply, which the estimate leaves out."""
+    import peak_breakdown as pb
+    import torch
+    from vram_helpers import build_hf, quiet
+
+    from aios_tui.engine.loss import causal_lm_loss
+
+    quiet()
+    cfg = {"model_type": "cohere", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
+           "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 8000, "max_position_embeddings": 256,
+           "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0}
+    peaks = []
+    for scale in (None, _Unscaled()):
+        model = build_hf(cfg, weights)
+        if scale is not None:
+            model.logit_scale = scale
+        model.train()
+        ids = torch.randint(0, 8000, (2, 64), generator=torch.Generator().manual_seed(1))
+        tracker = pb.make_tracker("cpu")
+        with tracker:
+            out = model(input_ids=ids, labels=ids).loss if loss == "hf" else causal_lm_loss(model, ids, ids)[0]
+            out.backward()
+        peaks.append(tracker.peak)
+    assert peaks[0] == peaks[1]
