@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 # Architectures whose logits are exactly lm_head(last hidden state); the VRAM calculator
 # must agree on which runs take the fused path, so the list lives there.
-from aios_tui.vram.run import FUSED_MODEL_TYPES
+from aios_tui.vram.shape import FUSED_MODEL_TYPES
 
 IGNORE = -100
 

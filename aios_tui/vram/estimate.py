@@ -374,7 +374,7 @@ def _candidates(shape: ModelShape, s: Setup) -> list[Change]:
     if s.weights == "fp32" and not s.quant:
         # autocast stays as it was: the engine autocasts a bf16 base too when --amp is on
         c.append(("load the weights in bf16", "--model-dtype bf16", lambda x: x.with_(weights="bf16")))
-    if s.loss != "chunked" and shape.family != HRM and not shape.logits_changed:
+    if s.loss != "chunked" and shape.fused_loss_applies and shape.family != HRM:
         c.append(("use the chunked (fused) loss", "--fused-loss", lambda x: x.with_(loss="chunked")))
     if s.loss == "chunked":
         # not always the larger: with short sequences a trained head's gradient buffers can

@@ -9,13 +9,6 @@ from aios_tui.vram.estimate import Estimate, estimate
 from aios_tui.vram.setup import Setup
 from aios_tui.vram.shape import HRM, ModelShape, shape_from_hf_config, shape_from_model_arg
 
-# Model types whose logits are exactly lm_head(last hidden state): the engine's fused loss
-# applies to them (aios_tui/engine/loss.py reads this list).
-FUSED_MODEL_TYPES = frozenset({
-    "llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi3", "olmo", "olmo2", "gemma",
-    "smollm3", "starcoder2", "stablelm", "opt", "falcon",
-})
-
 
 def hrm_model_config(cfg: Any, vocab_size: int) -> dict:
     """The HRM ACTv1 config dict for ``cfg.hrm`` and a tokenizer's vocabulary size."""
@@ -46,9 +39,7 @@ def setup_from_config(cfg: Any, shape: ModelShape) -> Setup:
         modules_to_save += ["q_head"] + (["lm_head"] if cfg.hrm.lm_head_trainable else [])
     quant = "4bit" if m.load_in_4bit else "8bit" if m.load_in_8bit else None
     adapted_head = shape.head_name in targets or shape.head_name in modules_to_save
-    # the engine falls back to the model's own loss where the logits are soft-capped or scaled
-    fused_ok = shape.family == HRM or (shape.model_type in FUSED_MODEL_TYPES and not adapted_head
-                                       and not shape.logits_changed)
+    fused_ok = shape.fused_loss_applies and not adapted_head
     loss = "chunked" if t.fused_loss and fused_ok else "plain"
     device = "cpu" if t.device == "cpu" else "cuda"
     return Setup(

@@ -22,6 +22,13 @@ from aios_tui.vram.layouts import GPT2, LLAMA, Layout
 HRM = "hrm_actv1"
 EXACT_TYPES = (*layouts.DECODERS, "gpt2", HRM)
 
+# Model types whose logits are exactly lm_head(last hidden state): the engine's fused loss
+# applies to them (aios_tui/engine/loss.py reads this list), unless a config alters the logits.
+FUSED_MODEL_TYPES = frozenset({
+    "llama", "mistral", "qwen2", "qwen3", "gpt2", "gpt_neox", "phi3", "olmo", "olmo2", "gemma",
+    "smollm3", "starcoder2", "stablelm", "opt", "falcon", "gptj", "codegen", "phi", "bloom", "mpt",
+})
+
 
 @dataclass(frozen=True)
 class Linear:
@@ -97,6 +104,12 @@ class ModelShape:
         """lm_head's output is altered before the loss (Gemma's soft-cap, Granite's division,
         Cohere's product), so the engine's fused loss does not apply (engine/loss.py's _changes_logits)."""
         return bool(self.softcap) or self.logits_scale != 1 or self.logit_scale != 1
+
+    @property
+    def fused_loss_applies(self) -> bool:
+        """Whether the engine's chunked (fused) loss runs for this model when asked for (an
+        adapter on the head aside): HRM's own head, or a listed type with plain logits."""
+        return self.family == HRM or (self.model_type in FUSED_MODEL_TYPES and not self.logits_changed)
 
     @property
     def q_width(self) -> int:

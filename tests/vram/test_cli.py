@@ -227,6 +227,16 @@ def test_a_model_type_counted_as_llama_says_so_and_where_targets_are_checked(cli
     assert code == 0, err
     assert "acme_decoder: counted as a Llama-style decoder" in out
     assert "`aios-tui train --check` checks the targets" in out
+    # the engine's fused loss is for the types it knows the head of: not offered here, even
+    # where the logits dominate
+    big = tmp_path / "big-vocab"
+    big.mkdir()
+    (big / "config.json").write_text(json.dumps({**json.loads((tmp_path / "config.json").read_text()),
+                                                 "vocab_size": 64000}))
+    code, out, err = cli("estimate", "--model", str(big), "--use-peft", "--fused-loss", "--json")
+    data = json.loads(out)
+    assert not any(a.startswith("loss: chunked") for a in data["assumptions"])
+    assert "--fused-loss" not in [sg["flags"] for sg in data["suggestions"]]
 
 
 def test_the_loss_in_one_piece_is_suggested_where_it_is_the_smaller():
