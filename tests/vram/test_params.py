@@ -8,7 +8,7 @@ from vram_helpers import GPT2, GQA, LAYOUTS, LLAMA, MISTRAL, QWEN2, build_hf, qu
 
 from aios_tui.tiny import TINY_CONFIG
 from aios_tui.vram import Setup, count_params, shape_from_hf_config
-from aios_tui.vram.known import KNOWN
+from aios_tui.vram.known import ALIASES, KNOWN, known_config
 
 # Published sizes, as sum(p.numel()) over the Hugging Face model.
 PUBLISHED = {
@@ -18,6 +18,23 @@ PUBLISHED = {
     "Qwen/Qwen2.5-0.5B": 494_032_768,
     "mistralai/Mistral-7B-v0.1": 7_241_732_096,
     "facebook/opt-350m": 331_196_416,
+    # Keras Hub's presets, converted from the Hugging Face weights
+    "Qwen/Qwen3-0.6B": 596_049_920,
+    "Qwen/Qwen3-1.7B": 1_720_574_976,
+    "Qwen/Qwen3-4B": 4_022_468_096,
+    "Qwen/Qwen3-8B-Base": 8_190_735_360,
+    "google/gemma-2b": 2_506_172_416,
+    "google/gemma-7b": 8_537_680_896,
+    "google/gemma-2-2b": 2_614_341_888,
+    "google/gemma-2-9b": 9_241_705_984,
+    "microsoft/Phi-3-mini-4k-instruct": 3_821_079_552,
+    # the Pythia model cards' table
+    "EleutherAI/pythia-160m": 162_322_944,
+    "EleutherAI/pythia-410m": 405_334_016,
+    "EleutherAI/pythia-1b": 1_011_781_632,
+    "EleutherAI/pythia-1.4b": 1_414_647_808,
+    "HuggingFaceTB/SmolLM2-135M": 134_515_008,
+    "HuggingFaceTB/SmolLM2-360M": 361_821_120,
 }
 
 
@@ -29,8 +46,7 @@ def test_base_count_matches_transformers(cfg):
     assert shape_from_hf_config(cfg).param_count() == sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("name", ["meta-llama/Llama-3.1-8B", "Qwen/Qwen2.5-0.5B", "gpt2-medium",
-                                  "TinyLlama/TinyLlama-1.1B-Chat-v1.0", "facebook/opt-350m"])
+@pytest.mark.parametrize("name", list(KNOWN))
 def test_known_shapes_match_a_model_built_on_meta(name):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -39,6 +55,12 @@ def test_known_shapes_match_a_model_built_on_meta(name):
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**KNOWN[name]))
     assert shape_from_hf_config(KNOWN[name]).param_count() == sum(p.numel() for p in model.parameters())
+
+
+@pytest.mark.parametrize("alias,name", sorted(ALIASES.items()))
+def test_aliases_name_a_known_model(alias, name):
+    assert name in KNOWN and known_config(alias) == KNOWN[name]
+    assert known_config(alias.split("/")[-1].upper()) == KNOWN[name]
 
 
 @pytest.mark.parametrize("name,count", sorted(PUBLISHED.items()))
