@@ -70,10 +70,17 @@ def run(args: argparse.Namespace) -> int:
             print(f"{g.key:10s} {g.label:18s} {vram.fmt_bytes(g.total_bytes):>11s}")
         return 0
     if args.list_models:
-        from aios_tui.vram.known import known_names
+        from aios_tui.vram.known import KNOWN, known_aliases, known_names
 
-        names = ["tiny", *known_names()]
-        print(json.dumps(names, indent=2) if args.json else "\n".join(names))
+        if args.json:
+            print(json.dumps(["tiny", *known_names()], indent=2))
+            return 0
+        aliases = known_aliases()
+        width = max(map(len, KNOWN))
+        print(f"{'tiny':{width}s}  (the built-in test model)")
+        for name in known_names():
+            also = f"  also: {', '.join(aliases[name])}" if aliases[name] else ""
+            print(f"{name:{width}s}  {KNOWN[name]['model_type']:10s}{also}".rstrip())
         return 0
     cfg = config_from_args(args)
     gpu_bytes, gpu_label = None, None
