@@ -79,8 +79,9 @@ def run(args: argparse.Namespace) -> int:
         width = max(map(len, KNOWN))
         print(f"{'tiny':{width}s}  (the built-in test model)")
         for name in known_names():
-            also = f"  also: {', '.join(aliases[name])}" if aliases[name] else ""
-            print(f"{name:{width}s}  {KNOWN[name]['model_type']:10s}{also}".rstrip())
+            print(f"{name:{width}s}  {KNOWN[name]['model_type']}")
+            for alias in aliases[name]:   # one per line: several side by side outrun 80 columns
+                print(f"  also: {alias}")
         return 0
     cfg = config_from_args(args)
     gpu_bytes, gpu_label = None, None

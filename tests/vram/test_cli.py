@@ -56,9 +56,11 @@ def test_listings(cli):
     assert code == 0 and "RTX 4090 24 GB" in out and "H200 141 GB" in out
     code, out, _ = cli("estimate", "--list-models")
     assert code == 0 and "meta-llama/Llama-3.2-1B" in out
-    # one line a shape: its type, and the other ids that name it
-    line = next(l for l in out.splitlines() if l.startswith("Qwen/Qwen3-8B-Base "))
-    assert line.split()[1] == "qwen3" and line.endswith("also: Qwen/Qwen3-8B")
+    # a shape's id and type, then the other ids that name it, each on a line of its own
+    lines = out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("Qwen/Qwen3-8B-Base "))
+    assert lines[at].split()[1] == "qwen3" and lines[at + 1] == "  also: Qwen/Qwen3-8B"
+    assert max(map(len, lines)) <= 80
 
 
 def test_listings_as_json(cli):
