@@ -206,11 +206,12 @@ class BlockWalk:
             return self.cohere_norm(x, name, rows)
         return self.rms_norm(x, name, rows=rows, style=sh.layout.rms, weight=weight)
 
-    def clamp_(self, x: Act, name: str) -> Act:
-        """An in-place clamp: its backward needs the values from before, so autograd keeps a copy."""
+    def clamp(self, x: Act, name: str, in_place: bool) -> Act:
+        """Backward of a clamp needs the values from before: in place, autograd keeps a copy of
+        them; otherwise it keeps the input, and the output is a new tensor."""
         if x.g:
-            self.L.keep(self.k("clamped@" + name), x.dt * x.width, "attention")
-        return x
+            self.L.keep(self.k("clamped@" + name) if in_place else x.key, x.dt * x.width, "attention")
+        return x if in_place else Act(self.k(name + ".clamped"), x.dt, x.width, x.g)
 
     def add(self, a: Act, b: Act, name: str) -> Act:
         return Act(self.k(name), max(a.dt, b.dt), a.width, a.g or b.g)

@@ -35,14 +35,10 @@ def attention(w: BlockWalk, y: Act) -> Act:
     ins = w.reading("attn_in")
     outs = [w.linear(y, lp, lp.lin.name, "attention") for lp in ins]
     if lay.clip_qkv:
-        outs = [w.clamp_(o, lp.lin.name) for o, lp in zip(outs, ins)]
+        outs = [w.clamp(o, lp.lin.name, lay.clip_qkv == "in_place") for o, lp in zip(outs, ins)]
     fused = None
     if len(outs) == 1:
         qkv = outs[0]
-        if lay.qkv_clamp:   # clamp keeps its input; q, k and v are views of its output
-            if qkv.g:
-                w.L.keep(qkv.key, qkv.dt * qkv.width, "attention")
-            qkv = Act(w.k("qkv.clamped"), qkv.dt, qkv.width, qkv.g)
         q, k, v = (Act(qkv.key, qkv.dt, width, qkv.g) for width in (sh.q_width, sh.kv_width, sh.kv_width))
         if lay.qkv_copied:
             v = Act(w.k("v.copy"), qkv.dt, sh.kv_width, qkv.g)

@@ -52,8 +52,9 @@ class Layout:
     q_scaled: bool = False             # q is multiplied by 1/sqrt(head_dim) into a new tensor (OPT)
     resid_drop: tuple[str, ...] = ("attn", "mlp")    # sublayer outputs that go through dropout
     ln_fp32: bool = False              # LayerNorm of an fp32 copy of its input, cast back after (OLMo)
-    # q, k and v clamped in place (OLMo's clip_qkv): autograd keeps a copy of each as it was
-    clip_qkv: bool = False
+    # clip_qkv: the q/k/v outputs clamped "in_place" (OLMo: autograd keeps a copy of each as it
+    # was) or into a new tensor, "copy" (MPT's fused output: its input is kept)
+    clip_qkv: str = ""
     # rotate_every_two (GPT-J, CodeGen): each rotation of q or k repeats sin and cos into
     # [seq, rotary] tables of its own, which its products keep
     rope_pairs: bool = False
@@ -64,7 +65,6 @@ class Layout:
     # each residual adds the norm's output, not the block's input (BLOOM's
     # apply_residual_connection_post_layernorm)
     residual_normed: bool = False
-    qkv_clamp: bool = False            # the fused q/k/v output is clamped first (MPT's clip_qkv)
     # the scores are masked_fill'ed with one bool causal mask all layers share, which each keeps (MPT)
     bool_mask: bool = False
 
@@ -274,7 +274,7 @@ def _mpt_sub(c: Mapping[str, Any], name: str) -> Mapping[str, Any]:
 def _mpt_layout(c: Mapping[str, Any]) -> Layout:
     return Layout(attn="attn", qkv=("Wqkv",), out="out_proj", mlp=("up_proj", "down_proj"), mlp_parent="ffn",
                   embed="wte", positions="alibi", sdpa=False, flash=False,
-                  qkv_clamp=bool(_mpt_sub(c, "attn_config").get("clip_qkv")), bool_mask=True)
+                  clip_qkv="copy" if _mpt_sub(c, "attn_config").get("clip_qkv") else "", bool_mask=True)
 
 
 def _mpt_extra(c: Mapping[str, Any]) -> dict:
@@ -367,7 +367,8 @@ DECODERS: dict[str, Decoder] = {
                       biases=lambda c: (_flag(c, "bias", False),) * 3, extra=_falcon_extra),
     # OLMo (first version): LayerNorm with neither weight nor bias, run in fp32; fp32 RoPE tables
     # as OLMo 2; clip_qkv optional; an MLP without biases
-    "olmo": Decoder(lambda c: Layout(ln_fp32=True, rope_fp32=True, clip_qkv=c.get("clip_qkv") is not None),
+    "olmo": Decoder(lambda c: Layout(ln_fp32=True, rope_fp32=True,
+                                     clip_qkv="" if c.get("clip_qkv") is None else "in_place"),
                     norm="layer", biases=lambda c: (_flag(c, "attention_bias", False),) * 2 + (False,),
                     extra=lambda c: {"norm_affine": False}),
     # Granite: Llama's block. Its embedding and residual multipliers are products with a Python
