@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import torch
@@ -128,12 +129,17 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
         return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation=attn_implementation,
                                                     **kwargs)
     except _LOAD_ERRORS as exc:
-        if attn_implementation != "eager" and "attn" in str(exc).lower():
+        said = str(exc).lower()
+        if attn_implementation != "eager" and any(w in said for w in ("attn", "attention")):
             # Some architectures lack SDPA or flash kernels; eager attention always works.
             try:
-                return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager", **kwargs)
+                model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager", **kwargs)
             except _LOAD_ERRORS:
                 pass
+            else:
+                print(f"note: {type(model).__name__} has no {attn_implementation} attention in transformers; "
+                      "it runs with eager attention", file=sys.stderr)
+                return model
         raise _hub_failure(name, exc) from None
     except ImportError as exc:  # a package the model or its attention kernel needs is missing
         raise UserError(f"model.model: could not load '{name}': {str(exc).splitlines()[0]}") from None

@@ -281,3 +281,12 @@ def test_llama_target_names_train_the_models_own_layers_as_the_estimate_counts(a
     code, out, err = cli("estimate", *common, "--json")
     assert code == 0, err
     assert json.loads(out)["parameters"] == header["parameters"]
+
+
+@pytest.mark.parametrize("impl", ["sdpa", "flash_attention_2"])
+def test_a_model_without_sdpa_or_flash_kernels_runs_eager_attention_and_says_so(impl, arch_dir, capsys):
+    from aios_tui.engine.models import load_hf_model
+
+    model = load_hf_model(str(arch_dir("bloom")), torch.float32, impl)
+    assert model.config._attn_implementation == "eager"
+    assert f"BloomForCausalLM has no {impl} attention" in capsys.readouterr().err
