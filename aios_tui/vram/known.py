@@ -140,6 +140,18 @@ KNOWN: dict[str, dict] = {
                                      "rotary_dim": 32, "n_inner": None, "vocab_size": 51200, "n_positions": 2048,
                                      "activation_function": "gelu_new", "embd_pdrop": 0.0, "attn_pdrop": 0.0,
                                      "resid_pdrop": 0.0, "tie_word_embeddings": False},
+    "microsoft/phi-2": {"model_type": "phi", "hidden_size": 2560, "intermediate_size": 10240, "num_hidden_layers": 32,
+                        "num_attention_heads": 32, "num_key_value_heads": 32, "vocab_size": 51200,
+                        "max_position_embeddings": 2048, "partial_rotary_factor": 0.4, "qk_layernorm": False,
+                        "hidden_act": "gelu_new", "embd_pdrop": 0.0, "resid_pdrop": 0.1, "attention_dropout": 0.0,
+                        "tie_word_embeddings": False},
+    "bigscience/bloom-560m": {"model_type": "bloom", "hidden_size": 1024, "n_layer": 24, "n_head": 16,
+                              "vocab_size": 250880, "hidden_dropout": 0.0, "attention_dropout": 0.0,
+                              "apply_residual_connection_post_layernorm": False, "pretraining_tp": 1,
+                              "slow_but_exact": False},
+    "mosaicml/mpt-7b": {"model_type": "mpt", "d_model": 4096, "n_layers": 32, "n_heads": 32, "vocab_size": 50432,
+                        "max_seq_len": 2048, "expansion_ratio": 4, "no_bias": True,
+                        "attn_config": {"alibi": True, "clip_qkv": None, "qk_ln": False, "attn_pdrop": 0}},
 }
 
 ALIASES: dict[str, str] = {

@@ -35,6 +35,9 @@ PUBLISHED = {
     "EleutherAI/pythia-1.4b": 1_414_647_808,
     "HuggingFaceTB/SmolLM2-135M": 134_515_008,
     "HuggingFaceTB/SmolLM2-360M": 361_821_120,
+    # their model cards
+    "microsoft/phi-2": 2_779_683_840,
+    "bigscience/bloom-560m": 559_214_592,
 }
 
 
