@@ -66,17 +66,31 @@ def test_the_estimate_is_close_to_the_engine_s_peak(name, model, settings, toler
     assert abs(error) < tolerance, f"{name}: estimate {error:+.1%} off the engine's peak"
 
 
+def _tracked_peak(model, loss: str) -> int:
+    """The peak of one tracked forward and backward on the CPU, through the model's own loss
+    ("hf") or the engine's ("plain")."""
+    import peak_breakdown as pb
+    import torch
+
+    from aios_tui.engine.loss import causal_lm_loss
+
+    model.train()
+    ids = torch.randint(0, 8000, (2, 64), generator=torch.Generator().manual_seed(1))
+    tracker = pb.make_tracker("cpu")
+    with tracker:
+        out = model(input_ids=ids, labels=ids).loss if loss == "hf" else causal_lm_loss(model, ids, ids)[0]
+        out.backward()
+    return tracker.peak
+
+
 @pytest.mark.parametrize("loss", ["hf", "plain"])
 def test_granite_s_logits_division_leaves_the_peak_as_llama_s(loss):
     """Granite divides the logits by logits_scaling (and scales the embedding and each residual
     branch by a number): each makes a tensor autograd does not keep, and the [T, V] quotient
     is alive only beside a logits tensor that dies, below the loss's fp32 buffers. The tracked
     peak of a forward and backward, and the estimate, are Llama's for the same shape."""
-    import peak_breakdown as pb
-    import torch
     from vram_helpers import build_hf, cpu_setup, quiet
 
-    from aios_tui.engine.loss import causal_lm_loss
     from aios_tui.vram import shape_from_hf_config
     from aios_tui.vram.estimate import compute
 
@@ -88,14 +102,7 @@ def test_granite_s_logits_division_leaves_the_peak_as_llama_s(loss):
                "residual_multiplier": 0.2}
     peaks, estimates = [], []
     for cfg in ({**base, "model_type": "llama"}, granite):
-        model = build_hf(cfg, "bf16")
-        model.train()
-        ids = torch.randint(0, 8000, (2, 64), generator=torch.Generator().manual_seed(1))
-        tracker = pb.make_tracker("cpu")
-        with tracker:
-            out = model(input_ids=ids, labels=ids).loss if loss == "hf" else causal_lm_loss(model, ids, ids)[0]
-            out.backward()
-        peaks.append(tracker.peak)
+        peaks.append(_tracked_peak(build_hf(cfg, "bf16"), loss))
         setup = cpu_setup(method="full", weights="bf16", batch=2, seq=64).with_(loss=loss)
         estimates.append(compute(shape_from_hf_config(cfg), setup).peak_allocated_bytes)
     assert peaks[0] == peaks[1] and estimates[0] == estimates[1]
@@ -114,11 +121,7 @@ def test_cohere_s_logit_scale_product_never_sets_the_peak(loss, weights):
     """Cohere multiplies the logits by logit_scale: a [T, V] product alive only beside logits
     that die, below the loss's fp32 buffers, and kept by nothing. The tracked peak of a forward
     and backward is the same as without the multiply, which the estimate leaves out."""
-    import peak_breakdown as pb
-    import torch
     from vram_helpers import build_hf, quiet
-
-    from aios_tui.engine.loss import causal_lm_loss
 
     quiet()
     cfg = {"model_type": "cohere", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2,
@@ -129,11 +132,5 @@ def test_cohere_s_logit_scale_product_never_sets_the_peak(loss, weights):
         model = build_hf(cfg, weights)
         if scale is not None:
             model.logit_scale = scale
-        model.train()
-        ids = torch.randint(0, 8000, (2, 64), generator=torch.Generator().manual_seed(1))
-        tracker = pb.make_tracker("cpu")
-        with tracker:
-            out = model(input_ids=ids, labels=ids).loss if loss == "hf" else causal_lm_loss(model, ids, ids)[0]
-            out.backward()
-        peaks.append(tracker.peak)
+        peaks.append(_tracked_peak(model, loss))
     assert peaks[0] == peaks[1]
