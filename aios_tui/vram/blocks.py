@@ -1,7 +1,7 @@
 """Each family's block, walked in forward order for what backward keeps (the ops, and what
 each keeps, are in activations.py).
 
-One walk serves the decoders in layouts.py (RoPE, OPT's learned positions, or BLOOM's and MPT's
+One walk serves the decoders in decoders.py (RoPE, OPT's learned positions, or BLOOM's and MPT's
 ALiBi): q, k and v as three layers or one fused matmul (with RoPE q and k are rotated into new
 tensors, v stays a view of the fused output, so the whole output is kept; without, all three
 stay views of it; OLMo's clip_qkv clamps them in place, and each clamp keeps a copy); the MLP

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from aios_tui.errors import UserError
 from aios_tui.vram import activations as act
-from aios_tui.vram import layouts
+from aios_tui.vram import decoders
 from aios_tui.vram.loss import HeadCost, head_cost
 from aios_tui.vram.params import (
     count_params, gradient_bytes, optimizer_bytes, resolve_plan, weight_bytes,
@@ -311,7 +311,7 @@ def assumptions(shape: ModelShape, s: Setup) -> list[str]:
         out.append(f"{shape.text_of}: only its {shape.model_type} text model is counted; the rest of the "
                    "multimodal model (a vision tower, whose layers a target name may also match) is not")
     out += shape.notes
-    if shape.model_type in ("gptj", "codegen") and not layouts.gptj_attention_interface():
+    if shape.model_type in ("gptj", "codegen") and not decoders.gptj_attention_interface():
         out.append(f"{shape.model_type}: laid out as transformers 5.24 runs it; the installed transformers is "
                    "older (eager attention, rotary tables per sequence), so activations are approximate")
     elif s.attention == "sdpa" and not shape.layout.sdpa:

@@ -14,13 +14,13 @@ from typing import Any, Mapping
 
 from aios_tui.config.targets import matches, own_names
 from aios_tui.errors import UserError
-from aios_tui.vram import layouts
+from aios_tui.vram import decoders
 from aios_tui.vram.layouts import GPT2, LLAMA, Layout
 
-# Laid out exactly (layouts.DECODERS, GPT-2, HRM). Any other decoder is read as Llama's block:
+# Laid out exactly (decoders.DECODERS, GPT-2, HRM). Any other decoder is read as Llama's block:
 # RMSNorm pre-norm, RoPE, separate q/k/v/o and a gated (SwiGLU) MLP with gate/up/down.
 HRM = "hrm_actv1"
-EXACT_TYPES = (*layouts.DECODERS, "gpt2", HRM)
+EXACT_TYPES = (*decoders.DECODERS, "gpt2", HRM)
 
 # Model types whose logits are exactly lm_head(last hidden state): the engine's fused loss
 # applies to them (aios_tui/engine/loss.py reads this list), unless a config alters the logits.
@@ -311,7 +311,7 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
                        text_of=model_type)
     # GPT-J and CodeGen share GPT-2's config names, not its block; another type with those names
     # (GPT-BigCode, a config without a type) is read as GPT-2's block
-    if model_type == "gpt2" or (layouts.decoder(model_type) is None and "n_embd" in cfg and "n_layer" in cfg):
+    if model_type == "gpt2" or (decoders.decoder(model_type) is None and "n_embd" in cfg and "n_layer" in cfg):
         hidden = _need(cfg, "hidden size", "n_embd", "hidden_size")
         heads = _need(cfg, "number of heads", "n_head", "num_attention_heads")
         return ModelShape(
@@ -333,7 +333,7 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
 
 def _decoder_shape(cfg: Mapping[str, Any], model_type: str, name: str) -> ModelShape:
     """A RoPE decoder: its own layout when the type is known, else Llama's."""
-    dec = layouts.decoder(model_type)
+    dec = decoders.decoder(model_type)
     hidden = _need(cfg, "hidden size", "hidden_size", "d_model", "n_embed", "n_embd")
     heads = _need(cfg, "number of attention heads", "num_attention_heads", "n_heads", "n_head")
     kv = (_opt(cfg, "key/value heads", "num_key_value_heads") if dec is None or dec.gqa else None) or heads

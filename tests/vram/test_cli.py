@@ -365,10 +365,10 @@ def test_olmo_and_granite_are_laid_out_and_granite_s_scaled_logits_keep_the_plai
 def test_gpt_neox_head_is_named_as_the_installed_transformers_names_it(monkeypatch):
     from vram_helpers import LAYOUTS
 
-    from aios_tui.vram import layouts, shape_from_hf_config
+    from aios_tui.vram import decoders, shape_from_hf_config
 
     assert shape_from_hf_config(LAYOUTS["gpt_neox"]).linear_names()[-1] == "lm_head"
-    monkeypatch.setattr(layouts.metadata, "version", lambda name: "4.57.1")
+    monkeypatch.setattr(decoders.metadata, "version", lambda name: "4.57.1")
     shape = shape_from_hf_config(LAYOUTS["gpt_neox"])
     assert shape.head_name == "embed_out" and shape.linear_names()[-1] == "embed_out"
 

@@ -228,11 +228,11 @@ def test_gptj_and_codegen_configs_transformers_cannot_run_are_refused(cfg, says)
 
 
 def test_gptj_under_an_older_transformers_is_counted_with_eager_attention_and_says_it_is_approximate(monkeypatch):
-    from aios_tui.vram import layouts
+    from aios_tui.vram import decoders
     from aios_tui.vram.estimate import assumptions
 
-    real = layouts.metadata.version
-    monkeypatch.setattr(layouts.metadata, "version", lambda name: "5.23.0" if name == "transformers" else real(name))
+    real = decoders.metadata.version
+    monkeypatch.setattr(decoders.metadata, "version", lambda name: "5.23.0" if name == "transformers" else real(name))
     shape = shape_from_hf_config(LAYOUTS["gptj"])
     assert not shape.layout.sdpa
     assert any("activations are approximate" in line for line in assumptions(shape, Setup()))

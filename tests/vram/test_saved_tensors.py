@@ -80,7 +80,7 @@ def peft_config(method, targets, kw):
 def test_saved_tensors_match_exactly(name, cfg, weights, method, targets, kw):
     import torch
 
-    from aios_tui.vram.layouts import gptj_attention_interface
+    from aios_tui.vram.decoders import gptj_attention_interface
 
     if cfg.get("model_type") in ("gptj", "codegen") and not gptj_attention_interface():
         pytest.skip("transformers before 5.24 runs GPT-J and CodeGen with older code the estimate notes as approximate")

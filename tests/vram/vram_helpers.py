@@ -21,7 +21,7 @@ GPT2 = {"model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_si
         "bos_token_id": 0, "eos_token_id": 0}
 GPT2_NO_DROPOUT = {**GPT2, "embd_pdrop": 0.0, "attn_pdrop": 0.0, "resid_pdrop": 0.0}
 
-# One tiny config per decoder laid out in aios_tui/vram/layouts.py: grouped-query attention,
+# One tiny config per decoder laid out in aios_tui/vram/decoders.py: grouped-query attention,
 # an MLP wider than the model (so IA3's [in] and [out] vectors differ), token ids in the vocabulary.
 _TINY = {"hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4,
          "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 256, "pad_token_id": 0,
