@@ -140,27 +140,55 @@ def _student_model_config(args: argparse.Namespace, cfg, model_typed: bool = Tru
     return {**vram.hrm_model_config(cfg, int(vocab)), "_name_or_path": str(cfg.hrm.student_init)}
 
 
+MOMENTS = {"loss": "at the loss, end of forward", "backward": "in backward", "optimizer": "at the optimizer step"}
+
+
+def title(shape) -> str:
+    from aios_tui.vram.shape import HRM
+
+    size = f"{shape.param_count():,} base parameters"
+    if shape.family != HRM:
+        return f"VRAM estimate for {shape.name or shape.model_type} ({shape.family}, {size})"
+    # --hrm's model is built from the hrm settings, not from --model, which only lends its vocabulary
+    if _is_bundle(shape.name):
+        return f"VRAM estimate for the HRM ACTv1 model of bundle {shape.name} ({size})"
+    return f"VRAM estimate for the HRM ACTv1 model (hrm settings, {shape.name}'s vocabulary, {size})"
+
+
+def elsewhere(est, key: str) -> str:
+    """For a row the peak does not hold: its largest size at another moment of the step
+    (a full fine-tune's gradients exist only after the peak at the loss)."""
+    from aios_tui.vram import fmt_bytes
+
+    if est.breakdown.get(key, 0):
+        return ""
+    sizes = {m: bd.get(key, 0) for m, bd in est.phase_breakdowns.items()}
+    moment = max(sizes, key=lambda m: sizes[m], default=None)
+    if moment is None or not sizes[moment]:
+        return ""
+    return f"(none at the peak; {fmt_bytes(sizes[moment])} {MOMENTS[moment]})"
+
+
 def render(est, detail: bool = False) -> str:
     from aios_tui.vram import KEYS, LABELS, fmt_bytes
 
     s = est.setup
     lines = []
     sh = est.shape
-    lines.append(f"VRAM estimate for {sh.name or sh.model_type} ({sh.family}, "
-                 f"{sh.param_count():,} base parameters)")
+    lines.append(title(sh))
     lines.append(f"  {s.label()}")
     pct = 100.0 * est.params_trainable / est.params_total if est.params_total else 0.0
     lines.append(f"  trainable {est.params_trainable:,} of {est.params_total:,} parameters ({pct:.3g}%)")
     lines.append("")
     width = 34
     total = est.peak_allocated_bytes or 1
+    where = MOMENTS[est.phase]
+    lines.append(f"Held at the peak ({where}):")
     for key in KEYS:
         v = est.breakdown.get(key, 0)
         bar = "#" * int(round(20 * v / total))
-        lines.append(f"  {LABELS[key]:<{width}}{fmt_bytes(v):>11s}  {bar}")
+        lines.append(f"  {LABELS[key]:<{width}}{fmt_bytes(v):>11s}  {bar or elsewhere(est, key)}".rstrip())
     lines.append("  " + "-" * (width + 11))
-    where = {"loss": "at the loss, end of forward", "backward": "in backward",
-             "optimizer": "at the optimizer step"}[est.phase]
     lines.append(f"  {'peak allocated by PyTorch':<{width}}{fmt_bytes(est.peak_allocated_bytes):>11s}  ({where})")
     lines.append(f"  {'reserved by the allocator':<{width}}{fmt_bytes(est.peak_reserved_bytes):>11s}")
     if est.paged_bytes:

@@ -27,8 +27,9 @@ from torch import nn
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
 from aios_tui.quiet import quiet_library_warnings
+from aios_tui.vram import refusals
 
-FIELD = "train.fp8"
+FIELD = refusals.FP8
 MIN_CAPABILITY = (8, 9)
 INSTALL = "pip install torchao"
 
@@ -57,10 +58,9 @@ def problems(cfg: RunConfig, device: torch.device, task_command: str = "train") 
         return []
     out = []
     if task_command != "train":
-        out.append(f"{FIELD}: FP8 matmuls are for Hugging Face causal LMs; HRM ACTv1 trains without them")
+        out.append(refusals.FP8_OTHER_TASK)
     if cfg.memory.load_in_8bit or cfg.memory.load_in_4bit:
-        out.append(f"{FIELD}: a quantized base (--load-in-8bit/--load-in-4bit) has no bf16 linear layers "
-                   "to run in FP8; use one or the other")
+        out.append(refusals.FP8_WITH_QUANT)
     module, why = _import()
     if module is None:
         out.append(f"{FIELD}: {why}")
@@ -111,13 +111,10 @@ def none_chosen(model: nn.Module, model_name: str) -> str:
     adapter = ("lora_", "ia3_")
     kinds = {type(m) for n, m in model.named_modules()
              if linear_like(m) and m is not head and not any(p.startswith(adapter) for p in n.split("."))}
-    if kinds and nn.Linear not in kinds:
-        # GPT-2's Conv1D and nn.Linear subclasses stay as they are: Falcon's FalconLinear, for one,
-        # has its output added into in place, which the view torchao's layer returns forbids.
-        why = f"its linear layers are {', '.join(sorted(k.__name__ for k in kinds))}, not plain nn.Linear"
-    else:
-        why = "sizes must be multiples of 16"
-    return f"{FIELD}: {model_name} has no linear layer FP8 can take ({why}); train without --fp8"
+    # GPT-2's Conv1D and nn.Linear subclasses stay as they are: Falcon's FalconLinear, for one,
+    # has its output added into in place, which the view torchao's layer returns forbids.
+    foreign = [k.__name__ for k in kinds] if kinds and nn.Linear not in kinds else []
+    return refusals.no_fp8_layers(model_name, foreign)
 
 
 def layers_problem(cfg: RunConfig) -> str | None:

@@ -215,12 +215,11 @@ def read_config(name: str):
 
 
 def positions_problem(config, max_seq_len: int) -> str | None:
-    """Why blocks of ``max_seq_len`` tokens do not fit the model ``config`` describes."""
-    limit = getattr(config, "max_position_embeddings", None)
-    if isinstance(limit, int) and 0 < limit < max_seq_len:
-        return (f"data.max_seq_len: {max_seq_len} is longer than the model's {limit} positions; "
-                f"use --max-seq-len {limit} or less")
-    return None
+    """Why blocks of ``max_seq_len`` tokens do not fit the model ``config`` describes (the
+    estimate refuses the same, vram.refusals)."""
+    from aios_tui.vram.refusals import positions_problem as too_long
+
+    return too_long(getattr(config, "max_position_embeddings", None), max_seq_len)
 
 
 def meta_model(cfg: RunConfig):

@@ -34,6 +34,7 @@ from torch import nn
 
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
+from aios_tui.vram.refusals import not_quantized, quant_field as field, quant_flag as flag, quantized_other_task
 
 INT8_THRESHOLD = 6.0
 
@@ -47,14 +48,6 @@ def mode(cfg: RunConfig) -> str | None:
     if cfg.memory.load_in_8bit:
         return "8bit"
     return None
-
-
-def flag(kind: str) -> str:
-    return f"--load-in-{kind[0]}bit"
-
-
-def field(kind: str) -> str:
-    return f"memory.load_in_{kind[0]}bit"
 
 
 def label(kind: str) -> str:
@@ -152,10 +145,8 @@ def nothing_to_quantize(cfg: RunConfig, kind: str, device: torch.device) -> str 
             return None
     except Exception:  # another transformers' signature, or a model it cannot build: the load will tell
         return None
-    found = sorted({type(m).__name__ for m in model.modules() if isinstance(m, nn.Linear) and m is not head})
-    return (f"{field(kind)}: {cfg.model.model} has no layer this transformers quantizes with bitsandbytes "
-            f"(it quantizes plain nn.Linear and Conv1D layers; this model's are {', '.join(found) or 'none'}); "
-            f"train without {flag(kind)}")
+    return not_quantized(cfg.model.model, kind,
+                         [type(m).__name__ for m in model.modules() if isinstance(m, nn.Linear) and m is not head])
 
 
 def stored_quantization(model: str) -> dict | None:
@@ -189,9 +180,7 @@ def problems(cfg: RunConfig, task: Any = None) -> list[str]:
     except UserError:
         return out  # the device itself is reported by the caller
     if kind and task is not None and not getattr(task, "quantized_base", False):
-        out.append(f"{field(kind)}: quantized base weights apply to Hugging Face causal LMs (`aios-tui train`); "
-                   f"this model ({getattr(task, 'name', type(task).__name__)}) trains in full precision; "
-                   f"drop {flag(kind)} (--use-8bit-optimizer still saves optimizer memory)")
+        out.append(quantized_other_task(kind, getattr(task, "name", type(task).__name__)))
         kind = None
     stored = stored_quantization(cfg.model.model) if cfg.model.model != "tiny" else None
     if stored is not None and stored.get("quant_method") == "bitsandbytes":

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from aios_tui.vram.refusals import FP8_LAYERS, FP8_MULTIPLE
 from aios_tui.vram.params import LinearPlan, Plan
 from aios_tui.vram.setup import DTYPE_BYTES, Setup
 from aios_tui.vram.shape import Linear, ModelShape
@@ -270,8 +271,8 @@ class BlockWalk:
     def _fp8(self, lin: Linear, kind: str) -> bool:
         """Whether the engine's train.fp8 swaps this layer (engine/fp8.eligible): nn.Linear only
         (GPT-2's Conv1D layers stay), never the head, sizes multiples of 16."""
-        return (self.c.setup.fp8 and kind != "head" and self.c.shape.family != "gpt2"
-                and lin.fan_in % 16 == 0 and lin.fan_out % 16 == 0)
+        return (self.c.setup.fp8 and kind != "head" and self.c.shape.layout.linear in FP8_LAYERS
+                and lin.fan_in % FP8_MULTIPLE == 0 and lin.fan_out % FP8_MULTIPLE == 0)
 
     def _low_rank(self, x: Act, lin: Linear, name: str) -> None:
         c, s = self.c, self.c.setup

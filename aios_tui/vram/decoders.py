@@ -102,7 +102,7 @@ def _falcon_layout(c: Mapping[str, Any]) -> Layout:
     return Layout(attn="self_attention", qkv=("query_key_value",), out="dense",
                   mlp=("dense_h_to_4h", "dense_4h_to_h"), embed="word_embeddings", norms=norms, parallel=parallel,
                   resid_drop=(),   # falcon.py places Falcon's dropout
-                  positions="alibi" if flag(c, "alibi", False) else "rope")
+                  positions="alibi" if flag(c, "alibi", False) else "rope", linear="FalconLinear")
 
 
 def _falcon_extra(c: Mapping[str, Any]) -> dict:
@@ -252,34 +252,35 @@ _GEMMA = dict(tied=True, head_dim=256, activation="gelu_pytorch_tanh")
 
 DECODERS: dict[str, Decoder] = {
     "llama": Decoder(lambda c: LLAMA),
-    "mistral": Decoder(lambda c: LLAMA),
-    "qwen2": Decoder(lambda c: LLAMA, biases=lambda c: (True, flag(c, "attention_bias", False),
+    "mistral": Decoder(lambda c: LLAMA, max_positions=131072),
+    "qwen2": Decoder(lambda c: LLAMA, max_positions=32768, biases=lambda c: (True, flag(c, "attention_bias", False),
                                                         flag(c, "mlp_bias", False))),
     "phi3": Decoder(lambda c: Layout(qkv=("qkv_proj",), mlp=("gate_up_proj", "down_proj"), rope_cat=True),
-                    biases=lambda c: (False, False, False),
+                    biases=lambda c: (False, False, False), max_positions=4096,
                     extra=lambda c: {"rotary": _rotary(c, 1.0), "resid_pdrop": float(c.get("resid_pdrop") or 0)}),
     "gpt_neox": Decoder(_neox_layout, norm="layer", mlp="plain", activation="gelu", gqa=False,
                         biases=lambda c: (flag(c, "attention_bias", True),) * 2 + (True,),
                         extra=lambda c: {"rotary": _rotary(c, 0.25), "embd_pdrop": float(c.get("hidden_dropout") or 0),
                                          "resid_pdrop": float(c.get("hidden_dropout") or 0)}),
     "starcoder2": Decoder(lambda c: Layout(mlp=("c_fc", "c_proj")), norm="layer", mlp="plain", tied=True,
-                          activation="gelu_pytorch_tanh", biases=lambda c: (flag(c, "use_bias", True),) * 3,
+                          activation="gelu_pytorch_tanh", max_positions=4096, biases=lambda c: (flag(c, "use_bias", True),) * 3,
                           extra=lambda c: {"embd_pdrop": float(c.get("embedding_dropout") or 0),
                                            "resid_pdrop": float(c.get("residual_dropout") or 0)}),
-    "qwen3": Decoder(lambda c: Layout(qk_norm="head"), head_dim=128,
+    "qwen3": Decoder(lambda c: Layout(qk_norm="head"), head_dim=128, max_positions=32768,
                      biases=lambda c: (flag(c, "attention_bias", False),) * 2 + (False,)),
     "olmo2": Decoder(lambda c: Layout(order="post", qk_norm="width", rms="cast", rope_fp32=True),
                      biases=lambda c: (flag(c, "attention_bias", False),) * 2 + (False,)),
-    "gemma": Decoder(lambda c: Layout(rms="gemma"), **_GEMMA),
+    "gemma": Decoder(lambda c: Layout(rms="gemma"), **_GEMMA, max_positions=8192),
     # Gemma 2 has no SDPA path: transformers refuses it for the soft-capped attention scores
-    "gemma2": Decoder(lambda c: Layout(rms="gemma", norms=4, order="sandwich", sdpa=False), **_GEMMA,
+    "gemma2": Decoder(lambda c: Layout(rms="gemma", norms=4, order="sandwich", sdpa=False), **_GEMMA, max_positions=8192,
                       extra=lambda c: {"softcap": _softcap(c, "final_logit_softcapping", 30.0),
                                        "attn_softcap": bool(_softcap(c, "attn_logit_softcapping", 50.0))}),
     "gemma3_text": Decoder(lambda c: Layout(rms="gemma", norms=4, order="sandwich", qk_norm="head"), **_GEMMA,
+                           max_positions=131072,
                            extra=lambda c: {"softcap": _softcap(c, "final_logit_softcapping"),
                                             "attn_softcap": bool(_softcap(c, "attn_logit_softcapping")),
                                             "rope_tables": _gemma3_ropes(c)}),
-    "stablelm": Decoder(_stablelm_layout, norm="layer",
+    "stablelm": Decoder(_stablelm_layout, norm="layer", max_positions=4096,
                         biases=lambda c: (flag(c, "use_qkv_bias", False), False, False),
                         extra=lambda c: {"rotary": _rotary(c, 0.25), "resid_pdrop": float(c.get("hidden_dropout") or 0)}),
     # OPT's config says head_dim nowhere, and the blocks' width is hidden / heads
@@ -301,9 +302,10 @@ DECODERS: dict[str, Decoder] = {
     "gptj": Decoder(lambda c: _gptj_layout(c, ("q_proj", "k_proj", "v_proj")), **_GPTJ),
     "codegen": Decoder(lambda c: _gptj_layout(c, ("qkv_proj",)), **_GPTJ),
     # ALiBi decoders with eager attention only; neither config names its MLP width
-    "bloom": Decoder(_bloom_layout, norm="layer", mlp="plain", tied=True, gqa=False, activation="bloom_gelu",
+    "bloom": Decoder(_bloom_layout, norm="layer", mlp="plain", tied=True, gqa=False, activation="bloom_gelu", max_positions=None,
                      biases=lambda c: (True, True, True), extra=_bloom_extra),
     "mpt": Decoder(_mpt_layout, norm="layer", mlp="plain", tied=True, gqa=False, activation="gelu",
+                   max_positions=None,
                    biases=lambda c: (False, False, False), extra=_mpt_extra),
     # Phi's head has a bias, tied or not
     "phi": Decoder(_phi_layout, norm="layer", mlp="plain", activation="gelu_new", biases=lambda c: (True,) * 3,
@@ -312,7 +314,7 @@ DECODERS: dict[str, Decoder] = {
                                     "resid_pdrop": float(c.get("resid_pdrop") or 0)}),
     # Cohere's norm is a LayerNorm without bias computed op by op in fp32 (activations.cohere_norm);
     # its logits are multiplied by logit_scale (loss.py)
-    "cohere": Decoder(_cohere_layout, norm="cohere", tied=True, extra=_cohere_extra,
+    "cohere": Decoder(_cohere_layout, norm="cohere", tied=True, extra=_cohere_extra, max_positions=8192,
                       biases=lambda c: (flag(c, "attention_bias", False),) * 2 + (False,)),
 }
 

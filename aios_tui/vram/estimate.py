@@ -23,10 +23,11 @@ from aios_tui.errors import UserError
 from aios_tui.vram import activations as act
 from aios_tui.vram import decoders
 from aios_tui.vram.loss import HeadCost, head_cost
+from aios_tui.vram.refusals import setup_problems
 from aios_tui.vram.params import (
     count_params, gradient_bytes, optimizer_bytes, resolve_plan, weight_bytes,
 )
-from aios_tui.vram.setup import DTYPE_BYTES, LOSSES, METHODS, Setup
+from aios_tui.vram.setup import DTYPE_BYTES, LOSSES, METHODS, Setup, adalora_start
 from aios_tui.vram.shape import EXACT_TYPES, HRM, ModelShape
 
 MiB = 1 << 20
@@ -85,6 +86,8 @@ class Estimate:
     phases: dict[str, int]
     details: dict[str, int]
     paged_bytes: int = 0            # 8-bit optimizer states in managed memory, outside the allocator
+    # the breakdown at every moment of the step (``breakdown`` is the one at the peak)
+    phase_breakdowns: dict[str, dict[str, int]] = field(default_factory=dict)
     gpu_memory_bytes: int | None = None
     gpu_label: str | None = None
     fits: bool | None = None
@@ -105,6 +108,7 @@ class Estimate:
             "breakdown": dict(self.breakdown),
             "peak_phase": self.phase,
             "phases": dict(self.phases),
+            "phase_breakdowns": {k: dict(v) for k, v in self.phase_breakdowns.items()},
             "details": dict(self.details),
             "fits": self.fits,
             "gpu_memory_bytes": self.gpu_memory_bytes,
@@ -115,7 +119,8 @@ class Estimate:
                            "trainable_pct": round(100.0 * self.params_trainable / self.params_total, 4)
                            if self.params_total else 0.0},
             "model": self.shape.summary(),
-            "setup": {"method": s.method, "r": s.r, "targets": list(s.targets), "weights": s.weights,
+            "setup": {"method": s.method, "r": s.r, **({"target_r": s.target_r} if s.target_r else {}),
+                      "targets": list(s.targets), "weights": s.weights,
                       "amp": s.amp, "quant": s.quant, "gradient_checkpointing": s.grad_ckpt,
                       "optimizer": s.optimizer, "batch_size": s.batch, "seq_len": s.seq,
                       "grad_accum": s.grad_accum, "loss": s.loss, "attention": s.attention},
@@ -140,6 +145,8 @@ def check_setup(shape: ModelShape, s: Setup) -> None:
         problems.append("batch size, sequence length (>= 2) and grad accumulation must be positive")
     if s.method in ("lora", "adalora") and s.r < 1:
         problems.append("lora_r must be at least 1")
+    if not problems:
+        problems = setup_problems(shape, s, shape.name or shape.model_type)
     if problems:
         raise UserError(problems)
 
@@ -191,6 +198,7 @@ def compute(shape: ModelShape, s: Setup) -> Estimate:
     est = _compute(shape, s)
     # a copy: callers fill in the GPU comparison; the cached one stays as computed
     return replace(est, breakdown=dict(est.breakdown), phases=dict(est.phases), details=dict(est.details),
+                   phase_breakdowns={k: dict(v) for k, v in est.phase_breakdowns.items()},
                    suggestions=[], assumptions=list(est.assumptions))
 
 
@@ -251,23 +259,27 @@ def _compute(shape: ModelShape, s: Setup) -> Estimate:
         "optimizer": persistent + (0 if accumulating else grads),
     }
     phase = max(phases, key=lambda k: phases[k])
-    bd = dict.fromkeys(KEYS, 0)
-    bd["base_weights"] = base_w
-    bd["adapter_weights"] = adapter_w
-    bd["optimizer_states"] = opt_alloc
-    bd["framework_overhead"] = framework
-    bd["gradients"] = grad_now
-    if phase == "loss":
-        bd["activations"] = acts_loss
-        bd["logits_and_loss"] = head.loss_peak
-    elif phase == "backward":
-        bd["activations"] = acts_bwd
-        bd["logits_and_loss"] = retained
-        bd["gradients"] += head_grad
-        bd["framework_overhead"] += quant_ws
-    else:
-        bd["gradients"] = grads
-    peak = sum(bd.values())       # equals phases[phase]
+    moments = {}
+    for moment in phases:
+        bd = dict.fromkeys(KEYS, 0)
+        bd["base_weights"] = base_w
+        bd["adapter_weights"] = adapter_w
+        bd["optimizer_states"] = opt_alloc
+        bd["framework_overhead"] = framework
+        bd["gradients"] = grad_now
+        if moment == "loss":
+            bd["activations"] = acts_loss
+            bd["logits_and_loss"] = head.loss_peak
+        elif moment == "backward":
+            bd["activations"] = acts_bwd
+            bd["logits_and_loss"] = retained
+            bd["gradients"] += head_grad
+            bd["framework_overhead"] += quant_ws
+        else:
+            bd["gradients"] = grads
+        moments[moment] = bd      # sums to phases[moment]
+    bd = moments[phase]
+    peak = sum(bd.values())
 
     grads_in_bwd = grads if s.method == "full" else 0
     reserved = peak + (_reserve(head.largest, grads_in_bwd, rest if s.grad_ckpt else 0) if cuda else 0)
@@ -283,7 +295,8 @@ def _compute(shape: ModelShape, s: Setup) -> Estimate:
         details["paged optimizer states (outside the allocator)"] = opt_paged
     est = Estimate(shape=shape, setup=s, params_total=counts.total, params_trainable=counts.trainable,
                    peak_allocated_bytes=peak, peak_reserved_bytes=reserved, device_used_bytes=device_used,
-                   phase=phase, breakdown=bd, phases=phases, details=details, paged_bytes=opt_paged)
+                   phase=phase, breakdown=bd, phases=phases, details=details, paged_bytes=opt_paged,
+                   phase_breakdowns=moments)
     est.assumptions = assumptions(shape, s)
     return est
 
@@ -400,8 +413,15 @@ def _candidates(shape: ModelShape, s: Setup) -> list[Change]:
     if s.seq >= 256:
         c.append((f"sequence length {s.seq // 2}", f"--max-seq-len {s.seq // 2}",
                   lambda x: x.with_(seq=x.seq // 2)))
-    if s.method in ("lora", "adalora") and s.r >= 8:
+    if s.method == "lora" and s.r >= 8:
         c.append((f"rank {s.r // 2}", f"--lora-r {s.r // 2}", lambda x: x.with_(r=x.r // 2)))
+    if s.method == "adalora" and s.target_r >= 8:
+        # --lora-r is AdaLoRA's target; the starting rank it holds memory for is given with it,
+        # so the figure stands whether that was set (--adalora-init-r) or derived
+        t = s.target_r // 2
+        start = adalora_start(t)
+        c.append((f"rank {start}->{t}", f"--lora-r {t} --adalora-init-r {start}",
+                  lambda x: x.with_(r=start, target_r=t)))
     return c
 
 

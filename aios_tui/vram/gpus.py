@@ -90,6 +90,8 @@ def parse_size(text: str | int) -> int:
         raise UserError(f"{s!r} is not a memory size; write e.g. 24GiB, 24GB, 80G, 16000MiB, "
                         "a byte count, or a GPU name such as rtx4090 or a100-80")
     number, unit = float(m.group(1)), m.group(2).lower()
+    if int(number * _UNITS["gb"]) <= 0:   # said before a hint offers it with a unit, as 0GiB
+        raise UserError(f"{s!r}: GPU memory must be positive")
     if not unit:
         # a bare number that names a GPU ('4090', '3090') means that GPU; one too small to be
         # a GPU's byte count ('24', '80') is a size whose unit was left off

@@ -61,10 +61,13 @@ class Layout:
     residual_normed: bool = False
     # the scores are masked_fill'ed with one bool causal mask all layers share, which each keeps (MPT)
     bool_mask: bool = False
+    # the class of the block's linear layers in transformers: "Linear" (plain nn.Linear),
+    # "Conv1D" (GPT-2), "FalconLinear"; what bitsandbytes and FP8 take (refusals.py)
+    linear: str = "Linear"
 
 
 LLAMA = Layout()
-GPT2 = Layout(attn="attn", qkv=("c_attn",), out="c_proj", mlp=("c_fc", "c_proj"), embed="wte")
+GPT2 = Layout(attn="attn", qkv=("c_attn",), out="c_proj", mlp=("c_fc", "c_proj"), embed="wte", linear="Conv1D")
 
 
 def flag(cfg: Mapping[str, Any], name: str, default: bool) -> bool:
@@ -86,3 +89,6 @@ class Decoder:
     biases: Callable[[Mapping[str, Any]], tuple[bool, bool, bool]] = \
         lambda c: (flag(c, "attention_bias", False),) * 2 + (flag(c, "mlp_bias", False),)
     extra: Callable[[Mapping[str, Any]], dict] = lambda c: {}
+    # config.max_position_embeddings when config.json has none (the config class's default);
+    # None: the config has no such attribute (ALiBi's BLOOM and MPT), so no length is refused
+    max_positions: int | None = 2048

@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from aios_tui.config.targets import with_own_targets
+from aios_tui.errors import UserError
 from aios_tui.vram.estimate import Estimate, estimate
+from aios_tui.vram.refusals import setup_problems
 from aios_tui.vram.setup import Setup
 from aios_tui.vram.shape import HRM, ModelShape, shape_from_hf_config, shape_from_model_arg
 
@@ -43,7 +45,7 @@ def setup_from_config(cfg: Any, shape: ModelShape) -> Setup:
     loss = "chunked" if t.fused_loss and fused_ok else "plain"
     device = "cpu" if t.device == "cpu" else "cuda"
     return Setup(
-        method=method, r=r, targets=targets, dropout=p.lora_dropout,
+        method=method, r=r, target_r=p.lora_r if method == "adalora" else 0, targets=targets, dropout=p.lora_dropout,
         ia3_feedforward=tuple(p.ia3_feedforward_list()) if method == "ia3" else (),
         modules_to_save=tuple(dict.fromkeys(modules_to_save)), weights=cfg.model.model_dtype,
         amp=m.amp, quant=quant, grad_ckpt=m.gradient_checkpointing,
@@ -73,7 +75,12 @@ def estimate_for_run(cfg: Any, model_config: Mapping[str, Any] | None = None,
     shape = shape_for_run(cfg, model_config)
     # as the engine does: Llama names the model lacks stand for its own layers in that role
     cfg, note = with_own_targets(cfg, shape.has_module, shape.name or shape.model_type)
-    est = estimate(shape, setup_from_config(cfg, shape), gpu_memory_bytes, gpu_label, suggestions)
+    setup = setup_from_config(cfg, shape)
+    # worded as `train` words them, with the model as it was named
+    refused = setup_problems(shape, setup, cfg.model.model)
+    if refused:
+        raise UserError(refused)
+    est = estimate(shape, setup, gpu_memory_bytes, gpu_label, suggestions)
     if note:
         est.assumptions.insert(0, note)
     return est

@@ -10,10 +10,18 @@ METHODS = ("full", "lora", "adalora", "ia3")
 LOSSES = ("hf", "plain", "chunked")
 
 
+def adalora_start(target: int) -> int:
+    """AdaLoRA's starting rank for a target rank when --adalora-init-r is not given."""
+    from aios_tui.config.schema import PeftConfig
+
+    return PeftConfig(lora_r=target).adalora_init_rank()
+
+
 @dataclass(frozen=True)
 class Setup:
     method: str = "full"                 # full | lora | adalora | ia3
     r: int = 16                          # LoRA rank; AdaLoRA's starting rank (init_r)
+    target_r: int = 0                    # AdaLoRA's target rank (--lora-r) it prunes r down to; 0: none
     targets: tuple[str, ...] = ()
     dropout: float = 0.05                # adapter input dropout
     ia3_feedforward: tuple[str, ...] = ()
@@ -67,6 +75,7 @@ class Setup:
     def label(self) -> str:
         bits = [self.method if self.method == "full" else f"{self.method}"
                 + (f" r={self.r}" if self.method in ("lora", "adalora") else "")
+                + (f"->{self.target_r}" if self.method == "adalora" and self.target_r else "")
                 + (f" on {','.join(self.targets)}" if self.targets else "")]
         bits.append(f"{self.weights} weights" + (" + bf16 autocast" if self.amp else ""))
         if self.quant:

@@ -98,6 +98,9 @@ class ModelShape:
     head_bias: bool = False          # lm_head has a bias (GPT-J, CodeGen, Phi), its own even when tied
     norm_bias: bool = True           # LayerNorm bias (MPT's norms have a weight only)
     notes: tuple[str, ...] = ()      # what the config asks for that transformers does not build
+    # config.max_position_embeddings as transformers reads it: `train` refuses longer sequences
+    # (refusals.positions_problem); 0 where the config names no limit
+    position_limit: int = 0
 
     @property
     def logits_changed(self) -> bool:
@@ -307,8 +310,9 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
         return shape_from_hrm_config(cfg, name)
     if "text_config" in cfg and isinstance(cfg["text_config"], Mapping) and "hidden_size" not in cfg:
         text = cfg["text_config"]
+        # the multimodal config names no max_position_embeddings of its own
         return replace(shape_from_hf_config({**text, "model_type": text.get("model_type", model_type)}, name),
-                       text_of=model_type)
+                       text_of=model_type, position_limit=0)
     # GPT-J and CodeGen share GPT-2's config names, not its block; another type with those names
     # (GPT-BigCode, a config without a type) is read as GPT-2's block
     if model_type == "gpt2" or (decoders.decoder(model_type) is None and "n_embd" in cfg and "n_layer" in cfg):
@@ -324,7 +328,8 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
             qkv_bias=True, o_bias=True, mlp_bias=True, norm="layer", learned_positions=True,
             activation=str(cfg.get("activation_function", "gelu_new")), name=name or model_type,
             embd_pdrop=float(cfg.get("embd_pdrop", 0.1)), attn_pdrop=float(cfg.get("attn_pdrop", 0.1)),
-            resid_pdrop=float(cfg.get("resid_pdrop", 0.1)), layout=GPT2)
+            resid_pdrop=float(cfg.get("resid_pdrop", 0.1)), layout=GPT2,
+            position_limit=_need(cfg, "position count", "n_positions", "max_position_embeddings"))
     if experts := _moe_experts(cfg):
         raise UserError(f"model config: {model_type or 'this model'} is a mixture of experts ({experts} experts "
                         "per layer); the estimate counts dense decoders only")
@@ -334,8 +339,14 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
 def _decoder_shape(cfg: Mapping[str, Any], model_type: str, name: str) -> ModelShape:
     """A RoPE decoder: its own layout when the type is known, else Llama's."""
     dec = decoders.decoder(model_type)
+    head_names = ("num_attention_heads", "n_heads", "n_head")
+    if dec is None and model_type and _get(cfg, *head_names) is None:
+        # a state-space or recurrent model (Mamba, RWKV): nothing here is laid out like it
+        raise UserError(f"model config: model type {model_type!r} is not a decoder the estimate can count "
+                        "(it counts transformer decoders, which have attention heads; "
+                        "see `aios-tui estimate --list-models`)")
     hidden = _need(cfg, "hidden size", "hidden_size", "d_model", "n_embed", "n_embd")
-    heads = _need(cfg, "number of attention heads", "num_attention_heads", "n_heads", "n_head")
+    heads = _need(cfg, "number of attention heads", *head_names)
     kv = (_opt(cfg, "key/value heads", "num_key_value_heads") if dec is None or dec.gqa else None) or heads
     head_dim = _opt(cfg, "attention head width", "head_dim") or (dec and dec.head_dim) or hidden // heads
     act = str(_get(cfg, "hidden_act", "hidden_activation", default=dec.activation if dec else "silu"))
@@ -356,6 +367,8 @@ def _decoder_shape(cfg: Mapping[str, Any], model_type: str, name: str) -> ModelS
         qkv_bias=biases[0], o_bias=biases[1], mlp_bias=biases[2], norm=norm, activation=act,
         name=name or model_type, attn_pdrop=float(cfg.get("attention_dropout") or 0), layout=layout)
     fields.update(extra)   # what a type reads under names of its own
+    fields["position_limit"] = (0 if dec is not None and dec.max_positions is None
+                                else fields["max_positions"] or (dec.max_positions if dec else 0))
     if "intermediate" not in fields:
         fields["intermediate"] = _need(cfg, "intermediate size", "intermediate_size", "ffn_dim", "ffn_hidden_size")
     return ModelShape(**fields)

@@ -203,6 +203,10 @@ def test_a_bare_gpu_number_names_that_gpu():
       "--load-in-8bit"], "t4"),                                              # checkpointing an adapter
     (["--model", "Qwen/Qwen2.5-0.5B", "--model-dtype", "bf16", "--amp", "--batch-size", "4",
       "--max-seq-len", "128"], "4GiB"),                                      # the loss in one piece
+    (["--model", "meta-llama/Llama-3.2-1B", "--use-peft", "--peft-method", "adalora", "--lora-r", "64",
+      "--adalora-init-r", "64", "--lora-target-modules", "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj",
+      "--model-dtype", "bf16", "--gradient-checkpointing", "--use-8bit-optimizer", "--batch-size", "1"],
+     "1GiB"),                                                                # AdaLoRA's rank: target and start
 ])
 def test_every_suggestion_applied_as_flags_gives_its_figure(argv, gpu):
     import shlex
@@ -400,3 +404,54 @@ def test_bloom_and_mpt_are_estimated_under_their_own_layers_with_eager_attention
     assert f"q_proj/v_proj -> {fused}" in data["assumptions"][0]
     assert any("no SDPA attention" in a for a in data["assumptions"])
     assert data["parameters"]["trainable"] == 2 * 8 * (64 + 192)     # [64 -> 3 x 64] per layer, two layers
+
+
+def test_the_breakdown_says_it_is_the_peak_and_where_gradients_that_are_not_there_go(cli):
+    """A full fine-tune peaks at the loss, before backward has made any gradient: the row reads
+    0 B at that moment, and says how big the gradients get."""
+    code, out, err = cli("estimate", "--model", "gpt2")
+    assert code == 0, err
+    assert "Held at the peak (at the loss, end of forward):" in out
+    row = next(line for line in out.splitlines() if line.strip().startswith("gradients"))
+    grads = fmt_bytes(124_439_808 * 4)
+    assert row.split()[1:3] == ["0", "B"] and f"none at the peak; {grads} at the optimizer step" in row
+    code, out, _ = cli("estimate", "--model", "gpt2", "--json")
+    d = json.loads(out)
+    assert d["breakdown"]["gradients"] == 0 and d["peak_phase"] == "loss"
+    assert d["phase_breakdowns"]["optimizer"]["gradients"] == 124_439_808 * 4
+    assert all(sum(bd.values()) == d["phases"][m] for m, bd in d["phase_breakdowns"].items())
+    assert d["phase_breakdowns"][d["peak_phase"]] == d["breakdown"]
+
+
+@pytest.mark.parametrize("text", ["0", "0GiB", "0.0000000001"])
+def test_a_gpu_memory_of_nothing_is_refused_without_offering_another_nothing(cli, text):
+    code, out, err = cli("estimate", "--gpu-memory", text)
+    assert code == 2 and out == ""
+    assert "must be positive" in err and "0GiB or" not in err
+
+
+def test_a_state_space_model_is_named_as_a_type_the_estimate_cannot_count(cli, tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba", "hidden_size": 768,
+                                                      "num_hidden_layers": 24, "vocab_size": 50280,
+                                                      "state_size": 16}))
+    code, out, err = cli("estimate", "--model", str(tmp_path))
+    assert code == 2 and out == ""
+    assert "model type 'mamba' is not a decoder the estimate can count" in err
+    assert "attention heads (looked for" not in err
+
+
+def test_adalora_shows_its_starting_rank_and_the_target_the_preset_lists(cli):
+    code, out, err = cli("estimate", "--preset", "adaptive")
+    assert code == 0, err
+    assert "adalora r=24->16 on" in out
+    code, out, _ = cli("estimate", "--preset", "adaptive", "--json")
+    setup = json.loads(out)["setup"]
+    assert (setup["r"], setup["target_r"]) == (24, 16)
+
+
+def test_hrm_is_titled_as_the_hrm_model_not_as_the_tokenizer_s(cli):
+    code, out, err = cli("estimate", "--hrm")
+    assert code == 0, err
+    first = out.splitlines()[0]
+    assert first.startswith("VRAM estimate for the HRM ACTv1 model (hrm settings, tiny's vocabulary, ")
+    assert "for tiny" not in first
