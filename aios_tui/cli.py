@@ -38,8 +38,20 @@ def _load_commands() -> list:
     return modules
 
 
+class Parser(argparse.ArgumentParser):
+    """A command whose usage is a short form (``[options]`` for seventy flags) says on an error
+    where they are listed; its --help lists them right below, so there it says nothing more.
+    Subcommands' parsers are of this class too (argparse makes them of their parent's)."""
+
+    def format_usage(self) -> str:  # argparse's errors print this; --help formats its own
+        usage = super().format_usage()
+        if self.usage and "[options]" in self.usage:
+            usage = usage.rstrip("\n") + "  (every option: --help)\n"
+        return usage
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="aios-tui",
         description="Fine-tune causal language models (LoRA, AdaLoRA, IA3 or full) from a terminal. "
                     "With no command, opens the console (options before any command, such as "

@@ -39,9 +39,10 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 
     Flags default to SUPPRESS so that only what the user typed overrides the lower layers.
     """
-    # Seventy flags make argparse's usage a screenful; the short form points at --help.
+    # Seventy flags make argparse's usage a screenful; --help lists them below the short form
+    # (and the CLI's parser points an error at --help).
     positionals = " ".join(a.metavar or a.dest for a in parser._actions if not a.option_strings)
-    parser.usage = f"%(prog)s {positionals + ' ' if positionals else ''}[options]  (every option: --help)"
+    parser.usage = f"%(prog)s {positionals + ' ' if positionals else ''}[options]"
     src = parser.add_argument_group("configuration sources")
     src.add_argument("--preset", metavar="NAME|PATH", default=None,
                      help="start from a preset (see `aios-tui presets list`) or a preset TOML file")

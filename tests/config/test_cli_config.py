@@ -217,3 +217,25 @@ def test_a_user_preset_out_of_range_is_named_by_its_file(cli):
     assert code == 0 and f"skipping preset {user_dir() / 'big.toml'}: peft.lora_r: 99999 is out of range" in err
     code, _, err = cli("config", "--preset", "big")
     assert code == 2 and "preset 'big' cannot be used" in err
+
+
+def test_help_shows_the_short_usage_plainly_and_an_error_points_at_help(capsys):
+    import pytest
+
+    from aios_tui.cli import main
+
+    for argv, usage in ((["estimate"], "usage: aios-tui estimate [options]"),
+                        (["train"], "usage: aios-tui train [options]"),
+                        (["presets", "save"], "usage: aios-tui presets save NAME [options]")):
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--help"])
+        out = capsys.readouterr().out
+        assert exc.value.code == 0 and out.splitlines()[0] == usage and "every option" not in out
+        with pytest.raises(SystemExit) as exc:
+            main([*argv, "--steps"])
+        err = capsys.readouterr().err
+        assert exc.value.code == 2 and err.splitlines()[0] == usage + "  (every option: --help)"
+    # a usage that lists every option already needs no pointer
+    with pytest.raises(SystemExit):
+        main(["tail", "--bogus"])
+    assert "every option" not in capsys.readouterr().err
