@@ -117,6 +117,12 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
     docs = read_documents(path)
     ids, labels = tokenize_documents(docs, tokenizer)
     if int((labels[1:] != IGNORE).sum()) < 1:
+        sample = next((d.text[:1000] for d in docs if d.text.strip()), None)
+        if sample is not None and not _encode_many(tokenizer, [sample])[0].size:
+            # the text is there: it is the tokenizer that makes nothing of it
+            source = getattr(tokenizer, "name_or_path", "") or "of the model"
+            raise UserError(f"model.model: the tokenizer {source} turns the dataset's text into no tokens; "
+                            "point --model at a model whose tokenizer files are complete")
         raise UserError(f"dataset {path}: nothing to learn (no tokens outside prompts)")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     block_ids, block_labels = pack(ids, labels, cfg.data.max_seq_len, pad_id)

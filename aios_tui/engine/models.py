@@ -68,9 +68,10 @@ def is_hub_id(name: str) -> bool:
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json")
 
 
-def model_source_problem(name: str, *, weights: bool = True) -> str | None:
+def model_source_problem(name: str, *, weights: bool = True, tokenizer: bool = True) -> str | None:
     """Why ``--model`` cannot be used, if that is clear without loading anything. ``weights``:
-    a local directory must hold them (not where --model only names a tokenizer)."""
+    a local directory must hold them (not where --model only names a tokenizer); ``tokenizer``:
+    and a tokenizer (not where only the weights are read)."""
     if name == "tiny":
         return None
     path = Path(name).expanduser()
@@ -80,6 +81,10 @@ def model_source_problem(name: str, *, weights: bool = True) -> str | None:
         if weights and not any(next(path.glob(pattern), None) for pattern in WEIGHT_FILES):
             return (f"model.model: {name} has a config.json but no weights (*.safetensors or *.bin); "
                     "save the model there with save_pretrained, or pass a Hugging Face id")
+        if tokenizer:
+            from aios_tui.engine.tokenizer import missing_tokenizer_problem
+
+            return missing_tokenizer_problem(name)
         return None
     if path.exists():
         return f"model.model: {name} is a file; pass a model directory, a Hugging Face id or 'tiny'"
@@ -122,7 +127,7 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
     """
     from transformers import AutoModelForCausalLM
 
-    problem = model_source_problem(name)
+    problem = model_source_problem(name, tokenizer=False)  # the tokenizer is load_tokenizer's
     if problem:
         raise UserError(problem)
     try:
@@ -163,10 +168,13 @@ _LOAD_ERRORS = _load_errors()
 def load_tokenizer(name: str):
     from transformers import AutoTokenizer
 
-    from aios_tui.engine.tokenizer import byte_tokenizer
+    from aios_tui.engine.tokenizer import byte_tokenizer, empty_tokenizer_problem, missing_tokenizer_problem
 
     if name == "tiny":
         return byte_tokenizer()
+    problem = missing_tokenizer_problem(name)
+    if problem:
+        raise UserError(problem)
     from transformers.utils import logging as hf_logging
 
     # Reading a tokenizer beside a model transformers does not know (HRM ACTv1) warns about the
@@ -179,6 +187,9 @@ def load_tokenizer(name: str):
         raise _hub_failure(name, exc) from None
     finally:
         hf_logging.set_verbosity(level)
+    problem = empty_tokenizer_problem(tok, name)
+    if problem:
+        raise UserError(problem)
     if tok.pad_token_id is None and tok.eos_token_id is not None:
         tok.pad_token = tok.eos_token  # packed blocks need a filler id; its labels are masked anyway
     return tok

@@ -164,6 +164,21 @@ def check_dataset(cfg: RunConfig) -> None:
     read_documents(dataset_path(cfg.data.dataset_file))
 
 
+def tokenizer_problems(cfg: RunConfig) -> list[str]:
+    """A local model directory's tokenizer, read and tried on a sample text (no weights are
+    read): files that are there but incomplete give a tokenizer that encodes text to nothing."""
+    name = cfg.model.model
+    if name == "tiny" or cfg.hrm.student_init or not Path(name).expanduser().is_dir():
+        return []  # the built-in byte tokenizer, a bundle's own, or one from the Hub at the start
+    from aios_tui.engine.models import load_tokenizer
+
+    try:
+        load_tokenizer(name)
+    except UserError as exc:
+        return exc.problems
+    return []
+
+
 def check_targets_without_weights(cfg: RunConfig) -> RunConfig:
     """Target modules against the architecture built on the meta device (no weights loaded);
     ``cfg`` with the targets in the model's own names."""
@@ -191,6 +206,8 @@ def check_all(cfg: RunConfig, task) -> RunConfig:
             check(cfg)
         except UserError as exc:
             problems += exc.problems
+    if not any(p.startswith("model.model") for p in problems):
+        problems += tokenizer_problems(cfg)
     try:
         device = resolve_device(cfg.train.device)
         problems += compile_problems(cfg, device.type)

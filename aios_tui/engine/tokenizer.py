@@ -1,4 +1,5 @@
-"""The byte-level tokenizer of the built-in ``tiny`` model.
+"""The byte-level tokenizer of the built-in ``tiny`` model, and the checks that a model's own
+tokenizer is there and turns text into tokens.
 
 Ids 0-255 are the byte values themselves, then <pad> 256, <s> 257, </s> 258 (``aios_tui.tiny``).
 It is a ``tokenizers`` byte-level model with no merges wrapped in transformers' fast tokenizer,
@@ -8,10 +9,40 @@ loads offline with no custom code.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aios_tui.tiny import BOS_ID, BYTE_VOCAB, EOS_ID, PAD_ID
 
 PAD, BOS, EOS = "<pad>", "<s>", "</s>"
 TINY_MAX_LEN = 2048  # the tiny config's max_position_embeddings
+
+# What transformers reads a tokenizer from: its own serialisation, a BPE or WordPiece vocabulary,
+# a sentencepiece or tiktoken model.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "vocab.txt",
+                   "*.model", "*.tiktoken")
+PROBE_TEXT = "Hello world. 123"
+
+
+def missing_tokenizer_problem(name: str) -> str | None:
+    """Why the model directory ``name`` cannot give a tokenizer: it holds none of its files.
+
+    Without them transformers does not refuse: it builds an empty tokenizer from config.json's
+    model type, which encodes every text to nothing, and the run would blame the dataset."""
+    path = Path(name).expanduser()
+    if not path.is_dir() or any(next(path.glob(pattern), None) for pattern in TOKENIZER_FILES):
+        return None
+    return (f"model.model: {name} has no tokenizer (no tokenizer.json, tokenizer_config.json, "
+            "vocab/merges or sentencepiece model); copy the tokenizer files from the base model "
+            "into it, or point --model at a directory that has them")
+
+
+def empty_tokenizer_problem(tokenizer, source: str) -> str | None:
+    """Why ``tokenizer`` (read from ``source``) cannot be trained with: it encodes text to nothing."""
+    if tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]:
+        return None
+    return (f"model.model: the tokenizer in {source} turns text into no tokens ({len(tokenizer)} in its "
+            "vocabulary: its files are incomplete); copy the tokenizer files from the base model "
+            "into it, or point --model at a directory that has them")
 
 
 def _byte_to_char() -> dict[int, str]:
