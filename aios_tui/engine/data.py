@@ -136,6 +136,21 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
     return data
 
 
+def size_notes(data: PackedData, cfg: RunConfig) -> list[str]:
+    """A line when the data is smaller than one block (the rest of it is padding) or leaves no
+    block for eval (eval_loss stays empty): the run goes ahead, and would not say so otherwise."""
+    name = cfg.data.dataset_file.strip()
+    label = (Path(name).name if "://" not in name else name) if name else "the bundled sample"
+    tokens, block = data.summary.get("tokens", 0), data.summary.get("block", cfg.data.max_seq_len)
+    short = tokens < block
+    no_eval = data.n_eval == 0 and cfg.data.eval_fraction > 0 and cfg.train.eval_every > 0
+    if not (short or no_eval):
+        return []
+    size = (f"gives {tokens} tokens, less than one {block}-token block" if short
+            else f"makes {data.n_train + data.n_eval} {block}-token block(s)")
+    return [f"note: {label} {size}" + ("; nothing is held out for eval (eval_loss stays empty)" if no_eval else "")]
+
+
 def encode_prompt(tokenizer, text: str) -> list[int]:
     """A prompt for sampling, framed as the documents were in training."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]

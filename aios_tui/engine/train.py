@@ -33,7 +33,7 @@ from aios_tui.metrics.rundir import RunDir, shown_method
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.config.paths import anchored
 from aios_tui.engine import fp8, quant, session
-from aios_tui.engine.data import BlockSampler, eval_batches, make_batch
+from aios_tui.engine.data import BlockSampler, eval_batches, make_batch, size_notes
 from aios_tui.engine.log_lock import LogFileLock
 from aios_tui.engine.models import resolve_device
 from aios_tui.engine.preflight import (
@@ -203,6 +203,9 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         log = Path(cfg.train.log_file) if cfg.train.log_file.strip() else None
         if not resume and log is not None and log.is_file() and log.stat().st_size > 0:
             print(f"note: {log} holds earlier runs' metrics; this run's lines follow them", file=sys.stderr)
+        if not resume:
+            for line in size_notes(data, cfg):
+                print(line, file=sys.stderr)
         created = session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps, command=task.command,
                                   write_config=not resume)
         try:

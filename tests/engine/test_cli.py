@@ -379,3 +379,29 @@ def test_a_run_that_takes_the_directory_while_the_model_loads_is_left_alone(make
     finally:
         other.kill()
         other.wait()
+
+
+@pytest.mark.slow
+def test_data_smaller_than_a_block_or_with_no_eval_block_gets_a_note(cli, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("hi\n")  # <s> h i \n </s>: 5 tokens of tiny's bytes
+    common = ["--dataset-file", str(short), "--steps", "1", "--progress", "none"]
+    code, _, err = cli("train", *common, "--run-dir", str(tmp_path / "a"))
+    assert code == 0, err
+    assert err.splitlines() == ["note: short.txt gives 5 tokens, less than one 128-token block; nothing is "
+                                "held out for eval (eval_loss stays empty)"]
+    # no eval asked for: only the size is worth a word
+    code, _, err = cli("train", *common, "--eval-fraction", "0", "--run-dir", str(tmp_path / "b"))
+    assert code == 0 and err.splitlines() == ["note: short.txt gives 5 tokens, less than one 128-token block"]
+    # one full block: trains, but leaves nothing to evaluate on
+    full = tmp_path / "full.txt"
+    full.write_text("x" * 29 + "\n")
+    code, _, err = cli("train", "--dataset-file", str(full), "--max-seq-len", "32", "--steps", "1",
+                       "--progress", "none", "--run-dir", str(tmp_path / "c"))
+    assert code == 0 and err.splitlines() == ["note: full.txt makes 1 32-token block(s); nothing is held out "
+                                              "for eval (eval_loss stays empty)"]
+    # enough for a train and an eval block: nothing to say
+    code, _, err = cli("train", "--dataset-file", str(full), "--max-seq-len", "16", "--steps", "1",
+                       "--progress", "none", "--run-dir", str(tmp_path / "d"))
+    assert code == 0 and err == ""
+
