@@ -262,6 +262,14 @@ def _clear_old_requests(run: RunDir, since: float) -> None:
             pass
 
 
+def _eta(step_time: float | None, steps_left: int) -> float | None:
+    """Seconds to go, or None until a step after a session's first gives a rate: the first
+    waits for compilation and warm-up, and an ETA from it alone can be off by hours."""
+    if steps_left <= 0:
+        return 0.0
+    return None if step_time is None else step_time * steps_left
+
+
 def data_digest(data) -> str:
     """A fingerprint of the packed blocks: resume must see exactly the data it left."""
     h = hashlib.blake2b(digest_size=16)
@@ -503,7 +511,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
                         "record": {
                             "lr": optimizer.param_groups[0]["lr"], "tokens_per_s": interval_tokens / span,
                             "step_time_s": step_time, "elapsed_s": elapsed_before + now - session_start,
-                            "eta_s": (step_time_ema or step_time) * (total - step), "tokens": tokens_seen,
+                            "eta_s": _eta(step_time_ema, total - step), "tokens": tokens_seen,
                             **memory_fields(device),
                             **({"eval_loss": eval_loss} if eval_loss is not None else {}),
                         },

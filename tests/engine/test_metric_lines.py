@@ -65,8 +65,35 @@ def test_the_first_step_s_wait_stays_out_of_the_eta(make_cfg, tmp_path):
                  progress="none", on_step=lambda step, rec: records.append(rec))
     by_step = {r["step"]: r for r in records}
     assert by_step[1]["step_time_s"] >= 3.0
+    # the first step alone gives no rate worth an ETA (it said 15s here, 2h28m on a real run)
+    assert by_step[1]["eta_s"] is None
     # 4 steps to go at step 2; each takes milliseconds here, nowhere near the first step's 3 s
     assert by_step[2]["eta_s"] < 1.5
+
+
+@pytest.mark.slow
+def test_the_eta_is_blank_until_a_second_step_everywhere_it_is_shown(cli, make_cfg, tmp_path):
+    import io
+
+    from aios_tui.engine.progress import Progress
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    lines = io.StringIO()
+    run_training(make_cfg(steps=4, log_every=1), run, progress=Progress("lines", stream=lines), stop_after=2)
+    shown = [line for line in lines.getvalue().splitlines() if line.startswith("step ")]
+    assert shown[0].startswith("step 1/4 ") and shown[0].endswith(" eta --")
+    code, out, err = cli("tail", str(run))
+    assert code == 0, err
+    steps = [line for line in out.splitlines() if line.startswith("step ")]
+    assert steps[0].startswith("step 1/4") and steps[0].endswith("eta -")
+    assert steps[1].startswith("step 2/4") and not steps[1].endswith("eta -")
+    # a resumed session's first step has no rate of its own either
+    run_training(None, run, resume=True, progress="none")
+    code, out, _ = cli("tail", str(run))
+    steps = [line for line in out.splitlines() if line.startswith("step ")]
+    assert steps[-2].startswith("step 3/4") and steps[-2].endswith("eta -")
+    assert steps[-1].startswith("step 4/4") and steps[-1].endswith("eta 0s")
 
 
 def test_a_new_session_does_not_report_an_earlier_session_s_nvml_reading(tmp_path, monkeypatch):
