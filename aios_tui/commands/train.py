@@ -49,6 +49,19 @@ def add_run_control_args(p: argparse.ArgumentParser) -> None:
                         "without loading weights or creating anything; exit 0 if it would start")
 
 
+def check_conflicts(args: argparse.Namespace) -> None:
+    """--check starts nothing, so the flags that say how to run what it starts would be ignored
+    without a word; a check of a resume (--resume) is a check like any other."""
+    if not args.check:
+        return
+    given = [flag for flag, value in (("--detach", args.detach), ("--stop-after", args.stop_after))
+             if value not in (False, None)]
+    if given:
+        them = " and ".join(given)
+        raise UserError(f"--check starts nothing, so {them} {'has' if len(given) == 1 else 'have'} no effect "
+                        f"with it; drop --check to start the run, or drop {them} to only check")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="fine-tune a model (LoRA, AdaLoRA, IA3 or full) headless",
                        description="Train with the resolved configuration (defaults < --preset <\n"
@@ -197,6 +210,7 @@ def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_conflicts(args)
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
     if args.resume:

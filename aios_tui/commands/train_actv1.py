@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from aios_tui.commands.train import add_run_control_args
+from aios_tui.commands.train import add_run_control_args, check_conflicts
 from aios_tui.config import ConfigError, RunConfig, add_config_args, config_from_args
 from aios_tui.errors import UserError
 
@@ -101,6 +101,7 @@ def _refuse_a_run_of_another_task(run_dir: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    check_conflicts(args)
     if args.resume:
         from aios_tui.commands.arguments import run_path
 

@@ -405,3 +405,20 @@ def test_data_smaller_than_a_block_or_with_no_eval_block_gets_a_note(cli, tmp_pa
                        "--progress", "none", "--run-dir", str(tmp_path / "d"))
     assert code == 0 and err == ""
 
+
+def test_check_refuses_flags_for_a_run_it_does_not_start(cli, make_cfg, tmp_path):
+    for command in ("train", "train-actv1"):
+        code, out, err = cli(command, "--check", "--detach", "--steps", "2")
+        assert (code, out) == (2, "") and err.splitlines() == [
+            "aios-tui: error: --check starts nothing, so --detach has no effect with it; drop --check to "
+            "start the run, or drop --detach to only check"]
+        code, _, err = cli(command, "--check", "--detach", "--stop-after", "1")
+        assert code == 2 and "so --detach and --stop-after have no effect" in err and len(err.splitlines()) == 1
+        assert _nothing_left()
+    # a check of a resume is a check
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=2), run, progress="none", stop_after=1)
+    code, out, err = cli("train", "--check", "--resume", str(run))
+    assert code == 0 and out.startswith("ok: "), err
