@@ -4,16 +4,17 @@ on settings that will not do what they seem to."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
-from aios_tui.metrics.rundir import run_candidates
+from aios_tui.metrics.rundir import resolve_run
 
 
-def run_path(arg: str) -> str:
-    """``arg`` where it exists; else the run of that name under the runs root, if there is one."""
-    first, *named = run_candidates(arg)
-    if first.exists() or not named or not named[0].is_dir():
-        return arg
-    return str(named[0])
+def run_path(arg: str, what: str = "run directory") -> str:
+    """``arg`` where it exists; else the run it names (see ``resolve_run``, which says what was
+    looked for when there is none)."""
+    if Path(arg).expanduser().exists():
+        return arg  # as the user wrote it: the messages that follow name it so
+    return str(resolve_run(arg, what=what))
 
 
 def interval_problem(seconds: float) -> str | None:

@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from aios_tui.commands.arguments import run_path
 
-    args.run_dir = run_path(args.run_dir)
+    args.run_dir = run_path(args.run_dir, "run or model directory")
     problems = []
     if args.max_new_tokens < 1:
         problems.append(f"--max-new-tokens: {args.max_new_tokens} is out of range; valid: at least 1")

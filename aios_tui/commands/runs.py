@@ -28,7 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                            description="Creates the run's STOP file; the engine finishes the current "
                                        "step, saves a checkpoint and exits. Resume it later with "
                                        "`aios-tui train --resume RUN_DIR`.")
-    stop.add_argument("run", metavar="RUN", help="run name (under the runs root) or run directory")
+    stop.add_argument("run", metavar="RUN", help="run name (under the runs root, else among runs "
+                      "started from other directories) or run directory")
     stop.add_argument("--root", metavar="DIR", default=argparse.SUPPRESS, help="runs root to look in")
     stop.set_defaults(func=run_stop)
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from aios_tui.atomic import atomic_write_json
-from aios_tui.metrics.recent import remember
+from aios_tui.errors import UserError
+from aios_tui.metrics.recent import recent_run_paths, remember
 
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
 LIVE_STATES = ("starting", "running", "stopping")
@@ -49,13 +50,34 @@ def default_runs_root() -> Path:
     return Path(os.environ.get(RUNS_ENV, "artifacts/runs"))
 
 
-def run_candidates(arg: str, root: str | os.PathLike | None = None) -> list[Path]:
-    """Where a run given on a command line may be, in order: the path as given, then a run of
-    that name under the runs root (``root``, or the default)."""
+def resolve_run(arg: str, root: str | os.PathLike | None = None, *, what: str = "run directory") -> Path:
+    """The directory (or file) a run given on a command line names, looked for the one way every
+    command looks: the path as given, where it exists (the command then says if it is no run);
+    then a directory of that name under the runs root (``root``, or the default); then, for a
+    bare name and the default root, a run of that name started from another directory (the
+    recent-runs index). ``what`` names what was looked for in the message when nothing is found;
+    a name that several remembered runs share is refused with the places it was found."""
     path = Path(arg).expanduser()
+    if path.exists():
+        return path
+    where = Path(root) if root else default_runs_root()
     if not arg.strip() or path.is_absolute():
-        return [path]
-    return [path, (Path(root) if root else default_runs_root()) / arg]
+        raise UserError(f"{arg}: no such {what}")
+    if (where / arg).is_dir():
+        return where / arg
+    elsewhere = root is None and os.sep not in arg and arg not in (".", "..")
+    if elsewhere:
+        found = list(dict.fromkeys(p for p in recent_run_paths() if p.name == arg and RunDir(p).exists()))
+        if len(found) == 1:
+            return found[0]
+        if found:
+            raise UserError(f"{arg}: {len(found)} runs started from different directories have this name "
+                            f"({', '.join(map(str, found))}); give the directory of the one you mean")
+    places = f"here, under {where.absolute()}" + (", or among the runs started from other directories"
+                                                   if elsewhere else "")
+    names = [r.name for r in list_runs(where)]
+    known = f"; runs under {where.absolute()}: {', '.join(names[:8])}" if names else ""
+    raise UserError(f"{arg}: no such {what} {places}{known}")
 
 
 def _is_int(v: Any) -> bool:

@@ -12,7 +12,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.jsonl import tail_records
 from aios_tui.metrics.recent import recent_run_paths
 from aios_tui.metrics.rundir import (
-    LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, run_candidates,
+    LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, resolve_run,
 )
 
 
@@ -86,37 +86,38 @@ def summarize_all(root: str | os.PathLike | None = None) -> list[RunSummary]:
     return [summarize(r) for r in list_runs(root)]
 
 
-def find_run(arg: str | None, root: str | os.PathLike | None = None, *, live_only: bool = False) -> RunDir:
-    """A run named ``arg`` (a path, or a name under the runs root); None: the newest live run
-    under the root, else (with the default root) the run most recently started anywhere that is
-    still live."""
-    root_path = Path(root) if root else default_runs_root()
+def find_run(arg: str | None, root: str | os.PathLike | None = None) -> RunDir:
+    """The run ``arg`` names (a path, or a name: see ``resolve_run``); a metrics file stands for
+    its run. None: the newest run still training under the root, else (with the default root)
+    the newest still training anywhere, else the one most recently started anywhere."""
     if arg is None:
-        for run in list_runs(root_path):
-            if run.state() in LIVE_STATES:
-                return run
-        if root is None:  # none here: one started from another directory (a new SSH shell starts in ~)
-            for path in recent_run_paths():
-                run = RunDir(path)
-                if path.is_dir() and run.state() in LIVE_STATES:
-                    return run
-        where = runs_root_shown(root)
-        if live_only:
-            raise UserError(f"no run is training under {where}; "
-                            "list them with `aios-tui runs`, or name one: `aios-tui attach NAME|PATH`")
-        runs = list_runs(root_path)
-        if not runs:
-            raise UserError(f"no runs under {where}")
-        return runs[0]
-    for candidate in run_candidates(arg, root_path):
-        if candidate.is_file() and candidate.name.endswith(".jsonl"):
-            candidate = candidate.parent
-        if candidate.is_dir() and RunDir(candidate).exists():
-            return RunDir(candidate)
-    names = [r.name for r in list_runs(root_path)]
-    where = runs_root_shown(root)
-    hint = f" (runs under {where}: {', '.join(names[:8])})" if names else f" (no runs under {where})"
-    raise UserError(f"no run '{arg}'{hint}")
+        return _newest_run(root)
+    path = resolve_run(arg, root)
+    if path.is_file() and path.name.endswith(".jsonl"):
+        path = path.parent
+    if not RunDir(path).exists():
+        raise UserError(f"{path}: not a run directory (no status.json or config.toml)")
+    return RunDir(path)
+
+
+def _newest_run(root: str | os.PathLike | None) -> RunDir:
+    here = list_runs(root)
+    for run in here:
+        if run.state() in LIVE_STATES:
+            return run
+    if root is not None:  # a root named on purpose is the only place looked in
+        if here:
+            return here[0]
+        raise UserError(f"no runs under {runs_root_shown(root)}")
+    # none training here: one started from another directory (a new SSH shell starts in ~)
+    elsewhere = [RunDir(p) for p in recent_run_paths() if p.is_dir() and RunDir(p).exists()]
+    for run in elsewhere:
+        if run.state() in LIVE_STATES:
+            return run
+    if elsewhere or here:
+        return (elsewhere or here)[0]
+    raise UserError(f"no runs under {default_runs_root().absolute()} and none started from other "
+                    "directories; start one with `aios-tui train` or from the console")
 
 
 def runs_root_shown(root: str | os.PathLike | None = None) -> str:

@@ -15,7 +15,7 @@ from aios_tui.metrics.chart import line_chart
 from aios_tui.metrics.fmt import event_line, header_line, step_line
 from aios_tui.metrics.follow import Follower
 from aios_tui.metrics.jsonl import read_header, tail_records
-from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, run_candidates
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, resolve_run
 
 END_EVENTS = ("finished", "stopped", "error")
 _COLORS = {"error": "\x1b[1;31m", "stopped": "\x1b[33m", "finished": "\x1b[1;32m"}
@@ -39,21 +39,18 @@ def _looks_like_metrics(path: Path) -> bool:
 
 def locate(target: str) -> tuple[Path, RunDir | None]:
     """(metrics file, run directory or None) for a run dir, run name or JSONL path."""
-    path = Path(target)
+    path = Path(target).expanduser()
     if path.is_file():
         if not _looks_like_metrics(path):
             raise UserError(f"{target}: not a metrics file (its first line is not a JSON record); "
                             "name a run directory, a run name or a metrics.jsonl")
         parent = RunDir(path.parent)
         return path, parent if parent.status_file.is_file() else None
-    for candidate in run_candidates(target):
-        if candidate.is_dir():
-            run = RunDir(candidate)
-            if run.exists() or run.default_metrics.exists():
-                return run.metrics_path(), run
-            raise UserError(f"{candidate}: not a run directory (no status.json, config.toml or metrics.jsonl)")
-    raise UserError(f"{target}: no such run directory or metrics file "
-                    f"(runs live under {default_runs_root()}; see `aios-tui runs`)")
+    found = resolve_run(target, what="run directory or metrics file")
+    run = RunDir(found)
+    if found.is_dir() and (run.exists() or run.default_metrics.exists()):
+        return run.metrics_path(), run
+    raise UserError(f"{found}: not a run directory (no status.json, config.toml or metrics.jsonl)")
 
 
 class Printer:

@@ -28,15 +28,55 @@ def test_attach_finds_a_live_run_started_elsewhere(cli, tmp_path, monkeypatch):
     newer = _start(project / "artifacts" / "runs" / "newer")
     older.write_status(state="finished")
     monkeypatch.chdir(home)
-    assert find_run(None, live_only=True).path == newer.path.resolve()
+    assert find_run(None).path == newer.path.resolve()
+    _start(home / "artifacts" / "runs" / "here").write_status(state="stopped")
+    # nothing training anywhere: the run most recently started, from whichever directory
     newer.write_status(state="stopped")
-    code, _, err = cli("attach")
-    assert code == 2 and "no run is training under" in err
-    _start(project / "artifacts" / "runs" / "again")
-    assert find_run(None, live_only=True).name == "again"
+    assert find_run(None).name == "here"
+    _start(project / "artifacts" / "runs" / "again").write_status(state="failed")
+    assert find_run(None).name == "again"
+    _start(project / "artifacts" / "runs" / "older")  # resumed: training again
+    assert find_run(None).name == "older"
     (home / "mine").mkdir()
-    with pytest.raises(UserError, match="no run is training"):  # a root named on purpose is the only place
-        find_run(None, home / "mine", live_only=True)
+    with pytest.raises(UserError, match="no runs under"):  # a root named on purpose is the only place
+        find_run(None, home / "mine")
+
+
+def test_every_command_finds_a_run_by_name_from_another_directory(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("AIOS_TUI_RUNS")
+    project, home = tmp_path / "project", tmp_path / "home"
+    home.mkdir()
+    monkeypatch.chdir(project.parent)
+    run = _start(project / "artifacts" / "runs" / "longrun")
+    monkeypatch.chdir(home)
+    assert find_run("longrun").path == run.path.resolve()
+    code, out, err = cli("tail", "longrun", "-n", "0")
+    assert code == 0 and out.startswith("run longrun"), err
+    code, _, err = cli("export", "longrun")  # found: what stops it is that nothing is saved yet
+    assert code == 2 and "no complete checkpoint" in err and str(run.path.resolve()) in err
+    code, out, err = cli("runs", "stop", "longrun")
+    assert code == 0 and run.stop_file.exists(), err
+    for argv in (("train", "--resume", "longrun"), ("generate", "longrun", "--prompt", "x")):
+        code, _, err = cli(*argv)
+        assert code == 2 and str(run.path.resolve()) in err and "no such" not in err, err
+
+
+def test_a_name_two_directories_share_is_refused_with_both(cli, tmp_path, monkeypatch):
+    monkeypatch.delenv("AIOS_TUI_RUNS")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.chdir(tmp_path)
+    a = _start(tmp_path / "a" / "artifacts" / "runs" / "same")
+    b = _start(tmp_path / "b" / "artifacts" / "runs" / "same")
+    monkeypatch.chdir(home)
+    for argv in (("runs", "stop", "same"), ("tail", "same"), ("attach", "same"), ("export", "same")):
+        code, out, err = cli(*argv)
+        assert code == 2 and out == "", argv
+        assert err == (f"aios-tui: error: same: 2 runs started from different directories have this name "
+                       f"({b.path.resolve()}, {a.path.resolve()}); give the directory of the one you mean\n"), argv
+    assert not a.stop_file.exists() and not b.stop_file.exists()
+    monkeypatch.chdir(tmp_path / "a")  # the runs root here has it: that one is meant
+    assert find_run("same").path.resolve() == a.path.resolve()
 
 
 def test_the_index_keeps_the_newest_runs_once_each(tmp_path):

@@ -55,25 +55,26 @@ def test_runs_stop(cli, runs):
     code, _, err = cli("runs", "stop", "old-full")
     assert code == 2 and "not training (state: finished)" in err
     code, _, err = cli("runs", "stop", "nope")
-    assert code == 2 and "no run 'nope'" in err and "live-lora" in err
+    assert code == 2 and err == (f"aios-tui: error: nope: no such run directory here, under {runs}, or among the "
+                                 "runs started from other directories; runs under "
+                                 f"{runs}: stopped-ia3, live-lora, old-full\n")
 
 
 def test_attach_picks_the_newest_live_run(runs):
-    assert find_run(None, live_only=True).name == "live-lora"
+    assert find_run(None).name == "live-lora"
     assert find_run("old-full").name == "old-full"
     assert find_run(str(runs / "stopped-ia3" / "metrics.jsonl")).name == "stopped-ia3"
 
 
-def test_attach_with_nothing_training_exits_2(cli, tmp_path, monkeypatch):
+def test_attach_with_nothing_training_opens_the_newest_run(cli, tmp_path, monkeypatch):
     root = tmp_path / "r"
     monkeypatch.setenv("AIOS_TUI_RUNS", str(root))
+    with pytest.raises(UserError, match="no runs under .* and none started from other directories"):
+        find_run(None)
     write_run(root, "done", state="finished", pid=0)
-    code, _, err = cli("attach")
-    assert code == 2 and "no run is training" in err
+    assert find_run(None).name == "done"
     code, _, err = cli("attach", "missing")
-    assert code == 2 and "no run 'missing'" in err
-    with pytest.raises(UserError):
-        find_run(None, live_only=True)
+    assert code == 2 and "missing: no such run directory here" in err
 
 
 def test_root_and_json_go_before_or_after_the_action(cli, runs, monkeypatch):
@@ -140,6 +141,5 @@ def test_the_default_runs_root_is_named_whole_with_the_way_to_another(cli, tmp_p
     monkeypatch.delenv("AIOS_TUI_RUNS")
     monkeypatch.chdir(tmp_path)
     code, _, err = cli("attach")
-    assert code == 2 and f"no run is training under {tmp_path}/artifacts/runs (runs are kept under" in err
-    assert "point AIOS_TUI_RUNS at its artifacts/runs" in err
+    assert code == 2 and f"no runs under {tmp_path}/artifacts/runs and none started from other" in err
     assert cli("runs")[1].startswith(f"no runs under {tmp_path}/artifacts/runs (runs are kept under")
