@@ -17,20 +17,12 @@ from aios_tui.ui.gpu_source import safe_latest
 from aios_tui.ui.render import bar
 from aios_tui.ui.widgets.text_body import TextBody
 
-MIB = 1 << 20
-# Total memory as NVML reports it for common cards, so a box without a GPU can still check a fit.
-GPU_SIZES: tuple[tuple[str, int], ...] = (
-    ("RTX 3060 12 GB", 12288 * MIB),
-    ("T4 16 GB", 15360 * MIB),
-    ("A10 24 GB", 23028 * MIB),
-    ("L4 24 GB", 23034 * MIB),
-    ("RTX 4090 24 GB", 24564 * MIB),
-    ("A100 40 GB", 40960 * MIB),
-    ("L40S 48 GB", 46068 * MIB),
-    ("H100 80 GB", 81559 * MIB),
-    ("A100 80 GB", 81920 * MIB),
-    ("H200 141 GB", 143771 * MIB),
-)
+try:  # the table `aios-tui estimate --list-gpus` prints, so a box without a GPU can still check a fit
+    from aios_tui.vram.gpus import GPUS
+except ImportError:  # pragma: no cover - a build without the calculator has nothing to budget
+    GPUS = []
+GPU_SIZES: tuple[tuple[str, int], ...] = tuple(
+    (g.label, g.total_bytes) for g in sorted(GPUS, key=lambda g: (g.total_bytes, g.label)))
 DETECTED = "detected"
 SHORT_NAMES = {"base_weights": "weights", "adapter_weights": "adapter", "optimizer_states": "optimizer",
                "framework_overhead": "overhead", "logits_and_loss": "logits+loss"}
