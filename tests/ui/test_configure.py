@@ -574,3 +574,51 @@ def test_the_start_check_tries_the_directory_the_start_would_use(tmp_path, monke
     assert "train.run_dir" in " ".join(err.value.problems) and str(blocker) in " ".join(err.value.problems)
     runctl.check_start(cfg, root=tmp_path / "runs")  # a root that can be written passes
     assert not (tmp_path / "runs").exists() and not (tmp_path / "elsewhere").exists()
+
+
+async def test_the_header_counts_what_the_vram_estimate_finds_would_stop_a_start(make_app, tmp_path):
+    """With the real calculator: a local model that is not there, or blocks longer than a
+    learned position table, are problems (train refuses both); a hub id the calculator does not
+    know is not (training downloads it)."""
+    import json
+
+    gpt = tmp_path / "gpt64"
+    gpt.mkdir()
+    (gpt / "config.json").write_text(json.dumps({
+        "model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "vocab_size": 300,
+        "n_positions": 64, "activation_function": "gelu_new", "tie_word_embeddings": True}))
+    app = make_app(estimator=None)
+    async with app.run_test(size=SIZE) as pilot:
+        status = app.screen.query_one(FormStatus)
+
+        async def header_after(name: str, value) -> str:
+            await set_field(pilot, name, value)
+            await pilot.pause(0.3)  # the estimate is debounced
+            return static_text(status)
+
+        header = await header_after("model", str(tmp_path / "x"))
+        assert header.startswith(f"! 1 problem: model.model: {tmp_path / 'x'}: no such directory")
+        assert "is not a directory" in pane_text(app)  # the pane keeps the calculator's words
+        assert (await header_after("model", "tiny")).startswith("valid")
+        header = await header_after("model", str(gpt))
+        assert header.startswith("! 1 problem: data.max_seq_len: 128 is longer than the model's 64 positions")
+        assert "peak" in pane_text(app)  # the estimate itself still shows
+        assert (await header_after("max_seq_len", 64)).startswith("valid")
+        assert (await header_after("model", "some-org/not-known-here")).startswith("valid")
+        assert "not a model the estimate knows" in pane_text(app)
+
+
+async def test_the_gpu_size_picker_offers_the_estimate_commands_gpus_by_size(make_app, cli):
+    import json
+
+    from console_fixtures import no_gpu
+
+    code, out, _ = cli("estimate", "--list-gpus", "--json")
+    assert code == 0
+    listed = sorted((g["total_bytes"], g["label"]) for g in json.loads(out))
+    app = make_app(gpu=no_gpu())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.2)
+        select = app.screen.query_one("#gpu-size", Select)
+        offered = [(int(value), str(label)) for label, value in select._options[1:]]
+        assert offered == listed

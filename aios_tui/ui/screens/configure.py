@@ -24,6 +24,7 @@ from aios_tui.ui.messages import GpuSampled
 from aios_tui.ui.screens.confirm import ConfirmScreen
 from aios_tui.ui.screens.prompt import PromptScreen
 from aios_tui.ui.screens.text_view import TextScreen
+from aios_tui.ui.start_problems import start_problems
 from aios_tui.ui.widgets.command_preview import CommandPreview
 from aios_tui.ui.widgets.config_form import ConfigForm
 from aios_tui.ui.widgets.form_status import FormStatus
@@ -85,6 +86,7 @@ class ConfigureScreen(Screen):
         self._picker_reset: str | None = None  # the value the picker is being put back to
         self._last_estimate: dict[str, Any] | None = None
         self._estimated = False
+        self._estimate_problems: tuple[str, ...] = ()  # what the last estimate says stops a start
 
     # -- layout ----------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -161,9 +163,19 @@ class ConfigureScreen(Screen):
 
     def _form_changed(self, result) -> None:
         cfg = result.config
-        changes = len(changed_fields(self.base, cfg)) if cfg else 0
-        self.query_one(FormStatus).show(result.problems, changes, self.base_label())
+        self._show_status(result)
         self.query_one(CommandPreview).show(self.command(cfg) if cfg is not None else "")
+
+    def _show_status(self, result=None) -> None:
+        result = self.form.result if result is None else result
+        changes = len(changed_fields(self.base, result.config)) if result.config else 0
+        self.query_one(FormStatus).show([*result.problems, *self._estimate_problems], changes,
+                                        self.base_label())
+
+    def _estimate_found(self, problems: tuple[str, ...]) -> None:
+        if problems != self._estimate_problems:
+            self._estimate_problems = problems
+            self._show_status()
 
     def command(self, cfg: RunConfig) -> str:
         return command_line(cfg, self.base, preset=self.preset_key or None, config_file=self.base_file)
@@ -177,16 +189,21 @@ class ConfigureScreen(Screen):
             pane.show(None, "the VRAM calculator is not installed")
             return
         if cfg is None:
+            self._estimate_found(())  # the form's own problems say it will not start
             pane.show(self._last_estimate, "fix the form's problems to re-estimate")
             return
         try:
-            self._last_estimate = estimate(cfg, None, pane.budget_bytes).to_dict()
+            result = estimate(cfg, None, pane.budget_bytes)
         except (UserError, ConfigError) as exc:
+            self._estimate_found(start_problems(cfg, failure=exc.problems))
             pane.show(None, "; ".join(exc.problems))
             return
         except Exception as exc:  # noqa: BLE001 - a calculator bug must not take the console down
+            self._estimate_found(())
             pane.show(None, f"estimate failed: {exc}")
             return
+        self._last_estimate = result.to_dict()
+        self._estimate_found(start_problems(cfg, result))
         pane.show(self._last_estimate)
 
     def on_vram_pane_size_changed(self, event: VramPane.SizeChanged) -> None:
