@@ -194,7 +194,10 @@ class AiosApp(App[None]):
                         exit_on_error=False)
 
     def on_export_finished(self, message: ExportFinished) -> None:
-        self.screen.refresh_bindings()  # the run view offers Export again
+        changed = getattr(self.screen, "exports_changed", None)
+        if changed is not None:  # the run and runs screens stop saying it is under way
+            changed()
+        self.screen.refresh_bindings()  # and offer Export again
         last = message.text.strip().splitlines()[-1] if message.text.strip() else "done"
         self.notify(last, title=f"export of {message.run_name}", severity="information" if message.ok else "error",
                     timeout=10, markup=False)

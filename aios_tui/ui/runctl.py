@@ -192,9 +192,9 @@ def export_run(run: RunDir, merge: bool = False, timeout: float = 3600, step: in
     return (proc.stdout + proc.stderr).strip()
 
 
-# Runs with an export under way, whichever screen started it: two exports of one run would
-# write into the same folder.
-_exporting: set[Path] = set()
+# Runs with an export under way, whichever screen started it, and what each one writes: two
+# exports of one run would write into the same folder.
+_exporting: dict[Path, str] = {}
 _exporting_lock = threading.Lock()
 
 
@@ -202,19 +202,20 @@ def export_what(merge: bool, adapter: bool) -> str:
     return "the adapter" if adapter and not merge else ("a merged model" if adapter else "the model")
 
 
-def claim_export(run: RunDir) -> bool:
-    """Mark an export of ``run`` as started; False if one already is."""
+def claim_export(run: RunDir, doing: str = "") -> bool:
+    """Mark an export of ``run`` as started (``doing``: what the screens say while it runs);
+    False if one already is."""
     key = run.path.resolve()
     with _exporting_lock:
         if key in _exporting:
             return False
-        _exporting.add(key)
+        _exporting[key] = doing or f"exporting {run.name}..."
         return True
 
 
 def release_export(run: RunDir) -> None:
     with _exporting_lock:
-        _exporting.discard(run.path.resolve())
+        _exporting.pop(run.path.resolve(), None)
 
 
 def export_running(run: RunDir) -> bool:
@@ -226,6 +227,13 @@ def exports_running() -> list[RunDir]:
     """The runs with an export under way (the console waits for them when it quits)."""
     with _exporting_lock:
         return [RunDir(path) for path in sorted(_exporting)]
+
+
+def export_lines(run: RunDir | None = None) -> list[str]:
+    """What each export under way (of ``run`` only, when given) is doing, for as long as it runs."""
+    key = run.path.resolve() if run is not None else None
+    with _exporting_lock:
+        return [doing for path, doing in sorted(_exporting.items()) if key is None or path == key]
 
 
 def export_claimed(run: RunDir, merge: bool, step: int | None) -> tuple[bool, str]:

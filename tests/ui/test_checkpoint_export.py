@@ -176,3 +176,61 @@ async def test_the_export_result_reaches_the_user_who_left_the_run_view(make_app
         done = [n for n in app._notifications if n.title == "export of leaving"][-1]
         assert done.severity == "information" and "exported step 100" in done.message
         assert not runctl.export_running(run)
+
+
+async def test_an_export_says_it_runs_until_it_ends_and_is_not_started_twice(make_app, runs_root, monkeypatch):
+    """A merge takes long: the runs list and the run view say it is under way for as long as it
+    runs (not just in a notice that times out), and e does not start a second one meanwhile."""
+    import threading
+
+    from aios_tui.ui import runctl
+    from aios_tui.ui.screens.runs import RunsScreen
+    from aios_tui.ui.widgets.event_log import EventLog
+
+    from runfiles import add_checkpoint, write_run
+
+    run = write_run(runs_root, "merging", state="stopped", pid=0)
+    run.config_toml.write_text("version = 1\n[peft]\nuse_peft = true\n")  # an adapter: m merges it
+    add_checkpoint(run, 100)
+    release, started = threading.Event(), []
+
+    def slow_export(run, merge=False, timeout=3600, step=None):
+        started.append((merge, step))
+        release.wait(30)
+        return f"model written to {run.path}/merged\n"
+
+    monkeypatch.setattr(runctl, "export_run", slow_export)
+    app = make_app()
+    try:
+        async with app.run_test(size=(100, 30), notifications=True) as pilot:
+            await pilot.press("ctrl+n")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the runs screen")
+            runs = app.screen
+            await pilot.press("e")
+            await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), what="the picker")
+            await pilot.press("m")
+            await wait_for(pilot, lambda: started, what="the export")
+            line = "exporting a merged model of merging (step 100)..."
+            assert str(runs.query_one("#runs-empty").render()) == line
+            app.clear_notifications()  # as if the notice had timed out: the line stays
+            await pilot.press("e")
+            await pilot.pause(0.2)
+            assert app.screen is runs and len(started) == 1
+            assert any("already running" in str(n.message) for n in app._notifications)
+            assert str(runs.query_one("#runs-empty").render()) == line
+            await pilot.press("a")  # the run's own view says it too
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None,
+                           what="the run view")
+            assert line in str(app.screen.query_one(EventLog).render())
+            assert app.screen.check_action("export", ()) is None
+            release.set()
+            await wait_for(pilot, lambda: any(n.title == "export of merging" for n in app._notifications),
+                           10, "the export's result")
+            assert line not in str(app.screen.query_one(EventLog).render())
+            assert app.screen.check_action("export", ()) is True
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen), what="the runs screen")
+            assert str(app.screen.query_one("#runs-empty").render()) == ""
+    finally:
+        release.set()
+    assert started == [(True, 100)]

@@ -140,7 +140,7 @@ class RunScreen(Screen):
         self.query_one(RunProgress).update_view(view, self._shown_state(view))
         self.query_one(RunStats).update_view(view)
         self.query_one(LossChart).update_view(view)
-        self.query_one(EventLog).show(view.events, self._notes(view))
+        self.query_one(EventLog).show(view.events, self._notes(view), runctl.export_lines(self.run))
         busy = runctl.export_running(self.run)  # another screen may have started or finished one
         # Read once a view, not in check_action: bindings are checked far more often than that.
         has_checkpoint = self.run.latest_checkpoint() is not None
@@ -221,14 +221,19 @@ class RunScreen(Screen):
         self.app.push_screen(CheckpointPicker(self.run.name, infos, adapter=adapter), chosen)
 
     def _export(self, merge: bool, step: int | None = None, adapter: bool = True) -> None:
-        if not runctl.claim_export(self.run):
+        which = f"step {step}" if step is not None else "the latest checkpoint"
+        doing = f"exporting {runctl.export_what(merge, adapter)} of {self.run.name} ({which})..."
+        if not runctl.claim_export(self.run, doing):
             self.notify(f"an export of {self.run.name} is already running", severity="warning", markup=False)
             return
-        self.refresh_bindings()
-        which = f"step {step}" if step is not None else "the latest checkpoint"
-        self.notify(f"exporting {runctl.export_what(merge, adapter)} of {self.run.name} ({which})...",
-                    markup=False)
+        self.exports_changed()
         self.app.start_export(self.run, merge, step)
+
+    def exports_changed(self) -> None:
+        """An export of this run started or ended: its line under Events and the Export key follow."""
+        if self.view is not None:
+            self._show(self.view)
+        self.refresh_bindings()
 
     def action_runs(self) -> None:
         self.app.open_runs()

@@ -81,9 +81,13 @@ class RunsScreen(Screen):
             for i, r in enumerate(runs):
                 if r.path == selected.path:
                     table.move_cursor(row=i)
-        self.query_one("#runs-empty", Static).update(
-            "" if runs else "no runs yet: start one from the configuration form (ctrl+r)")
+        self.exports_changed()
         self.refresh_bindings()
+
+    def exports_changed(self) -> None:
+        """Say what each export under way is doing, until it ends (the app says how it ended)."""
+        lines = [] if self.runs else ["no runs yet: start one from the configuration form (ctrl+r)"]
+        self.query_one("#runs-empty", Static).update("\n".join(lines + runctl.export_lines()))
 
     def selected(self) -> RunSummary | None:
         table = self.query_one(DataTable)
@@ -161,12 +165,12 @@ class RunsScreen(Screen):
         def chosen(answer: tuple[int, bool] | None) -> None:
             if answer is None:
                 return
-            if not runctl.claim_export(run):
+            step, merge = answer
+            doing = f"exporting {runctl.export_what(merge, adapter)} of {run.name} (step {step})..."
+            if not runctl.claim_export(run, doing):
                 self.notify(f"an export of {run.name} is already running", severity="warning", markup=False)
                 return
-            step, merge = answer
-            self.notify(f"exporting {runctl.export_what(merge, adapter)} of {run.name} (step {step})...",
-                        markup=False)
+            self.exports_changed()
             # always this step, even if a newer checkpoint lands before the export starts
             self.app.start_export(run, merge, step)
 

@@ -35,19 +35,23 @@ class EventLog(Widget):
         self.limit = limit
         self._events: list[Text] = []
         self._notes: list[str] = []
+        self._busy: list[Text] = []
 
     def on_mount(self) -> None:
         self.border_title = "Events"
 
-    def show(self, events: Iterable[dict[str, Any]], extra: Iterable[str] = ()) -> None:
-        """``extra``: a reason first (kept whole), then lines that explain it (kept newest)."""
+    def show(self, events: Iterable[dict[str, Any]], extra: Iterable[str] = (),
+             busy: Iterable[str] = ()) -> None:
+        """``extra``: a reason first (kept whole), then lines that explain it (kept newest).
+        ``busy``: what is under way for the run (an export), shown after its newest event."""
         self._events = [_event_text(ev) for ev in list(events)[-self.limit:]]
         self._notes = list(extra)
+        self._busy = [Text(line, style="bold yellow", no_wrap=True, overflow="ellipsis") for line in busy]
         self.refresh(layout=True)
 
     def _blocks(self, width: int) -> tuple[list[Text], list[Text], list[Text]]:
         """(events, reason, details) as lines of at most ``width`` cells."""
-        events = [t.copy() for t in self._events]
+        events = [t.copy() for t in self._events + self._busy]
         if not events and not self._notes:
             events = [Text("no events yet", style="dim")]
         if width <= 0:  # not laid out yet
