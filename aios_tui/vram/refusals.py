@@ -19,6 +19,8 @@ FP8_LAYERS = frozenset({"Linear"})
 FP8_MULTIPLE = 16
 FP8 = "train.fp8"
 HRM_ACTV1 = "hrm_actv1"
+# how each refusal here begins: the field it is about
+REFUSED_FIELDS = ("data.max_seq_len:", "memory.load_in_8bit:", "memory.load_in_4bit:", f"{FP8}:")
 
 
 def quant_field(kind: str) -> str:

@@ -602,7 +602,7 @@ async def test_the_header_counts_what_the_vram_estimate_finds_would_stop_a_start
         assert (await header_after("model", "tiny")).startswith("valid")
         header = await header_after("model", str(gpt))
         assert header.startswith("! 1 problem: data.max_seq_len: 128 is longer than the model's 64 positions")
-        assert "peak" in pane_text(app)  # the estimate itself still shows
+        assert "use --max-seq-len 64 or less" in pane_text(app)  # as the estimate command says it
         assert (await header_after("max_seq_len", 64)).startswith("valid")
         assert (await header_after("model", "some-org/not-known-here")).startswith("valid")
         assert "not a model the estimate knows" in pane_text(app)

@@ -203,7 +203,7 @@ class ConfigureScreen(Screen):
             pane.show(None, f"estimate failed: {exc}")
             return
         self._last_estimate = result.to_dict()
-        self._estimate_found(start_problems(cfg, result))
+        self._estimate_found(())
         pane.show(self._last_estimate)
 
     def on_vram_pane_size_changed(self, event: VramPane.SizeChanged) -> None:
