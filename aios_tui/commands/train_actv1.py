@@ -110,13 +110,13 @@ def run(args: argparse.Namespace) -> int:
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
     cfg = resolve_config(args)
+    if args.merge_adapter is not None and not cfg.peft.use_peft:   # --check refuses it as a start does
+        raise UserError("--merge-adapter: this run trains the full model, so there is no adapter "
+                        "to merge; add --use-peft or drop --merge-adapter")
     if args.check:
         from aios_tui.commands.train import check_only
 
         return check_only(args, cfg)
-    if args.merge_adapter is not None and not cfg.peft.use_peft:
-        raise UserError("--merge-adapter: this run trains the full model, so there is no adapter "
-                        "to merge; add --use-peft or drop --merge-adapter")
     if args.detach:
         from aios_tui.commands.train import _detach
 

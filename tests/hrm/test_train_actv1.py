@@ -422,3 +422,11 @@ def test_check_names_the_brain_not_the_tokenizer(cli):
     code, out, err = cli("train-actv1", "--check", "--use-peft")
     assert code == 0, err
     assert out == "ok: lora on HRM ACTv1 (a new brain, tokenizer tiny) would start\n"
+
+
+def test_merge_adapter_on_a_full_run_is_refused_by_check_as_by_a_start(cli, tmp_path):
+    for extra in (("--check",), ()):
+        code, out, err = cli("train-actv1", "--merge-adapter", "--steps", "1", "--run-dir", str(tmp_path / "run"),
+                             *extra)
+        assert code == 2 and "--merge-adapter: this run trains the full model" in err, (extra, err)
+        assert "would start" not in out and not (tmp_path / "run").exists()
