@@ -177,6 +177,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
     from aios_tui.engine import session
     from aios_tui.metrics.launch import start_detached
 
+    generated = not args.resume and session.is_generated(cfg)
     cfg, run, _ = _checked(args, cfg)
     forward = ["--progress", "lines"]
     if args.stop_after is not None:
@@ -189,7 +190,8 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
             child += ["--config", str(Path(args.config).resolve())]
         run.write_status(state="starting", pid=os.getpid(), error=None)
     else:
-        session.ensure_free(run)  # again: the checks above take a while, and a run may start meanwhile
+        # again: the checks above take a while, and a run may start meanwhile
+        run, cfg = session.take(run, cfg, generated)
         session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps, command=args.command_name)
         child = [args.command_name, "--config", str(run.config_toml), "--run-dir", str(run.path), *forward]
     pid = start_detached(child, run.path)
@@ -227,16 +229,16 @@ def run(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args, cfg)
 
-    from aios_tui.engine.session import choose_run_dir
+    from aios_tui.engine import session
     from aios_tui.engine.train import TrainingFailed, run_training
 
     task = _task_for(args)
-    run_dir = Path(args.resume) if args.resume else choose_run_dir(cfg)
+    run_dir = Path(args.resume) if args.resume else session.choose_run_dir(cfg)
     # A hang-up of the terminal must not end a run, not even while the model loads.
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN) if _main_thread() else None
     try:
-        result = run_training(cfg, run_dir, task=task, resume=bool(args.resume),
-                              stop_after=args.stop_after, progress=args.progress)
+        result = run_training(cfg, run_dir, task=task, resume=bool(args.resume), stop_after=args.stop_after,
+                              progress=args.progress, generated=not args.resume and session.is_generated(cfg))
     except TrainingFailed as exc:
         for line in exc.problems:
             print(f"aios-tui: error: {line}", file=sys.stderr)

@@ -127,14 +127,14 @@ def run(args: argparse.Namespace) -> int:
         return _detach(args, cfg)
 
     from aios_tui.engine.hrm.task import HRMTask
-    from aios_tui.engine.session import choose_run_dir
+    from aios_tui.engine import session
     from aios_tui.engine.train import TrainingFailed, run_training
 
     task = HRMTask()
-    run_dir = Path(args.resume) if args.resume else choose_run_dir(cfg, "train-actv1")
+    run_dir = Path(args.resume) if args.resume else session.choose_run_dir(cfg, "train-actv1")
     try:
-        result = run_training(cfg, run_dir, task=task, resume=bool(args.resume),
-                              stop_after=args.stop_after, progress=args.progress)
+        result = run_training(cfg, run_dir, task=task, resume=bool(args.resume), stop_after=args.stop_after,
+                              progress=args.progress, generated=not args.resume and session.is_generated(cfg))
     except TrainingFailed as exc:
         for line in exc.problems:
             print(f"aios-tui: error: {line}", file=sys.stderr)

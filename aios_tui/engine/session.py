@@ -8,7 +8,9 @@ continues it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from pathlib import Path
 
 from aios_tui.config import RunConfig
@@ -26,12 +28,36 @@ def choose_run_dir(cfg: RunConfig, command: str = "train") -> Path:
     root = default_runs_root()
     if cfg.train.run_name.strip():
         return root / cfg.train.run_name.strip()
-    base = generated_run_name(cfg.method_label(), command)
+    return _next_free(root, generated_run_name(cfg.method_label(), command))
+
+
+def _next_free(root: Path, base: str) -> Path:
     path, n = root / base, 1
     while path.exists():
         n += 1
         path = root / f"{base}-{n}"
     return path
+
+
+# a generated name: what trains, the second it started, and a number when that second was taken
+_GENERATED = re.compile(r"^(.+-\d{8}-\d{6})(?:-\d+)?$")
+
+
+def is_generated(cfg: RunConfig) -> bool:
+    """Whether a new run's directory is named by choose_run_dir rather than by the user."""
+    return not cfg.train.run_dir.strip() and not cfg.train.run_name.strip()
+
+
+def take(run: RunDir, cfg: RunConfig, generated: bool) -> tuple[RunDir, RunConfig]:
+    """The directory a new run starts in, and ``cfg`` naming it. Runs started in the same second
+    generate the same name: when another took it since it was chosen, a generated name moves on
+    to the next free one; a name the user gave is refused (ensure_free)."""
+    if generated and holds_run(run):
+        match = _GENERATED.match(run.path.name)
+        run = RunDir(_next_free(run.path.parent, match.group(1) if match else run.path.name))
+    ensure_free(run)
+    name = run.name if generated else cfg.train.run_name or run.name
+    return run, dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, run_dir=str(run.path), run_name=name))
 
 
 def holds_run(run: RunDir) -> str | None:

@@ -135,8 +135,10 @@ def _resume_plan(run: RunDir, cfg: RunConfig | None) -> tuple[RunConfig, Path, d
 def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Task | None = None,
                  resume: bool = False, stop_after: int | None = None,
                  progress: str | Progress | None = "auto",
-                 on_step: Callable[[int, dict], None] | None = None) -> TrainResult:
+                 on_step: Callable[[int, dict], None] | None = None, generated: bool = False) -> TrainResult:
     """Train ``cfg`` in ``run_dir``; see the module docstring. ``cfg`` may be None with ``resume``.
+    ``generated``: ``run_dir`` is a name session.choose_run_dir made up, which moves on to the
+    next free one if another run takes it first.
 
     Raises UserError (nothing created) for bad input, TrainingFailed when training breaks down.
     ``on_step(step, record)`` is called with every metrics line (for benchmarks and tests), once
@@ -159,9 +161,8 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
             _clear_old_requests(run, launched_at(began))
         else:
             assert cfg is not None, "a new run needs a config"
-            session.ensure_free(run)
-            cfg = anchored(dataclasses.replace(cfg, train=dataclasses.replace(
-                cfg.train, run_dir=str(run.path), run_name=cfg.train.run_name or run.name)))
+            run, cfg = session.take(run, cfg, generated)
+            cfg = anchored(cfg)
         task.preflight(cfg)
         device = resolve_device(cfg.train.device)
         check_memory(cfg, task)
@@ -195,7 +196,7 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         if not resume:
             # again: another run may have taken the directory while the model loaded (two runs
             # started in the same second pick the same generated name)
-            session.ensure_free(run)
+            run, cfg = session.take(run, cfg, generated)
         # held until this session ends: two runs started at once must not share one --log-file
         log_lock = LogFileLock.take(cfg.train.log_file)
 

@@ -381,6 +381,40 @@ def test_a_run_that_takes_the_directory_while_the_model_loads_is_left_alone(make
         other.wait()
 
 
+def test_a_generated_name_another_run_takes_while_the_model_loads_moves_to_the_next(make_cfg, tmp_path,
+                                                                                  monkeypatch):
+    # The same race with a name the run made up itself: nobody asked for that name, so the run
+    # starts under the next one (as `train --detach` does when a run starts during its checks)
+    import subprocess
+    import sys
+
+    from aios_tui.engine import task as task_mod
+    from aios_tui.engine.session import prepare
+    from aios_tui.engine.train import run_training
+    from aios_tui.metrics.rundir import RunDir
+
+    run = RunDir(tmp_path / "lora-20261128-120000")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    build = task_mod.CausalLMTask.build
+
+    def build_while_another_run_starts(self, cfg, device):
+        prepare(run, make_cfg(steps=9), pid=other.pid, total_steps=9)
+        return build(self, cfg, device)
+
+    monkeypatch.setattr(task_mod.CausalLMTask, "build", build_while_another_run_starts)
+    try:
+        result = run_training(make_cfg(steps=1), run.path, progress="none", generated=True)
+        moved = RunDir(tmp_path / "lora-20261128-120000-2")
+        assert Path(result.run_dir) == moved.path and moved.read_status()["state"] == "finished"
+        assert moved.read_status()["run_name"] == moved.name
+        status = run.read_status()
+        assert status["pid"] == other.pid and status["state"] == "starting" and status["total_steps"] == 9
+        assert not run.list_checkpoints() and not run.default_metrics.exists()
+    finally:
+        other.kill()
+        other.wait()
+
+
 @pytest.mark.slow
 def test_data_smaller_than_a_block_or_with_no_eval_block_gets_a_note(cli, tmp_path):
     short = tmp_path / "short.txt"
@@ -422,3 +456,20 @@ def test_check_refuses_flags_for_a_run_it_does_not_start(cli, make_cfg, tmp_path
     run_training(make_cfg(steps=2), run, progress="none", stop_after=1)
     code, out, err = cli("train", "--check", "--resume", str(run))
     assert code == 0 and out.startswith("ok: "), err
+
+
+def test_a_generated_name_moves_past_every_run_that_took_it_and_a_given_name_is_refused(make_cfg, tmp_path):
+    from aios_tui.engine.session import take
+    from aios_tui.errors import UserError
+    from aios_tui.metrics.rundir import RunDir
+
+    cfg = make_cfg(steps=1)
+    for name in ("lora-20261128-120000", "lora-20261128-120000-2"):
+        taken = RunDir(tmp_path / name)
+        taken.path.mkdir()
+        taken.write_status(state="running", pid=1)
+    run, moved = take(RunDir(tmp_path / "lora-20261128-120000-2"), cfg, generated=True)
+    assert run.path == tmp_path / "lora-20261128-120000-3" and not run.path.exists()
+    assert (moved.train.run_dir, moved.train.run_name) == (str(run.path), run.name)
+    with pytest.raises(UserError, match="already holds a run"):
+        take(RunDir(tmp_path / "lora-20261128-120000"), cfg, generated=False)
