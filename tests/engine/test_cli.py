@@ -349,16 +349,15 @@ def test_flash_attention_on_cuda_needs_the_flash_attn_package(monkeypatch):
     assert attention_problems(cfg, "cuda", CausalLMTask()) == []
 
 
-def test_a_run_that_takes_the_directory_while_the_model_loads_is_left_alone(make_cfg, tmp_path, monkeypatch):
-    # Two runs started in the same second pick the same generated name; the second to get past
-    # loading its model must refuse, not write over the first one's config and status.
+@pytest.fixture
+def taken_while_loading(make_cfg, tmp_path, monkeypatch):
+    """A run directory another process (alive, pid given) prepares for a run of its own while
+    this one loads its model: two runs started in the same second pick the same generated name."""
     import subprocess
     import sys
 
     from aios_tui.engine import task as task_mod
     from aios_tui.engine.session import prepare
-    from aios_tui.engine.train import run_training
-    from aios_tui.errors import UserError
     from aios_tui.metrics.rundir import RunDir
 
     run = RunDir(tmp_path / "lora-20261128-120000")
@@ -371,48 +370,37 @@ def test_a_run_that_takes_the_directory_while_the_model_loads_is_left_alone(make
 
     monkeypatch.setattr(task_mod.CausalLMTask, "build", build_while_another_run_starts)
     try:
-        with pytest.raises(UserError, match=f"is being started by process {other.pid}"):
-            run_training(make_cfg(steps=1), run.path, progress="none")
-        status = run.read_status()
+        yield run, other.pid
+        status = run.read_status()   # the other run's directory is as it left it
         assert status["pid"] == other.pid and status["state"] == "starting" and status["total_steps"] == 9
-        assert run.config_toml.is_file() and not run.list_checkpoints()
+        assert run.config_toml.is_file() and not run.list_checkpoints() and not run.default_metrics.exists()
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_run_that_takes_the_directory_while_the_model_loads_is_left_alone(make_cfg, taken_while_loading):
+    # a name the user gave: the second run to get past loading refuses, not writing over the first
+    from aios_tui.engine.train import run_training
+    from aios_tui.errors import UserError
+
+    run, pid = taken_while_loading
+    with pytest.raises(UserError, match=f"is being started by process {pid}"):
+        run_training(make_cfg(steps=1), run.path, progress="none")
 
 
 def test_a_generated_name_another_run_takes_while_the_model_loads_moves_to_the_next(make_cfg, tmp_path,
-                                                                                  monkeypatch):
-    # The same race with a name the run made up itself: nobody asked for that name, so the run
-    # starts under the next one (as `train --detach` does when a run starts during its checks)
-    import subprocess
-    import sys
-
-    from aios_tui.engine import task as task_mod
-    from aios_tui.engine.session import prepare
+                                                                                  taken_while_loading):
+    # a name the run made up itself: nobody asked for it, so the run starts under the next one
+    # (as `train --detach` does when a run starts during its checks)
     from aios_tui.engine.train import run_training
     from aios_tui.metrics.rundir import RunDir
 
-    run = RunDir(tmp_path / "lora-20261128-120000")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    build = task_mod.CausalLMTask.build
-
-    def build_while_another_run_starts(self, cfg, device):
-        prepare(run, make_cfg(steps=9), pid=other.pid, total_steps=9)
-        return build(self, cfg, device)
-
-    monkeypatch.setattr(task_mod.CausalLMTask, "build", build_while_another_run_starts)
-    try:
-        result = run_training(make_cfg(steps=1), run.path, progress="none", generated=True)
-        moved = RunDir(tmp_path / "lora-20261128-120000-2")
-        assert Path(result.run_dir) == moved.path and moved.read_status()["state"] == "finished"
-        assert moved.read_status()["run_name"] == moved.name
-        status = run.read_status()
-        assert status["pid"] == other.pid and status["state"] == "starting" and status["total_steps"] == 9
-        assert not run.list_checkpoints() and not run.default_metrics.exists()
-    finally:
-        other.kill()
-        other.wait()
+    run, _ = taken_while_loading
+    result = run_training(make_cfg(steps=1), run.path, progress="none", generated=True)
+    moved = RunDir(tmp_path / "lora-20261128-120000-2")
+    assert Path(result.run_dir) == moved.path and moved.read_status()["state"] == "finished"
+    assert moved.read_status()["run_name"] == moved.name
 
 
 @pytest.mark.slow
