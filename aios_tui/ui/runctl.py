@@ -202,6 +202,12 @@ def export_what(merge: bool, adapter: bool) -> str:
     return "the adapter" if adapter and not merge else ("a merged model" if adapter else "the model")
 
 
+def export_line(run: RunDir, merge: bool, adapter: bool, step: int | None) -> str:
+    """What the screens say while an export of ``run`` runs."""
+    which = f"step {step}" if step is not None else "the latest checkpoint"
+    return f"exporting {export_what(merge, adapter)} of {run.name} ({which})..."
+
+
 def claim_export(run: RunDir, doing: str = "") -> bool:
     """Mark an export of ``run`` as started (``doing``: what the screens say while it runs);
     False if one already is."""

@@ -10,9 +10,9 @@ id it does not know, which training downloads) stays the pane's note.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any
 
-from aios_tui.vram.refusals import REFUSED_FIELDS
+from aios_tui.vram.refusals import Refused
 
 
 def _hub_id_shaped(name: str) -> bool:
@@ -22,15 +22,15 @@ def _hub_id_shaped(name: str) -> bool:
         and not name.startswith(("/", "~"))
 
 
-def start_problems(cfg: Any, failure: Sequence[str] = ()) -> tuple[str, ...]:
+def start_problems(cfg: Any, failure: Exception) -> tuple[str, ...]:
     """The problems that keep ``cfg`` from starting, among those the estimate failed with."""
-    refused = tuple(p for p in failure if p.startswith(REFUSED_FIELDS))
-    if refused:
-        return refused
-    if not failure or not failure[0].startswith("model.model:"):
+    problems = getattr(failure, "problems", [])
+    if isinstance(failure, Refused):
+        return tuple(problems)
+    if not problems or not problems[0].startswith("model.model:"):
         return ()
     model = cfg.model.model
     local = os.path.exists(os.path.expanduser(model))
     if not local and _hub_id_shaped(model):
         return ()   # a hub id training may still download
-    return (failure[0] if local else f"model.model: {model}: no such directory",)
+    return (problems[0] if local else f"model.model: {model}: no such directory",)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from aios_tui.errors import UserError
+
 # transformers 5's replace_with_bnb_linear swaps exactly these classes, not their subclasses
 # (Falcon's FalconLinear stays in full precision)
 QUANTIZED_LAYERS = frozenset({"Linear", "Conv1D"})
@@ -19,8 +21,11 @@ FP8_LAYERS = frozenset({"Linear"})
 FP8_MULTIPLE = 16
 FP8 = "train.fp8"
 HRM_ACTV1 = "hrm_actv1"
-# how each refusal here begins: the field it is about
-REFUSED_FIELDS = ("data.max_seq_len:", "memory.load_in_8bit:", "memory.load_in_4bit:", f"{FP8}:")
+
+
+class Refused(UserError):
+    """What a start would refuse too, found by the estimate: the console counts these as the
+    form's problems, unlike what only the calculator cannot do."""
 
 
 def quant_field(kind: str) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from aios_tui.config.targets import with_own_targets
-from aios_tui.errors import UserError
 from aios_tui.vram.estimate import Estimate, estimate
-from aios_tui.vram.refusals import setup_problems
+from aios_tui.vram.refusals import Refused, setup_problems
 from aios_tui.vram.setup import Setup
 from aios_tui.vram.shape import HRM, ModelShape, shape_from_hf_config, shape_from_model_arg
 
@@ -79,7 +78,7 @@ def estimate_for_run(cfg: Any, model_config: Mapping[str, Any] | None = None,
     # worded as `train` words them, with the model as it was named
     refused = setup_problems(shape, setup, cfg.model.model)
     if refused:
-        raise UserError(refused)
+        raise Refused(refused)
     est = estimate(shape, setup, gpu_memory_bytes, gpu_label, suggestions)
     if note:
         est.assumptions.insert(0, note)

@@ -195,7 +195,7 @@ class ConfigureScreen(Screen):
         try:
             result = estimate(cfg, None, pane.budget_bytes)
         except (UserError, ConfigError) as exc:
-            self._estimate_found(start_problems(cfg, failure=exc.problems))
+            self._estimate_found(start_problems(cfg, exc))
             pane.show(None, "; ".join(exc.problems))
             return
         except Exception as exc:  # noqa: BLE001 - a calculator bug must not take the console down

@@ -221,9 +221,7 @@ class RunScreen(Screen):
         self.app.push_screen(CheckpointPicker(self.run.name, infos, adapter=adapter), chosen)
 
     def _export(self, merge: bool, step: int | None = None, adapter: bool = True) -> None:
-        which = f"step {step}" if step is not None else "the latest checkpoint"
-        doing = f"exporting {runctl.export_what(merge, adapter)} of {self.run.name} ({which})..."
-        if not runctl.claim_export(self.run, doing):
+        if not runctl.claim_export(self.run, runctl.export_line(self.run, merge, adapter, step)):
             self.notify(f"an export of {self.run.name} is already running", severity="warning", markup=False)
             return
         self.exports_changed()

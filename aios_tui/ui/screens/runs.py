@@ -166,8 +166,7 @@ class RunsScreen(Screen):
             if answer is None:
                 return
             step, merge = answer
-            doing = f"exporting {runctl.export_what(merge, adapter)} of {run.name} (step {step})..."
-            if not runctl.claim_export(run, doing):
+            if not runctl.claim_export(run, runctl.export_line(run, merge, adapter, step)):
                 self.notify(f"an export of {run.name} is already running", severity="warning", markup=False)
                 return
             self.exports_changed()
