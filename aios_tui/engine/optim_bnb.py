@@ -60,34 +60,37 @@ def optimizer_name(device: torch.device) -> str:
     return "PagedAdamW8bit" if device.type == "cuda" else "AdamW8bit"
 
 
+def remembered_probe(cache: dict, key, trial) -> str | None:
+    """``trial(bnb)`` once per ``key`` for the life of the process: None when it works, else one
+    line saying why (bitsandbytes failing to import included). ``trial`` returns None or a reason."""
+    if key in cache:
+        return cache[key]
+    try:
+        cache[key] = trial(import_bnb())
+    except UserError as exc:
+        cache[key] = exc.problems[0]
+    except Exception as exc:  # a kernel missing for this device, a native library that fails
+        text = str(exc).strip().splitlines()
+        cache[key] = f"{type(exc).__name__}: {text[0] if text else ''}".strip()
+    return cache[key]
+
+
 def probe(device: torch.device) -> str | None:
     """Run one real 8-bit AdamW step on ``device``; None when it works, else why not.
 
     A tensor big enough for 8-bit (and, on CUDA, paged) state, so the kernels the run will
     use are the ones tried. Remembered per device for the life of the process.
     """
-    key = device.type
-    if key in _probed:
-        return _probed[key]
-    try:
-        bnb = import_bnb()
-    except UserError as exc:
-        _probed[key] = exc.problems[0]
-        return _probed[key]
-    try:
+    def trial(bnb) -> str | None:
         p = nn.Parameter(torch.linspace(-1, 1, PAGED_MIN_ELEMENTS, device=device))
         cls = getattr(bnb.optim, optimizer_name(device))
         opt = cls([p], lr=1e-3, betas=BETAS, eps=EPS, weight_decay=0.0)
         p.grad = torch.full_like(p, 0.5)
         opt.step()
-        state = opt.state[p]
-        ok = state["state1"].dtype == torch.uint8 and bool(torch.isfinite(p).all())
-        _probed[key] = None if ok else "an 8-bit AdamW step did not produce 8-bit state"
-        del opt, p, state
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        _probed[key] = f"{type(exc).__name__}: {text[0] if text else ''}".strip()
-    return _probed[key]
+        ok = opt.state[p]["state1"].dtype == torch.uint8 and bool(torch.isfinite(p).all())
+        return None if ok else "an 8-bit AdamW step did not produce 8-bit state"
+
+    return remembered_probe(_probed, device.type, trial)
 
 
 def embedding_params(model: nn.Module) -> list[nn.Parameter]:

@@ -87,17 +87,9 @@ def probe(kind: str, device: torch.device) -> str | None:
 
     None when that works, else the reason. Remembered per (device, kind).
     """
-    key = (device.type, kind)
-    if key in _probed:
-        return _probed[key]
-    from aios_tui.engine.optim_bnb import import_bnb
+    from aios_tui.engine.optim_bnb import remembered_probe
 
-    try:
-        bnb = import_bnb()
-    except UserError as exc:
-        _probed[key] = exc.problems[0]
-        return _probed[key]
-    try:
+    def trial(bnb) -> str | None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
             if kind == "4bit":
@@ -112,11 +104,9 @@ def probe(kind: str, device: torch.device) -> str | None:
             x = torch.randn(4, 64).to(device).requires_grad_(True)
             layer(x).float().square().sum().backward()
         ok = x.grad is not None and bool(torch.isfinite(x.grad).all()) and bool(x.grad.abs().sum() > 0)
-        _probed[key] = None if ok else "a quantized layer gave no usable gradient"
-    except Exception as exc:
-        text = str(exc).strip().splitlines()
-        _probed[key] = f"{type(exc).__name__}: {text[0] if text else ''}".strip()
-    return _probed[key]
+        return None if ok else "a quantized layer gave no usable gradient"
+
+    return remembered_probe(_probed, (device.type, kind), trial)
 
 
 def nothing_to_quantize(cfg: RunConfig, kind: str, device: torch.device) -> str | None:

@@ -367,10 +367,7 @@ class BlockWalk:
             self.L.keep(self.k("probs"), a * nh * s, K)
         if attn_dropout > 0:
             if sg:
-                if c.cpu:
-                    self.L.keep(self.k("probs.noise"), a * nh * s, K)
-                else:
-                    self.L.keep(self.k("probs.mask"), nh * s, K)
+                self._dropout_mask(a, nh * s)
             if v.g:
                 self.L.keep(self.k("probs.drop"), a * nh * s, K)
         elif v.g:
@@ -379,6 +376,14 @@ class BlockWalk:
             self.L.keep(self.k("v.mat"), a * qw, K)
         # the [b, heads, s, d] result is copied by .transpose(1, 2).contiguous()
         return Act(self.k("attn.out.copy"), 2 if c.amp else q.dt, qw, True)
+
+    def _dropout_mask(self, a: int, elems: int) -> None:
+        """What attention dropout keeps for the scores' gradient: CUDA a bool mask, the CPU its
+        scaled noise in the activation dtype."""
+        if self.c.cpu:
+            self.L.keep(self.k("probs.noise"), a * elems, "attention")
+        else:
+            self.L.keep(self.k("probs.mask"), elems, "attention")
 
     def _eager(self, q: Act, k: Act, v: Act, a: int, attn_dropout: float, fused_qkv: str | None) -> Act:
         """Hugging Face's eager_attention_forward: each matmul keeps an operand only for the
@@ -405,10 +410,7 @@ class BlockWalk:
             last, width = self.k("probs.cast"), a
         if attn_dropout > 0:
             if sg:
-                if c.cpu:
-                    self.L.keep(self.k("probs.noise"), a * nh * s, K)
-                else:
-                    self.L.keep(self.k("probs.mask"), nh * s, K)
+                self._dropout_mask(a, nh * s)
             last, width = self.k("probs.drop"), a
         if v.g:
             self.L.keep(last, width * nh * s, K)
