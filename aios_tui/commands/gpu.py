@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--once", action="store_true", help="print one snapshot and exit")
     p.add_argument("--json", action="store_true",
                    help="JSON instead of text: one object with --once, else one line per sample")
-    p.add_argument("--interval", type=float, default=1.0, metavar="S",
+    # default None: an --interval given beside --once (one sample, no interval) is refused
+    p.add_argument("--interval", type=float, default=None, metavar="S",
                    help="seconds between samples (default 1.0)")
     p.add_argument("--count", type=int, default=None, metavar="N",
                    help="stop after N samples (default: run until q or Ctrl-C)")
@@ -41,6 +42,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
+    if args.once:
+        given = [flag for flag, value in (("--interval", args.interval), ("--count", args.count)) if value is not None]
+        if given:
+            them = " and ".join(given)
+            raise UserError(f"--once prints one snapshot, so {them} {'has' if len(given) == 1 else 'have'} no "
+                            f"effect with it; drop --once to sample repeatedly, or drop {them}")
+    if args.interval is None:
+        args.interval = 1.0
     problems = [p for p in [interval_problem(args.interval)] if p]
     if args.count is not None and args.count < 1:
         problems.append(f"--count {args.count}: give a number of samples of 1 or more")

@@ -26,7 +26,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=int, default=1, metavar="N",
                    help="show only every Nth step (eval steps and events always show)")
     p.add_argument("--chart", action="store_true", help="draw a loss chart (train and eval) at the end")
-    p.add_argument("--interval", type=float, default=0.5, metavar="S",
+    # default None: an --interval without --follow (nothing to wait for) is refused
+    p.add_argument("--interval", type=float, default=None, metavar="S",
                    help="seconds between checks with --follow (default 0.5)")
     p.set_defaults(func=run)
 
@@ -36,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     from aios_tui.errors import UserError
     from aios_tui.metrics.tailer import tail_command
 
+    if args.interval is not None and not args.follow:
+        raise UserError(f"--interval {args.interval:g}: it sets how often --follow checks for new lines, "
+                        "and without --follow there is nothing to wait for; add --follow or drop --interval")
+    if args.interval is None:
+        args.interval = 0.5
     problem = interval_problem(args.interval)
     if problem:
         raise UserError(problem)

@@ -42,8 +42,10 @@ def add_run_control_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--detach", action="store_true",
                    help="check the config, create the run directory, start training in the "
                         "background (it survives logout) and return at once")
-    g.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default="auto",
-                   help="progress display: a bar on a terminal and plain lines otherwise (auto)")
+    # default None: a --progress the user gave is told apart from the default, which is auto
+    g.add_argument("--progress", choices=("auto", "bar", "lines", "none"), default=None,
+                   help="progress display: a bar on a terminal and plain lines otherwise (auto); "
+                        "a detached run writes lines (or none) to its log")
     g.add_argument("--check", action="store_true",
                    help="check the config, data, target modules and memory as a start would, "
                         "without loading weights or creating anything; exit 0 if it would start")
@@ -51,13 +53,19 @@ def add_run_control_args(p: argparse.ArgumentParser) -> None:
 
 def check_conflicts(args: argparse.Namespace) -> None:
     """--check starts nothing, so the flags that say how to run what it starts would be ignored
-    without a word; a check of a resume (--resume) is a check like any other."""
+    without a word; a check of a resume (--resume) is a check like any other. A detached run has
+    no terminal, so a bar asked for beside --detach would silently become lines."""
     if not args.check:
+        if args.detach and args.progress == "bar":
+            raise UserError("--progress bar: a detached run has no terminal to draw a bar on; drop --progress "
+                            "(its log gets plain lines) or pass --progress none")
+        args.progress = args.progress or "auto"
         return
-    given = [flag for flag, value in (("--detach", args.detach), ("--stop-after", args.stop_after))
+    given = [flag for flag, value in (("--detach", args.detach), ("--stop-after", args.stop_after),
+                                      ("--progress", args.progress))
              if value not in (False, None)]
     if given:
-        them = " and ".join(given)
+        them = ", ".join(given[:-1]) + " and " + given[-1] if len(given) > 1 else given[0]
         raise UserError(f"--check starts nothing, so {them} {'has' if len(given) == 1 else 'have'} no effect "
                         f"with it; drop --check to start the run, or drop {them} to only check")
 
@@ -179,7 +187,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
 
     generated = not args.resume and session.is_generated(cfg)
     cfg, run, _ = _checked(args, cfg)
-    forward = ["--progress", "lines"]
+    forward = ["--progress", "none" if args.progress == "none" else "lines"]
     if args.stop_after is not None:
         forward += ["--stop-after", str(args.stop_after)]
     if args.resume:

@@ -149,8 +149,11 @@ def finish_bundle(task, result, merge_adapter: str | None = None) -> None:
     from aios_tui.engine.hrm.bundle import merge_bundle, refresh_metrics
 
     if task.bundle is None:
+        # the merge waits for the bundle: the resume that writes it must be asked for it again
+        merge = "" if merge_adapter is None else " --merge-adapter" + (f" {merge_adapter}" if merge_adapter else "")
         print(f"no brain bundle written yet: the run stopped at step {result.step}; "
-              f"`aios-tui train-actv1 --resume {result.run_dir}` finishes it and writes the bundle")
+              f"`aios-tui train-actv1 --resume {result.run_dir}{merge}` finishes it and writes the bundle"
+              + (" and its merged copy" if merge else ""))
         return
     refresh_metrics(task.bundle, task.metrics_file, str(result.run_dir.resolve()))
     print(f"brain bundle: {task.bundle}")

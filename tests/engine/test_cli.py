@@ -151,8 +151,8 @@ def test_detach_checks_targets_before_starting(cli, small_model_dir, text_file, 
 
 def test_a_target_also_in_modules_to_save_is_refused_by_check_and_start(cli, tmp_path):
     args = ["train", "--use-peft", "--lora-target-modules", "q_proj", "--modules-to-save", "q_proj",
-            "--steps", "1", "--run-dir", str(tmp_path / "run"), "--progress", "none"]
-    for check in (["--check"], []):
+            "--steps", "1", "--run-dir", str(tmp_path / "run")]
+    for check in (["--check"], ["--progress", "none"]):
         code, out, err = cli(*args, *check)
         assert code == 2 and "would start" not in out
         assert "peft.lora_target_modules: q_proj is in modules_to_save" in err and "Traceback" not in err
@@ -437,6 +437,15 @@ def test_check_refuses_flags_for_a_run_it_does_not_start(cli, make_cfg, tmp_path
         code, _, err = cli(command, "--check", "--detach", "--stop-after", "1")
         assert code == 2 and "so --detach and --stop-after have no effect" in err and len(err.splitlines()) == 1
         assert _nothing_left()
+        # --progress only shapes a start's output; its default (auto) is no choice of the user's
+        for progress in ("bar", "auto"):
+            code, out, err = cli(command, "--check", "--progress", progress)
+            assert (code, out) == (2, "") and err.splitlines() == [
+                "aios-tui: error: --check starts nothing, so --progress has no effect with it; drop --check "
+                "to start the run, or drop --progress to only check"]
+        code, _, err = cli(command, "--check", "--detach", "--stop-after", "1", "--progress", "none")
+        assert code == 2 and "so --detach, --stop-after and --progress have no effect" in err
+        assert _nothing_left()
     # a check of a resume is a check
     from aios_tui.engine.train import run_training
 
@@ -444,6 +453,24 @@ def test_check_refuses_flags_for_a_run_it_does_not_start(cli, make_cfg, tmp_path
     run_training(make_cfg(steps=2), run, progress="none", stop_after=1)
     code, out, err = cli("train", "--check", "--resume", str(run))
     assert code == 0 and out.startswith("ok: "), err
+
+
+def test_a_detached_run_writes_the_progress_asked_for_to_its_log_and_refuses_a_bar(cli, monkeypatch, tmp_path):
+    import aios_tui.metrics.launch as launch
+
+    children = []
+    monkeypatch.setattr(launch, "start_detached", lambda child, path: children.append(child) or 999999)
+    code, out, err = cli("train", "--detach", "--progress", "bar", "--run-dir", str(tmp_path / "bar"))
+    assert (code, out) == (2, "") and err.splitlines() == [
+        "aios-tui: error: --progress bar: a detached run has no terminal to draw a bar on; drop --progress "
+        "(its log gets plain lines) or pass --progress none"]
+    assert not (tmp_path / "bar").exists() and children == []
+    for given, forwarded in ((["--progress", "none"], "none"), ([], "lines"), (["--progress", "auto"], "lines")):
+        run = tmp_path / f"run-{forwarded}-{len(given)}"
+        code, _, err = cli("train", "--detach", *given, "--run-dir", str(run))
+        assert code == 0, err
+        child = children.pop()
+        assert child[child.index("--progress") + 1] == forwarded, given
 
 
 def test_a_generated_name_moves_past_every_run_that_took_it_and_a_given_name_is_refused(make_cfg, tmp_path):

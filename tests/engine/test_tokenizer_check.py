@@ -52,8 +52,8 @@ def test_transformers_still_builds_an_empty_tokenizer_for_such_a_directory(untok
 
 def test_check_detach_and_start_refuse_a_model_without_a_tokenizer(cli, untokenized_dir, text_file):
     common = ["--model", str(untokenized_dir), "--dataset-file", str(text_file), "--max-seq-len", "32",
-              "--steps", "2", "--progress", "none"]
-    for extra in (["--check"], ["--detach"], []):
+              "--steps", "2"]
+    for extra in (["--check"], ["--detach"], ["--progress", "none"]):
         code, out, err = cli("train", *common, *extra)
         assert code == 2, (extra, out, err)
         assert err.splitlines() == [
@@ -72,8 +72,8 @@ def test_train_actv1_refuses_a_tokenizer_directory_without_a_tokenizer(cli, unto
 
 def test_a_tokenizer_that_encodes_text_to_nothing_is_named_not_the_dataset(cli, half_tokenized_dir, text_file):
     common = ["--model", str(half_tokenized_dir), "--dataset-file", str(text_file), "--max-seq-len", "32",
-              "--steps", "2", "--progress", "none"]
-    for extra in (["--check"], ["--detach"], []):
+              "--steps", "2"]
+    for extra in (["--check"], ["--detach"], ["--progress", "none"]):
         code, out, err = cli("train", *common, *extra)
         assert code == 2, (extra, out, err)
         assert "model.model: the tokenizer in " in err and "turns text into no tokens" in err, extra

@@ -145,6 +145,15 @@ def test_bad_flags_exit_2_with_one_line(cli, args, message):
     assert err == f"aios-tui: error: {message}\n"
 
 
+def test_once_refuses_the_flags_of_repeated_samples(cli):
+    for flags, them in ((["--count", "3"], "--count has"), (["--interval", "2"], "--interval has"),
+                        (["--interval", "2", "--count", "3"], "--interval and --count have")):
+        code, out, err = cli("gpu", "--simulate", "--once", *flags)
+        assert (code, out) == (2, "") and err.splitlines() == [
+            f"aios-tui: error: --once prints one snapshot, so {them} no effect with it; drop --once to "
+            f"sample repeatedly, or drop {them.rsplit(' ', 1)[0]}"]
+
+
 def test_help_lists_the_flags(cli):
     with pytest.raises(SystemExit) as exc:
         cli("gpu", "--help")

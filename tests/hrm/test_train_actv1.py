@@ -271,9 +271,9 @@ def test_targets_that_match_nothing_name_the_hrm_layers(cli, tmp_path):
                                              ("lm_head", ["--lm-head-trainable"])])
 def test_a_head_trained_in_full_is_refused_as_a_target_by_check_and_start(cli, tmp_path, targets, extra):
     args = ["train-actv1", *SMALL, "--use-peft", "--lora-target-modules", targets, *extra, "--steps", "1",
-            "--run-dir", str(tmp_path / "run"), "--progress", "none"]
+            "--run-dir", str(tmp_path / "run")]
     head = targets.split(",")[-1]
-    for check in (["--check"], []):
+    for check in (["--check"], ["--progress", "none"]):
         code, out, err = cli(*args, *check)
         assert code == 2 and "would start" not in out
         assert f"peft.lora_target_modules: {head} is trained in full beside the adapter" in err
@@ -401,7 +401,7 @@ def test_a_brain_run_resumed_with_train_completes_its_bundle(cli, tmp_path):
     assert [r["event"] for r in iter_records(bundle / "metrics.jsonl") if "event" in r][-1] == "finished"
 
 
-@pytest.mark.parametrize("check", [[], ["--check"]])
+@pytest.mark.parametrize("check", [["--progress", "none"], ["--check"]])
 def test_a_bundle_place_holding_something_else_is_refused_before_anything(cli, tmp_path, check):
     """The finished run replaces <bundle-dir>/<brain-name>: another brain there is what
     retraining a name means, but a directory of other files is refused up front, not deleted."""
@@ -409,8 +409,7 @@ def test_a_bundle_place_holding_something_else_is_refused_before_anything(cli, t
     notes.mkdir(parents=True)
     (notes / "a.txt").write_text("keep me")
     code, out, err = cli("train-actv1", *SMALL, "--steps", "1", "--bundle-dir", str(tmp_path / "brains"),
-                         "--brain-name", "notes", "--run-dir", str(tmp_path / "run"), "--progress", "none",
-                         *check)
+                         "--brain-name", "notes", "--run-dir", str(tmp_path / "run"), *check)
     assert code == 2
     assert err.strip().splitlines()[-1] == (
         f"aios-tui: error: hrm.brain_name: {notes} exists and is not a brain bundle, and the finished "
@@ -430,3 +429,18 @@ def test_merge_adapter_on_a_full_run_is_refused_by_check_as_by_a_start(cli, tmp_
                              *extra)
         assert code == 2 and "--merge-adapter: this run trains the full model" in err, (extra, err)
         assert "would start" not in out and not (tmp_path / "run").exists()
+
+
+def test_a_merge_asked_of_a_run_that_stops_early_is_named_in_the_resume_that_writes_the_bundle(cli, tmp_path):
+    run = tmp_path / "run"
+    code, out, err = cli("train-actv1", *SMALL, "--use-peft", "--lora-target-modules", "q_proj,v_proj",
+                         "--steps", "2", "--batch-size", "2", "--max-seq-len", "32", "--halt-max-steps", "1",
+                         "--eval-every", "0", "--save-every", "0", "--bundle-dir", str(tmp_path / "brains"),
+                         "--brain-name", "b", "--progress", "none", "--run-dir", str(run),
+                         "--merge-adapter", "m", "--stop-after", "1")
+    assert code == 0, err
+    again = f"aios-tui train-actv1 --resume {run} --merge-adapter m"
+    assert f"`{again}` finishes it and writes the bundle and its merged copy" in out
+    code, out, err = cli(*again.split()[1:], "--progress", "none")
+    assert code == 0, err
+    assert f"merged bundle: {tmp_path / 'brains' / 'm'}" in out

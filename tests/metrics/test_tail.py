@@ -18,6 +18,16 @@ def steps_in(out: str) -> list[int]:
     return [int(l.split()[1].split("/")[0]) for l in out.splitlines() if l.startswith("step ")]
 
 
+def test_an_interval_without_follow_is_refused(cli, tmp_path):
+    run = write_run(tmp_path, "r1", steps=3, state="finished", pid=0)
+    code, out, err = cli("tail", str(run.path), "--interval", "2")
+    assert (code, out) == (2, "") and err.splitlines() == [
+        "aios-tui: error: --interval 2: it sets how often --follow checks for new lines, and without "
+        "--follow there is nothing to wait for; add --follow or drop --interval"]
+    code, out, err = cli("tail", str(run.path), "--follow", "--interval", "0.05")
+    assert code == 0 and steps_in(out) == [1, 2, 3], err
+
+
 def test_header_and_the_last_lines(cli, tmp_path):
     run = write_run(tmp_path, "r1", steps=120, state="finished", pid=0)
     code, out, err = cli("tail", str(run.path), "-n", "5")
