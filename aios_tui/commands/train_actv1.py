@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
-from aios_tui.commands.train import add_run_control_args, check_conflicts
+from aios_tui.commands.train import _main_thread, add_run_control_args, check_conflicts
 from aios_tui.config import ConfigError, RunConfig, add_config_args, config_from_args
 from aios_tui.errors import UserError
 
@@ -60,19 +61,7 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
     if args.resume:
         return _resume_config(args)
     cfg = config_from_args(args)
-    if cfg.train.lr == 0 and not cfg.peft.use_peft and not cfg.hrm.student_init:
-        cfg.train.lr = FRESH_LR
-        print(f"note: a new brain trains at --lr {FRESH_LR:g} unless you pass --lr", file=sys.stderr)
-    from aios_tui.commands.arguments import note_ignored_peft_flags
-
-    note_ignored_peft_flags(args, cfg.peft)
-    if cfg.peft.use_peft and not cfg.hrm.lm_head_trainable:
-        print("note: lm_head stays frozen beside the adapter (AI-OS trains it; --lm-head-trainable does, "
-              "at the cost of a much larger trainable share)", file=sys.stderr)
-    if cfg.peft.use_peft and not cfg.hrm.student_init:
-        print("note: --use-peft on a new brain trains adapters over random weights; PEFT is for "
-              "fine-tuning (start from a trained brain with --student-init BUNDLE)", file=sys.stderr)
-    if cfg.hrm.student_init:
+    if cfg.hrm.student_init:   # before any note: a refusal is the only line
         from aios_tui.engine.hrm.task import adopt_bundle_architecture
 
         try:
@@ -81,7 +70,34 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
             raise UserError([f"hrm.student_init: {p}" for p in exc.problems]) from None
         if problems:
             raise ConfigError(problems)
+    if cfg.train.lr == 0 and not cfg.peft.use_peft and not cfg.hrm.student_init:
+        cfg.train.lr = FRESH_LR
+        print(f"note: a new brain trains at --lr {FRESH_LR:g} unless you pass --lr", file=sys.stderr)
+    from aios_tui.commands.arguments import note_ignored_peft_flags
+
+    note_ignored_peft_flags(args, cfg.peft)
+    for line in _notes(cfg):
+        print(f"note: {line}", file=sys.stderr)
     return cfg
+
+
+def _notes(cfg: RunConfig) -> list[str]:
+    """Where a setting does not do on an HRM brain what it does elsewhere."""
+    notes = []
+    if cfg.peft.use_peft and not cfg.hrm.lm_head_trainable:
+        notes.append("lm_head stays frozen beside the adapter (AI-OS trains it; --lm-head-trainable does, "
+                     "at the cost of a much larger trainable share)")
+    if cfg.hrm.lm_head_trainable and not cfg.peft.use_peft:
+        notes.append("--lm-head-trainable has no effect without --use-peft; the full model trains, "
+                     "lm_head included")
+    if cfg.model.attn_implementation != "sdpa":
+        # HRM's blocks call scaled_dot_product_attention, which takes a flash kernel where it can
+        notes.append(f"--attn-implementation {cfg.model.attn_implementation} has no effect on HRM ACTv1; "
+                     "its attention is PyTorch's scaled_dot_product_attention")
+    if cfg.peft.use_peft and not cfg.hrm.student_init:
+        notes.append("--use-peft on a new brain trains adapters over random weights; PEFT is for "
+                     "fine-tuning (start from a trained brain with --student-init BUNDLE)")
+    return notes
 
 
 def _refuse_a_run_of_another_task(run_dir: str) -> None:
@@ -110,9 +126,8 @@ def run(args: argparse.Namespace) -> int:
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])
     cfg = resolve_config(args)
-    if args.merge_adapter is not None and not cfg.peft.use_peft:   # --check refuses it as a start does
-        raise UserError("--merge-adapter: this run trains the full model, so there is no adapter "
-                        "to merge; add --use-peft or drop --merge-adapter")
+    if args.merge_adapter is not None:   # --check refuses it as a start does
+        _check_merge_place(args.merge_adapter, cfg)
     if args.check:
         from aios_tui.commands.train import check_only
 
@@ -132,15 +147,41 @@ def run(args: argparse.Namespace) -> int:
 
     task = HRMTask()
     run_dir = Path(args.resume) if args.resume else session.choose_run_dir(cfg, "train-actv1")
+    # As for `train`: a hang-up of the terminal must not end a run, not while the model loads
+    # (the loop itself ignores it) nor while the bundle is merged after it.
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN) if _main_thread() else None
     try:
-        result = run_training(cfg, run_dir, task=task, resume=bool(args.resume), stop_after=args.stop_after,
-                              progress=args.progress, generated=not args.resume and session.is_generated(cfg))
-    except TrainingFailed as exc:
-        for line in exc.problems:
-            print(f"aios-tui: error: {line}", file=sys.stderr)
-        return 1
-    finish_bundle(task, result, args.merge_adapter)
+        try:
+            result = run_training(cfg, run_dir, task=task, resume=bool(args.resume), stop_after=args.stop_after,
+                                  progress=args.progress, generated=not args.resume and session.is_generated(cfg))
+        except TrainingFailed as exc:
+            for line in exc.problems:
+                print(f"aios-tui: error: {line}", file=sys.stderr)
+            return 1
+        finish_bundle(task, result, args.merge_adapter)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
     return result.exit_code
+
+
+def _check_merge_place(name: str, cfg: RunConfig) -> None:
+    """--merge-adapter's bundle, refused before training rather than after it."""
+    from aios_tui.config.validate import _DIR_NAME
+    from aios_tui.engine import session
+    from aios_tui.engine.hrm.bundle import merge_destination_problem
+    from aios_tui.engine.hrm.task import brain_dir
+
+    if not cfg.peft.use_peft:
+        raise UserError("--merge-adapter: this run trains the full model, so there is no adapter "
+                        "to merge; add --use-peft or drop --merge-adapter")
+    if name and not _DIR_NAME.fullmatch(name):
+        raise UserError(f"--merge-adapter: {name!r} is not a plain name (letters, digits, '.', '_', '-'; "
+                        f"up to 100); the merged bundle goes beside the brain, in --bundle-dir")
+    src = brain_dir(cfg, session.choose_run_dir(cfg, "train-actv1").name)
+    problem = merge_destination_problem(src, src.parent / (name or f"{src.name}-merged"))
+    if problem:
+        raise UserError(f"--merge-adapter: {problem}")
 
 
 def finish_bundle(task, result, merge_adapter: str | None = None) -> None:

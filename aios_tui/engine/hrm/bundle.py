@@ -316,13 +316,9 @@ def refresh_metrics(bundle: str | os.PathLike, metrics_file: str | os.PathLike |
 def merge_bundle(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
     """A new bundle at ``dest`` whose weights have ``src``'s adapter folded in."""
     src, dest = Path(src).expanduser(), Path(dest).expanduser()
-    if src.resolve() == dest.resolve():
-        raise UserError(f"brain bundle {src}: merging needs a new bundle name, not the same directory")
-    if dest.exists() and not _earlier_merge_of(dest, src.resolve()):
-        if not (dest.is_dir() and not any(dest.iterdir())):
-            # replacing it would delete another brain (or whatever else is there)
-            raise UserError(f"{dest}: exists and is not an earlier merge of {src}; "
-                            f"choose another name for the merged bundle")
+    problem = merge_destination_problem(src, dest)
+    if problem:
+        raise UserError(problem)
     loaded = load_bundle(src, adapter="merge")
     if loaded.brain.get("adapter") is None:
         raise UserError(f"brain bundle {src}: has no adapter to merge")
@@ -331,6 +327,18 @@ def merge_bundle(src: str | os.PathLike, dest: str | os.PathLike) -> Path:
     return write_bundle(dest, model=loaded.model, tokenizer=loaded.tokenizer, session=session,
                         tokenizer_source=loaded.brain.get("tokenizer", {}).get("source", str(src)),
                         parent=src)
+
+
+def merge_destination_problem(src: Path, dest: Path) -> str | None:
+    """Why a merge of ``src`` may not write ``dest``, or None. ``src`` need not exist yet: a run
+    checks its --merge-adapter place before it trains the bundle it will merge."""
+    if src.resolve() == dest.resolve():
+        return f"brain bundle {src}: merging needs a new bundle name, not the same directory"
+    if dest.exists() and not _earlier_merge_of(dest, src.resolve()):
+        if not (dest.is_dir() and not any(dest.iterdir())):
+            # replacing it would delete another brain (or whatever else is there)
+            return f"{dest}: exists and is not an earlier merge of {src}; choose another name for the merged bundle"
+    return None
 
 
 def _earlier_merge_of(dest: Path, src: Path) -> bool:
