@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _check_merge_place(name: str, cfg: RunConfig) -> None:
     """--merge-adapter's bundle, refused before training rather than after it."""
-    from aios_tui.config.validate import _DIR_NAME
+    from aios_tui.config.validate import PLAIN_NAME_RULE, is_plain_name
     from aios_tui.engine import session
     from aios_tui.engine.hrm.bundle import merge_destination_problem
     from aios_tui.engine.hrm.task import brain_dir
@@ -175,9 +175,9 @@ def _check_merge_place(name: str, cfg: RunConfig) -> None:
     if not cfg.peft.use_peft:
         raise UserError("--merge-adapter: this run trains the full model, so there is no adapter "
                         "to merge; add --use-peft or drop --merge-adapter")
-    if name and not _DIR_NAME.fullmatch(name):
-        raise UserError(f"--merge-adapter: {name!r} is not a plain name (letters, digits, '.', '_', '-'; "
-                        f"up to 100); the merged bundle goes beside the brain, in --bundle-dir")
+    if name and not is_plain_name(name):
+        raise UserError(f"--merge-adapter: {name!r} is not a plain name ({PLAIN_NAME_RULE}); "
+                        "the merged bundle goes beside the brain, in --bundle-dir")
     src = brain_dir(cfg, session.choose_run_dir(cfg, "train-actv1").name)
     problem = merge_destination_problem(src, src.parent / (name or f"{src.name}-merged"))
     if problem:

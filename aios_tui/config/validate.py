@@ -15,6 +15,12 @@ CONFIG_VERSION = 1
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 # A name becomes one directory under a root; anything that could leave the root is refused.
 _DIR_NAME = re.compile(r"(?![.-])[\w.-]{1,100}")
+PLAIN_NAME_RULE = "letters, digits, '.', '_', '-'; up to 100"
+
+
+def is_plain_name(name: str) -> bool:
+    """A name that is one directory, never a path (run, brain and bundle names)."""
+    return bool(_DIR_NAME.fullmatch(name))
 
 
 class ConfigError(ValueError):
@@ -174,9 +180,9 @@ def _cross_field_problems(cfg: RunConfig) -> list[str]:
     if not cfg.train.run_dir.strip():
         named.insert(0, ("train.run_name", cfg.train.run_name))
     for label, name in named:
-        if name and not _DIR_NAME.fullmatch(name):
-            problems.append(f"{label}: {name!r} is not a plain name (letters, digits, '.', '_', '-'; "
-                            "up to 100); to choose the directory itself, use run_dir or bundle_dir")
+        if name and not is_plain_name(name):
+            problems.append(f"{label}: {name!r} is not a plain name ({PLAIN_NAME_RULE}); "
+                            "to choose the directory itself, use run_dir or bundle_dir")
     mem = cfg.memory
     if mem.load_in_8bit and mem.load_in_4bit:
         problems.append("memory: load_in_8bit and load_in_4bit exclude each other; choose one")
