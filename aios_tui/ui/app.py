@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from textual.app import App, SystemCommand
+from textual import events
+from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.screen import Screen
@@ -41,6 +43,9 @@ def attach_name(run: RunDir) -> str:
     except OSError:
         return str(run.path)
 
+
+# How often keys typed ahead of a screen that is still being built check whether it is ready.
+TYPED_AHEAD_POLL_S = 0.01
 
 # From this many rows on, the configure screen stacks the VRAM and GPU panes; below it, it shows
 # one at a time.
@@ -83,6 +88,7 @@ class AiosApp(App[None]):
         self.watched: dict[Path, int | None] = {}   # runs started or opened here -> engine pid
         self.current_run: Path | None = None
         self.farewell: list[str] = []
+        self._typed_ahead: deque[events.Key] = deque()
 
     def get_default_screen(self) -> Screen:
         return ConfigureScreen(self.config, self.preset, self.base, self.base_file)
@@ -105,6 +111,35 @@ class AiosApp(App[None]):
             error = event.worker.error
             self.notify(f"{type(error).__name__}: {error}", title=f"{event.worker.name or 'background task'} failed",
                         severity="error", timeout=15, markup=False)
+
+    # -- keys typed ahead of a screen ------------------------------------------
+    async def on_event(self, event: events.Event) -> None:
+        """Keys that arrive while the screen on top is still being built wait for it.
+
+        Textual hands a key to the focused widget of the screen on top; a screen just pushed
+        focuses its first field only once it has composed, and until then its keys go to the
+        screen itself and are dropped. A busy box (a run on every core) delivers keys in bursts,
+        so the name typed right after Ctrl+S lost its first letters."""
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._typed_ahead or not self._screen_ready():
+                self._typed_ahead.append(event)
+                if len(self._typed_ahead) == 1:
+                    self.set_timer(TYPED_AHEAD_POLL_S, self._release_typed_ahead)
+                return
+        await super().on_event(event)
+
+    def _screen_ready(self) -> bool:
+        try:
+            return self.screen.is_mounted
+        except ScreenStackError:
+            return False
+
+    async def _release_typed_ahead(self) -> None:
+        # In order, and only while the screen on top is ready: a released key may open another.
+        while self._typed_ahead and self._screen_ready():
+            await super().on_event(self._typed_ahead.popleft())
+        if self._typed_ahead:
+            self.set_timer(TYPED_AHEAD_POLL_S, self._release_typed_ahead)
 
     # -- navigation ------------------------------------------------------------
     def _show(self, screen: Screen) -> None:

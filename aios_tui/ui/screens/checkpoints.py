@@ -67,12 +67,12 @@ class CheckpointPicker(ModalScreen[tuple[int, bool] | None]):
 
     BINDINGS = [
         # Priority: the list would take enter for itself, and then the footer and the palette
-        # could not offer it.
+        # could not offer it; and every key here closes the picker before the next key is routed.
         Binding("enter", "choose(False)", "Export adapter", priority=True,
                 tooltip="Export the highlighted checkpoint's adapter"),
-        Binding("m", "choose(True)", "Export merged",
+        Binding("m", "choose(True)", "Export merged", priority=True,
                 tooltip="Export the highlighted checkpoint merged into the base model"),
-        Binding("escape", "dismiss_none", "Cancel", tooltip="Close without exporting"),
+        Binding("escape", "dismiss_none", "Cancel", priority=True, tooltip="Close without exporting"),
     ]
 
     def __init__(self, run_name: str, infos: list[CheckpointInfo], adapter: bool = True) -> None:

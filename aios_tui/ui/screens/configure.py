@@ -58,14 +58,16 @@ class ConfigureScreen(Screen):
         Binding("ctrl+r", "start_run", "Run", tooltip="Start a training run with this configuration"),
         Binding("ctrl+g", "start_hrm_run", "HRM",
                 tooltip="Train an HRM ACTv1 brain with this configuration (the HRM tab's architecture)"),
-        Binding("ctrl+s", "save_preset", "Save", tooltip="Save the form as a user preset"),
-        Binding("ctrl+o", "load_toml", "Load", tooltip="Load a configuration from a TOML file"),
-        Binding("ctrl+t", "show_diff", "Diff", tooltip="Show what differs from the preset"),
-        Binding("ctrl+l", "show_command", "Cmd", tooltip="Show the equivalent `aios-tui train` command"),
-        Binding("ctrl+n", "runs", "Runs", tooltip="List runs: attach, resume, stop, export"),
-        Binding("ctrl+b", "run_view", "View", tooltip="Back to the current run's view"),
+        # Priority on the keys that open another screen: they act before the next key is routed,
+        # so what is typed right after them reaches that screen, not this form's field.
+        Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip="Save the form as a user preset"),
+        Binding("ctrl+o", "load_toml", "Load", priority=True, tooltip="Load a configuration from a TOML file"),
+        Binding("ctrl+t", "show_diff", "Diff", priority=True, tooltip="Show what differs from the preset"),
+        Binding("ctrl+l", "show_command", "Cmd", priority=True, tooltip="Show the equivalent `aios-tui train` command"),
+        Binding("ctrl+n", "runs", "Runs", priority=True, tooltip="List runs: attach, resume, stop, export"),
+        Binding("ctrl+b", "run_view", "View", priority=True, tooltip="Back to the current run's view"),
         # ctrl+b is tmux's prefix key, so inside tmux it never reaches the console
-        Binding("f2", "run_view", "View", show=False),
+        Binding("f2", "run_view", "View", show=False, priority=True),
     ]
     AUTO_FOCUS = "#f-model"
 

@@ -11,8 +11,10 @@ from textual.widgets import Footer, Label, Static
 
 class ConfirmScreen(ModalScreen[bool]):
     BINDINGS = [
-        Binding("y", "answer(True)", "Yes", tooltip="Answer yes"),
-        Binding("n,escape", "answer(False)", "No", tooltip="Answer no"),
+        # Priority: the answer closes the dialog before the next key is routed, so keys typed
+        # right after it reach the screen below.
+        Binding("y", "answer(True)", "Yes", priority=True, tooltip="Answer yes"),
+        Binding("n,escape", "answer(False)", "No", priority=True, tooltip="Answer no"),
     ]
 
     def __init__(self, question: str, detail: str = "") -> None:

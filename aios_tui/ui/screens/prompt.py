@@ -12,9 +12,10 @@ from textual.widgets import Footer, Input, Label, Static
 class PromptScreen(ModalScreen[str | None]):
     BINDINGS = [
         # Priority: the input would take enter for itself, and then the footer and the palette
-        # could not offer it.
+        # could not offer it; and either key closes the dialog before the next key is routed,
+        # so keys typed right after it reach the screen below.
         Binding("enter", "accept", "Accept", priority=True, tooltip="Accept the answer"),
-        Binding("escape", "cancel", "Cancel", tooltip="Close without answering"),
+        Binding("escape", "cancel", "Cancel", priority=True, tooltip="Close without answering"),
     ]
 
     def __init__(self, title: str, placeholder: str = "", value: str = "", hint: str = "") -> None:

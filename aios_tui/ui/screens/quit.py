@@ -15,7 +15,9 @@ class QuitScreen(ModalScreen[str | None]):
         Binding("l", "choose('leave')", "Leave training", tooltip="Quit and leave the runs training"),
         Binding("s", "choose('stop')", "Stop and quit", tooltip="Stop the runs (each saves a checkpoint) and quit"),
         Binding("q", "choose('quit')", "Quit", tooltip="Quit once the export has finished"),
-        Binding("c,escape", "choose(None)", "Cancel", tooltip="Stay in the console"),
+        # Priority: cancelling closes the dialog before the next key is routed, so keys typed
+        # right after it reach the screen below.
+        Binding("c,escape", "choose(None)", "Cancel", priority=True, tooltip="Stay in the console"),
     ]
 
     def __init__(self, run_names: list[str], exports: list[str] | None = None) -> None:

@@ -49,10 +49,12 @@ class RunScreen(Screen):
     BINDINGS = [
         Binding("s", "stop", "Stop", tooltip="Stop the run (it saves a checkpoint first)"),
         Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now and keep training"),
-        Binding("e", "export", "Export", tooltip="Export the adapter, or a merged model, of a checkpoint"),
-        Binding("r", "resume", "Resume", tooltip="Resume the run from its latest checkpoint"),
-        Binding("n", "runs", "Runs", tooltip="List runs"),
-        Binding("escape", "configure", "Configure", tooltip="Back to the configuration form"),
+        # Priority on the keys that change screens: they act before the next key is routed, so
+        # keys typed right after Escape reach the form, not this screen's bindings (s stops the run).
+        Binding("e", "export", "Export", priority=True, tooltip="Export the adapter, or a merged model, of a checkpoint"),
+        Binding("r", "resume", "Resume", priority=True, tooltip="Resume the run from its latest checkpoint"),
+        Binding("n", "runs", "Runs", priority=True, tooltip="List runs"),
+        Binding("escape", "configure", "Configure", priority=True, tooltip="Back to the configuration form"),
     ]
 
     def __init__(self, run_path: str | Path, pid: int | None = None) -> None:

@@ -25,11 +25,13 @@ COLUMNS = ("name", "state", "step", "loss", "age", "method")
 
 class RunsScreen(Screen):
     BINDINGS = [
-        Binding("a", "attach", "Attach", tooltip="Open the selected run's live view"),
-        Binding("r", "resume", "Resume", tooltip="Resume the selected run from its latest checkpoint"),
+        # Priority on the keys that change screens: they act before the next key is routed, so
+        # keys typed right after them reach the screen they open, not this one.
+        Binding("a", "attach", "Attach", priority=True, tooltip="Open the selected run's live view"),
+        Binding("r", "resume", "Resume", priority=True, tooltip="Resume the selected run from its latest checkpoint"),
         Binding("s", "stop", "Stop", tooltip="Stop the selected run (it saves a checkpoint first)"),
-        Binding("e", "export", "Export", tooltip="Export the adapter, or a merged model, of a checkpoint"),
-        Binding("escape", "configure", "Configure", tooltip="Back to the configuration form"),
+        Binding("e", "export", "Export", priority=True, tooltip="Export the adapter, or a merged model, of a checkpoint"),
+        Binding("escape", "configure", "Configure", priority=True, tooltip="Back to the configuration form"),
     ]
 
     def __init__(self) -> None:

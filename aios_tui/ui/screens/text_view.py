@@ -11,7 +11,9 @@ from textual.widgets import Footer, Label, TextArea
 
 class TextScreen(ModalScreen[None]):
     BINDINGS = [
-        Binding("escape,q", "close", "Close", tooltip="Close this view"),
+        # Priority: closing happens before the next key is routed, so keys typed right after
+        # Escape reach the form instead of this view.
+        Binding("escape,q", "close", "Close", priority=True, tooltip="Close this view"),
         # Terminals that do not pass OSC 52 on ignore the copy; the text can still be selected.
         Binding("c", "copy", "Copy", tooltip="Copy the text to the clipboard"),
     ]
