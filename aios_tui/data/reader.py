@@ -2,12 +2,15 @@
 
 A JSONL file holds one object per line, each with a ``text`` field (trained on in full) or
 ``prompt`` and ``completion`` fields (the loss falls on the completion only). Anything else is
-read as plain text, the whole file one document.
+read as plain text, the whole file one document, except what would train on its own syntax (CSV,
+a whole-file JSON array) or is not text at all (compressed, Parquet, UTF-16): those are refused
+with how to turn them into a file that is read.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +18,26 @@ from aios_tui.errors import UserError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 _MAX_LISTED = 5
+# Files that are not text but are often handed over as a dataset: each is named, with how to get
+# a file that can be read, instead of "looks binary" or "not UTF-8".
+_MAGIC = (
+    (lambda b: b.startswith(b"\x1f\x8b"), "is gzip-compressed; decompress it first (gunzip -k FILE)"),
+    (lambda b: b.startswith(b"BZh") and b[4:10] == b"1AY&SY",
+     "is bzip2-compressed; decompress it first (bunzip2 -k FILE)"),
+    (lambda b: b.startswith(b"\xfd7zXZ\x00"), "is xz-compressed; decompress it first (unxz -k FILE)"),
+    (lambda b: b.startswith(b"\x28\xb5\x2f\xfd"), "is zstd-compressed; decompress it first (unzstd FILE)"),
+    (lambda b: b.startswith(b"PK\x03\x04"), "is a zip archive; extract the text or JSONL file from it"),
+    (lambda b: b.startswith(b"PAR1") and b.endswith(b"PAR1"),
+     "is a Parquet file, which is not read; write its rows out as JSONL "
+     "(pandas: read_parquet(FILE).to_json(OUT, orient='records', lines=True))"),
+    (lambda b: b.startswith(b"ARROW1") and b.rstrip(b"\x00").endswith(b"ARROW1"),
+     "is an Arrow file, which is not read; write its rows out as JSONL (datasets: Dataset.to_json(OUT))"),
+    # a byte-order mark alone could be stray bytes; UTF-16 of mostly ASCII text is full of NULs
+    (lambda b: b.startswith((b"\xff\xfe", b"\xfe\xff")) and b"\x00" in b[:4096],
+     "is UTF-16 text; convert it to UTF-8 (iconv -f UTF-16 -t UTF-8 FILE)"),
+)
+# Table formats read as plain text would train on their commas and header row.
+_TABLE_SUFFIXES = {".csv": "CSV", ".tsv": "TSV"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +59,9 @@ def _load_text(path: Path, label: str) -> str:
         raise UserError(f"dataset {label}: cannot be read ({exc.strerror or exc})") from None
     if not raw.strip():
         raise UserError(f"dataset {label}: is empty; it needs some text to train on")
+    for matches, what in _MAGIC:
+        if matches(raw):
+            raise UserError(f"dataset {label}: {what.replace('FILE', shlex.quote(label))}")
     if b"\x00" in raw[:65536]:
         raise UserError(f"dataset {label}: looks binary (it holds NUL bytes); "
                         "pass plain UTF-8 text or JSONL")
@@ -59,6 +85,56 @@ def _looks_like_jsonl(path: Path, text: str) -> bool:
     return isinstance(obj, dict) and ("text" in obj or "prompt" in obj or "completion" in obj)
 
 
+def _table_problem(path: Path, label: str) -> str | None:
+    kind = _TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        return None
+    return (f"dataset {label}: {kind} is not read (as plain text it would train on the separators "
+            "and the header); write one JSON object per line with a 'text' field, or 'prompt' and "
+            "'completion' fields, to a .jsonl file")
+
+
+def _json_problem(path: Path, text: str, label: str) -> str | None:
+    """A whole-file JSON document (an array of records, most often): read as plain text it
+    would train on the JSON syntax."""
+    if path.suffix.lower() != ".json" and not text.lstrip().startswith("["):
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        obj = None
+    if isinstance(obj, list) and any(isinstance(r, dict) for r in obj):
+        return (f"dataset {label}: is one JSON array; write one record per line instead (JSONL), "
+                f"e.g. jq -c '.[]' {shlex.quote(label)} > data.jsonl")
+    if path.suffix.lower() != ".json":
+        return None  # plain text that happens to start with a bracket
+    return (f"dataset {label}: is a .json file but not JSONL; write one JSON object per line "
+            "with a 'text' field, or 'prompt' and 'completion' fields")
+
+
+def _unpaired_surrogate(value: str) -> bool:
+    """JSON may escape half a UTF-16 pair (\\ud800), which no tokenizer can encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _record_problem(obj: dict) -> str | None:
+    if isinstance(obj.get("text"), str) or (isinstance(obj.get("completion"), str)
+                                            and isinstance(obj.get("prompt", ""), str)):
+        fields = [obj[k] for k in ("text", "prompt", "completion") if isinstance(obj.get(k), str)]
+        if any(_unpaired_surrogate(v) for v in fields):
+            return "holds an unpaired UTF-16 surrogate escape (such as \\ud800), which is not valid Unicode"
+        return None
+    keys = ", ".join(sorted(obj)) or "none"
+    if "messages" in obj or "conversations" in obj:
+        return (f"chat records are not read (keys: {keys}); render each conversation into a "
+                "'text' field, or split it into 'prompt' and 'completion' fields")
+    return f"needs a string 'text' field or 'prompt' and 'completion' fields (keys: {keys})"
+
+
 def _parse_jsonl(text: str, label: str) -> list[Document]:
     docs: list[Document] = []
     problems: list[str] = []
@@ -73,16 +149,14 @@ def _parse_jsonl(text: str, label: str) -> list[Document]:
         if not isinstance(obj, dict):
             problems.append(f"dataset {label}, line {number}: expected a JSON object, got {type(obj).__name__}")
             continue
-        if isinstance(obj.get("text"), str):
+        problem = _record_problem(obj)
+        if problem:
+            problems.append(f"dataset {label}, line {number}: {problem}")
+        elif isinstance(obj.get("text"), str):
             if obj["text"]:
                 docs.append(Document(obj["text"]))
-        elif isinstance(obj.get("completion"), str) and isinstance(obj.get("prompt", ""), str):
-            if obj["completion"]:
-                docs.append(Document(obj["completion"], obj.get("prompt", "")))
-        else:
-            keys = ", ".join(sorted(obj)) or "none"
-            problems.append(f"dataset {label}, line {number}: needs a string 'text' field or "
-                            f"'prompt' and 'completion' fields (keys: {keys})")
+        elif obj["completion"]:
+            docs.append(Document(obj["completion"], obj.get("prompt", "")))
     if problems:
         extra = len(problems) - _MAX_LISTED
         raise UserError(problems[:_MAX_LISTED] + ([f"... and {extra} more bad lines"] if extra > 0 else []))
@@ -95,7 +169,13 @@ def read_documents(path: str | Path) -> list[Document]:
     """The documents in a plain-text or JSONL file; raises UserError for unusable files."""
     path = Path(path).expanduser()
     label = str(path)
+    problem = _table_problem(path, label) if path.is_file() else None
+    if problem:
+        raise UserError(problem)
     text = _load_text(path, label)
     if _looks_like_jsonl(path, text):
         return _parse_jsonl(text, label)
+    problem = _json_problem(path, text, label)
+    if problem:
+        raise UserError(problem)
     return [Document(text)]

@@ -159,3 +159,59 @@ def test_prompt_only_dataset_is_refused(tmp_path, tok):
     p.write_text(json.dumps({"prompt": "Q", "completion": ""}) + "\n" + json.dumps({"text": ""}) + "\n")
     with pytest.raises(UserError, match="no records with text"):
         load_packed(resolve(overrides={"dataset_file": str(p)}), tok)
+
+
+def _zip_bytes() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("train.txt", "hello " * 50)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name, content, expect", [
+    ("train.jsonl.gz", lambda: __import__("gzip").compress(b'{"text": "hi"}\n' * 50), "is gzip-compressed"),
+    ("train.txt.bz2", lambda: __import__("bz2").compress(b"hello " * 50), "is bzip2-compressed"),
+    ("train.zip", _zip_bytes, "is a zip archive"),
+    ("train.parquet", lambda: b"PAR1\x15\x04" + b"\x00" * 40 + b"PAR1", "is a Parquet file"),
+    ("train.txt", lambda: "hello world\n".encode("utf-16") * 20, "is UTF-16 text"),
+    ("train.csv", lambda: b"text\nhello\nworld\n", "CSV is not read"),
+    ("train.json", lambda: json.dumps([{"text": "a"}, {"text": "b"}]).encode(), "is one JSON array"),
+    ("rows.txt", lambda: json.dumps([{"text": "a"}, {"text": "b"}], indent=1).encode(), "is one JSON array"),
+    ("train.json", lambda: json.dumps({"data": [{"text": "a"}]}, indent=1).encode(), "is a .json file but not JSONL"),
+])
+def test_files_that_are_not_read_as_text_say_how_to_convert_them(tmp_path, name, content, expect):
+    p = tmp_path / name
+    p.write_bytes(content())
+    with pytest.raises(UserError) as err:
+        read_documents(p)
+    assert len(err.value.problems) == 1
+    assert expect in err.value.problems[0] and str(p) in err.value.problems[0]
+
+
+def test_text_that_only_starts_like_json_or_a_signature_is_still_plain_text(tmp_path):
+    for body in ("[1] see the notes below\nmore text\n", "BZh is not bzip2\n", "PAR1 of the book\n"):
+        p = tmp_path / "notes.txt"
+        p.write_text(body)
+        assert [d.text for d in read_documents(p)] == [body]
+
+
+def test_chat_records_are_named_as_such(tmp_path):
+    p = tmp_path / "chat.jsonl"
+    p.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
+    with pytest.raises(UserError, match=r"line 1: chat records are not read \(keys: messages\)"):
+        read_documents(p)
+
+
+def test_an_unpaired_surrogate_escape_is_refused_by_line_before_anything_starts(cli, tmp_path):
+    p = tmp_path / "esc.jsonl"
+    p.write_text('{"text": "fine"}\n{"text": "half a pair \\ud83d here"}\n{"prompt": "\\udc00", "completion": "x"}\n')
+    code, _, err = cli("train", "--check", "--dataset-file", str(p))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert [line.split(": holds")[0] for line in lines] == [
+        f"aios-tui: error: dataset {p}, line 2", f"aios-tui: error: dataset {p}, line 3"]
+    assert all("unpaired UTF-16 surrogate" in line for line in lines)
+    assert not (tmp_path / "runs").exists()
