@@ -16,6 +16,9 @@ _TRUE = ("1", "ON", "YES", "TRUE")
 _PROXIES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
 
+_unresolved: list[str] = []  # the Hub host, once hub_offline found it does not resolve
+
+
 @functools.cache
 def hub_offline() -> bool:
     """Whether the Hub is to be treated as offline; switches offline mode on when its host
@@ -28,6 +31,7 @@ def hub_offline() -> bool:
     try:
         socket.getaddrinfo(host, 443)
     except (socket.gaierror, UnicodeError):
+        _unresolved.append(host)
         os.environ["HF_HUB_OFFLINE"] = "1"
         try:  # read at call time by huggingface_hub, but set at its import
             import huggingface_hub.constants as constants
@@ -38,3 +42,15 @@ def hub_offline() -> bool:
         print(f"note: {host} cannot be resolved; using the local Hugging Face cache only", file=sys.stderr)
         return True
     return False
+
+
+def offline_reason() -> str | None:
+    """Why nothing is downloaded, in words a message can carry; None when the Hub is used.
+
+    The user's own HF_HUB_OFFLINE is named, so a machine that does have network is not
+    told that the Hub cannot be reached."""
+    if not hub_offline():
+        return None
+    if _unresolved:
+        return f"the Hub cannot be reached ({_unresolved[0]} does not resolve)"
+    return "HF_HUB_OFFLINE is set (unset it to download)"

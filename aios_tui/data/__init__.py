@@ -31,7 +31,10 @@ def dataset_path(dataset_file: str) -> Path:
     if name.startswith(("http://", "https://")):
         raise UserError(f"dataset {name}: web addresses are not read; download the file, or name "
                         f"a Hub file as {hub.FORM}")
-    return Path(name).expanduser()
+    path = Path(name).expanduser()
+    if not path.exists() and hub.looks_like_repo_id(name):
+        raise UserError(hub.repo_id_problem(name))
+    return path
 
 
 __all__ = ["Document", "read_documents", "sample_path", "dataset_path", "SAMPLE_NAME"]

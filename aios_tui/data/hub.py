@@ -21,6 +21,23 @@ def is_hub(name: str) -> bool:
     return name.strip().startswith(PREFIX)
 
 
+def looks_like_repo_id(name: str) -> bool:
+    """``OWNER/NAME`` with no file suffix: a Hub dataset's name, as other tools take it."""
+    parts = name.strip().split("/")
+    return (len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
+            and "." not in parts[1].lstrip("."))
+
+
+def repo_id_problem(name: str) -> str:
+    """Why a bare ``OWNER/NAME`` is not read: no such local file, and a repository is not a file."""
+    from aios_tui.offline import offline_reason
+
+    why = offline_reason()
+    offline = f"; {why}, so download that file elsewhere and pass its local path" if why else ""
+    return (f"dataset {name}: no such local file, and a Hub dataset is not downloaded by its name; "
+            f"name one of its files as hf://datasets/{name.strip()}/FILE{offline}")
+
+
 @dataclass(frozen=True)
 class HubFile:
     repo_type: str
@@ -44,7 +61,7 @@ def parse(uri: str) -> HubFile:
 def fetch(uri: str) -> Path:
     """The local path of ``uri`` in the Hugging Face cache, downloading it if it is not there."""
     f = parse(uri)
-    from aios_tui.offline import hub_offline
+    from aios_tui.offline import hub_offline, offline_reason
 
     hub_offline()
     from huggingface_hub import constants, hf_hub_download
@@ -64,7 +81,8 @@ def fetch(uri: str) -> Path:
     except RevisionNotFoundError:
         raise UserError(f"{where}: {f.repo_id} has no revision {f.revision!r}") from None
     except LocalEntryNotFoundError:
-        raise UserError(f"{where}: the Hub cannot be reached and the file is not in the cache "
+        why = offline_reason() or "the Hub cannot be reached"
+        raise UserError(f"{where}: {why} and the file is not in the cache "
                         f"({constants.HF_HUB_CACHE}); fetch it once on a connected machine, or "
                         "download it and pass the local path") from None
     except EntryNotFoundError:

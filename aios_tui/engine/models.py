@@ -11,7 +11,7 @@ from torch import nn
 
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
-from aios_tui.offline import hub_offline
+from aios_tui.offline import hub_offline, offline_reason
 from aios_tui.tiny import TINY_CONFIG
 
 TINY_INIT_SEED = 0  # `tiny` is one fixed model: its random init never depends on the run's seed
@@ -93,7 +93,7 @@ def model_source_problem(name: str, *, weights: bool = True, tokenizer: bool = T
     if not is_hub_id(name):
         return f"model.model: {name!r} is not a directory, a Hugging Face id or 'tiny'"
     if hub_offline() and not _in_hub_cache(name, weights):  # from here on a hub id is fetched
-        return (f"model.model: {name} is not in the local Hugging Face cache and the Hub cannot be reached; "
+        return (f"model.model: {name} is not in the local Hugging Face cache and {offline_reason()}; "
                 "pass a local model directory (one with config.json) or 'tiny'")
     return None
 

@@ -76,3 +76,19 @@ def test_other_remote_names_are_refused_with_exit_2(cli, name, message, tmp_path
     code, _, err = cli("train", "--dataset-file", name, "--steps", "2")
     assert code == 2
     assert message in err
+
+
+@pytest.mark.parametrize("env, reason", [({"HF_HUB_OFFLINE": "1"}, "HF_HUB_OFFLINE is set")])
+def test_a_bare_hub_dataset_name_says_how_to_name_a_file_in_one_line(cli_subprocess, tmp_path, env, reason):
+    proc = cli_subprocess("train", "--check", "--dataset-file", "roneneldan/TinyStories", "--model", "tiny",
+                          env={**env, "AIOS_TUI_RUNS": str(tmp_path / "runs")}, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("aios-tui: error: dataset roneneldan/TinyStories: no such local file")
+    assert "hf://datasets/roneneldan/TinyStories/FILE" in lines[0] and reason in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_local_path_without_a_suffix_is_still_just_missing(cli, tmp_path):
+    code, _, err = cli("train", "--check", "--dataset-file", str(tmp_path / "corpus"))
+    assert code == 2 and "no such file" in err and "hf://" not in err

@@ -54,3 +54,11 @@ def test_a_detached_run_that_cannot_load_its_model_says_so_in_its_status(cli_sub
     assert status["state"] == "failed" and "could not load 'me/broken'" in status["error"]
     tail = cli_subprocess("tail", "b", env=env)
     assert "could not load" in tail.stdout + tail.stderr
+
+
+def test_an_uncached_hub_id_names_hf_hub_offline_when_that_is_why(cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    code, _, err = cli("train", "--check", "--model", "me/absent")
+    assert code == 2
+    assert "me/absent is not in the local Hugging Face cache and HF_HUB_OFFLINE is set" in err
+    assert "cannot be reached" not in err
