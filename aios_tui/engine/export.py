@@ -36,6 +36,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import RunDir
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant
+from aios_tui.engine.models import save_tokenizer
 from aios_tui.engine.peft_setup import quiet_imports
 from aios_tui.engine.task import Task, load_task
 
@@ -241,7 +242,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                           "model keeps them untied (tie_word_embeddings = false)")
                 record["note"] = f"{record['note']}; {untied}" if record.get("note") else untied
             model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
         return _finish(tmp, target, record), kind
     except OSError as exc:
         _discard(tmp, made)

@@ -192,7 +192,21 @@ def load_tokenizer(name: str):
         raise UserError(problem)
     if tok.pad_token_id is None and tok.eos_token_id is not None:
         tok.pad_token = tok.eos_token  # packed blocks need a filler id; its labels are masked anyway
+        tok.aios_pad_filler = True
     return tok
+
+
+def save_tokenizer(tok, dest) -> None:
+    """Save ``tok`` as its model dir had it: the pad token borrowed from EOS for packing stays
+    out of what a user's exported model (or a run's copy of the base) carries."""
+    if not getattr(tok, "aios_pad_filler", False):
+        tok.save_pretrained(str(dest))
+        return
+    tok.pad_token = None
+    try:
+        tok.save_pretrained(str(dest))
+    finally:
+        tok.pad_token = tok.eos_token
 
 
 def build_causal_lm(cfg: RunConfig):

@@ -55,6 +55,7 @@ import torch
 from torch import Tensor, nn
 
 from aios_tui.config import RunConfig
+from aios_tui.engine.models import save_tokenizer
 from aios_tui.errors import UserError
 
 
@@ -207,7 +208,7 @@ class CausalLMTask(Task):
             # the weights before quantization: resume quantizes them again, a merge goes into them
             model = full_precision_tiny(cfg)
         model.save_pretrained(dest)
-        tokenizer.save_pretrained(dest)
+        save_tokenizer(tokenizer, dest)
         return True
 
     def generate(self, model: nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 64,

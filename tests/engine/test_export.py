@@ -306,3 +306,28 @@ def test_a_trained_head_on_a_tied_model_merges_untied_and_says_so(tmp_path, cli,
     merged = AutoModelForCausalLM.from_pretrained(run / "merged")
     assert not merged.config.tie_word_embeddings
     assert merged.get_output_embeddings().weight.data_ptr() != merged.get_input_embeddings().weight.data_ptr()
+
+
+@pytest.mark.slow
+def test_a_tokenizer_without_a_pad_token_is_exported_without_one(make_cfg, small_model_dir, tmp_path, cli):
+    """Packing borrows EOS as the pad token; the exported model's tokenizer stays as the user had it."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    from aios_tui.engine.train import run_training
+
+    model = tmp_path / "no-pad"
+    shutil.copytree(small_model_dir, model)
+    tok = AutoTokenizer.from_pretrained(model)
+    tok.pad_token = None
+    tok.save_pretrained(model)
+    assert AutoTokenizer.from_pretrained(model).pad_token is None
+
+    run = tmp_path / "run"
+    run_training(make_cfg(model=str(model), steps=2, use_peft=True, lora_r=2), run, progress="none")
+    for args, out in ((("--merge",), run / "merged"), ((), run / "adapter")):
+        code, _, err = cli("export", str(run), *args)
+        assert code == 0, err
+        saved = AutoTokenizer.from_pretrained(out)
+        assert saved.pad_token is None and saved.eos_token == tok.eos_token, out

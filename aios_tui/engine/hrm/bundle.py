@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from aios_tui.engine.models import save_tokenizer
 from aios_tui.errors import UserError
 
 WEIGHTS_FILE = "actv1_student.safetensors"
@@ -244,7 +245,7 @@ def write_bundle(dest: str | os.PathLike, *, model: torch.nn.Module, tokenizer, 
         state = base_state_dict(model) if is_peft else dict(inner.state_dict())
         _save_weights(state, tmp / WEIGHTS_FILE)
         inner.config.save_pretrained(tmp)
-        tokenizer.save_pretrained(str(tmp))
+        save_tokenizer(tokenizer, str(tmp))
         if is_peft:
             model.save_pretrained(str(tmp / ADAPTER_DIR))
 

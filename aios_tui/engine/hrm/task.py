@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from aios_tui.config import RunConfig
+from aios_tui.engine.models import save_tokenizer
 from aios_tui.engine.task import LossOutput, Task
 from aios_tui.errors import UserError
 
@@ -238,7 +239,7 @@ class HRMTask(Task):
         # A fresh model exists only in this process and a student bundle may be rewritten by
         # this very run: keep the starting weights with the run so resume and export use them.
         unwrap(model).save_pretrained(dest)
-        tokenizer.save_pretrained(dest)
+        save_tokenizer(tokenizer, dest)
         return True
 
     def on_finish(self, model: nn.Module, tokenizer: Any, cfg: RunConfig, run_dir: Path) -> None:
