@@ -15,7 +15,7 @@ from aios_tui.metrics.chart import line_chart
 from aios_tui.metrics.fmt import event_line, header_line, step_line
 from aios_tui.metrics.follow import Follower
 from aios_tui.metrics.jsonl import read_header, tail_records
-from aios_tui.metrics.rundir import LIVE_STATES, RunDir, resolve_run
+from aios_tui.metrics.rundir import LIVE_STATES, NAME_PREFIX, RunDir, resolve_run
 
 END_EVENTS = ("finished", "stopped", "error")
 _COLORS = {"error": "\x1b[1;31m", "stopped": "\x1b[33m", "finished": "\x1b[1;32m"}
@@ -173,6 +173,10 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
             state = run.state() if run is not None else "unknown"
             if state == "failed":  # it ended before its first line: the status says why
                 print(_end_line(run, state), file=out)
+        elif run is not None and _died_unsaid(run):
+            # killed (kill -9, the OOM killer, a reboot): its lines stop mid-run, and without
+            # this they read as a run still training
+            print(_end_line(run, run.state()), file=out)
         if chart:
             printer.chart()
         return 0
@@ -215,11 +219,29 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     return 1 if final_state == "failed" else 0
 
 
+def _died_unsaid(run: RunDir) -> bool:
+    """Whether the run's status still says it trains but its process is gone."""
+    read = run.load_status()
+    return read.fields.get("state") in LIVE_STATES and read.state() not in LIVE_STATES
+
+
 def _end_line(run: RunDir | None, state: str) -> str:
     status = run.read_status() if run else {}
     msg = f"run {state}"
     if status.get("step") is not None:
         msg += f" at step {status['step']}"
     if state == "failed":
-        msg += f": {status.get('error') or 'the process ended without saying why; see ' + str(run.log_path)}"
+        if status.get("error"):
+            msg += f": {status['error']}"
+        else:
+            pid = f" (pid {status['pid']})" if status.get("pid") else ""
+            msg += f": its process{pid} ended without saying why (killed?); see {run.log_path}"
+            latest = run.latest_checkpoint()
+            if latest is not None:
+                msg += (f"; continue from {latest.name} with "
+                        f"`aios-tui {_command(status)} --resume {run.path}`")
     return msg
+
+
+def _command(status: dict) -> str:
+    return "train-actv1" if str(status.get("method") or "").startswith(NAME_PREFIX["train-actv1"]) else "train"

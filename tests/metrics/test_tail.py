@@ -195,3 +195,18 @@ def test_an_hrm_step_line_shows_its_act_figures():
     line = step_line({**step_record(12), "act_segments": 2.375, "halt_accuracy": 0.8125}, total=40)
     assert "  act 2.38  halt 81%  lr " in line
     assert "act " not in step_line(step_record(12), total=40)
+
+
+def test_a_run_killed_mid_way_is_said_to_be_dead_with_the_way_on(cli, tmp_path):
+    from runfiles import add_checkpoint
+
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()  # a pid no process has now, as after kill -9
+    run = write_run(tmp_path, "killed", steps=130, state="running", pid=gone.pid)
+    add_checkpoint(run, 100)
+    code, out, err = cli("tail", str(run.path), "-n", "2")
+    assert code == 0, err
+    assert steps_in(out) == [129, 130]
+    last = out.splitlines()[-1]
+    assert f"run failed at step 130: its process (pid {gone.pid}) ended without saying why" in last
+    assert f"continue from step-000100 with `aios-tui train --resume {run.path}`" in last
