@@ -32,6 +32,7 @@ from torch import nn
 
 from aios_tui.atomic import atomic_write_json
 from aios_tui.config import RunConfig, save_config
+from aios_tui.engine.disk import no_room
 from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import RunDir, pid_alive
 
@@ -96,6 +97,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+class CheckpointWriteFailed(Exception):
+    """A checkpoint found no room on disk; nothing of it is left behind. One line for the user."""
+
+
 def save_checkpoint(run: RunDir, step: int, *, model: nn.Module, cfg: RunConfig, trainer_state: dict,
                     meta: dict, extra_writer=None) -> Path:
     """Write ``checkpoints/step-NNNNNN`` atomically; returns its path (an existing one is kept)."""
@@ -110,7 +115,8 @@ def save_checkpoint(run: RunDir, step: int, *, model: nn.Module, cfg: RunConfig,
     tmp.mkdir()
     try:
         save_file(trainable_state(model), str(tmp / TRAINABLE))
-        torch.save(trainer_state, tmp / TRAINER_STATE)
+        with open(tmp / TRAINER_STATE, "wb") as fh:  # through Python: a failed write keeps its errno
+            torch.save(trainer_state, fh)
         if hasattr(model, "peft_config"):
             with warnings.catch_warnings():
                 # AdaLoRA may prune a layer to rank 0; peft then warns about sharded (DeepSpeed)
@@ -128,8 +134,12 @@ def save_checkpoint(run: RunDir, step: int, *, model: nn.Module, cfg: RunConfig,
             shutil.rmtree(final)
         os.replace(tmp, final)
         _fsync_dir(run.checkpoints)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        why = no_room(exc, run.checkpoints) if isinstance(exc, Exception) else None
+        if why:
+            raise CheckpointWriteFailed(f"checkpoint {step_name(step)} could not be written in "
+                                        f"{run.checkpoints}: {why}") from exc
         raise
     return final
 

@@ -31,6 +31,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.launch import launched_at
 from aios_tui.metrics.rundir import RunDir, shown_method
 from aios_tui.engine import checkpoint as ckpt
+from aios_tui.engine.disk import no_room
 from aios_tui.config.paths import anchored
 from aios_tui.engine import fp8, quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch, size_notes
@@ -49,6 +50,7 @@ from aios_tui.engine.readback import Readback
 from aios_tui.engine.report import (Reporter, memory_fields, nvml_used_bytes, peak_rss_bytes, versions,
                                    vram_estimate)
 from aios_tui.engine.resume import merge as merge_resume_config
+from aios_tui.engine.run_lock import RunLock
 from aios_tui.engine.signals import StopControl
 from aios_tui.engine.task import CausalLMTask, Task, task_spec
 
@@ -144,6 +146,17 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
     ``on_step(step, record)`` is called with every metrics line (for benchmarks and tests), once
     the step after it has been queued (see ``flush``).
     """
+    held: list[RunLock] = []
+    try:
+        return _session(cfg, run_dir, task, resume, stop_after, progress, on_step, generated, held)
+    finally:
+        for lock in held:  # a lock also goes with its process, however that ends
+            lock.release()
+
+
+def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | None, resume: bool,
+             stop_after: int | None, progress: str | Progress | None,
+             on_step: Callable[[int, dict], None] | None, generated: bool, held: list[RunLock]) -> TrainResult:
     began = time.time()
     quiet_imports()
     task = task or CausalLMTask()
@@ -157,6 +170,10 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         checkpoint: Path | None = None
         changes: list[str] = []
         if resume:
+            # before the status check and the long load: of two resumes started together, one trains
+            lock = RunLock.take(run.path, task.command)
+            if lock is not None:
+                held.append(lock)
             cfg, checkpoint, meta, changes = _resume_plan(run, cfg)
             _clear_old_requests(run, launched_at(began))
         else:
@@ -249,7 +266,8 @@ def _record_failure(run: RunDir, exc: BaseException, device: torch.device | None
     ended; a status another process owns (a run this one was refused) is left alone."""
     status = run.read_status()
     if status.get("state") in ("starting", "running") and status.get("pid") in (os.getpid(), os.getppid()):
-        run.write_status(state="failed", error=_failure_message(exc, device))
+        with contextlib.suppress(OSError):  # a full disk: the failure itself must still be raised
+            run.write_status(state="failed", error=_failure_message(exc, device))
 
 
 def _clear_old_requests(run: RunDir, since: float) -> None:
@@ -568,17 +586,42 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
         raise
     except BaseException as exc:
         flush_quietly()
-        message = _failure_message(exc, device)
+        room = _no_room_message(exc, run, task.command, step)
+        message = room or _failure_message(exc, device)
         at = getattr(exc, "step", None) or step
-        reporter.event("error", step=at, message=message, type=type(exc).__name__)
-        reporter.status(force=True, state="failed", step=at, error=message)
+        # on a full disk these may fail too; the error line to the user must still come out
+        with contextlib.suppress(OSError):
+            reporter.event("error", step=at, message=message, type=type(exc).__name__)
+        with contextlib.suppress(OSError):
+            reporter.status(force=True, state="failed", step=at, error=message)
         prog.close()
         if isinstance(exc, torch.cuda.OutOfMemoryError):
             raise TrainingFailed(message, "lower --batch-size or --max-seq-len, or turn on "
                                           "--gradient-checkpointing or --amp") from None
+        if room:
+            raise TrainingFailed(message) from None
         raise
     finally:
         reporter.close()
+
+
+def _no_room_message(exc: BaseException, run: RunDir, command: str, step: int) -> str | None:
+    """For a write that found no room (a checkpoint, a metrics line): what failed, and the
+    checkpoint the run can go on from once there is room; None for any other failure."""
+    if isinstance(exc, ckpt.CheckpointWriteFailed):
+        what = str(exc)
+    elif isinstance(exc, Exception) and not isinstance(exc, (TrainingFailed, UserError)):
+        why = no_room(exc, run.path)
+        if why is None:
+            return None
+        what = f"writing the run's files failed: {why}"
+    else:
+        return None
+    latest = run.latest_checkpoint()
+    if latest is None:
+        return f"{what}; the run stopped at step {step} with no complete checkpoint"
+    return (f"{what}; the run stopped at step {step}; its last good checkpoint is {latest.name}: make room, "
+            f"then continue with `aios-tui {command} --resume {run.path}`")
 
 
 def _fmt(x: float | None) -> str:

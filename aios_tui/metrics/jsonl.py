@@ -21,6 +21,19 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _ends_a_line(path: Path) -> bool:
+    """Whether ``path`` is empty or its last byte ends a line."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            if fh.tell() == 0:
+                return True
+            fh.seek(-1, os.SEEK_END)
+            return fh.read(1) == b"\n"
+    except OSError:
+        return True
+
+
 class JsonlLogger:
     """``log(step, payload)`` appends one line and flushes it, so a tail sees it at once."""
 
@@ -28,6 +41,11 @@ class JsonlLogger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh = open(self.path, "a", encoding="utf-8")
+        if not _ends_a_line(self.path):
+            # a writer killed mid-line (kill -9, a full disk) left a torn last line: the next
+            # record must start on a line of its own, or readers drop it with the torn one
+            self._fh.write("\n")
+            self._fh.flush()
 
     def write(self, record: dict[str, Any]) -> None:
         record.setdefault("time", round(time.time(), 3))
@@ -42,7 +60,10 @@ class JsonlLogger:
 
     def close(self) -> None:
         if not self._fh.closed:
-            self._fh.close()
+            try:
+                self._fh.close()
+            except OSError:  # what a full disk would not take was already reported by write()
+                pass
 
     def __enter__(self) -> "JsonlLogger":
         return self

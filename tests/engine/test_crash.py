@@ -1,0 +1,74 @@
+"""A run killed at an unlucky moment or out of disk: what is left stays readable and resumable."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import resource
+
+import pytest
+
+from aios_tui.metrics.jsonl import iter_records
+
+
+def test_a_torn_last_metrics_line_does_not_swallow_what_the_resume_writes(make_cfg, tmp_path):
+    from aios_tui.engine.train import run_training
+
+    cfg = make_cfg(steps=4)
+    run_training(cfg, tmp_path / "r", progress="none", stop_after=2)
+    metrics = tmp_path / "r" / "metrics.jsonl"
+    with open(metrics, "a") as fh:  # the process died halfway through a line
+        fh.write('{"step":3,"loss":4.1,"grad_n')
+    run_training(None, tmp_path / "r", resume=True, progress="none")
+    recs = list(iter_records(metrics))
+    events = [r["event"] for r in recs if "event" in r]
+    assert events.index("stopped") < events.index("resumed") < events.index("finished")
+    assert [r["step"] for r in recs if "loss" in r and "event" not in r] == [1, 2, 3, 4]
+
+
+@pytest.fixture
+def file_size_limit():
+    """Set RLIMIT_FSIZE for this process (Python ignores SIGXFSZ: a write past it fails with EFBIG)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    yield lambda n: resource.setrlimit(resource.RLIMIT_FSIZE, (n, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_a_full_disk_at_a_checkpoint_fails_in_one_line_and_keeps_the_last_good_one(
+        make_cfg, tmp_path, file_size_limit):
+    from aios_tui.engine.train import TrainingFailed, run_training
+
+    run = tmp_path / "r"
+    cfg = make_cfg(steps=6, save_every=2)
+    # after the checkpoint at step 2, no file may grow past 16 KiB: the weights of step 4 cannot be written
+    on_step = lambda step, rec: file_size_limit(16 << 10) if step == 3 else None
+    with pytest.raises(TrainingFailed) as failed:
+        run_training(cfg, run, progress="none", on_step=on_step)
+    file_size_limit(resource.RLIM_INFINITY)
+    [line] = failed.value.problems
+    assert line.startswith(f"checkpoint step-000004 could not be written in {run / 'checkpoints'}: a file grew "
+                           "past the size limit")
+    assert line.endswith(f"its last good checkpoint is step-000002: make room, then continue with "
+                         f"`aios-tui train --resume {run}`")
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "failed" and status["error"] == line
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000002"]  # no torn leftovers
+    result = run_training(None, run, resume=True, progress="none")
+    assert result.state == "finished" and result.step == 6
+
+
+def test_a_second_resume_while_one_trains_the_run_is_refused(cli, make_cfg, tmp_path):
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "r"
+    run_training(make_cfg(steps=4), run, progress="none", stop_after=2)
+    before = (run / "metrics.jsonl").read_bytes()
+    # what a first `train --resume` holds while it loads the model, before its status says so
+    with open(run / ".engine.lock", "ab") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        code, out, err = cli("train", "--resume", str(run), "--progress", "none")
+    assert code == 2
+    assert err.splitlines()[0] == (f"aios-tui: error: {run}: another process is training this run right now "
+                                   "(a second `aios-tui train --resume` of it?)")
+    assert (run / "metrics.jsonl").read_bytes() == before
+    assert json.loads((run / "status.json").read_text())["state"] == "stopped"
