@@ -237,9 +237,14 @@ def _end_line(run: RunDir | None, state: str) -> str:
             pid = f" (pid {status['pid']})" if status.get("pid") else ""
             msg += f": its process{pid} ended without saying why (killed?); see {run.log_path}"
             latest = run.latest_checkpoint()
-            if latest is not None:
-                msg += (f"; continue from {latest.name} with "
-                        f"`aios-tui {_command(status)} --resume {run.path}`")
+            resume = f"`aios-tui {_command(status)} --resume {run.path}"
+            total = status.get("total_steps")
+            if latest is not None and isinstance(total, int) and int(latest.name.split("-")[1]) >= total:
+                # killed between its last checkpoint and saying it finished
+                msg += (f"; its final checkpoint {latest.name} was saved: export it, or train further "
+                        f"with {resume} --steps N`")
+            elif latest is not None:
+                msg += f"; continue from {latest.name} with {resume}`"
     return msg
 
 

@@ -210,3 +210,16 @@ def test_a_run_killed_mid_way_is_said_to_be_dead_with_the_way_on(cli, tmp_path):
     last = out.splitlines()[-1]
     assert f"run failed at step 130: its process (pid {gone.pid}) ended without saying why" in last
     assert f"continue from step-000100 with `aios-tui train --resume {run.path}`" in last
+
+
+def test_a_run_killed_after_its_final_checkpoint_is_not_sent_to_resume_it(cli, tmp_path):
+    from runfiles import add_checkpoint
+
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    run = write_run(tmp_path, "killed", steps=200, state="running", pid=gone.pid)
+    add_checkpoint(run, 200)
+    code, out, err = cli("tail", str(run.path), "-n", "0")
+    assert code == 0, err
+    assert out.splitlines()[-1].endswith("its final checkpoint step-000200 was saved: export it, or train "
+                                         f"further with `aios-tui train --resume {run.path} --steps N`")
