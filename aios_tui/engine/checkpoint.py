@@ -110,6 +110,7 @@ def save_checkpoint(run: RunDir, step: int, *, model: nn.Module, cfg: RunConfig,
     if (final / COMPLETE).exists():
         return final
     run.checkpoints.mkdir(parents=True, exist_ok=True)
+    _remove_dead_temps(run)  # a killed writer's leftovers: their room may be what this one needs
     tmp = run.checkpoints / f".tmp-{step_name(step)}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -150,12 +151,19 @@ def prune(run: RunDir, keep_last: int) -> list[Path]:
     for old in run.list_checkpoints()[:-keep_last] if keep_last > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
         removed.append(old)
-    if run.checkpoints.is_dir():
-        for tmp in run.checkpoints.glob(".tmp-step-*"):
-            pid = tmp.name.rsplit("-", 1)[-1]
-            if not (pid.isdigit() and pid_alive(int(pid))):
-                shutil.rmtree(tmp, ignore_errors=True)
+    _remove_dead_temps(run)
     return removed
+
+
+def _remove_dead_temps(run: RunDir) -> None:
+    """Remove temp dirs no live writer owns. One named with this process's pid is a leftover too:
+    after a reboot a resumed run may well be given the pid of the one that was killed."""
+    if not run.checkpoints.is_dir():
+        return
+    for tmp in run.checkpoints.glob(".tmp-step-*"):
+        pid = tmp.name.rsplit("-", 1)[-1]
+        if not (pid.isdigit() and pid_alive(int(pid))) or pid == str(os.getpid()):
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def find_checkpoint(run: RunDir, step: int | None = None) -> Path:

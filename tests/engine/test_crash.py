@@ -72,3 +72,24 @@ def test_a_second_resume_while_one_trains_the_run_is_refused(cli, make_cfg, tmp_
                                    "(a second `aios-tui train --resume` of it?)")
     assert (run / "metrics.jsonl").read_bytes() == before
     assert json.loads((run / "status.json").read_text())["state"] == "stopped"
+
+
+def test_checkpoints_a_kill_cut_short_are_cleared_before_the_next_is_written(make_cfg, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "r"
+    run_training(make_cfg(steps=4), run, progress="none", stop_after=1)
+    gone = subprocess.Popen([sys.executable, "-c", ""])
+    gone.wait()
+    # one from a writer that is gone, one whose pid this process was given (as after a reboot)
+    for pid in (gone.pid, os.getpid()):
+        torn = run / "checkpoints" / f".tmp-step-000009-{pid}"
+        torn.mkdir()
+        (torn / "trainable.safetensors").write_bytes(b"\0" * 100)
+    result = run_training(None, run, resume=True, progress="none", stop_after=1)
+    assert result.step == 2
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000001", "step-000002"]
