@@ -175,11 +175,12 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
             if lock is not None:
                 held.append(lock)
             cfg, checkpoint, meta, changes = _resume_plan(run, cfg)
-            _clear_old_requests(run, launched_at(began))
         else:
             assert cfg is not None, "a new run needs a config"
             run, cfg = session.take(run, cfg, generated)
             cfg = anchored(cfg)
+        # a new run too: a directory left by a start that died while loading may hold a STOP
+        _clear_old_requests(run, launched_at(began))
         task.preflight(cfg)
         device = resolve_device(cfg.train.device)
         check_memory(cfg, task)
@@ -277,7 +278,7 @@ def _clear_old_requests(run: RunDir, since: float) -> None:
         try:
             if request.stat().st_mtime < since:
                 request.unlink()
-        except FileNotFoundError:
+        except OSError:  # none there, or no directory to hold one (the output checks say why)
             pass
 
 

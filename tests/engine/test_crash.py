@@ -93,3 +93,18 @@ def test_checkpoints_a_kill_cut_short_are_cleared_before_the_next_is_written(mak
     result = run_training(None, run, resume=True, progress="none", stop_after=1)
     assert result.step == 2
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step-000001", "step-000002"]
+
+
+def test_a_stop_left_by_a_start_that_died_does_not_stop_a_new_run_there(make_cfg, tmp_path):
+    import os
+    import time
+
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "STOP").touch()  # asked of a detached start killed while it loaded
+    os.utime(run / "STOP", (time.time() - 120, time.time() - 120))
+    result = run_training(make_cfg(steps=2), run, progress="none")
+    assert (result.state, result.step) == ("finished", 2)
+    assert not (run / "STOP").exists()
