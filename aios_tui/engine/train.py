@@ -149,6 +149,12 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
     held: list[RunLock] = []
     try:
         return _session(cfg, run_dir, task, resume, stop_after, progress, on_step, generated, held)
+    except Exception as exc:
+        # a write that found no room anywhere else (config, status): one line, not a traceback
+        why = None if isinstance(exc, (UserError, TrainingFailed)) else no_room(exc, run_dir)
+        if why is None:
+            raise
+        raise TrainingFailed(f"writing the run's files in {run_dir} failed: {why}") from None
     finally:
         for lock in held:  # a lock also goes with its process, however that ends
             lock.release()
@@ -235,12 +241,16 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
             model = apply_peft(model, cfg, cfg.train.steps, task.peft_extras(cfg), model_name)
             if cfg.train.fp8:
                 fp8.apply(model, model_name)
-        except UserError as exc:
-            if created:
+        except Exception as exc:
+            why = None if isinstance(exc, UserError) else no_room(exc, run.path)
+            if not isinstance(exc, UserError) and why is None:
+                raise
+            failed = exc if why is None else TrainingFailed(f"writing the run's files in {run.path} failed: {why}")
+            if created:  # a run that never began leaves nothing, and its room goes back
                 shutil.rmtree(run.path, ignore_errors=True)
             else:
-                _record_failure(run, exc, device)
-            raise
+                _record_failure(run, failed, device)
+            raise failed from None
         try:
             return _train(cfg, run, task, model, tokenizer, data, device, checkpoint, state, changes,
                           stop_after, prog, on_step)

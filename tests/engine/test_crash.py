@@ -57,6 +57,19 @@ def test_a_full_disk_at_a_checkpoint_fails_in_one_line_and_keeps_the_last_good_o
     assert result.state == "finished" and result.step == 6
 
 
+def test_a_full_disk_before_the_first_step_leaves_nothing_and_says_so(cli, text_file, tmp_path,
+                                                                     file_size_limit):
+    run = tmp_path / "r"
+    file_size_limit(16 << 10)  # the config and status fit, the built-in base model does not
+    code, out, err = cli("train", "--model", "tiny", "--dataset-file", str(text_file), "--max-seq-len", "32",
+                         "--steps", "2", "--run-dir", str(run), "--progress", "none")
+    file_size_limit(resource.RLIM_INFINITY)
+    assert code == 1
+    assert err == (f"aios-tui: error: writing the run's files in {run} failed: a file grew past the size "
+                   "limit (ulimit -f, or the filesystem's largest file)\n")
+    assert not run.exists()
+
+
 def test_a_second_resume_while_one_trains_the_run_is_refused(cli, make_cfg, tmp_path):
     from aios_tui.engine.train import run_training
 
