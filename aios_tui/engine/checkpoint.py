@@ -149,6 +149,9 @@ def prune(run: RunDir, keep_last: int) -> list[Path]:
     """Delete all but the newest ``keep_last`` complete checkpoints, and dead temp dirs."""
     removed = []
     for old in run.list_checkpoints()[:-keep_last] if keep_last > 0 else []:
+        # COMPLETE first: a kill halfway through the removal must not leave a checkpoint that
+        # still claims to be whole with its weights gone
+        (old / COMPLETE).unlink(missing_ok=True)
         shutil.rmtree(old, ignore_errors=True)
         removed.append(old)
     _remove_dead_temps(run)

@@ -121,3 +121,21 @@ def test_a_stop_left_by_a_start_that_died_does_not_stop_a_new_run_there(make_cfg
     result = run_training(make_cfg(steps=2), run, progress="none")
     assert (result.state, result.step) == ("finished", 2)
     assert not (run / "STOP").exists()
+
+
+def test_a_checkpoint_half_removed_by_a_kill_is_not_taken_for_a_whole_one(tmp_path, monkeypatch):
+    import shutil
+
+    from aios_tui.engine import checkpoint as ckpt
+    from aios_tui.metrics.rundir import RunDir
+
+    run = RunDir(tmp_path / "r")
+    for step in (1, 2):
+        cp = run.checkpoints / ckpt.step_name(step)
+        cp.mkdir(parents=True)
+        (cp / ckpt.TRAINABLE).write_bytes(b"weights")
+        (cp / ckpt.COMPLETE).write_text(f"{step}\n")
+    # killed as the removal began: rmtree took the weights, then the process was gone
+    monkeypatch.setattr(shutil, "rmtree", lambda path, **kw: (path / ckpt.TRAINABLE).unlink(missing_ok=True))
+    ckpt.prune(run, keep_last=1)
+    assert [p.name for p in run.list_checkpoints()] == ["step-000002"]
