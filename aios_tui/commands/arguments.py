@@ -35,9 +35,8 @@ def _method_ignores(method: str, name: str) -> bool:
 def note_ignored_peft_flags(args, peft) -> None:
     """Says so when PEFT flags were given that the run will not use: all of them without
     --use-peft (the master switch), or those of another adapter type."""
-    import sys
-
     from aios_tui.config import field_index, overrides_from_args
+    from aios_tui.engine import notes
 
     index = field_index()
     given = [n for n in overrides_from_args(args) if n != "use_peft" and index.get(n, ("",))[0] == "peft"]
@@ -48,4 +47,4 @@ def note_ignored_peft_flags(args, peft) -> None:
         why = "without --use-peft; training the full model"
     if given:
         flags = ", ".join("--" + n.replace("_", "-") for n in given)
-        print(f"note: {flags} {'has' if len(given) == 1 else 'have'} no effect {why}", file=sys.stderr)
+        notes.say(f"{flags} {'has' if len(given) == 1 else 'have'} no effect {why}")

@@ -182,11 +182,12 @@ def _checked(args: argparse.Namespace, cfg: RunConfig):
 
 def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
     """Check everything that needs no weights, prepare the run directory, start the child."""
-    from aios_tui.engine import session
+    from aios_tui.engine import notes, session
     from aios_tui.metrics.launch import start_detached
 
     generated = not args.resume and session.is_generated(cfg)
     cfg, run, _ = _checked(args, cfg)
+    notes.release()
     forward = ["--progress", "none" if args.progress == "none" else "lines"]
     if args.stop_after is not None:
         forward += ["--stop-after", str(args.stop_after)]
@@ -214,12 +215,23 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
 
 def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
     """What `--detach` checks before it creates anything, and nothing more."""
+    from aios_tui.engine import notes
+
     cfg, _, task = _checked(args, cfg)
+    notes.release()
     print(f"ok: {cfg.method_label()} on {task.describe_model(cfg)} would start")
     return 0
 
 
 def run(args: argparse.Namespace) -> int:
+    from aios_tui.engine import notes
+
+    # a refused start prints its errors alone: notes wait until the checks pass
+    with notes.held():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     check_conflicts(args)
     if args.stop_after is not None and args.stop_after < 1:
         raise ConfigError([f"--stop-after: {args.stop_after} is out of range; valid: at least 1"])

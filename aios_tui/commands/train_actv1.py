@@ -57,11 +57,12 @@ def typed_fields(args: argparse.Namespace) -> set[str]:
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """The run's config, with a student bundle's architecture and tokenizer taken in."""
     from aios_tui.commands.train import _resume_config
+    from aios_tui.engine import notes
 
     if args.resume:
         return _resume_config(args)
     cfg = config_from_args(args)
-    if cfg.hrm.student_init:   # before any note: a refusal is the only line
+    if cfg.hrm.student_init:
         from aios_tui.engine.hrm.task import adopt_bundle_architecture
 
         try:
@@ -72,32 +73,40 @@ def resolve_config(args: argparse.Namespace) -> RunConfig:
             raise ConfigError(problems)
     if cfg.train.lr == 0 and not cfg.peft.use_peft and not cfg.hrm.student_init:
         cfg.train.lr = FRESH_LR
-        print(f"note: a new brain trains at --lr {FRESH_LR:g} unless you pass --lr", file=sys.stderr)
+        notes.say(f"a new brain trains at --lr {FRESH_LR:g} unless you pass --lr")
     from aios_tui.commands.arguments import note_ignored_peft_flags
 
     note_ignored_peft_flags(args, cfg.peft)
     for line in _notes(cfg):
-        print(f"note: {line}", file=sys.stderr)
+        notes.say(line)
     return cfg
 
 
 def _notes(cfg: RunConfig) -> list[str]:
     """Where a setting does not do on an HRM brain what it does elsewhere."""
-    notes = []
-    if cfg.peft.use_peft and not cfg.hrm.lm_head_trainable:
-        notes.append("lm_head stays frozen beside the adapter (AI-OS trains it; --lm-head-trainable does, "
-                     "at the cost of a much larger trainable share)")
+    from aios_tui.config.targets import matches
+
+    lines = []
+    p = cfg.peft
+    if p.use_peft and not cfg.hrm.lm_head_trainable:
+        if any(matches("lm_head", t) for t in p.target_list()):
+            lines.append("lm_head takes an adapter like the other targets; its own weights stay frozen "
+                         "(AI-OS trains them in full: drop lm_head from --lora-target-modules and pass "
+                         "--lm-head-trainable for that, at the cost of a much larger trainable share)")
+        elif not any(matches("lm_head", m) for m in p.modules_to_save_list()):  # there it trains in full
+            lines.append("lm_head stays frozen beside the adapter (AI-OS trains it; --lm-head-trainable does, "
+                         "at the cost of a much larger trainable share)")
     if cfg.hrm.lm_head_trainable and not cfg.peft.use_peft:
-        notes.append("--lm-head-trainable has no effect without --use-peft; the full model trains, "
+        lines.append("--lm-head-trainable has no effect without --use-peft; the full model trains, "
                      "lm_head included")
     if cfg.model.attn_implementation != "sdpa":
         # HRM's blocks call scaled_dot_product_attention, which takes a flash kernel where it can
-        notes.append(f"--attn-implementation {cfg.model.attn_implementation} has no effect on HRM ACTv1; "
+        lines.append(f"--attn-implementation {cfg.model.attn_implementation} has no effect on HRM ACTv1; "
                      "its attention is PyTorch's scaled_dot_product_attention")
     if cfg.peft.use_peft and not cfg.hrm.student_init:
-        notes.append("--use-peft on a new brain trains adapters over random weights; PEFT is for "
+        lines.append("--use-peft on a new brain trains adapters over random weights; PEFT is for "
                      "fine-tuning (start from a trained brain with --student-init BUNDLE)")
-    return notes
+    return lines
 
 
 def _refuse_a_run_of_another_task(run_dir: str) -> None:
@@ -117,6 +126,14 @@ def _refuse_a_run_of_another_task(run_dir: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from aios_tui.engine import notes
+
+    # as for `train`: a refused start prints its errors alone
+    with notes.held():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     check_conflicts(args)
     if args.resume:
         from aios_tui.commands.arguments import run_path

@@ -148,7 +148,7 @@ def size_notes(data: PackedData, cfg: RunConfig) -> list[str]:
         return []
     size = (f"gives {tokens} tokens, less than one {block}-token block" if short
             else f"makes {data.n_train + data.n_eval} {block}-token block(s)")
-    return [f"note: {label} {size}" + ("; nothing is held out for eval (eval_loss stays empty)" if no_eval else "")]
+    return [f"{label} {size}" + ("; nothing is held out for eval (eval_loss stays empty)" if no_eval else "")]
 
 
 def encode_prompt(tokenizer, text: str) -> list[int]:

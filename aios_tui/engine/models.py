@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -142,8 +141,10 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
             except _LOAD_ERRORS:
                 pass
             else:
-                print(f"note: {type(model).__name__} has no {attn_implementation} attention in transformers; "
-                      "it runs with eager attention", file=sys.stderr)
+                from aios_tui.engine import notes
+
+                notes.say(f"{type(model).__name__} has no {attn_implementation} attention in transformers; "
+                          "it runs with eager attention")
                 return model
         raise _hub_failure(name, exc) from None
     except ImportError as exc:  # a package the model or its attention kernel needs is missing

@@ -7,13 +7,13 @@ model when an adapter was asked for.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from torch import nn
 
 from aios_tui.config import RunConfig
 from aios_tui.config.targets import matches, own_names, with_own_targets
+from aios_tui.engine import notes
 from aios_tui.errors import UserError
 from aios_tui.quiet import quiet_library_warnings
 from aios_tui.engine.models import linear_layer_names
@@ -32,11 +32,11 @@ def quiet_imports() -> None:
 
 def own_targets(model: nn.Module, cfg: RunConfig, model_name: str) -> RunConfig:
     """``cfg`` with Llama target names the model lacks put in its own (config/targets.py); the
-    note saying so goes to stderr, as the run's other notes do."""
+    note saying so goes with the run's other notes."""
     names = [n for n, _ in model.named_modules() if n]
     cfg, note = with_own_targets(cfg, lambda t: any(matches(n, t) for n in names), model_name)
     if note:
-        print(f"note: {note}", file=sys.stderr)
+        notes.say(note)
     return cfg
 
 

@@ -17,7 +17,6 @@ import math
 import os
 import random
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from aios_tui.metrics.rundir import RunDir, shown_method
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine.disk import no_room
 from aios_tui.config.paths import anchored
-from aios_tui.engine import fp8, quant, session
+from aios_tui.engine import fp8, notes, quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch, size_notes
 from aios_tui.engine.log_lock import LogFileLock
 from aios_tui.engine.models import resolve_device
@@ -227,10 +226,10 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
     try:
         log = Path(cfg.train.log_file) if cfg.train.log_file.strip() else None
         if not resume and log is not None and log.is_file() and log.stat().st_size > 0:
-            print(f"note: {log} holds earlier runs' metrics; this run's lines follow them", file=sys.stderr)
+            notes.say(f"{log} holds earlier runs' metrics; this run's lines follow them")
         if not resume:
             for line in size_notes(data, cfg):
-                print(line, file=sys.stderr)
+                notes.say(line)
         created = session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps, command=task.command,
                                   write_config=not resume)
         try:
@@ -251,6 +250,7 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
             else:
                 _record_failure(run, failed, device)
             raise failed from None
+        notes.release()  # the start is through: nothing from here on is a refusal
         try:
             return _train(cfg, run, task, model, tokenizer, data, device, checkpoint, state, changes,
                           stop_after, prog, on_step)

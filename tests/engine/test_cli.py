@@ -488,3 +488,31 @@ def test_a_generated_name_moves_past_every_run_that_took_it_and_a_given_name_is_
     assert (moved.train.run_dir, moved.train.run_name) == (str(run.path), run.name)
     with pytest.raises(UserError, match="already holds a run"):
         take(RunDir(tmp_path / "lora-20261128-120000"), cfg, generated=False)
+
+
+def _only_errors(err: str) -> bool:
+    return bool(err) and all(line.startswith("aios-tui: error: ") for line in err.splitlines())
+
+
+@pytest.mark.parametrize("refused, why", [
+    (["--use-peft", "--peft-method", "ia3", "--lora-target-modules", "nothing"], "nothing matches no layer of tiny"),
+    (["--model-dtype", "fp16"], "fp16 weights cannot be trained in full"),
+])
+@pytest.mark.parametrize("how", [["--check"], ["--detach"], ["--progress", "none"]])
+def test_a_refused_start_prints_its_errors_and_no_note(cli, tmp_path, refused, why, how):
+    code, out, err = cli("train", "--lora-r", "8", *refused, "--run-dir", str(tmp_path / "run"), *how)
+    assert code == 2 and out == "" and _only_errors(err) and why in err, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_start_that_passes_prints_its_notes_first_in_order(cli, tmp_path):
+    short = tmp_path / "short.txt"
+    short.write_text("tiny text")
+    args = ["train", "--use-peft", "--peft-method", "ia3", "--lora-r", "8", "--dataset-file", str(short),
+            "--steps", "1", "--eval-fraction", "0", "--run-dir", str(tmp_path / "run")]
+    code, out, err = cli(*args, "--check")
+    assert code == 0 and err == "note: --lora-r has no effect with --peft-method ia3\n", err
+    code, out, err = cli(*args, "--progress", "lines")
+    assert code == 0 and out.startswith("training ia3 on tiny"), err
+    assert err.splitlines() == ["note: --lora-r has no effect with --peft-method ia3",
+                                "note: short.txt gives 11 tokens, less than one 128-token block"]

@@ -75,3 +75,35 @@ def test_flags_without_effect_on_a_brain_say_so(cli):
     assert "note: --lm-head-trainable has no effect without --use-peft" in err
     code, out, err = cli("train-actv1", "--check", "--use-peft", "--lm-head-trainable")
     assert code == 0 and "no effect" not in err, err
+
+
+def _only_errors(err: str) -> bool:
+    return bool(err) and all(line.startswith("aios-tui: error: ") for line in err.splitlines())
+
+
+@pytest.mark.parametrize("how", [["--check"], []])
+def test_a_refused_brain_start_prints_its_errors_and_no_note(cli, tmp_path, how):
+    # a new brain under PEFT draws two notes (lm_head frozen, adapters over random weights)
+    args = brain_args(tmp_path, *how)
+    args[args.index("q_proj,v_proj")] = "nothing"
+    code, out, err = cli(*args)
+    assert code == 2 and out == "" and _only_errors(err), err
+    assert "peft.lora_target_modules: nothing matches no layer of HRM ACTv1" in err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "brains").exists()
+    code, out, err = cli(*brain_args(tmp_path, *how))
+    assert code == 0, err
+    assert err.splitlines()[:2] == [
+        "note: lm_head stays frozen beside the adapter (AI-OS trains it; --lm-head-trainable does, at the cost "
+        "of a much larger trainable share)",
+        "note: --use-peft on a new brain trains adapters over random weights; PEFT is for fine-tuning (start "
+        "from a trained brain with --student-init BUNDLE)"]
+
+
+def test_the_lm_head_note_says_what_happens_to_lm_head(cli, tmp_path):
+    code, _, err = cli(*brain_args(tmp_path, "--check"), "--lora-target-modules", "q_proj,lm_head")
+    assert code == 0, err
+    assert ("note: lm_head takes an adapter like the other targets; its own weights stay frozen (AI-OS trains "
+            "them in full: drop lm_head from --lora-target-modules and pass --lm-head-trainable for that") in err
+    assert "lm_head stays frozen" not in err
+    code, _, err = cli(*brain_args(tmp_path, "--check"), "--modules-to-save", "lm_head")
+    assert code == 0 and "lm_head" not in err, err  # trained in full, as asked: nothing to say
