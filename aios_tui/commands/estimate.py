@@ -58,9 +58,32 @@ def detect_gpu() -> tuple[int, str] | None:
     return int(d.mem_total), f"{d.name} (GPU {d.index}, detected)"
 
 
+def _ignored_by_a_list(args: argparse.Namespace) -> None:
+    """--list-gpus and --list-models print a list and exit: anything typed beside them but
+    --json would be dropped without a word, the other list included."""
+    from aios_tui.config.resolve import flag_name
+    from aios_tui.errors import UserError
+
+    lists = [flag for flag, on in (("--list-gpus", args.list_gpus), ("--list-models", args.list_models)) if on]
+    if not lists:
+        return
+    given = lists[1:] + [flag for flag, value in (("--gpu-memory", args.gpu_memory), ("--hrm", args.hrm),
+                                                  ("--detail", args.detail), ("--preset", args.preset),
+                                                  ("--config", args.config)) if value not in (None, False)]
+    for key, value in vars(args).items():
+        if key.startswith("cfg__"):
+            flag = flag_name(key[len("cfg__"):])
+            given.append(flag if value is not False else "--no-" + flag[2:])
+    if given:
+        them = ", ".join(given)
+        raise UserError(f"{lists[0]} prints a list and exits, so {them} {'has' if len(given) == 1 else 'have'} "
+                        f"no effect with it; drop {them} (only --json goes with a list)")
+
+
 def run(args: argparse.Namespace) -> int:
     from aios_tui import vram
 
+    _ignored_by_a_list(args)
     if args.list_gpus:
         if args.json:
             print(json.dumps([{"key": g.key, "label": g.label, "total_bytes": g.total_bytes} for g in vram.GPUS],

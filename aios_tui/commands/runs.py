@@ -89,6 +89,8 @@ def run_stop(args: argparse.Namespace) -> int:
     from aios_tui.metrics.rundir import LIVE_STATES
     from aios_tui.metrics.summary import find_run
 
+    if args.json:  # `runs --json stop NAME`: the flag is the list's
+        raise UserError("--json prints the list of runs as JSON; `runs stop` prints no list, so drop --json")
     _check_root(getattr(args, "root", None))
     run = find_run(args.run, args.root)
     state = run.state()

@@ -143,3 +143,11 @@ def test_the_default_runs_root_is_named_whole_with_the_way_to_another(cli, tmp_p
     code, _, err = cli("attach")
     assert code == 2 and f"no runs under {tmp_path}/artifacts/runs and none started from other" in err
     assert cli("runs")[1].startswith(f"no runs under {tmp_path}/artifacts/runs (runs are kept under")
+
+
+def test_runs_stop_refuses_json_it_would_ignore(cli, runs):
+    code, out, err = cli("runs", "--json", "stop", "live-lora")
+    assert code == 2 and out == ""
+    assert err == ("aios-tui: error: --json prints the list of runs as JSON; `runs stop` prints no list, "
+                   "so drop --json\n")
+    assert not (runs / "live-lora" / "STOP").exists()

@@ -77,6 +77,17 @@ def test_listings_as_json(cli):
     assert models[0] == "tiny" and "meta-llama/Llama-3.2-1B" in models
 
 
+@pytest.mark.parametrize("args, ignored", [
+    (["--list-gpus", "--list-models"], "--list-models has no effect"),
+    (["--list-models", "--gpu-memory", "24G", "--hrm", "--detail"], "--gpu-memory, --hrm, --detail have no effect"),
+    (["--list-gpus", "--preset", "fast", "--no-amp", "--lora-r", "8"], "--preset, --no-amp, --lora-r have no effect"),
+])
+def test_listings_refuse_what_they_would_ignore(cli, args, ignored):
+    code, out, err = cli("estimate", *args, "--json")
+    assert code == 2 and out == "" and len(err.splitlines()) == 1
+    assert err.startswith(f"aios-tui: error: {args[0]} prints a list and exits, so {ignored} with it; drop ")
+
+
 def test_help_says_json_covers_the_listings(capsys):
     from aios_tui.cli import main
 
