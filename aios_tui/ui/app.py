@@ -89,6 +89,7 @@ class AiosApp(App[None]):
         self.current_run: Path | None = None
         self.farewell: list[str] = []
         self._typed_ahead: deque[events.Key] = deque()
+        self.key_typed_at: float | None = None  # when the key being handled now was read
 
     def get_default_screen(self) -> Screen:
         return ConfigureScreen(self.config, self.preset, self.base, self.base_file)
@@ -126,7 +127,18 @@ class AiosApp(App[None]):
                 if len(self._typed_ahead) == 1:
                     self.set_timer(TYPED_AHEAD_POLL_S, self._release_typed_ahead)
                 return
-        await super().on_event(event)
+            await self._deliver(event)
+        else:
+            await super().on_event(event)
+
+    async def _deliver(self, key: events.Key) -> None:
+        # While a key's priority bindings act, a dialog can ask when it was typed: a question
+        # that should count only keys typed after it showed (stopping a run) ignores the rest.
+        self.key_typed_at = key.time
+        try:
+            await super().on_event(key)
+        finally:
+            self.key_typed_at = None
 
     def _screen_ready(self) -> bool:
         try:
@@ -137,7 +149,7 @@ class AiosApp(App[None]):
     async def _release_typed_ahead(self) -> None:
         # In order, and only while the screen on top is ready: a released key may open another.
         while self._typed_ahead and self._screen_ready():
-            await super().on_event(self._typed_ahead.popleft())
+            await self._deliver(self._typed_ahead.popleft())
         if self._typed_ahead:
             self.set_timer(TYPED_AHEAD_POLL_S, self._release_typed_ahead)
 

@@ -155,6 +155,15 @@ def stop_notice(name: str, step: int | None) -> str:
             "(start it again from its config)")
 
 
+def stop_question(name: str, step: int | None) -> tuple[str, str]:
+    """What the console asks before it stops a run, and what answering does (as stop_notice)."""
+    if step:
+        return (f"Stop {name} at step {step}?",
+                "It saves a checkpoint first; r resumes it exactly.\nn keeps it training.")
+    return (f"Stop {name} before its first step?",
+            "Nothing is saved yet: start it again from its config.\nn keeps it training.")
+
+
 def checkpoint_run(run: RunDir) -> None:
     state = run.state()
     if state not in LIVE_STATES:

@@ -53,3 +53,14 @@ async def set_field(pilot, name: str, value) -> None:
     editor = app.screen.query_one(f"#f-{name}")
     editor.value = value if isinstance(editor, Toggle) or not isinstance(value, (int, float)) else str(value)
     await pilot.pause()
+
+
+async def answer(pilot, key: str) -> None:
+    """Answer the yes/no question on top once it shows (a stop's ignores a y typed before that)."""
+    from aios_tui.ui.screens.confirm import ConfirmScreen
+    app = pilot.app
+    await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen) and app.screen.shown_at is not None,
+                   what="the question")
+    question = app.screen
+    await pilot.press(key)
+    await wait_for(pilot, lambda: app.screen is not question, what="the question to close")

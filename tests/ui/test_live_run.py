@@ -20,7 +20,7 @@ from aios_tui.ui.widgets.loss_chart import LossChart
 from aios_tui.ui.widgets.run_progress import RunProgress
 from aios_tui.ui.widgets.run_stats import RunStats
 
-from pilots import wait_for
+from pilots import answer, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -87,6 +87,7 @@ async def test_start_watch_stop_and_resume_a_tiny_cpu_run(make_app, runs_root, e
 
         # Stop: the engine saves a checkpoint and exits.
         await pilot.press("s")
+        await answer(pilot, "y")
         await wait_for(pilot, lambda: screen.view.state == "stopped", 60, "the run to stop")
         stopped_at = screen.view.step
         assert stopped_at < 5000
@@ -105,6 +106,7 @@ async def test_start_watch_stop_and_resume_a_tiny_cpu_run(make_app, runs_root, e
         resumed = [e for e in screen.view.events if e.get("event") == "resumed"][-1]
         assert resumed["step"] == stopped_at
         await pilot.press("s")
+        await answer(pilot, "y")
         await wait_for(pilot, lambda: screen.view.state == "stopped", 60, "the second stop")
         steps = [p[0] for p in screen.query_one(LossChart)._series[0]]
         assert steps == sorted(steps) and len(set(steps)) == len(steps) and steps[-1] == screen.view.step

@@ -12,6 +12,7 @@ from aios_tui.metrics.rundir import RunDir
 from aios_tui.metrics.runstate import RunView
 from aios_tui.ui.messages import GpuSampled, RunUpdated
 from aios_tui.ui.screens.configure import ConfigureScreen
+from aios_tui.ui.screens.confirm import ConfirmScreen
 from aios_tui.ui.screens.prompt import PromptScreen
 from aios_tui.ui.screens.quit import QuitScreen
 from aios_tui.ui.screens.run import RunScreen
@@ -21,7 +22,7 @@ from aios_tui.ui.widgets.loss_chart import LossChart
 from aios_tui.ui.widgets.run_progress import RunProgress
 from aios_tui.ui.widgets.run_stats import RunStats
 
-from pilots import wait_for
+from pilots import answer, wait_for
 from runfiles import T0, add_checkpoint, step_record, write_run
 
 SIZE = (100, 32)
@@ -111,7 +112,7 @@ async def test_stop_and_checkpoint_keys_write_the_request_files(make_app, runs_r
         await pilot.press("c")
         assert run.checkpoint_request_file.exists()
         await pilot.press("s")
-        await pilot.pause()
+        await answer(pilot, "y")
         assert run.stop_file.exists()
         assert "STOPPING" in text_of(screen.query_one(RunProgress))
         # resume is not offered while the run is live
@@ -230,12 +231,14 @@ async def test_runs_screen_stop_and_resume_guards(make_app, runs_root):
         await pilot.pause()
         assert not app._notifications and isinstance(app.screen, RunsScreen)
         await pilot.press("s")
+        await answer(pilot, "y")
         assert live.stop_file.exists()
         await pilot.press("down")  # finished: resume, not stop
         await pilot.pause()
         assert "resume" in offered() and "stop" not in offered()
         await pilot.press("s")
         await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)  # nothing to ask about a finished run
         assert not done.stop_file.exists()
         await pilot.press("r")  # asks how far to train
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
@@ -412,7 +415,9 @@ async def test_stopping_a_run_before_its_first_step_says_nothing_is_saved(make_a
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         await pilot.press("s")
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), what="the question")
+        assert app.screen.question == "Stop just-started before its first step?"
+        await answer(pilot, "y")
         assert run.stop_file.exists()
         said = [str(n.message) for n in app._notifications if "stopping" in str(n.message)]
         assert said and "before its first step" in said[-1] and "nothing will be saved" in said[-1]
@@ -421,7 +426,7 @@ async def test_stopping_a_run_before_its_first_step_says_nothing_is_saved(make_a
         app.open_runs()
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs)
         await pilot.press("s")
-        await pilot.pause()
+        await answer(pilot, "y")
         assert run.stop_file.exists()
         said = [str(n.message) for n in app._notifications if "stop" in str(n.message)]
         assert "nothing will be saved" in said[-1]

@@ -25,6 +25,7 @@ from aios_tui.metrics.runstate import RunTracker, RunView
 from aios_tui.ui import runctl
 from aios_tui.ui.messages import RunUpdated
 from aios_tui.ui.pacing import nap
+from aios_tui.ui.screens.confirm import ConfirmScreen
 from aios_tui.ui.widgets.event_log import EventLog
 from aios_tui.ui.widgets.loss_chart import LossChart
 from aios_tui.ui.widgets.run_progress import RunProgress
@@ -47,10 +48,12 @@ def engine_log_tail(run: RunDir, n: int = LOG_TAIL_LINES) -> list[str]:
 
 class RunScreen(Screen):
     BINDINGS = [
-        Binding("s", "stop", "Stop", tooltip="Stop the run (it saves a checkpoint first)"),
-        Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now and keep training"),
         # Priority on the keys that change screens: they act before the next key is routed, so
-        # keys typed right after Escape reach the form, not this screen's bindings (s stops the run).
+        # keys typed right after Escape reach the form, not this screen's bindings, and those
+        # typed right after s reach its question, which only a y typed once it shows answers.
+        Binding("s", "stop", "Stop", priority=True,
+                tooltip="Stop the run, once you confirm (it saves a checkpoint first)"),
+        Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now and keep training"),
         Binding("e", "export", "Export", priority=True, tooltip="Export the adapter, or a merged model, of a checkpoint"),
         Binding("r", "resume", "Resume", priority=True, tooltip="Resume the run from its latest checkpoint"),
         Binding("n", "runs", "Runs", priority=True, tooltip="List runs"),
@@ -183,6 +186,12 @@ class RunScreen(Screen):
         return True
 
     def action_stop(self) -> None:
+        """Ask first: a stray s (typed for the form as this view opened) would end hours of training."""
+        question, detail = runctl.stop_question(self.run.name, self.view.step if self.view else None)
+        self.app.push_screen(ConfirmScreen(question, detail, careful=True),
+                             lambda yes: self._stop() if yes else None)
+
+    def _stop(self) -> None:
         try:
             runctl.stop_run(self.run)
         except UserError as exc:

@@ -18,6 +18,7 @@ from aios_tui.metrics.summary import RunSummary, summarize_all
 from aios_tui.ui import runctl
 from aios_tui.ui.messages import RunsListed
 from aios_tui.ui.pacing import nap
+from aios_tui.ui.screens.confirm import ConfirmScreen
 
 REFRESH_S = 2.0
 COLUMNS = ("name", "state", "step", "loss", "age", "method")
@@ -29,7 +30,8 @@ class RunsScreen(Screen):
         # keys typed right after them reach the screen they open, not this one.
         Binding("a", "attach", "Attach", priority=True, tooltip="Open the selected run's live view"),
         Binding("r", "resume", "Resume", priority=True, tooltip="Resume the selected run from its latest checkpoint"),
-        Binding("s", "stop", "Stop", tooltip="Stop the selected run (it saves a checkpoint first)"),
+        Binding("s", "stop", "Stop", priority=True,
+                tooltip="Stop the selected run, once you confirm (it saves a checkpoint first)"),
         Binding("e", "export", "Export", priority=True, tooltip="Export the adapter, or a merged model, of a checkpoint"),
         Binding("escape", "configure", "Configure", priority=True, tooltip="Back to the configuration form"),
     ]
@@ -141,16 +143,25 @@ class RunsScreen(Screen):
             self.app.resume_run(run)
 
     def action_stop(self) -> None:
+        """Ask first, about the run selected now: the list may reorder while the question shows."""
         picked = self.selected()
         run = self._pick("stop")
-        if run is None:
+        if run is None or picked is None:
             return
+        question, detail = runctl.stop_question(run.name, picked.step)
+        self.app.push_screen(ConfirmScreen(question, detail, careful=True),
+                             lambda yes: self._stop(picked.path) if yes else None)
+
+    def _stop(self, path: str) -> None:
+        run = RunDir(path)
         try:
             runctl.stop_run(run)
         except UserError as exc:
             self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
-        self.notify(runctl.stop_notice(run.name, picked.step if picked else None), markup=False)
+        # its step now, not when asked: before its first step there is nothing to save
+        now = next((r for r in self.runs if r.path == path), None)
+        self.notify(runctl.stop_notice(run.name, now.step if now else None), markup=False)
 
     def action_export(self) -> None:
         from aios_tui.ui.screens.checkpoints import CheckpointPicker, infos_for_run
