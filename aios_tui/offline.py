@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import os
 import socket
-import sys
 from urllib.parse import urlparse
 
 _TRUE = ("1", "ON", "YES", "TRUE")
@@ -39,7 +38,9 @@ def hub_offline() -> bool:
             constants.HF_HUB_OFFLINE = True
         except ImportError:
             pass
-        print(f"note: {host} cannot be resolved; using the local Hugging Face cache only", file=sys.stderr)
+        from aios_tui import notes
+
+        notes.say(f"{host} cannot be resolved; using the local Hugging Face cache only")
         return True
     return False
 

@@ -25,6 +25,9 @@ def quiet_library_warnings() -> None:
     # purpose; export says in its own words that the merged model unties them
     warnings.filterwarnings("ignore", message=".*tied layer is part of the adapter.*ensure_weight_tying.*")
     warnings.filterwarnings("ignore", message=".*embeddings are no longer tied after merging.*")
+    # An adapter on lm_head (a target the user named) is saved with the embedding layers it
+    # needs; peft says so at every checkpoint, which the user asked for and can do nothing about
+    warnings.filterwarnings("ignore", message=".*Setting `save_embedding_layers` to `True`.*")
 
 
 def _not_the_enum_note(record: logging.LogRecord) -> bool:

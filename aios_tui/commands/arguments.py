@@ -36,7 +36,7 @@ def note_ignored_peft_flags(args, peft) -> None:
     """Says so when PEFT flags were given that the run will not use: all of them without
     --use-peft (the master switch), or those of another adapter type."""
     from aios_tui.config import field_index, overrides_from_args
-    from aios_tui.engine import notes
+    from aios_tui import notes
 
     index = field_index()
     given = [n for n in overrides_from_args(args) if n != "use_peft" and index.get(n, ("",))[0] == "peft"]

@@ -182,7 +182,8 @@ def _checked(args: argparse.Namespace, cfg: RunConfig):
 
 def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
     """Check everything that needs no weights, prepare the run directory, start the child."""
-    from aios_tui.engine import notes, session
+    from aios_tui import notes
+    from aios_tui.engine import session
     from aios_tui.metrics.launch import start_detached
 
     generated = not args.resume and session.is_generated(cfg)
@@ -215,7 +216,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
 
 def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
     """What `--detach` checks before it creates anything, and nothing more."""
-    from aios_tui.engine import notes
+    from aios_tui import notes
 
     cfg, _, task = _checked(args, cfg)
     notes.release()
@@ -224,7 +225,7 @@ def check_only(args: argparse.Namespace, cfg: RunConfig) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aios_tui.engine import notes
+    from aios_tui import notes
 
     # a refused start prints its errors alone: notes wait until the checks pass
     with notes.held():

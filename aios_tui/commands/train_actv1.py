@@ -57,7 +57,7 @@ def typed_fields(args: argparse.Namespace) -> set[str]:
 def resolve_config(args: argparse.Namespace) -> RunConfig:
     """The run's config, with a student bundle's architecture and tokenizer taken in."""
     from aios_tui.commands.train import _resume_config
-    from aios_tui.engine import notes
+    from aios_tui import notes
 
     if args.resume:
         return _resume_config(args)
@@ -126,7 +126,7 @@ def _refuse_a_run_of_another_task(run_dir: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from aios_tui.engine import notes
+    from aios_tui import notes
 
     # as for `train`: a refused start prints its errors alone
     with notes.held():

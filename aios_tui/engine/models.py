@@ -141,7 +141,7 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
             except _LOAD_ERRORS:
                 pass
             else:
-                from aios_tui.engine import notes
+                from aios_tui import notes
 
                 notes.say(f"{type(model).__name__} has no {attn_implementation} attention in transformers; "
                           "it runs with eager attention")

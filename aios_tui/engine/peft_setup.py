@@ -13,7 +13,7 @@ from torch import nn
 
 from aios_tui.config import RunConfig
 from aios_tui.config.targets import matches, own_names, with_own_targets
-from aios_tui.engine import notes
+from aios_tui import notes
 from aios_tui.errors import UserError
 from aios_tui.quiet import quiet_library_warnings
 from aios_tui.engine.models import linear_layer_names

@@ -32,7 +32,8 @@ from aios_tui.metrics.rundir import RunDir, shown_method
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine.disk import no_room
 from aios_tui.config.paths import anchored
-from aios_tui.engine import fp8, notes, quant, session
+from aios_tui import notes
+from aios_tui.engine import fp8, quant, session
 from aios_tui.engine.data import BlockSampler, eval_batches, make_batch, size_notes
 from aios_tui.engine.log_lock import LogFileLock
 from aios_tui.engine.models import resolve_device

@@ -207,9 +207,12 @@ def test_a_hub_that_cannot_resolve_means_the_cache_at_once(cli_subprocess, tmp_p
            "HF_HOME": str(tmp_path / "hf"), "HTTPS_PROXY": "", "https_proxy": "", "ALL_PROXY": "", "all_proxy": ""}
     proc = cli_subprocess("train", "--steps", "1", "--model", "someone/some-model", env=env, timeout=120)
     assert proc.returncode == 2
-    assert "note: hub.example.invalid cannot be resolved; using the local Hugging Face cache only" in proc.stderr
     assert "Retrying" not in proc.stderr and "Traceback" not in proc.stderr
-    assert "someone/some-model is not in the local Hugging Face cache" in proc.stderr
+    # the refusal is the only line, and says why the cache was all there was
+    assert proc.stderr.strip().splitlines() == [
+        "aios-tui: error: model.model: someone/some-model is not in the local Hugging Face cache and the Hub "
+        "cannot be reached (hub.example.invalid does not resolve); pass a local model directory (one with "
+        "config.json) or 'tiny'"]
 
 
 def test_the_probe_writes_through_a_symlink_and_leaves_it_alone(tmp_path):

@@ -107,3 +107,10 @@ def test_the_lm_head_note_says_what_happens_to_lm_head(cli, tmp_path):
     assert "lm_head stays frozen" not in err
     code, _, err = cli(*brain_args(tmp_path, "--check"), "--modules-to-save", "lm_head")
     assert code == 0 and "lm_head" not in err, err  # trained in full, as asked: nothing to say
+
+
+@pytest.mark.slow
+def test_an_adapter_on_lm_head_saves_its_checkpoints_without_library_warnings(cli_subprocess, tmp_path):
+    proc = cli_subprocess(*brain_args(tmp_path, "--lora-target-modules", "q_proj,lm_head", "--save-every", "1"))
+    assert proc.returncode == 0, proc.stderr
+    assert [line for line in proc.stderr.splitlines() if not line.startswith("note: ")] == [], proc.stderr

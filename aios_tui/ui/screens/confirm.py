@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from textual._time import get_time
+try:  # the clock Textual stamps each key with as it is read
+    from textual._time import get_time
+except ImportError:  # a Textual that moved it: its keys have been stamped with the monotonic clock
+    from time import monotonic as get_time
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
