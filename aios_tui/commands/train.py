@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+from functools import partial
 from pathlib import Path
 
 from aios_tui.config import (
@@ -250,27 +251,38 @@ def _run(args: argparse.Namespace) -> int:
     if args.detach:
         return _detach(args, cfg)
 
-    from aios_tui.engine import session
-    from aios_tui.engine.train import TrainingFailed, run_training
-
     task = _task_for(args)
-    run_dir = Path(args.resume) if args.resume else session.choose_run_dir(cfg)
-    # A hang-up of the terminal must not end a run, not even while the model loads.
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN) if _main_thread() else None
-    try:
-        result = run_training(cfg, run_dir, task=task, resume=bool(args.resume), stop_after=args.stop_after,
-                              progress=args.progress, generated=not args.resume and session.is_generated(cfg))
-    except TrainingFailed as exc:
-        for line in exc.problems:
-            print(f"aios-tui: error: {line}", file=sys.stderr)
-        return 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGHUP, previous)
+    finish = None
     if getattr(task, "command", None) == "train-actv1":  # an HRM run resumed here: its bundle
         from aios_tui.commands.train_actv1 import finish_bundle
 
-        finish_bundle(task, result)
+        finish = partial(finish_bundle, task)
+    return train_in_foreground(args, cfg, task, finish)
+
+
+def train_in_foreground(args: argparse.Namespace, cfg: RunConfig, task, finish=None) -> int:
+    """Train in this process until the run ends, then ``finish(result)`` (a brain's bundle).
+
+    A hang-up of the terminal must end neither: not while the model loads (the loop itself
+    ignores it later) nor while ``finish`` completes the run."""
+    from aios_tui.engine import session
+    from aios_tui.engine.train import TrainingFailed, run_training
+
+    run_dir = Path(args.resume) if args.resume else session.choose_run_dir(cfg, task.command)
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN) if _main_thread() else None
+    try:
+        try:
+            result = run_training(cfg, run_dir, task=task, resume=bool(args.resume), stop_after=args.stop_after,
+                                  progress=args.progress, generated=not args.resume and session.is_generated(cfg))
+        except TrainingFailed as exc:
+            for line in exc.problems:
+                print(f"aios-tui: error: {line}", file=sys.stderr)
+            return 1
+        if finish is not None:
+            finish(result)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGHUP, previous)
     return result.exit_code
 
 

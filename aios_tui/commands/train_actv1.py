@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
-from pathlib import Path
 
-from aios_tui.commands.train import _main_thread, add_run_control_args, check_conflicts
+from aios_tui.commands.train import add_run_control_args, check_conflicts, train_in_foreground
 from aios_tui.config import ConfigError, RunConfig, add_config_args, config_from_args
 from aios_tui.errors import UserError
 
@@ -159,27 +156,9 @@ def _run(args: argparse.Namespace) -> int:
         return _detach(args, cfg)
 
     from aios_tui.engine.hrm.task import HRMTask
-    from aios_tui.engine import session
-    from aios_tui.engine.train import TrainingFailed, run_training
 
     task = HRMTask()
-    run_dir = Path(args.resume) if args.resume else session.choose_run_dir(cfg, "train-actv1")
-    # As for `train`: a hang-up of the terminal must not end a run, not while the model loads
-    # (the loop itself ignores it) nor while the bundle is merged after it.
-    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN) if _main_thread() else None
-    try:
-        try:
-            result = run_training(cfg, run_dir, task=task, resume=bool(args.resume), stop_after=args.stop_after,
-                                  progress=args.progress, generated=not args.resume and session.is_generated(cfg))
-        except TrainingFailed as exc:
-            for line in exc.problems:
-                print(f"aios-tui: error: {line}", file=sys.stderr)
-            return 1
-        finish_bundle(task, result, args.merge_adapter)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGHUP, previous)
-    return result.exit_code
+    return train_in_foreground(args, cfg, task, lambda result: finish_bundle(task, result, args.merge_adapter))
 
 
 def _check_merge_place(name: str, cfg: RunConfig) -> None:
