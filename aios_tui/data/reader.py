@@ -1,7 +1,10 @@
 """Plain text or JSONL in, documents out; every unusable file is a UserError that says why.
 
-A JSONL file holds one object per line, each with a ``text`` field (trained on in full) or
-``prompt`` and ``completion`` fields (the loss falls on the completion only). Anything else is
+A JSONL file holds one object per line, each with a ``text`` field (trained on in full),
+``prompt`` and ``completion`` fields (the loss falls on the completion only), or a conversation
+(``messages`` or ShareGPT's ``conversations``, see ``chat``; the loss falls on the assistant
+turns). A file is chat throughout or not at all: the two are framed differently (the model's chat
+template against ``<bos> ... <eos>``), and a mix is most often two files joined by mistake. Anything else is
 read as plain text, the whole file one document, except what would train on its own syntax (CSV,
 a whole-file JSON array) or is not text at all (compressed, Parquet, UTF-16): those are refused
 with how to turn them into a file that is read.
@@ -14,6 +17,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from aios_tui.data.chat import CHAT_KEYS, Turns, parse_chat
 from aios_tui.errors import UserError
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
@@ -42,10 +46,13 @@ _TABLE_SUFFIXES = {".csv": "CSV", ".tsv": "TSV"}
 
 @dataclass(frozen=True)
 class Document:
-    """``prompt`` is context that carries no loss; ``text`` is what the model learns to produce."""
+    """``prompt`` is context that carries no loss; ``text`` is what the model learns to produce.
+    A chat record has ``turns`` instead (and the file ``line`` it came from, for messages)."""
 
     text: str
     prompt: str = ""
+    turns: Turns = ()
+    line: int = 0
 
 
 def _load_text(path: Path, label: str) -> str:
@@ -82,7 +89,7 @@ def _looks_like_jsonl(path: Path, text: str) -> bool:
         obj = json.loads(first)
     except ValueError:
         return False
-    return isinstance(obj, dict) and ("text" in obj or "prompt" in obj or "completion" in obj)
+    return isinstance(obj, dict) and any(k in obj for k in ("text", "prompt", "completion", *CHAT_KEYS))
 
 
 def _table_problem(path: Path, label: str) -> str | None:
@@ -90,8 +97,8 @@ def _table_problem(path: Path, label: str) -> str | None:
     if kind is None:
         return None
     return (f"dataset {label}: {kind} is not read (as plain text it would train on the separators "
-            "and the header); write one JSON object per line with a 'text' field, or 'prompt' and "
-            "'completion' fields, to a .jsonl file")
+            "and the header); write one JSON object per line with a 'text' field, 'prompt' and "
+            "'completion' fields, or 'messages', to a .jsonl file")
 
 
 def _json_problem(path: Path, text: str, label: str) -> str | None:
@@ -109,7 +116,7 @@ def _json_problem(path: Path, text: str, label: str) -> str | None:
     if path.suffix.lower() != ".json":
         return None  # plain text that happens to start with a bracket
     return (f"dataset {label}: is a .json file but not JSONL; write one JSON object per line "
-            "with a 'text' field, or 'prompt' and 'completion' fields")
+            "with a 'text' field, 'prompt' and 'completion' fields, or 'messages'")
 
 
 def _unpaired_surrogate(value: str) -> bool:
@@ -121,23 +128,40 @@ def _unpaired_surrogate(value: str) -> bool:
     return False
 
 
+_SURROGATE = "holds an unpaired UTF-16 surrogate escape (such as \\ud800), which is not valid Unicode"
+
+
 def _record_problem(obj: dict) -> str | None:
     if isinstance(obj.get("text"), str) or (isinstance(obj.get("completion"), str)
                                             and isinstance(obj.get("prompt", ""), str)):
         fields = [obj[k] for k in ("text", "prompt", "completion") if isinstance(obj.get(k), str)]
         if any(_unpaired_surrogate(v) for v in fields):
-            return "holds an unpaired UTF-16 surrogate escape (such as \\ud800), which is not valid Unicode"
+            return _SURROGATE
         return None
     keys = ", ".join(sorted(obj)) or "none"
-    if "messages" in obj or "conversations" in obj:
-        return (f"chat records are not read (keys: {keys}); render each conversation into a "
-                "'text' field, or split it into 'prompt' and 'completion' fields")
-    return f"needs a string 'text' field or 'prompt' and 'completion' fields (keys: {keys})"
+    return (f"needs a string 'text' field, 'prompt' and 'completion' fields, or 'messages' "
+            f"(keys: {keys})")
+
+
+def _is_chat(obj: dict) -> bool:
+    # a row that also carries a rendered 'text' (or a completion) is read as before, by that field
+    return any(k in obj for k in CHAT_KEYS) and not isinstance(obj.get("text"), str) \
+        and not isinstance(obj.get("completion"), str)
+
+
+def _chat_document(obj: dict, number: int) -> tuple[Document | None, str | None]:
+    turns, problem = parse_chat(obj)
+    if problem:
+        return None, problem
+    if any(_unpaired_surrogate(text) for _, text in turns):
+        return None, _SURROGATE
+    return Document("", turns=turns, line=number), None
 
 
 def _parse_jsonl(text: str, label: str) -> list[Document]:
     docs: list[Document] = []
     problems: list[str] = []
+    first = {}  # whether a row is chat -> the first line of that kind
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -149,17 +173,28 @@ def _parse_jsonl(text: str, label: str) -> list[Document]:
         if not isinstance(obj, dict):
             problems.append(f"dataset {label}, line {number}: expected a JSON object, got {type(obj).__name__}")
             continue
-        problem = _record_problem(obj)
+        chat = _is_chat(obj)
+        first.setdefault(chat, number)
+        if chat:
+            doc, problem = _chat_document(obj, number)
+        else:
+            problem = _record_problem(obj)
+            doc = None
+            if problem is None and isinstance(obj.get("text"), str):
+                doc = Document(obj["text"]) if obj["text"] else None
+            elif problem is None and obj["completion"]:
+                doc = Document(obj["completion"], obj.get("prompt", ""))
         if problem:
             problems.append(f"dataset {label}, line {number}: {problem}")
-        elif isinstance(obj.get("text"), str):
-            if obj["text"]:
-                docs.append(Document(obj["text"]))
-        elif obj["completion"]:
-            docs.append(Document(obj["completion"], obj.get("prompt", "")))
+        elif doc is not None:
+            docs.append(doc)
     if problems:
         extra = len(problems) - _MAX_LISTED
         raise UserError(problems[:_MAX_LISTED] + ([f"... and {extra} more bad lines"] if extra > 0 else []))
+    if len(first) == 2:
+        raise UserError(f"dataset {label}: mixes chat records (line {first[True]}) with 'text' or "
+                        f"'prompt'/'completion' records (line {first[False]}); keep one kind in a file "
+                        "(chat is framed by the model's chat template, the others by <bos> ... <eos>)")
     if not docs:
         raise UserError(f"dataset {label}: has no records with text to train on")
     return docs

@@ -3,7 +3,8 @@
 Every document becomes ``[bos] + prompt + text + [eos]``; the documents are joined into one
 stream and cut into ``max_seq_len`` blocks (the last one padded). Labels equal the input ids,
 except -100 on bos, prompts and padding, so the loss falls only on what the model should
-produce. Blocks are split into train and eval by the run's seed. The train order is a fresh
+produce. A chat conversation is rendered by the model's chat template instead, which frames it
+itself (no bos/eos added), with labels on its assistant turns only (``aios_tui.data.chat``). Blocks are split into train and eval by the run's seed. The train order is a fresh
 seeded permutation per epoch, so the data position is two integers (epoch, cursor): that is
 all a checkpoint needs to continue with exactly the batches an uninterrupted run would see.
 """
@@ -19,6 +20,7 @@ import torch
 
 from aios_tui.config import RunConfig
 from aios_tui.data import Document, dataset_path, read_documents
+from aios_tui.data.chat import render_all
 from aios_tui.errors import UserError
 
 IGNORE = -100
@@ -66,8 +68,37 @@ def _encode_many(tokenizer, texts: list[str]) -> list[np.ndarray]:
     return out
 
 
-def tokenize_documents(docs: list[Document], tokenizer) -> tuple[np.ndarray, np.ndarray]:
-    """One stream of ids and its labels for all documents."""
+def _encode_chat(tokenizer, pieces: list[tuple[str, bool]]) -> tuple[np.ndarray, np.ndarray]:
+    """One rendered conversation's ids and labels. The template's markers are meant as special
+    tokens, so they are not split (as transformers' own apply_chat_template(tokenize=True))."""
+    if not tokenizer.is_fast:  # no offsets: each piece on its own
+        enc = tokenizer([text for text, _ in pieces], add_special_tokens=False, verbose=False)["input_ids"]
+        ids = [np.asarray(p, dtype=np.int64) for p in enc]
+        labels = [p if trained else np.full_like(p, IGNORE) for p, (_, trained) in zip(ids, pieces)]
+        return np.concatenate(ids), np.concatenate(labels)
+    # The whole text at once, so the tokens are those of the conversation as the template wrote
+    # it (a sentencepiece tokenizer would start each piece with a space of its own); a token is
+    # trained when its first character lies in an assistant turn.
+    text = "".join(t for t, _ in pieces)
+    trained = np.concatenate([np.full(len(t), flag) for t, flag in pieces])
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
+    ids = np.asarray(enc["input_ids"], dtype=np.int64)
+    starts = np.asarray([start for start, _ in enc["offset_mapping"]], dtype=np.int64)
+    on = trained[np.minimum(starts, len(text) - 1)] if len(ids) else np.zeros(0, dtype=bool)
+    return ids, np.where(on, ids, IGNORE)
+
+
+def tokenize_chats(docs: list[Document], tokenizer, source: str, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """One stream of ids and its labels for chat documents (see ``tokenize_documents``)."""
+    parts = [_encode_chat(tokenizer, pieces) for pieces in render_all(docs, tokenizer, source, label)]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def tokenize_documents(docs: list[Document], tokenizer, source: str = "", label: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """One stream of ids and its labels for all documents (``source`` names the tokenizer and
+    ``label`` the dataset in a chat template's refusals)."""
+    if docs and docs[0].turns:  # a file is chat throughout or not at all (data.reader)
+        return tokenize_chats(docs, tokenizer, source, label)
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     ids_parts: list[np.ndarray] = []
     label_parts: list[np.ndarray] = []
@@ -115,7 +146,7 @@ def split_blocks(n: int, eval_fraction: float, seed: int) -> tuple[list[int], li
 def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
     path = dataset_path(cfg.data.dataset_file)
     docs = read_documents(path)
-    ids, labels = tokenize_documents(docs, tokenizer)
+    ids, labels = tokenize_documents(docs, tokenizer, cfg.model.model, str(path))
     if int((labels[1:] != IGNORE).sum()) < 1:
         sample = next((d.text[:1000] for d in docs if d.text.strip()), None)
         if sample is not None and not _encode_many(tokenizer, [sample])[0].size:

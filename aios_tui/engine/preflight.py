@@ -7,6 +7,7 @@ from pathlib import Path
 
 from aios_tui.config import RunConfig
 from aios_tui.data import dataset_path, read_documents
+from aios_tui.data.chat import render_all
 from aios_tui.errors import UserError
 
 
@@ -161,7 +162,29 @@ def shared_log_problem(log: Path, run_dir: Path) -> str | None:
 
 
 def check_dataset(cfg: RunConfig) -> None:
-    read_documents(dataset_path(cfg.data.dataset_file))
+    """The dataset read as a run reads it; chat records rendered with the model's chat template
+    too, so a template that cannot train on them is refused before the start."""
+    path = dataset_path(cfg.data.dataset_file)
+    docs = read_documents(path)
+    if docs[0].turns:
+        tokenizer = _tokenizer_at_hand(cfg.model.model)
+        if tokenizer is not None:
+            render_all(docs, tokenizer, cfg.model.model, str(path))
+
+
+def _tokenizer_at_hand(name: str):
+    """The tokenizer of ``name`` when it can be had without a download, else None (a Hub one
+    still to fetch is checked at the start, once it is there)."""
+    from aios_tui.engine.models import load_tokenizer
+
+    if name == "tiny" or Path(name).expanduser().is_dir():
+        return load_tokenizer(name)
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(name, local_files_only=True)
+    except (OSError, ValueError, KeyError):
+        return None
 
 
 def tokenizer_problems(cfg: RunConfig) -> list[str]:

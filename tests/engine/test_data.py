@@ -198,13 +198,6 @@ def test_text_that_only_starts_like_json_or_a_signature_is_still_plain_text(tmp_
         assert [d.text for d in read_documents(p)] == [body]
 
 
-def test_chat_records_are_named_as_such(tmp_path):
-    p = tmp_path / "chat.jsonl"
-    p.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n")
-    with pytest.raises(UserError, match=r"line 1: chat records are not read \(keys: messages\)"):
-        read_documents(p)
-
-
 def test_an_unpaired_surrogate_escape_is_refused_by_line_before_anything_starts(cli, tmp_path):
     p = tmp_path / "esc.jsonl"
     p.write_text('{"text": "fine"}\n{"text": "half a pair \\ud83d here"}\n{"prompt": "\\udc00", "completion": "x"}\n')
