@@ -4,8 +4,9 @@ Every document becomes ``[bos] + prompt + text + [eos]``; the documents are join
 stream and cut into ``max_seq_len`` blocks (the last one padded). Labels equal the input ids,
 except -100 on bos, prompts and padding, so the loss falls only on what the model should
 produce. A chat conversation is rendered by the model's chat template instead, which frames it
-itself (no bos/eos added), with labels on its assistant turns only (``aios_tui.data.chat``). Blocks are split into train and eval by the run's seed. The train order is a fresh
-seeded permutation per epoch, so the data position is two integers (epoch, cursor): that is
+itself (no bos/eos added), with labels on its assistant turns only (``aios_tui.data.chat``).
+Blocks are split into train and eval by the run's seed. The train order is a fresh seeded
+permutation per epoch, so the data position is two integers (epoch, cursor): that is
 all a checkpoint needs to continue with exactly the batches an uninterrupted run would see.
 """
 
@@ -94,7 +95,8 @@ def tokenize_chats(docs: list[Document], tokenizer, source: str, label: str) -> 
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def tokenize_documents(docs: list[Document], tokenizer, source: str = "", label: str = "") -> tuple[np.ndarray, np.ndarray]:
+def tokenize_documents(docs: list[Document], tokenizer, source: str = "",
+                       label: str = "") -> tuple[np.ndarray, np.ndarray]:
     """One stream of ids and its labels for all documents (``source`` names the tokenizer and
     ``label`` the dataset in a chat template's refusals)."""
     if docs and docs[0].turns:  # a file is chat throughout or not at all (data.reader)
