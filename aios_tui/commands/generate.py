@@ -15,6 +15,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "Also takes a directory written by `aios-tui export`.")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or run name, an exported adapter or a model directory")
     p.add_argument("--prompt", required=True, metavar="TEXT", help="the text to continue")
+    p.add_argument("--chat", action="store_true",
+                   help="ask --prompt as one user turn of the model's chat template and print the "
+                        "answer alone (for a run trained on chat records)")
     p.add_argument("--max-new-tokens", type=int, default=64, metavar="N", help="tokens to sample (default: 64)")
     p.add_argument("--temperature", type=float, default=0.8, metavar="T",
                    help="sampling temperature; 0 picks the likeliest token every time (default: 0.8)")
@@ -51,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
 
     text = generate(args.run_dir, args.prompt, max_new_tokens=args.max_new_tokens,
                     temperature=args.temperature, top_k=args.top_k, seed=args.seed,
-                    step=args.checkpoint, device=args.device)
-    print(args.prompt + text)
+                    step=args.checkpoint, device=args.device, chat=args.chat)
+    print(text if args.chat else args.prompt + text)
     if not text:
         import sys
 

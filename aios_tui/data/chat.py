@@ -108,6 +108,18 @@ def segments(tokenizer, turns: Turns) -> list[tuple[str, bool]]:
     return [(text, trained) for text, trained in out if text]
 
 
+def generation_prompt(tokenizer, text: str) -> str:
+    """``text`` as one user turn, rendered by the model's chat template up to where the assistant
+    answers: what `generate --chat` gives the model, as it saw conversations in training."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise UserError("--chat: the model's tokenizer has no chat template to frame the prompt with; "
+                        "drop --chat to continue the prompt as plain text")
+    try:
+        return _render(tokenizer, (("user", text),), generation_prompt=True)
+    except ChatError as exc:
+        raise UserError(f"--chat: {exc}") from None
+
+
 def render_all(docs, tokenizer, source: str, label: str) -> list[list[tuple[str, bool]]]:
     """``segments`` of every chat document (``source`` names the tokenizer, ``label`` the
     dataset, in messages); raises UserError naming each conversation that cannot be trained on."""

@@ -184,8 +184,13 @@ def size_notes(data: PackedData, cfg: RunConfig) -> list[str]:
     return [f"{label} {size}" + ("; nothing is held out for eval (eval_loss stays empty)" if no_eval else "")]
 
 
-def encode_prompt(tokenizer, text: str) -> list[int]:
-    """A prompt for sampling, framed as the documents were in training."""
+def encode_prompt(tokenizer, text: str, chat: bool = False) -> list[int]:
+    """A prompt for sampling, framed as the documents were in training: with ``chat``, one user
+    turn the chat template frames (markers and all, as in training), else bos + the text."""
+    if chat:
+        from aios_tui.data.chat import generation_prompt
+
+        return list(tokenizer(generation_prompt(tokenizer, text), add_special_tokens=False)["input_ids"])
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     return ([bos] if bos is not None and bos != eos else []) + list(ids)

@@ -42,8 +42,10 @@ def _hrm_generator(path: Path):
 
 
 def generate(path: str | os.PathLike, prompt: str, *, max_new_tokens: int = 64, temperature: float = 0.8,
-             top_k: int = 50, seed: int = 0, step: int | None = None, device: str = "auto") -> str:
-    """The sampled continuation of ``prompt`` (the prompt itself not included)."""
+             top_k: int = 50, seed: int = 0, step: int | None = None, device: str = "auto",
+             chat: bool = False) -> str:
+    """The sampled continuation of ``prompt`` (the prompt itself not included); with ``chat``, the
+    answer to ``prompt`` as one user turn of the model's chat template."""
     quiet_imports()
     from aios_tui.engine.models import resolve_device
 
@@ -56,7 +58,7 @@ def generate(path: str | os.PathLike, prompt: str, *, max_new_tokens: int = 64, 
 
         trained = load_trained(path, step, dev)
         return trained.task.generate(trained.model, trained.tokenizer, prompt, max_new_tokens=max_new_tokens,
-                                     temperature=temperature, top_k=top_k, seed=seed)
+                                     temperature=temperature, top_k=top_k, seed=seed, chat=chat)
     if step is not None:
         # An export (or a brain bundle) holds one set of weights: a step cannot be chosen there.
         raise UserError(f"--checkpoint: {path} is not a run directory; it holds one set of weights "
@@ -64,9 +66,9 @@ def generate(path: str | os.PathLike, prompt: str, *, max_new_tokens: int = 64, 
     hrm = _hrm_generator(path)
     if hrm is not None:
         return hrm(path, prompt, max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k,
-                   seed=seed, device=device).text
+                   seed=seed, device=device, chat=chat).text
     if (path / "adapter_config.json").is_file() or (path / "config.json").is_file():
         model, tokenizer = _load_exported(path, dev)
         return CausalLMTask().generate(model, tokenizer, prompt, max_new_tokens=max_new_tokens,
-                                       temperature=temperature, top_k=top_k, seed=seed)
+                                       temperature=temperature, top_k=top_k, seed=seed, chat=chat)
     raise UserError(f"{path}: not a run directory, an exported adapter or a model directory")

@@ -212,11 +212,11 @@ class CausalLMTask(Task):
         return True
 
     def generate(self, model: nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 64,
-                 temperature: float = 0.8, top_k: int = 50, seed: int = 0) -> str:
+                 temperature: float = 0.8, top_k: int = 50, seed: int = 0, chat: bool = False) -> str:
         from aios_tui.engine.data import encode_prompt
 
         device = next(model.parameters()).device
-        ids = torch.tensor([encode_prompt(tokenizer, prompt)], device=device)
+        ids = torch.tensor([encode_prompt(tokenizer, prompt, chat)], device=device)
         limit = getattr(model.config, "max_position_embeddings", None)
         if limit and ids.shape[1] + max_new_tokens > limit:
             # Past its positions a model with learned ones (GPT-2) fails on an index error.

@@ -174,6 +174,10 @@ def test_trains_end_to_end_and_resume_refuses_a_changed_conversation(cli, tmp_pa
     code, _, err = cli("train", "--run-dir", str(run), "--stop-after", "2", *args)
     assert code == 0, err
     assert json.loads((run / "status.json").read_text())["step"] == 2
+    code, out, err = cli("generate", str(run), "--chat", "--prompt", "3+4", "--temperature", "0",
+                         "--max-new-tokens", "4")
+    assert code == 0, err
+    assert not out.startswith("3+4")  # the answer alone
     write_chats(data, answer="~{s}")  # each first answer changed, the length kept
     code, _, err = cli("train", "--resume", str(run), "--progress", "none")
     assert code == 2
@@ -217,3 +221,30 @@ def test_train_actv1_trains_on_chat_records(cli, tmp_path, chat_model_dir):
                        "--progress", "none")
     assert code == 0, err
     assert json.loads((tmp_path / "run" / "status.json").read_text())["state"] == "finished"
+    bundle = next((tmp_path / "brains").iterdir())
+    for source in (tmp_path / "run", bundle):  # the run's checkpoint, and the brain bundle
+        code, _, err = cli("generate", str(source), "--chat", "--prompt", "1+2", "--temperature", "0",
+                           "--max-new-tokens", "3")
+        assert code == 0, (source, err)
+
+
+def test_a_chat_prompt_is_framed_as_training_framed_the_conversation():
+    from aios_tui.data import Document
+    from aios_tui.engine.data import IGNORE, encode_prompt, tokenize_documents
+
+    tok = chat_tokenizer()
+    turns = (("user", "hi"), ("assistant", "yo"))
+    ids, labels = tokenize_documents([Document(text="", turns=turns, line=1)], tok, "m", "d")
+    prompt = encode_prompt(tok, "hi", chat=True)
+    assert list(ids[:len(prompt)]) == prompt           # what the model saw before its answer
+    assert (labels[:len(prompt)] == IGNORE).all() and labels[len(prompt)] != IGNORE
+    assert encode_prompt(tok, "hi") != prompt           # plain: bos + the text
+
+
+def test_generate_chat_needs_a_chat_template(cli, tmp_path):
+    code, _, err = cli("train", "--steps", "1", "--run-dir", str(tmp_path / "run"), "--progress", "none")
+    assert code == 0, err
+    code, out, err = cli("generate", str(tmp_path / "run"), "--chat", "--prompt", "hi")
+    assert code == 2 and out == ""
+    assert err.strip() == ("aios-tui: error: --chat: the model's tokenizer has no chat template to frame the "
+                           "prompt with; drop --chat to continue the prompt as plain text")

@@ -94,10 +94,10 @@ def generate_ids(model: torch.nn.Module, prompt_ids: list[int], *, max_new_token
     return new, segments
 
 
-def generate_text(model: torch.nn.Module, tokenizer, prompt: str, **kwargs) -> Generation:
+def generate_text(model: torch.nn.Module, tokenizer, prompt: str, chat: bool = False, **kwargs) -> Generation:
     from aios_tui.engine.data import encode_prompt
 
-    prompt_ids = encode_prompt(tokenizer, prompt)  # framed as training framed documents
+    prompt_ids = encode_prompt(tokenizer, prompt, chat)  # framed as training framed documents
     kwargs.setdefault("eos_token_id", tokenizer.eos_token_id)
     new, segments = generate_ids(model, prompt_ids, **kwargs)
     return Generation(text=tokenizer.decode(new, skip_special_tokens=True), token_ids=new, segments=segments)
@@ -166,10 +166,10 @@ def load_for_generation(path: str | Path, device: torch.device):
 
 def generate_from_path(path: str | Path, prompt: str, *, max_new_tokens: int = 64,
                        temperature: float = 0.8, top_k: int | None = 50, seed: int | None = None,
-                       halting: str = "adaptive", device: str = "auto") -> Generation:
+                       halting: str = "adaptive", device: str = "auto", chat: bool = False) -> Generation:
     """Sample from a brain bundle (its adapter applied, if it has one) or a saved model directory."""
     from aios_tui.engine.models import resolve_device
 
     model, tokenizer = load_for_generation(path, resolve_device(device))
     return generate_text(model, tokenizer, prompt, max_new_tokens=max_new_tokens,
-                         temperature=temperature, top_k=top_k or None, seed=seed, halting=halting)
+                         temperature=temperature, top_k=top_k or None, seed=seed, halting=halting, chat=chat)

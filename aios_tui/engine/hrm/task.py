@@ -306,11 +306,11 @@ class HRMTask(Task):
     # -- sampling --------------------------------------------------------------------------
 
     def generate(self, model: nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 64,
-                 temperature: float = 0.8, top_k: int = 50, seed: int = 0) -> str:
+                 temperature: float = 0.8, top_k: int = 50, seed: int = 0, chat: bool = False) -> str:
         from aios_tui.engine.data import encode_prompt
         from aios_tui.engine.hrm.generate import generate_ids
 
-        new, _ = generate_ids(model, encode_prompt(tokenizer, prompt), max_new_tokens=max_new_tokens,
+        new, _ = generate_ids(model, encode_prompt(tokenizer, prompt, chat), max_new_tokens=max_new_tokens,
                               temperature=temperature, top_k=top_k, eos_token_id=tokenizer.eos_token_id,
                               seed=seed)
         return tokenizer.decode(new, skip_special_tokens=True)
