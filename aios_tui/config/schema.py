@@ -36,8 +36,8 @@ class ModelConfig:
 
 @dataclass
 class DataConfig:
-    dataset_file: str = fld("", "plain-text or JSONL file ('text', or 'prompt'/'completion'), local "
-                                "or hf://datasets/OWNER/NAME/FILE; empty: the bundled sample",
+    dataset_file: str = fld("", "text or JSONL ('text', 'prompt'/'completion', chat 'messages'); "
+                                "local or hf://datasets/OWNER/NAME/FILE; empty: the sample",
                             metavar="PATH")
     max_seq_len: int = fld(128, "tokens per training block", lo=8, hi=131072)
     eval_fraction: float = fld(0.05, "share of blocks held out for eval loss", lo=0.0, hi=0.5)
