@@ -21,6 +21,7 @@ from typing import Any
 
 from aios_tui.atomic import atomic_write_json
 from aios_tui.errors import UserError
+from aios_tui.metrics.laststep import caught_up
 from aios_tui.metrics.recent import recent_run_paths, remember
 
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
@@ -251,6 +252,15 @@ class RunDir:
         return self.status_file.is_file() or self.config_toml.is_file()
 
     def load_status(self) -> StatusRead:
+        """status.json as every view shows it: for a process that died without saying so, with
+        the step its metrics reached (the status is written at most once a second)."""
+        read = self._load_status_file()
+        state = read.fields.get("state")
+        if read.problem or state not in LIVE_STATES or status_alive(read.fields):
+            return read
+        return StatusRead(caught_up(read.fields, self.metrics_path(read.fields)))
+
+    def _load_status_file(self) -> StatusRead:
         try:
             with open(self.status_file, "rb") as fh:
                 data = fh.read(MAX_STATUS_BYTES + 1)
@@ -266,7 +276,7 @@ class RunDir:
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into status.json, stamping the heartbeat."""
-        status = self.read_status()
+        status = self._load_status_file().fields
         if "pid" in fields and "pid_start" not in fields:
             fields = {**fields, "pid_start": process_start(fields["pid"])}
         status.update(fields)

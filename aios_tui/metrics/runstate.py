@@ -139,6 +139,11 @@ class RunTracker:
             state = "starting" if self.run.path.is_dir() else "missing"
         else:
             state = self._status_read.state()
+            if state != self.state and not changed and self._status_read.fields.get("state") in LIVE_STATES:
+                # its process died since the file was read: read it again, caught up to the
+                # step the metrics reached
+                self._status_read = self.run.load_status()
+                changed = True
         if state != self.state:
             self.state = state
             changed = True

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import fcntl
 import json
+import os
 import resource
+import signal
+import time
 
 import pytest
 
 from aios_tui.metrics.jsonl import iter_records
+from aios_tui.metrics.rundir import RunDir
 
 
 def test_a_torn_last_metrics_line_does_not_swallow_what_the_resume_writes(make_cfg, tmp_path):
@@ -139,3 +143,37 @@ def test_a_checkpoint_half_removed_by_a_kill_is_not_taken_for_a_whole_one(tmp_pa
     monkeypatch.setattr(shutil, "rmtree", lambda path, **kw: (path / ckpt.TRAINABLE).unlink(missing_ok=True))
     ckpt.prune(run, keep_last=1)
     assert [p.name for p in run.list_checkpoints()] == ["step-000002"]
+
+
+@pytest.mark.slow
+def test_a_run_killed_with_sigkill_is_listed_at_the_step_its_metrics_reached(cli, small_model_dir, text_file, tmp_path, monkeypatch):
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path))
+    path = tmp_path / "k"
+    code, _, err = cli("train", "--detach", "--model", str(small_model_dir), "--dataset-file", str(text_file),
+                       "--use-peft", "--lora-target-modules", "q_proj", "--steps", "100000", "--max-seq-len", "16",
+                       "--batch-size", "1", "--log-every", "1", "--save-every", "0", "--run-dir", str(path))
+    assert code == 0, err
+    run = RunDir(path)
+    pid = run.read_status()["pid"]
+    deadline = time.monotonic() + 240
+    try:
+        # freeze it until its status trails its metrics (the status waits a second between writes)
+        while True:
+            assert time.monotonic() < deadline, (path / "engine.log").read_text()
+            os.kill(pid, signal.SIGSTOP)
+            steps = [r["step"] for r in iter_records(run.default_metrics) if "event" not in r and "loss" in r]
+            status = json.loads(run.status_file.read_text())
+            if status.get("state") == "running" and steps and steps[-1] > status["step"]:
+                break
+            os.kill(pid, signal.SIGCONT)
+            time.sleep(0.05)
+    finally:
+        os.kill(pid, signal.SIGKILL)
+    while os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().split(")")[-1].split()[0] != "Z":
+        time.sleep(0.01)
+    code, out, _ = cli("runs", "--json")
+    row = json.loads(out)[0]
+    assert (row["state"], row["step"]) == ("failed", steps[-1])
+    code, out, _ = cli("tail", str(path), "-n", "1")
+    assert out.splitlines()[-2].split()[1] == f"{steps[-1]}/100000"
+    assert out.splitlines()[-1].startswith(f"run failed at step {steps[-1]}: its process (pid {pid})")
