@@ -185,6 +185,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
     """Check everything that needs no weights, prepare the run directory, start the child."""
     from aios_tui import notes
     from aios_tui.engine import session
+    from aios_tui.engine.run_lock import RunLock
     from aios_tui.metrics.launch import start_detached
 
     generated = not args.resume and session.is_generated(cfg)
@@ -193,19 +194,26 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
     forward = ["--progress", "none" if args.progress == "none" else "lines"]
     if args.stop_after is not None:
         forward += ["--stop-after", str(args.stop_after)]
+    lock, handed_down = None, {}
     if args.resume:
         overrides = overrides_from_args(args)
         overrides.pop("run_dir", None)
         child = [args.command_name, "--resume", str(run.path), *forward, *_flag_args(overrides)]
         if args.config:
             child += ["--config", str(Path(args.config).resolve())]
+        # Of two resumes launched together, the one refused here says so and leaves the status
+        # alone; a refusal in the engine would come after this process had exited 0.
+        lock = RunLock.take(run.path, args.command_name)
+        handed_down = lock.hand_down() if lock is not None else {}
         run.write_status(state="starting", pid=os.getpid(), error=None)
     else:
         # again: the checks above take a while, and a run may start meanwhile
         run, cfg = session.take(run, cfg, generated)
         session.prepare(run, cfg, pid=os.getpid(), total_steps=cfg.train.steps, command=args.command_name)
         child = [args.command_name, "--config", str(run.config_toml), "--run-dir", str(run.path), *forward]
-    pid = start_detached(child, run.path)
+    pid = start_detached(child, run.path, **handed_down)
+    if lock is not None:
+        lock.release()  # the engine holds it now
     run.write_status(pid=pid)
     print(f"run dir: {run.path}")
     print(f"pid: {pid}")

@@ -4,11 +4,17 @@ Two ``train --resume`` of one run started together both pass the status check (n
 written its pid yet) and would then both train it, writing the same checkpoints. An exclusive
 flock on ``<run>/.engine.lock`` decides between them; the kernel drops it when its process
 ends, however it ends (kill -9 included), so a dead run never holds its directory.
+
+``train --resume --detach`` takes the lock before it marks the run starting and hands it down
+to the engine it starts (the lock belongs to the open file, which the child inherits): of two
+launchers started together the one that lost says so to its user, and writes nothing.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 from aios_tui.errors import UserError
 
@@ -18,6 +24,20 @@ except ImportError:  # no flock (Windows): the status check alone guards the run
     fcntl = None
 
 LOCK_NAME = ".engine.lock"
+HANDED_DOWN_ENV = "AIOS_TUI_RUN_LOCK_FD"
+
+
+def _handed_down(path: Path):
+    """The lock file a launcher passed down for ``path``, open; None when there is none."""
+    try:
+        fd = int(os.environ.pop(HANDED_DOWN_ENV))
+        if os.path.samestat(os.fstat(fd), os.stat(path)):
+            # a process this engine starts (compile workers) must not keep the run locked after it dies
+            os.set_inheritable(fd, False)
+            return os.fdopen(fd, "ab")
+    except (KeyError, ValueError, OSError):
+        pass
+    return None
 
 
 class RunLock:
@@ -29,7 +49,7 @@ class RunLock:
         """The lock on ``run_dir``; UserError when another process trains it right now."""
         if fcntl is None or not run_dir.is_dir():
             return None
-        fh = open(run_dir / LOCK_NAME, "ab")
+        fh = _handed_down(run_dir / LOCK_NAME) or open(run_dir / LOCK_NAME, "ab")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -39,6 +59,11 @@ class RunLock:
                             f"follow it with `aios-tui tail {run_dir} --follow`, or stop it first "
                             f"(`touch {run_dir / 'STOP'}`)") from None
         return cls(fh)
+
+    def hand_down(self) -> dict[str, Any]:
+        """``start_detached`` arguments that give the process it starts this lock."""
+        fd = self._fh.fileno()
+        return {"env": {HANDED_DOWN_ENV: str(fd)}, "pass_fds": (fd,)}
 
     def release(self) -> None:
         self._fh.close()  # closing drops the lock

@@ -169,6 +169,12 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
     run = RunDir(Path(run_dir).resolve())
     prog = progress if isinstance(progress, Progress) else Progress(progress or "none")
 
+    if resume:
+        # before the status check and the long load: of two resumes started together, one trains.
+        # The other never owned the run: its refusal leaves the status to the one that does.
+        lock = RunLock.take(run.path, task.command)
+        if lock is not None:
+            held.append(lock)
     # A launcher (`--detach`, the console) marked the run starting and waits on this process:
     # a refusal or crash from here on must reach it as the run's failure, not as a silent exit.
     with _refusals_reach_the_launcher(run):
@@ -176,10 +182,6 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
         checkpoint: Path | None = None
         changes: list[str] = []
         if resume:
-            # before the status check and the long load: of two resumes started together, one trains
-            lock = RunLock.take(run.path, task.command)
-            if lock is not None:
-                held.append(lock)
             cfg, checkpoint, meta, changes = _resume_plan(run, cfg)
         else:
             assert cfg is not None, "a new run needs a config"

@@ -7,7 +7,7 @@ import subprocess
 import time
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 
 # When the launcher started the engine: a STOP or CHECKPOINT request touched after that is for
@@ -28,8 +28,10 @@ def launched_at(default: float) -> float:
         return default - MTIME_SLACK_S
 
 
-def start_detached(args: Sequence[str], run_dir: str | os.PathLike) -> int:
-    """Run ``python -m aios_tui ARGS`` in its own session; returns its pid.
+def start_detached(args: Sequence[str], run_dir: str | os.PathLike, *, env: Mapping[str, str] | None = None,
+                   pass_fds: Sequence[int] = ()) -> int:
+    """Run ``python -m aios_tui ARGS`` in its own session; returns its pid. ``env`` is added to
+    its environment and ``pass_fds`` stay open in it (a lock it takes over).
 
     ``start_new_session`` puts it outside the terminal's process group, so SIGHUP from a
     dropped SSH link or a closed console never reaches it. Its output goes to
@@ -42,8 +44,8 @@ def start_detached(args: Sequence[str], run_dir: str | os.PathLike) -> int:
         proc = subprocess.Popen(
             [sys.executable, "-m", "aios_tui", *args],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True, close_fds=True,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())},
+            start_new_session=True, close_fds=True, pass_fds=tuple(pass_fds),
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1", LAUNCHED_AT_ENV: repr(time.time())},
         )
     finally:
         log.close()

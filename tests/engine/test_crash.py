@@ -177,3 +177,65 @@ def test_a_run_killed_with_sigkill_is_listed_at_the_step_its_metrics_reached(cli
     code, out, _ = cli("tail", str(path), "-n", "1")
     assert out.splitlines()[-2].split()[1] == f"{steps[-1]}/100000"
     assert out.splitlines()[-1].startswith(f"run failed at step {steps[-1]}: its process (pid {pid})")
+
+
+def _held_by_another(run):
+    """The lock as another resume holds it while it loads the model, before its status says so."""
+    held = open(run / ".engine.lock", "ab")
+    try:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        held.close()
+        raise
+    return held
+
+
+def test_a_refused_resume_leaves_the_status_to_the_one_that_trains(cli, make_cfg, tmp_path):
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "r"
+    run_training(make_cfg(steps=4), run, progress="none", stop_after=2)
+    # a launcher of this process marked the run starting for its engine, as `--detach` does
+    RunDir(run).write_status(state="starting", pid=os.getpid())
+    before = (run / "status.json").read_bytes()
+    with _held_by_another(run):
+        code, _, err = cli("train", "--resume", str(run), "--progress", "none")
+    assert code == 2 and "another process is training this run right now" in err
+    assert (run / "status.json").read_bytes() == before
+
+
+def test_of_two_detached_resumes_the_one_that_lost_says_so_and_writes_nothing(cli, make_cfg, tmp_path,
+                                                                            monkeypatch):
+    import aios_tui.metrics.launch as launch
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "r"
+    run_training(make_cfg(steps=4), run, progress="none", stop_after=2)
+    before = (run / "status.json").read_bytes()
+    started = []
+    monkeypatch.setattr(launch, "start_detached", lambda *a, **kw: started.append(a) or 999999)
+    with _held_by_another(run):
+        code, out, err = cli("train", "--resume", str(run), "--detach")
+    assert (code, out, started) == (2, "", [])
+    assert err.splitlines() == [
+        f"aios-tui: error: {run}: another process is training this run right now (a second "
+        "`aios-tui train --resume` of it?)",
+        f"aios-tui: error: follow it with `aios-tui tail {run} --follow`, or stop it first (`touch {run / 'STOP'}`)"]
+    assert (run / "status.json").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_a_detached_resume_trains_under_the_lock_its_launcher_took(cli, make_cfg, tmp_path):
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "r"
+    run_training(make_cfg(steps=4), run, progress="none", stop_after=2)
+    code, _, err = cli("train", "--resume", str(run), "--detach")
+    assert code == 0, err
+    with pytest.raises(OSError):  # the engine holds it from the start, not the launcher that exited
+        _held_by_another(run)
+    deadline = time.monotonic() + 240
+    while RunDir(run).state() in ("starting", "running") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    status = json.loads((run / "status.json").read_text())
+    assert (status["state"], status["step"]) == ("finished", 4), (run / "engine.log").read_text()
