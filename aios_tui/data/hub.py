@@ -22,10 +22,11 @@ def is_hub(name: str) -> bool:
 
 
 def looks_like_repo_id(name: str) -> bool:
-    """``OWNER/NAME`` with no file suffix: a Hub dataset's name, as other tools take it."""
+    """``OWNER/NAME`` with no file suffix: a Hub dataset's name, as other tools take it; unless
+    OWNER is a local directory, where a missing file (data/train) is a local path mistyped."""
     parts = name.strip().split("/")
     return (len(parts) == 2 and all(parts) and not name.startswith((".", "~"))
-            and "." not in parts[1].lstrip("."))
+            and "." not in parts[1].lstrip(".") and not Path(parts[0]).is_dir())
 
 
 def repo_id_problem(name: str) -> str:

@@ -92,3 +92,13 @@ def test_a_bare_hub_dataset_name_says_how_to_name_a_file_in_one_line(cli_subproc
 def test_a_local_path_without_a_suffix_is_still_just_missing(cli, tmp_path):
     code, _, err = cli("train", "--check", "--dataset-file", str(tmp_path / "corpus"))
     assert code == 2 and "no such file" in err and "hf://" not in err
+
+
+def test_a_missing_file_under_a_local_directory_is_not_taken_for_a_hub_name(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("train", "--check", "--model", "tiny", "--dataset-file", "data/train")
+    assert code == 2 and "hf://datasets/data/train/FILE" in err  # no data/ here: it may be the Hub's
+    (tmp_path / "data").mkdir()
+    code, _, err = cli("train", "--check", "--model", "tiny", "--dataset-file", "data/train")
+    assert (code, err) == (2, "aios-tui: error: dataset data/train: no such file\n")
+    assert not (tmp_path / "artifacts").exists()
