@@ -185,7 +185,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
     """Check everything that needs no weights, prepare the run directory, start the child."""
     from aios_tui import notes
     from aios_tui.engine import session
-    from aios_tui.engine.run_lock import RunLock
+    from aios_tui.metrics.run_lock import RunLock
     from aios_tui.metrics.launch import start_detached
 
     generated = not args.resume and session.is_generated(cfg)

@@ -50,7 +50,7 @@ from aios_tui.engine.readback import Readback
 from aios_tui.engine.report import (Reporter, memory_fields, nvml_used_bytes, peak_rss_bytes, versions,
                                    vram_estimate)
 from aios_tui.engine.resume import merge as merge_resume_config
-from aios_tui.engine.run_lock import RunLock
+from aios_tui.metrics.run_lock import RunLock
 from aios_tui.engine.signals import StopControl
 from aios_tui.engine.task import CausalLMTask, Task, task_spec
 

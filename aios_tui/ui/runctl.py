@@ -12,6 +12,7 @@ from pathlib import Path
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
 from aios_tui.metrics.launch import start_detached
+from aios_tui.metrics.run_lock import RunLock
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, generated_run_name, prepare_run
 
 
@@ -126,15 +127,22 @@ def resume_run(run: RunDir, steps: int | None = None) -> int:
         raise UserError(f"run '{run.name}' has finished; give a larger total number of steps to train longer")
     if run.latest_checkpoint() is None:
         raise UserError(f"run '{run.name}' has no complete checkpoint to resume from")
-    for stale in (run.stop_file, run.checkpoint_request_file):
-        try:
-            stale.unlink()
-        except FileNotFoundError:
-            pass
-    args = ["train", "--resume", str(run.path), "--progress", "lines"] + (["--steps", str(steps)] if steps else [])
-    # the new total at once, so a watcher never shows the old run as complete while this one loads
-    run.write_status(state="starting", pid=os.getpid(), error=None, **({"total_steps": steps} if steps else {}))
-    pid = start_detached(args, run.path)
+    # As `train --resume --detach`: of two resumes started together (here and in a shell), the
+    # one refused here says so and leaves the status alone; the engine takes the lock over.
+    lock = RunLock.take(run.path)
+    try:
+        for stale in (run.stop_file, run.checkpoint_request_file):
+            try:
+                stale.unlink()
+            except FileNotFoundError:
+                pass
+        args = ["train", "--resume", str(run.path), "--progress", "lines"] + (["--steps", str(steps)] if steps else [])
+        # the new total at once, so a watcher never shows the old run as complete while this one loads
+        run.write_status(state="starting", pid=os.getpid(), error=None, **({"total_steps": steps} if steps else {}))
+        pid = start_detached(args, run.path, **(lock.hand_down() if lock is not None else {}))
+    finally:
+        if lock is not None:
+            lock.release()
     run.write_status(pid=pid)
     return pid
 

@@ -239,3 +239,21 @@ def test_a_detached_resume_trains_under_the_lock_its_launcher_took(cli, make_cfg
         time.sleep(0.2)
     status = json.loads((run / "status.json").read_text())
     assert (status["state"], status["step"]) == ("finished", 4), (run / "engine.log").read_text()
+
+
+def test_the_console_s_resume_is_refused_while_another_holds_the_run(make_cfg, tmp_path, monkeypatch):
+    import aios_tui.ui.runctl as runctl
+    from aios_tui.engine.train import run_training
+    from aios_tui.errors import UserError
+
+    run = tmp_path / "r"
+    run_training(make_cfg(steps=4), run, progress="none", stop_after=2)
+    before = (run / "status.json").read_bytes()
+    started = []
+    monkeypatch.setattr(runctl, "start_detached", lambda *a, **kw: started.append(kw) or 999999)
+    with _held_by_another(run):
+        with pytest.raises(UserError, match="another process is training this run right now"):
+            runctl.resume_run(RunDir(run))
+    assert started == [] and (run / "status.json").read_bytes() == before
+    runctl.resume_run(RunDir(run))  # free again: the engine it starts is handed the lock
+    assert started and started[0]["pass_fds"] and "AIOS_TUI_RUN_LOCK_FD" in started[0]["env"]

@@ -384,7 +384,7 @@ def test_resuming_to_more_steps_shows_the_new_total_at_once(runs_root, monkeypat
 
     run = write_run(runs_root, "done", state="finished", steps=20, pid=0)
     add_checkpoint(run, 20)
-    monkeypatch.setattr(runctl, "start_detached", lambda args, path: 999999)
+    monkeypatch.setattr(runctl, "start_detached", lambda args, path, **handed_down: 999999)
     runctl.resume_run(run, steps=2000)
     status = run.read_status()
     assert status["state"] == "starting" and status["total_steps"] == 2000
