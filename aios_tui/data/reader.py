@@ -44,7 +44,7 @@ _MAGIC = (
 _TABLE_SUFFIXES = {".csv": "CSV", ".tsv": "TSV"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a large JSONL file is a million of these
 class Document:
     """``prompt`` is context that carries no loss; ``text`` is what the model learns to produce.
     A chat record has ``turns`` instead (and the file ``line`` it came from, for messages)."""
@@ -79,10 +79,21 @@ def _load_text(path: Path, label: str) -> str:
                         "pass plain UTF-8 text or JSONL") from None
 
 
+def _lines(text: str, chunk: int = 1 << 20):
+    """``text.splitlines()`` one line at a time, without a second copy of a large file: it is
+    split in ~1 MiB pieces cut just after a newline, where a line always ends."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start + chunk)
+        end = len(text) if end < 0 else end + 1
+        yield from text[start:end].splitlines()
+        start = end
+
+
 def _looks_like_jsonl(path: Path, text: str) -> bool:
     if path.suffix.lower() in JSONL_SUFFIXES:
         return True
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    first = next((line for line in _lines(text) if line.strip()), "")
     if not first.lstrip().startswith("{"):
         return False
     try:
@@ -162,7 +173,7 @@ def _parse_jsonl(text: str, label: str) -> list[Document]:
     docs: list[Document] = []
     problems: list[str] = []
     first = {}  # whether a row is chat -> the first line of that kind
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(_lines(text), 1):
         if not line.strip():
             continue
         try:

@@ -12,6 +12,7 @@ all a checkpoint needs to continue with exactly the batches an uninterrupted run
 
 from __future__ import annotations
 
+import itertools
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,12 @@ from aios_tui.data.chat import render_all
 from aios_tui.errors import UserError
 
 IGNORE = -100
+IDS = np.int32  # every vocabulary fits; half the memory of int64 on a dataset of many GB
 _TEXT_CHUNK = 1 << 18  # plain text is tokenised in ~256 KiB pieces cut at line ends
+# Texts go to the tokenizer in batches of at most this many pieces and characters: large enough
+# that its per-call cost and threads pay off, small enough that its lists of Python ints (tens of
+# bytes a token) stay a few hundred MB on a file of many GB.
+_BATCH_PIECES, _BATCH_CHARS = 1024, 1 << 22
 
 
 @dataclass
@@ -45,16 +51,16 @@ class PackedData:
         return int(self.eval_ids.shape[0])
 
 
-def _split_text(text: str, size: int = _TEXT_CHUNK) -> list[str]:
-    pieces, start = [], 0
+def _split_text(text: str, size: int = _TEXT_CHUNK):
+    """``text`` in pieces of about ``size`` characters cut at line ends, one at a time."""
+    start = 0
     while start < len(text):
         end = min(len(text), start + size)
         if end < len(text):
             nl = text.rfind("\n", start, end)
             end = nl + 1 if nl > start else end
-        pieces.append(text[start:end])
+        yield text[start:end]
         start = end
-    return pieces
 
 
 def _encode_many(tokenizer, texts: list[str]) -> list[np.ndarray]:
@@ -62,11 +68,13 @@ def _encode_many(tokenizer, texts: list[str]) -> list[np.ndarray]:
         return []
     out = []
     for i in range(0, len(texts), 1024):
-        # verbose=False: pieces longer than the model's context are expected; packing cuts them
-        enc = tokenizer(texts[i:i + 1024], add_special_tokens=False, split_special_tokens=True,
-                        verbose=False)["input_ids"]
-        out += [np.asarray(ids, dtype=np.int64) for ids in enc]
+        out += [np.asarray(ids, dtype=IDS) for ids in _encode(tokenizer, texts[i:i + 1024])]
     return out
+
+
+def _encode(tokenizer, texts: list[str]) -> list[list[int]]:
+    # verbose=False: pieces longer than the model's context are expected; packing cuts them
+    return tokenizer(texts, add_special_tokens=False, split_special_tokens=True, verbose=False)["input_ids"]
 
 
 def _encode_chat(tokenizer, pieces: list[tuple[str, bool]]) -> tuple[np.ndarray, np.ndarray]:
@@ -74,7 +82,7 @@ def _encode_chat(tokenizer, pieces: list[tuple[str, bool]]) -> tuple[np.ndarray,
     tokens, so they are not split (as transformers' own apply_chat_template(tokenize=True))."""
     if not tokenizer.is_fast:  # no offsets: each piece on its own
         enc = tokenizer([text for text, _ in pieces], add_special_tokens=False, verbose=False)["input_ids"]
-        ids = [np.asarray(p, dtype=np.int64) for p in enc]
+        ids = [np.asarray(p, dtype=IDS) for p in enc]
         labels = [p if trained else np.full_like(p, IGNORE) for p, (_, trained) in zip(ids, pieces)]
         return np.concatenate(ids), np.concatenate(labels)
     # The whole text at once, so the tokens are those of the conversation as the template wrote
@@ -83,7 +91,7 @@ def _encode_chat(tokenizer, pieces: list[tuple[str, bool]]) -> tuple[np.ndarray,
     text = "".join(t for t, _ in pieces)
     trained = np.concatenate([np.full(len(t), flag) for t, flag in pieces])
     enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, verbose=False)
-    ids = np.asarray(enc["input_ids"], dtype=np.int64)
+    ids = np.asarray(enc["input_ids"], dtype=IDS)
     starts = np.asarray([start for start, _ in enc["offset_mapping"]], dtype=np.int64)
     on = trained[np.minimum(starts, len(text) - 1)] if len(ids) else np.zeros(0, dtype=bool)
     return ids, np.where(on, ids, IGNORE)
@@ -91,8 +99,49 @@ def _encode_chat(tokenizer, pieces: list[tuple[str, bool]]) -> tuple[np.ndarray,
 
 def tokenize_chats(docs: list[Document], tokenizer, source: str, label: str) -> tuple[np.ndarray, np.ndarray]:
     """One stream of ids and its labels for chat documents (see ``tokenize_documents``)."""
-    parts = [_encode_chat(tokenizer, pieces) for pieces in render_all(docs, tokenizer, source, label)]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    return _joined([_encode_chat(tokenizer, pieces) for pieces in render_all(docs, tokenizer, source, label)])
+
+
+def _pieces(docs: list[Document], bos, eos):
+    """What the stream is made of, in order: (text, trained) to tokenise, or (id, trained) for
+    a special token."""
+    for doc in docs:
+        if bos is not None and bos != eos:
+            yield bos, False
+        if doc.prompt:
+            yield doc.prompt, False
+        # A long plain-text document is tokenised piece by piece to bound memory.
+        for piece in _split_text(doc.text):
+            yield piece, True
+        if eos is not None:
+            yield eos, True
+
+
+def _batches(pieces):
+    batch, texts, chars = [], 0, 0
+    for piece in pieces:
+        batch.append(piece)
+        if isinstance(piece[0], str):
+            texts += 1
+            chars += len(piece[0])
+            if texts >= _BATCH_PIECES or chars >= _BATCH_CHARS:
+                yield batch
+                batch, texts, chars = [], 0, 0
+    if batch:
+        yield batch
+
+
+def _encode_batch(tokenizer, batch: list) -> tuple[np.ndarray, np.ndarray]:
+    """The ids and labels of a batch of pieces, as one array each."""
+    texts = [text for text, _ in batch if isinstance(text, str)]
+    encoded = iter(_encode(tokenizer, texts) if texts else [])
+    seqs = [next(encoded) if isinstance(item, str) else (item,) for item, _ in batch]
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=len(seqs))
+    ids = np.fromiter(itertools.chain.from_iterable(seqs), dtype=IDS, count=int(lengths.sum()))
+    labels = ids.copy()
+    labels[np.repeat(np.fromiter((not trained for _, trained in batch), dtype=bool, count=len(batch)),
+                     lengths)] = IGNORE
+    return ids, labels
 
 
 def tokenize_documents(docs: list[Document], tokenizer, source: str = "",
@@ -101,38 +150,34 @@ def tokenize_documents(docs: list[Document], tokenizer, source: str = "",
     ``label`` the dataset in a chat template's refusals)."""
     if docs and docs[0].turns:  # a file is chat throughout or not at all (data.reader)
         return tokenize_chats(docs, tokenizer, source, label)
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    ids_parts: list[np.ndarray] = []
-    label_parts: list[np.ndarray] = []
-    prompts = _encode_many(tokenizer, [d.prompt for d in docs if d.prompt])
-    prompt_iter = iter(prompts)
-    for doc in docs:
-        if bos is not None and bos != eos:
-            ids_parts.append(np.array([bos]))
-            label_parts.append(np.array([IGNORE]))
-        if doc.prompt:
-            p = next(prompt_iter)
-            ids_parts.append(p)
-            label_parts.append(np.full_like(p, IGNORE))
-        # A long plain-text document is tokenised piece by piece to bound memory.
-        for piece in _encode_many(tokenizer, _split_text(doc.text)):
-            ids_parts.append(piece)
-            label_parts.append(piece)
-        if eos is not None:
-            ids_parts.append(np.array([eos]))
-            label_parts.append(np.array([eos]))
-    ids = np.concatenate(ids_parts) if ids_parts else np.zeros(0, dtype=np.int64)
-    labels = np.concatenate(label_parts) if label_parts else np.zeros(0, dtype=np.int64)
+    # Many documents go to the tokenizer at once (one call each costs more than the tokenising
+    # of a short one); each text is tokenised on its own all the same, so the ids are the same.
+    parts = [_encode_batch(tokenizer, batch)
+             for batch in _batches(_pieces(docs, tokenizer.bos_token_id, tokenizer.eos_token_id))]
+    return _joined(parts)
+
+
+def _joined(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """The parts' ids and labels end to end; each part is let go once copied."""
+    ids = np.empty(sum(len(p[0]) for p in parts), dtype=IDS)
+    labels = np.empty_like(ids)
+    at = 0
+    parts.reverse()
+    while parts:
+        part_ids, part_labels = parts.pop()
+        ids[at:at + len(part_ids)] = part_ids
+        labels[at:at + len(part_ids)] = part_labels
+        at += len(part_ids)
     return ids, labels
 
 
 def pack(ids: np.ndarray, labels: np.ndarray, block: int, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     n = max(1, -(-len(ids) // block))
-    total = n * block
-    ids = np.concatenate([ids, np.full(total - len(ids), pad_id, dtype=np.int64)])
-    labels = np.concatenate([labels, np.full(total - len(labels), IGNORE, dtype=np.int64)])
-    return (torch.from_numpy(ids.astype(np.int32)).view(n, block),
-            torch.from_numpy(labels.astype(np.int32)).view(n, block))
+    block_ids = np.full(n * block, pad_id, dtype=IDS)
+    block_ids[:len(ids)] = ids
+    block_labels = np.full(n * block, IGNORE, dtype=IDS)
+    block_labels[:len(labels)] = labels
+    return torch.from_numpy(block_ids).view(n, block), torch.from_numpy(block_labels).view(n, block)
 
 
 def split_blocks(n: int, eval_fraction: float, seed: int) -> tuple[list[int], list[int]]:
@@ -158,12 +203,18 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
                             "point --model at a model whose tokenizer files are complete")
         raise UserError(f"dataset {path}: nothing to learn (no tokens outside prompts)")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    n_docs, n_tokens = len(docs), len(ids)
+    del docs  # the text, the stream and the blocks are never all held at once
     block_ids, block_labels = pack(ids, labels, cfg.data.max_seq_len, pad_id)
+    del ids, labels
     train_idx, eval_idx = split_blocks(block_ids.shape[0], cfg.data.eval_fraction, cfg.train.seed)
-    data = PackedData(block_ids[train_idx], block_labels[train_idx],
-                      block_ids[eval_idx], block_labels[eval_idx])
+    if eval_idx:
+        data = PackedData(block_ids[train_idx], block_labels[train_idx],
+                          block_ids[eval_idx], block_labels[eval_idx])
+    else:  # every block trains, in order: the blocks themselves, not a copy
+        data = PackedData(block_ids, block_labels, block_ids[:0], block_labels[:0])
     data.summary = {
-        "path": str(Path(path).resolve()), "documents": len(docs), "tokens": int(len(ids)),
+        "path": str(Path(path).resolve()), "documents": n_docs, "tokens": int(n_tokens),
         "train_blocks": data.n_train, "eval_blocks": data.n_eval, "block": cfg.data.max_seq_len,
     }
     return data

@@ -304,11 +304,17 @@ def _eta(step_time: float | None, steps_left: int) -> float | None:
 
 
 def data_digest(data) -> str:
-    """A fingerprint of the packed blocks: resume must see exactly the data it left."""
+    """A fingerprint of the packed blocks: resume must see exactly the data it left. Worked out
+    once per session (a resume checks it, then its checkpoints record it), from the blocks in
+    place rather than a copy of their bytes."""
+    cached = getattr(data, "_digest", None)
+    if cached is not None:
+        return cached
     h = hashlib.blake2b(digest_size=16)
     for t in (data.train_ids, data.train_labels, data.eval_ids, data.eval_labels):
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
+        h.update(np.ascontiguousarray(t.numpy()).view(np.uint8))
+    data._digest = h.hexdigest()
+    return data._digest
 
 
 def _check_same_data(state: dict, data, cfg: RunConfig, checkpoint: Path) -> None:
