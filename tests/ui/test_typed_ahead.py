@@ -39,3 +39,38 @@ async def test_keys_typed_right_after_ctrl_s_reach_the_prompt_not_the_form(make_
         await wait_for(pilot, lambda: app.screen.query_one("#prompt-input").value == "mine",
                        what="the typed name in the prompt")
         assert app.screen_stack[0].query_one("#f-dataset_file").value == ""
+
+
+async def test_down_then_enter_in_one_burst_exports_the_checkpoint_moved_to(make_app):
+    from aios_tui.ui.screens.checkpoints import CheckpointInfo, CheckpointPicker
+
+    infos = [CheckpointInfo(step, None, 2.0, None) for step in (300, 200, 100)]
+    answers = []
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(CheckpointPicker("r", infos), answers.append)
+        await wait_for(pilot, lambda: isinstance(app.screen, CheckpointPicker), what="the picker")
+        burst(app, "down", "down", "up", "enter")
+        await wait_for(pilot, lambda: answers, what="the picker's answer")
+        await pilot.pause()
+    assert answers == [(200, False)]
+
+
+async def test_down_then_a_in_one_burst_attaches_the_run_moved_to(make_app, runs_root):
+    from textual.widgets import DataTable
+
+    from runfiles import write_run
+    from aios_tui.ui.screens.run import RunScreen
+    from aios_tui.ui.screens.runs import RunsScreen
+
+    for name in ("first", "second"):
+        write_run(runs_root, name, state="stopped")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_runs()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen)
+                       and app.screen.query_one(DataTable).row_count == 2, what="the runs list")
+        rows = [r.name for r in app.screen.runs]
+        burst(app, "down", "a")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="a run view")
+        assert app.screen.run.path.name == rows[1]

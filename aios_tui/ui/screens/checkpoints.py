@@ -16,6 +16,7 @@ from textual.widgets.option_list import Option
 
 from aios_tui.metrics.rundir import RunDir
 from aios_tui.metrics.runstate import Point, RunTracker
+from aios_tui.ui import cursor_keys
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class CheckpointPicker(ModalScreen[tuple[int, bool] | None]):
         Binding("m", "choose(True)", "Export merged", priority=True,
                 tooltip="Export the highlighted checkpoint merged into the base model"),
         Binding("escape", "dismiss_none", "Cancel", priority=True, tooltip="Close without exporting"),
+        *cursor_keys.bindings(),
     ]
 
     def __init__(self, run_name: str, infos: list[CheckpointInfo], adapter: bool = True) -> None:
@@ -112,6 +114,10 @@ class CheckpointPicker(ModalScreen[tuple[int, bool] | None]):
         index = self.query_one(OptionList).highlighted
         if index is not None:
             self.dismiss((self.infos[index].step, merge))
+
+    async def action_list_cursor(self, key: str) -> None:
+        if self.infos:
+            await cursor_keys.move(self.query_one(OptionList), key)
 
     def action_dismiss_none(self) -> None:
         self.dismiss(None)

@@ -15,7 +15,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.fmt import human_duration
 from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root
 from aios_tui.metrics.summary import RunSummary, summarize_all
-from aios_tui.ui import runctl
+from aios_tui.ui import cursor_keys, runctl
 from aios_tui.ui.messages import RunsListed
 from aios_tui.ui.pacing import nap
 from aios_tui.ui.screens.confirm import ConfirmScreen
@@ -34,6 +34,7 @@ class RunsScreen(Screen):
                 tooltip="Stop the selected run, once you confirm (it saves a checkpoint first)"),
         Binding("e", "export", "Export", priority=True, tooltip="Export the adapter, or a merged model, of a checkpoint"),
         Binding("escape", "configure", "Configure", priority=True, tooltip="Back to the configuration form"),
+        *cursor_keys.bindings(),
     ]
 
     def __init__(self) -> None:
@@ -187,6 +188,9 @@ class RunsScreen(Screen):
             self.app.start_export(run, merge, step)
 
         self.app.push_screen(CheckpointPicker(run.name, infos, adapter=adapter), chosen)
+
+    async def action_list_cursor(self, key: str) -> None:
+        await cursor_keys.move(self.query_one(DataTable), key)
 
     def action_configure(self) -> None:
         self.app.back_to_configure()
