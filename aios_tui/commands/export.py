@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--merge", action="store_true", help="fold the adapter into the base weights")
     p.add_argument("--out", metavar="DIR", default=None,
                    help="where to write (default: RUN_DIR/adapter, or RUN_DIR/merged with --merge; "
-                        "an older --checkpoint N goes beside it, to adapter-step-N or merged-step-N); "
+                        "an older --checkpoint N goes beside it, to adapter-step-NNNNNN or merged-step-NNNNNN); "
                         "an earlier export there is replaced")
     p.add_argument("--checkpoint", metavar="STEP", type=int, default=None,
                    help="export this step's checkpoint instead of the latest")
