@@ -211,6 +211,8 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
             sleep(interval)
     except KeyboardInterrupt:
         print(file=out)
+        if chart:  # asked for, and Ctrl-C is how a follow of a run still training ends
+            printer.chart()
         return 130
     if final_state:
         print(_end_line(run, final_state), file=out, flush=True)

@@ -223,3 +223,15 @@ def test_a_run_killed_after_its_final_checkpoint_is_not_sent_to_resume_it(cli, t
     assert code == 0, err
     assert out.splitlines()[-1].endswith("its final checkpoint step-000200 was saved: export it, or train "
                                          f"further with `aios-tui train --resume {run.path} --steps N`")
+
+
+def test_ctrl_c_ends_a_follow_with_the_chart_it_asked_for(tmp_path):
+    run = write_run(tmp_path, "live", steps=30)
+
+    def interrupted(_):  # the user's Ctrl-C while the run still trains
+        raise KeyboardInterrupt
+
+    out = io.StringIO()
+    code = tail_command(str(run.path), follow=True, lines=0, chart=True, interval=0.02, out=out, sleep=interrupted)
+    assert code == 130
+    assert "• train loss" in out.getvalue() and "└" in out.getvalue()
