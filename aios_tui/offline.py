@@ -11,6 +11,8 @@ import os
 import socket
 from urllib.parse import urlparse
 
+from aios_tui import notes
+
 _TRUE = ("1", "ON", "YES", "TRUE")
 _PROXIES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
 
@@ -38,8 +40,6 @@ def hub_offline() -> bool:
             constants.HF_HUB_OFFLINE = True
         except ImportError:
             pass
-        from aios_tui import notes
-
         notes.say(f"{host} cannot be resolved; using the local Hugging Face cache only")
         return True
     return False

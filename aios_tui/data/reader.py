@@ -3,11 +3,11 @@
 A JSONL file holds one object per line, each with a ``text`` field (trained on in full),
 ``prompt`` and ``completion`` fields (the loss falls on the completion only), or a conversation
 (``messages`` or ShareGPT's ``conversations``, see ``chat``; the loss falls on the assistant
-turns). A file is chat throughout or not at all: the two are framed differently (the model's chat
-template against ``<bos> ... <eos>``), and a mix is most often two files joined by mistake. Anything else is
-read as plain text, the whole file one document, except what would train on its own syntax (CSV,
-a whole-file JSON array) or is not text at all (compressed, Parquet, UTF-16): those are refused
-with how to turn them into a file that is read.
+turns). A file is chat throughout or not at all: the two are framed differently (the model's
+chat template against ``<bos> ... <eos>``), and a mix is most often two files joined by
+mistake. Anything else is read as plain text, the whole file one document, except what would
+train on its own syntax (CSV, a whole-file JSON array) or is not text at all (compressed,
+Parquet, UTF-16): those are refused with how to turn them into a file that is read.
 """
 
 from __future__ import annotations

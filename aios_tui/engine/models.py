@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from aios_tui import notes
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
 from aios_tui.offline import hub_offline, offline_reason
@@ -141,8 +142,6 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
             except _LOAD_ERRORS:
                 pass
             else:
-                from aios_tui import notes
-
                 notes.say(f"{type(model).__name__} has no {attn_implementation} attention in transformers; "
                           "it runs with eager attention")
                 return model

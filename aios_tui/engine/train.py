@@ -151,13 +151,22 @@ def run_training(cfg: RunConfig | None, run_dir: str | os.PathLike, *, task: Tas
         return _session(cfg, run_dir, task, resume, stop_after, progress, on_step, generated, held)
     except Exception as exc:
         # a write that found no room anywhere else (config, status): one line, not a traceback
-        why = None if isinstance(exc, (UserError, TrainingFailed)) else no_room(exc, run_dir)
-        if why is None:
+        failed = _room_failure(exc, run_dir)
+        if failed is None:
             raise
-        raise TrainingFailed(f"writing the run's files in {run_dir} failed: {why}") from None
+        raise failed from None
     finally:
         for lock in held:  # a lock also goes with its process, however that ends
             lock.release()
+
+
+def _room_failure(exc: Exception, where: str | os.PathLike) -> TrainingFailed | None:
+    """A write under ``where`` that found no room (a full disk, a quota), as one line for the
+    user; None for any other failure, a refusal or one already worded."""
+    if isinstance(exc, (UserError, TrainingFailed)):
+        return None
+    why = no_room(exc, where)
+    return None if why is None else TrainingFailed(f"writing the run's files in {where} failed: {why}")
 
 
 def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | None, resume: bool,
@@ -244,10 +253,9 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
             if cfg.train.fp8:
                 fp8.apply(model, model_name)
         except Exception as exc:
-            why = None if isinstance(exc, UserError) else no_room(exc, run.path)
-            if not isinstance(exc, UserError) and why is None:
+            failed = exc if isinstance(exc, UserError) else _room_failure(exc, run.path)
+            if failed is None:
                 raise
-            failed = exc if why is None else TrainingFailed(f"writing the run's files in {run.path} failed: {why}")
             if created:  # a run that never began leaves nothing, and its room goes back
                 shutil.rmtree(run.path, ignore_errors=True)
             else:
