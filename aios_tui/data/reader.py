@@ -55,7 +55,11 @@ class Document:
     line: int = 0
 
 
-def _load_text(path: Path, label: str) -> str:
+_BOM = b"\xef\xbb\xbf"
+
+
+def _load_bytes(path: Path, label: str) -> bytes:
+    """The file's bytes (without a UTF-8 byte-order mark), once they pass for text."""
     if not path.exists():
         raise UserError(f"dataset {label}: no such file")
     if path.is_dir():
@@ -72,33 +76,40 @@ def _load_text(path: Path, label: str) -> str:
     if b"\x00" in raw[:65536]:
         raise UserError(f"dataset {label}: looks binary (it holds NUL bytes); "
                         "pass plain UTF-8 text or JSONL")
+    return raw[len(_BOM):] if raw.startswith(_BOM) else raw
+
+
+def _decode(raw: bytes, label: str, offset: int = 0) -> str:
     try:
-        return raw.decode("utf-8-sig")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise UserError(f"dataset {label}: is not UTF-8 text (bad byte at offset {exc.start}); "
+        raise UserError(f"dataset {label}: is not UTF-8 text (bad byte at offset {offset + exc.start}); "
                         "pass plain UTF-8 text or JSONL") from None
 
 
-def _lines(text: str, chunk: int = 1 << 20):
-    """``text.splitlines()`` one line at a time, without a second copy of a large file: it is
-    split in ~1 MiB pieces cut just after a newline, where a line always ends."""
+def _byte_lines(raw: bytes):
+    """(offset, line) for each line of a JSONL file, split at newlines only: JSON strings may hold
+    U+2028, U+0085 and the like as they are, and ``str.splitlines`` would cut a record there.
+    Each line is a copy of its own, so a large file is never held a second time."""
+    sep = b"\n" if b"\n" in raw or b"\r" not in raw else b"\r"  # bare CRs: old Mac line ends
     start = 0
-    while start < len(text):
-        end = text.find("\n", start + chunk)
-        end = len(text) if end < 0 else end + 1
-        yield from text[start:end].splitlines()
-        start = end
+    while start < len(raw):
+        end = raw.find(sep, start)
+        end = len(raw) if end < 0 else end
+        line = raw[start:end]
+        yield start, line[:-1] if line.endswith(b"\r") else line
+        start = end + 1
 
 
-def _looks_like_jsonl(path: Path, text: str) -> bool:
+def _looks_like_jsonl(path: Path, raw: bytes) -> bool:
     if path.suffix.lower() in JSONL_SUFFIXES:
         return True
-    first = next((line for line in _lines(text) if line.strip()), "")
-    if not first.lstrip().startswith("{"):
+    first = next((line for _, line in _byte_lines(raw) if line.strip()), b"")
+    if not first.lstrip().startswith(b"{"):
         return False
     try:
-        obj = json.loads(first)
-    except ValueError:
+        obj = json.loads(first.decode("utf-8"))
+    except ValueError:  # not JSON, or not UTF-8 (which reading it as text will say)
         return False
     return isinstance(obj, dict) and any(k in obj for k in ("text", "prompt", "completion", *CHAT_KEYS))
 
@@ -169,11 +180,12 @@ def _chat_document(obj: dict, number: int) -> tuple[Document | None, str | None]
     return Document("", turns=turns, line=number), None
 
 
-def _parse_jsonl(text: str, label: str) -> list[Document]:
+def _parse_jsonl(raw: bytes, label: str) -> list[Document]:
     docs: list[Document] = []
     problems: list[str] = []
     first = {}  # whether a row is chat -> the first line of that kind
-    for number, line in enumerate(_lines(text), 1):
+    for number, (offset, line_bytes) in enumerate(_byte_lines(raw), 1):
+        line = _decode(line_bytes, label, offset)
         if not line.strip():
             continue
         try:
@@ -218,9 +230,11 @@ def read_documents(path: str | Path) -> list[Document]:
     problem = _table_problem(path, label) if path.is_file() else None
     if problem:
         raise UserError(problem)
-    text = _load_text(path, label)
-    if _looks_like_jsonl(path, text):
-        return _parse_jsonl(text, label)
+    raw = _load_bytes(path, label)
+    if _looks_like_jsonl(path, raw):
+        return _parse_jsonl(raw, label)
+    text = _decode(raw, label)
+    del raw  # a large file is held once
     problem = _json_problem(path, text, label)
     if problem:
         raise UserError(problem)

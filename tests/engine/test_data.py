@@ -92,6 +92,48 @@ def test_bad_jsonl_lines_are_each_reported(tmp_path):
     assert "line 4: expected a JSON object" in joined
 
 
+def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
+    # JSON allows U+2028, U+2029 and U+0085 unescaped in a string; only a newline ends a record
+    texts = [f"row {i}\u2028next\u2029para\x85end" for i in range(3)]
+    p = tmp_path / "seps.jsonl"
+    p.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\r\n" for t in texts), encoding="utf-8")
+    assert [d.text for d in read_documents(p)] == texts
+    p.write_text(json.dumps({"text": texts[0]}, ensure_ascii=False) + "\nnot json\n", encoding="utf-8")
+    with pytest.raises(UserError) as err:
+        read_documents(p)
+    assert err.value.problems == [f"dataset {p}, line 2: not valid JSON (Expecting value)"]
+
+
+def test_a_bad_byte_in_jsonl_is_named_by_its_file_offset(tmp_path):
+    p = tmp_path / "bad.jsonl"
+    first = json.dumps({"text": "ok"}).encode() + b"\n"
+    p.write_bytes(first + b'{"text": "caf\xe9"}\n')
+    with pytest.raises(UserError) as err:
+        read_documents(p)
+    assert f"not UTF-8 text (bad byte at offset {len(first) + 13})" in err.value.problems[0]
+
+
+def test_a_jsonl_file_is_not_held_a_second_time_as_one_string(tmp_path):
+    import tracemalloc
+
+    # Curly quotes widen a Python string to 2 bytes a character: a whole-file string of this
+    # would be twice the file, on top of its bytes and the documents read from it.
+    p = tmp_path / "quotes.jsonl"
+    with p.open("w", encoding="utf-8") as f:
+        for i in range(2000):
+            f.write(json.dumps({"text": f"{i} \u201cquoted\u201d " + "word " * 200}, ensure_ascii=False) + "\n")
+    size = p.stat().st_size
+    tracemalloc.start()
+    try:
+        docs = read_documents(p)
+        kept, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(docs) == 2000
+    # the bytes and the documents (2x) at most; a whole-file string adds 1.5x more
+    assert peak < kept + 1.3 * size, (peak / size, kept / size)
+
+
 def test_packing_masks_prompts_bos_and_padding(tok):
     from aios_tui.data import Document
     from aios_tui.engine.data import IGNORE, pack, tokenize_documents
