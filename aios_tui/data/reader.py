@@ -153,6 +153,29 @@ def _unpaired_surrogate(value: str) -> bool:
 _SURROGATE = "holds an unpaired UTF-16 surrogate escape (such as \\ud800), which is not valid Unicode"
 
 
+# Record shapes other tools write, each with the jq line that turns it into prompt/completion.
+# The framing of a prompt is the user's to choose, so it is shown, never guessed.
+_SHAPES = (
+    ({"instruction", "output"}, "Alpaca rows (instruction, input, output)",
+     '{prompt: (.instruction + (if (.input // "") != "" then "\\n\\n" + .input else "" end) + "\\n\\n"), '
+     'completion: .output}'),
+    ({"prompt", "chosen", "rejected"}, "preference pairs (prompt, chosen, rejected), which are for "
+     "preference training (not done here); to fine-tune on the chosen answers", "{prompt, completion: .chosen}"),
+    ({"prompt", "response"}, "prompt/response rows", "{prompt, completion: .response}"),
+    ({"question", "answer"}, "question/answer rows", '{prompt: (.question + "\\n"), completion: .answer}'),
+    ({"input", "output"}, "input/output rows", "{prompt: .input, completion: .output}"),
+)
+
+
+def _shape_hint(obj: dict, label: str) -> str | None:
+    """How to convert a row of a known other shape, or None."""
+    for keys, what, program in _SHAPES:
+        if keys <= obj.keys() and all(isinstance(obj[k], str) for k in keys):
+            return (f"dataset {label}: these look like {what}: write them as prompt/completion, e.g. "
+                    f"jq -c {shlex.quote(program)} {shlex.quote(label)} > converted.jsonl")
+    return None
+
+
 def _record_problem(obj: dict) -> str | None:
     if isinstance(obj.get("text"), str) or (isinstance(obj.get("completion"), str)
                                             and isinstance(obj.get("prompt", ""), str)):
@@ -184,6 +207,7 @@ def _parse_jsonl(raw: bytes, label: str) -> list[Document]:
     docs: list[Document] = []
     problems: list[str] = []
     first = {}  # whether a row is chat -> the first line of that kind
+    hint = None
     for number, (offset, line_bytes) in enumerate(_byte_lines(raw), 1):
         line = _decode(line_bytes, label, offset)
         if not line.strip():
@@ -202,6 +226,8 @@ def _parse_jsonl(raw: bytes, label: str) -> list[Document]:
             doc, problem = _chat_document(obj, number)
         else:
             problem = _record_problem(obj)
+            if problem and hint is None:
+                hint = _shape_hint(obj, label)
             doc = None
             if problem is None and isinstance(obj.get("text"), str):
                 doc = Document(obj["text"]) if obj["text"] else None
@@ -213,7 +239,8 @@ def _parse_jsonl(raw: bytes, label: str) -> list[Document]:
             docs.append(doc)
     if problems:
         extra = len(problems) - _MAX_LISTED
-        raise UserError(problems[:_MAX_LISTED] + ([f"... and {extra} more bad lines"] if extra > 0 else []))
+        raise UserError(problems[:_MAX_LISTED] + ([f"... and {extra} more bad lines"] if extra > 0 else [])
+                        + ([hint] if hint else []))
     if len(first) == 2:
         raise UserError(f"dataset {label}: mixes chat records (line {first[True]}) with 'text' or "
                         f"'prompt'/'completion' records (line {first[False]}); keep one kind in a file "

@@ -92,6 +92,43 @@ def test_bad_jsonl_lines_are_each_reported(tmp_path):
     assert "line 4: expected a JSON object" in joined
 
 
+@pytest.mark.parametrize("row, shape, expect", [
+    ({"instruction": "Add", "input": "1+1", "output": "2"}, "Alpaca rows", ("Add\n\n1+1\n\n", "2")),
+    ({"instruction": "Say hi", "output": "hi"}, "Alpaca rows", ("Say hi\n\n", "hi")),
+    ({"prompt": "P", "chosen": "good", "rejected": "bad"}, "preference pairs", ("P", "good")),
+    ({"prompt": "P", "response": "R"}, "prompt/response rows", ("P", "R")),
+    ({"question": "Q?", "answer": "A"}, "question/answer rows", ("Q?\n", "A")),
+    ({"input": "I", "output": "O"}, "input/output rows", ("I", "O")),
+])
+def test_rows_of_other_tools_shapes_get_the_line_that_converts_them(tmp_path, row, shape, expect):
+    import shlex
+    import shutil
+    import subprocess
+
+    p = tmp_path / "other.jsonl"
+    p.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
+    with pytest.raises(UserError) as err:
+        read_documents(p)
+    *lines, hint = err.value.problems
+    assert len(lines) == 2 and all("needs a string 'text' field" in line for line in lines)
+    assert f"these look like {shape}" in hint and "jq -c " in hint
+    if shutil.which("jq") is None:
+        return
+    command = hint.split("e.g. ", 1)[1]
+    assert shlex.split(command)[-2:] == [">", "converted.jsonl"]
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True)
+    docs = read_documents(tmp_path / "converted.jsonl")
+    assert [(d.prompt, d.text) for d in docs] == [expect, expect]
+
+
+def test_rows_of_no_known_shape_get_no_conversion_line(tmp_path):
+    p = tmp_path / "odd.jsonl"
+    p.write_text(json.dumps({"title": "x", "body": "y"}) + "\n")
+    with pytest.raises(UserError) as err:
+        read_documents(p)
+    assert len(err.value.problems) == 1
+
+
 def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
     # JSON allows U+2028, U+2029 and U+0085 unescaped in a string; only a newline ends a record
     texts = [f"row {i}\u2028next\u2029para\x85end" for i in range(3)]
