@@ -16,6 +16,8 @@ def _isolated_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
     monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path / "runs"))
+    # no test writes to the real ~/.cache; subprocesses inherit this too
+    monkeypatch.setenv("AIOS_TUI_TOKEN_CACHE", str(tmp_path / "token-cache"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")

@@ -5,6 +5,8 @@ stream and cut into ``max_seq_len`` blocks (the last one padded). Labels equal t
 except -100 on bos, prompts and padding, so the loss falls only on what the model should
 produce. A chat conversation is rendered by the model's chat template instead, which frames it
 itself (no bos/eos added), with labels on its assistant turns only (``aios_tui.data.chat``).
+The stream of a large file is kept in a token cache (``token_cache``), so a later start or resume
+packs it without tokenising again; what changes the stream must bump ``token_cache.FORMAT``.
 Blocks are split into train and eval by the run's seed. The train order is a fresh seeded
 permutation per epoch, so the data position is two integers (epoch, cursor): that is
 all a checkpoint needs to continue with exactly the batches an uninterrupted run would see.
@@ -20,9 +22,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from aios_tui import notes
 from aios_tui.config import RunConfig
 from aios_tui.data import Document, dataset_path, read_documents
 from aios_tui.data.chat import render_all
+from aios_tui.engine import token_cache
 from aios_tui.errors import UserError
 
 IGNORE = -100
@@ -192,9 +196,20 @@ def split_blocks(n: int, eval_fraction: float, seed: int) -> tuple[list[int], li
 
 def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
     path = dataset_path(cfg.data.dataset_file)
-    docs = read_documents(path)
-    ids, labels = tokenize_documents(docs, tokenizer, cfg.model.model, str(path))
+    slot = token_cache.slot_for(path, tokenizer, _TEXT_CHUNK)
+    hit = token_cache.load(slot) if slot is not None else None
+    from_cache = hit is not None
+    if hit is not None:
+        docs, ids, labels, n_docs = None, hit.ids, hit.labels, hit.documents
+        notes.say(f"tokens from cache ({n_docs:,} documents, {len(ids):,} tokens, {hit.where}); "
+                  f"{token_cache.ENV}=off tokenises afresh")
+        del hit  # else it would keep the stream alive through the packing
+    else:
+        docs = read_documents(path)
+        ids, labels = tokenize_documents(docs, tokenizer, cfg.model.model, str(path))
+        n_docs = len(docs)
     if int((labels[1:] != IGNORE).sum()) < 1:
+        docs = docs if docs is not None else read_documents(path)
         sample = next((d.text[:1000] for d in docs if d.text.strip()), None)
         if sample is not None and not _encode_many(tokenizer, [sample])[0].size:
             # the text is there: it is the tokenizer that makes nothing of it
@@ -203,8 +218,10 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
                             "point --model at a model whose tokenizer files are complete")
         raise UserError(f"dataset {path}: nothing to learn (no tokens outside prompts)")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
-    n_docs, n_tokens = len(docs), len(ids)
+    n_tokens = len(ids)
     del docs  # the text, the stream and the blocks are never all held at once
+    if slot is not None and not from_cache:
+        token_cache.store(slot, ids, labels, n_docs)
     block_ids, block_labels = pack(ids, labels, cfg.data.max_seq_len, pad_id)
     del ids, labels
     train_idx, eval_idx = split_blocks(block_ids.shape[0], cfg.data.eval_fraction, cfg.train.seed)

@@ -60,3 +60,33 @@ def test_packed_blocks_are_pinned(tmp_path, name, block, eval_fraction):
     data = load_packed(cfg, tok)
     got = (data_digest(data), data.n_train, data.n_eval, data.summary["tokens"])
     assert got == PINS[(name, block, eval_fraction)]
+
+
+@pytest.mark.parametrize("name,block,eval_fraction", list(PINS))
+def test_blocks_from_the_token_cache_are_the_pinned_ones(tmp_path, monkeypatch, capsys, name, block, eval_fraction):
+    # text, prompt/completion and chat: a second start packs the cached stream, never the file
+    from aios_tui.engine import data as data_mod
+    from aios_tui.engine import token_cache
+    from aios_tui.engine.tokenizer import byte_tokenizer
+    from aios_tui.engine.train import data_digest
+
+    monkeypatch.setattr(token_cache, "MIN_BYTES", 0)
+    tok = byte_tokenizer()
+    tok.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>{% endfor %}"
+                         "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+    path = _files(tmp_path)[name]
+    cfg = resolve(overrides={"dataset_file": str(path), "max_seq_len": block,
+                             "eval_fraction": eval_fraction, "seed": 5})
+    first = data_mod.load_packed(cfg, tok)
+    assert "tokens from cache" not in capsys.readouterr().err
+
+    def no_tokenising(*a, **k):
+        raise AssertionError("tokenised again")
+
+    monkeypatch.setattr(data_mod, "tokenize_documents", no_tokenising)
+    again = data_mod.load_packed(cfg, tok)
+    assert "note: tokens from cache (" in capsys.readouterr().err
+    want = PINS[(name, block, eval_fraction)]
+    for data in (first, again):
+        assert (data_digest(data), data.n_train, data.n_eval, data.summary["tokens"]) == want
+    assert again.summary == first.summary
