@@ -13,7 +13,8 @@ KEYS_HELP = (
     "ctrl+o load a TOML, ctrl+t diff vs preset, ctrl+l command line, ctrl+n runs, "
     "ctrl+b back to the current run's view, ctrl+y switch between the VRAM and GPU panes "
     "(terminals under 32 rows); run view: s stop (asks first), c checkpoint, e export, r resume, n runs, "
-    "esc back to the form; runs: a or enter attach, r resume, s stop (asks first), e export, esc back; "
+    "esc back to the form; runs: a or enter attach, r resume, s stop (asks first), e export, "
+    "d delete (asks first), esc back; "
     "anywhere: ctrl+q quit.")
 
 

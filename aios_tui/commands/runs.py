@@ -1,4 +1,4 @@
-"""`aios-tui runs`: the runs under the runs root, and stopping one."""
+"""`aios-tui runs`: the runs under the runs root; stopping or deleting them."""
 
 from __future__ import annotations
 
@@ -8,16 +8,17 @@ from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("runs", help="list runs (state, step, loss, age) or stop one",
+    p = sub.add_parser("runs", help="list runs (state, step, loss, age, size), stop or delete them",
                        description=textwrap.fill("Lists the run directories under the runs root "
                                    "($AIOS_TUI_RUNS, default artifacts/runs), newest first.", 78),
                        epilog="examples:\n  aios-tui runs\n  aios-tui runs --json\n"
-                              "  aios-tui runs stop lora-20250101-120000",
+                              "  aios-tui runs stop lora-20250101-120000\n"
+                              "  aios-tui runs delete lora-20250101-120000 full-20250102-090000",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.add_argument("--root", metavar="DIR", default=None, help="runs root to list (default $AIOS_TUI_RUNS or artifacts/runs)")
     p.set_defaults(func=run_list)
-    rsub = p.add_subparsers(dest="runs_command", metavar="[list|stop]", required=False)
+    rsub = p.add_subparsers(dest="runs_command", metavar="[list|stop|delete]", required=False)
     lst = rsub.add_parser("list", help="list runs (the default)")
     # SUPPRESS: `runs --json list` and `runs list --json` both work.
     lst.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
@@ -32,6 +33,20 @@ def register(sub: argparse._SubParsersAction) -> None:
                       "started from other directories) or run directory")
     stop.add_argument("--root", metavar="DIR", default=argparse.SUPPRESS, help="runs root to look in")
     stop.set_defaults(func=run_stop)
+    delete = rsub.add_parser(
+        "delete", help="delete runs and their checkpoints (asks first)",
+        description=textwrap.fill("Deletes each run's directory: config, metrics, checkpoints and "
+                                  "exports inside it. A run still training is refused (stop it first); "
+                                  "with several runs, none is deleted if any is refused. On a terminal "
+                                  "it asks once, naming each run's size and checkpoints; elsewhere "
+                                  "pass --yes.", 78),
+        epilog="examples:\n  aios-tui runs delete lora-20250101-120000\n"
+               "  aios-tui runs delete --yes lora-20250101-120000 /data/old-runs/full-20241201-080000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    delete.add_argument("runs", metavar="RUN", nargs="+", help="run name (as for `runs stop`) or run directory")
+    delete.add_argument("-y", "--yes", action="store_true", help="delete without asking")
+    delete.add_argument("--root", metavar="DIR", default=argparse.SUPPRESS, help="runs root to look in")
+    delete.set_defaults(func=run_delete)
 
 
 def _table(rows: list[tuple[str, ...]]) -> list[str]:
@@ -61,6 +76,7 @@ def run_list(args: argparse.Namespace) -> int:
     import json
     import time
 
+    from aios_tui.metrics.disk_usage import short_bytes
     from aios_tui.metrics.fmt import human_duration
     from aios_tui.metrics.summary import summarize_all
 
@@ -75,11 +91,12 @@ def run_list(args: argparse.Namespace) -> int:
 
         print(f"no runs under {runs_root_shown(args.root)}")
         return 0
-    rows = [("NAME", "STATE", "STEP", "LOSS", "AGE", "METHOD")]
+    rows = [("NAME", "STATE", "STEP", "LOSS", "AGE", "SIZE", "METHOD")]
     for r in runs:
         step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
         loss = "-" if r.loss is None else f"{r.loss:.4f}"
-        rows.append((r.name, r.state, step, loss, human_duration(r.age_s(now)), r.method or "-"))
+        rows.append((r.name, r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes),
+                     r.method or "-"))
     print("\n".join(_table(rows)))
     return 0
 
@@ -99,4 +116,35 @@ def run_stop(args: argparse.Namespace) -> int:
     run.request_stop()
     print(f"asked '{run.name}' to stop: it saves a checkpoint first "
           f"(follow it with `aios-tui tail {run.path} --follow`)")
+    return 0
+
+
+def run_delete(args: argparse.Namespace) -> int:
+    import sys
+
+    from aios_tui.errors import UserError
+    from aios_tui.metrics import run_delete as rd
+    from aios_tui.metrics.fmt import human_bytes
+
+    if args.json:
+        raise UserError("--json prints the list of runs as JSON; `runs delete` prints no list, so drop --json")
+    _check_root(getattr(args, "root", None))
+    doomed = rd.plan(args.runs, args.root)
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise UserError(f"not asking without a terminal: pass --yes to delete "
+                            f"{', '.join(d.name for d in doomed)}")
+        print(f"{rd.question(doomed)} [y/N] ", end="", file=sys.stderr, flush=True)
+        answer = sys.stdin.readline()
+        if answer.strip().lower() not in ("y", "yes"):
+            print("nothing deleted")
+            return 1
+    problems = []
+    for done in rd.delete(doomed, args.root):
+        print(f"deleted {done.name}: {human_bytes(done.freed)} freed")
+        if done.left is not None:
+            problems.append(f"{done.name}: {done.why}; what is left ({human_bytes(rd.dir_bytes(done.left))}) "
+                            f"is hidden in {done.left}, removed by the next delete there")
+    if problems:
+        raise UserError(problems)
     return 0

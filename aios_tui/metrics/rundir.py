@@ -27,6 +27,8 @@ from aios_tui.metrics.recent import recent_run_paths, remember
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
 LIVE_STATES = ("starting", "running", "stopping")
 UNREADABLE = "unreadable"
+# A run being deleted is first renamed to this prefix (see run_delete.py): no listing shows it.
+DELETING_PREFIX = ".deleting-"
 
 
 # A generated run name says what trains: HRM ACTv1 runs are told apart from plain ones.
@@ -329,7 +331,8 @@ def list_runs(root: str | os.PathLike | None = None) -> list[RunDir]:
     root = Path(root) if root else default_runs_root()
     if not root.is_dir():
         return []
-    runs = [RunDir(p) for p in root.iterdir() if p.is_dir() and RunDir(p).exists()]
+    runs = [RunDir(p) for p in root.iterdir()
+            if not p.name.startswith(DELETING_PREFIX) and p.is_dir() and RunDir(p).exists()]
 
     def begun(r: RunDir) -> tuple[float, str]:
         started = r.read_status().get("started_at")

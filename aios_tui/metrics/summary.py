@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aios_tui.errors import UserError
+from aios_tui.metrics.disk_usage import dir_bytes
 from aios_tui.metrics.jsonl import tail_records
 from aios_tui.metrics.recent import recent_run_paths
 from aios_tui.metrics.rundir import (
@@ -30,6 +31,7 @@ class RunSummary:
     pid: int | None
     error: str | None
     has_checkpoint: bool = False     # one to resume or export from
+    bytes: int | None = None         # on disk, the whole run directory
 
     @property
     def live(self) -> bool:
@@ -72,6 +74,7 @@ def summarize(run: RunDir) -> RunSummary:
         step=step, total_steps=status.get("total_steps"), loss=loss, method=status.get("method"),
         started_at=status.get("started_at"), updated_at=status.get("heartbeat") or mtime,
         pid=status.get("pid"), error=error, has_checkpoint=_has_checkpoint(run),
+        bytes=dir_bytes(run.path),
     )
 
 

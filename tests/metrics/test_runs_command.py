@@ -28,7 +28,7 @@ def test_runs_table(cli, runs):
     code, out, _ = cli("runs")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split() == ["NAME", "STATE", "STEP", "LOSS", "AGE", "METHOD"]
+    assert lines[0].split() == ["NAME", "STATE", "STEP", "LOSS", "AGE", "SIZE", "METHOD"]
     assert [l.split()[:4] for l in lines[1:]] == [
         ["stopped-ia3", "stopped", "30/200", "4.4865"],
         ["live-lora", "running", "120/200", "1.9734"],

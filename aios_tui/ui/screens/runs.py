@@ -1,4 +1,4 @@
-"""Every run under the runs root: attach to one, resume, stop or export it."""
+"""Every run under the runs root: attach to one, resume, stop, export or delete it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import Worker, get_current_worker
 
 from aios_tui.errors import UserError
-from aios_tui.metrics.fmt import human_duration
+from aios_tui.metrics import run_delete
+from aios_tui.metrics.disk_usage import short_bytes
+from aios_tui.metrics.fmt import human_bytes, human_duration
 from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root
 from aios_tui.metrics.summary import RunSummary, summarize_all
 from aios_tui.ui import cursor_keys, runctl
@@ -21,7 +23,8 @@ from aios_tui.ui.pacing import nap
 from aios_tui.ui.screens.confirm import ConfirmScreen
 
 REFRESH_S = 2.0
-COLUMNS = ("name", "state", "step", "loss", "age", "method")
+COLUMNS = ("name", "state", "step", "loss", "age", "size", "method")
+CONSOLE_STOP_HOW = "stop it first (s)"
 
 
 class RunsScreen(Screen):
@@ -33,6 +36,8 @@ class RunsScreen(Screen):
         Binding("s", "stop", "Stop", priority=True,
                 tooltip="Stop the selected run, once you confirm (it saves a checkpoint first)"),
         Binding("e", "export", "Export", priority=True, tooltip="Export the adapter, or a merged model, of a checkpoint"),
+        Binding("d", "delete", "Delete", priority=True,
+                tooltip="Delete the selected run with its checkpoints, once you confirm"),
         Binding("escape", "configure", "Configure", priority=True, tooltip="Back to the configuration form"),
         *cursor_keys.bindings(),
     ]
@@ -80,8 +85,8 @@ class RunsScreen(Screen):
         for r in runs:
             step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
             loss = "-" if r.loss is None else f"{r.loss:.4f}"
-            table.add_row(r.name, r.state, step, loss, human_duration(r.age_s(now)), r.method or "-",
-                          key=r.path)
+            table.add_row(r.name, r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes),
+                          r.method or "-", key=r.path)
         if selected is not None:
             for i, r in enumerate(runs):
                 if r.path == selected.path:
@@ -163,6 +168,42 @@ class RunsScreen(Screen):
         # its step now, not when asked: before its first step there is nothing to save
         now = next((r for r in self.runs if r.path == path), None)
         self.notify(runctl.stop_notice(run.name, now.step if now else None), markup=False)
+
+    def action_delete(self) -> None:
+        """Ask first, naming what goes: a run's checkpoints can be days of training."""
+        picked = self._pick()
+        if picked is None:
+            return
+        blocker = run_delete.delete_blocker(picked, CONSOLE_STOP_HOW)
+        if blocker:
+            self.notify(blocker, severity="warning", markup=False)
+            return
+        doomed = run_delete.measure(picked)
+        self.app.push_screen(
+            ConfirmScreen(run_delete.question([doomed]), "Its checkpoints, metrics and exports are removed "
+                          "for good.", careful=True),
+            lambda yes: self._delete(doomed) if yes else None)
+
+    def _delete(self, doomed: run_delete.Doomed) -> None:
+        try:  # checked again: it may have been resumed while the question showed
+            hidden = run_delete.hide([doomed], CONSOLE_STOP_HOW)
+        except UserError as exc:
+            self.notify("; ".join(exc.problems), severity="warning", markup=False)
+            return
+        self._fill(summarize_all(self._root()))  # gone from the list at once; removing it takes a while
+        self._remove(hidden)
+
+    @work(thread=True, group="runs-delete", exit_on_error=False)
+    def _remove(self, hidden: list[tuple[run_delete.Doomed, Path]]) -> None:
+        for done in run_delete.finish(hidden, self._root()):
+            self.app.call_from_thread(self._removed, done)
+
+    def _removed(self, done: run_delete.Deleted) -> None:
+        if done.left is None:
+            self.notify(f"deleted {done.name}: {human_bytes(done.freed)} freed", markup=False)
+        else:
+            self.notify(f"deleted {done.name} in part ({human_bytes(done.freed)} freed): {done.why}; "
+                        f"the rest is hidden in {done.left}", severity="warning", markup=False)
 
     def action_export(self) -> None:
         from aios_tui.ui.screens.checkpoints import CheckpointPicker, infos_for_run
