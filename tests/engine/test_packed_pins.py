@@ -45,18 +45,23 @@ PINS = {
 }
 
 
-@pytest.mark.parametrize("name,block,eval_fraction", list(PINS))
-def test_packed_blocks_are_pinned(tmp_path, name, block, eval_fraction):
-    from aios_tui.engine.data import load_packed
+def _setup(tmp_path, name, block, eval_fraction):
     from aios_tui.engine.tokenizer import byte_tokenizer
-    from aios_tui.engine.train import data_digest
 
     tok = byte_tokenizer()
     tok.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>{% endfor %}"
                          "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
-    path = _files(tmp_path)[name]
-    cfg = resolve(overrides={"dataset_file": str(path), "max_seq_len": block,
+    cfg = resolve(overrides={"dataset_file": str(_files(tmp_path)[name]), "max_seq_len": block,
                              "eval_fraction": eval_fraction, "seed": 5})
+    return tok, cfg
+
+
+@pytest.mark.parametrize("name,block,eval_fraction", list(PINS))
+def test_packed_blocks_are_pinned(tmp_path, name, block, eval_fraction):
+    from aios_tui.engine.data import load_packed
+    from aios_tui.engine.train import data_digest
+
+    tok, cfg = _setup(tmp_path, name, block, eval_fraction)
     data = load_packed(cfg, tok)
     got = (data_digest(data), data.n_train, data.n_eval, data.summary["tokens"])
     assert got == PINS[(name, block, eval_fraction)]
@@ -67,16 +72,10 @@ def test_blocks_from_the_token_cache_are_the_pinned_ones(tmp_path, monkeypatch, 
     # text, prompt/completion and chat: a second start packs the cached stream, never the file
     from aios_tui.engine import data as data_mod
     from aios_tui.engine import token_cache
-    from aios_tui.engine.tokenizer import byte_tokenizer
     from aios_tui.engine.train import data_digest
 
     monkeypatch.setattr(token_cache, "MIN_BYTES", 0)
-    tok = byte_tokenizer()
-    tok.chat_template = ("{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>{% endfor %}"
-                         "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
-    path = _files(tmp_path)[name]
-    cfg = resolve(overrides={"dataset_file": str(path), "max_seq_len": block,
-                             "eval_fraction": eval_fraction, "seed": 5})
+    tok, cfg = _setup(tmp_path, name, block, eval_fraction)
     first = data_mod.load_packed(cfg, tok)
     assert "tokens from cache" not in capsys.readouterr().err
 
