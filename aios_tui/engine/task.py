@@ -138,10 +138,6 @@ class Task:
     def load_state_dict(self, state: dict) -> None:
         return None
 
-    def generate(self, model: nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 64,
-                 temperature: float = 0.8, top_k: int = 50, seed: int = 0) -> str:
-        raise NotImplementedError
-
 
 class CausalLMTask(Task):
     """Any Hugging Face causal LM (hub id or local directory) and the built-in ``tiny``."""
@@ -210,30 +206,6 @@ class CausalLMTask(Task):
         model.save_pretrained(dest)
         save_tokenizer(tokenizer, dest)
         return True
-
-    def generate(self, model: nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 64,
-                 temperature: float = 0.8, top_k: int = 50, seed: int = 0, chat: bool = False) -> str:
-        from aios_tui.engine.data import encode_prompt
-
-        device = next(model.parameters()).device
-        ids = torch.tensor([encode_prompt(tokenizer, prompt, chat)], device=device)
-        limit = getattr(model.config, "max_position_embeddings", None)
-        if limit and ids.shape[1] + max_new_tokens > limit:
-            # Past its positions a model with learned ones (GPT-2) fails on an index error.
-            room = limit - ids.shape[1]
-            raise UserError(f"--max-new-tokens: the prompt's {ids.shape[1]} tokens and {max_new_tokens} new ones "
-                            f"exceed the model's {limit} positions; "
-                            + (f"use --max-new-tokens {room} or less" if room > 0 else "use a shorter --prompt"))
-        torch.manual_seed(seed)
-        kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
-                                  "eos_token_id": tokenizer.eos_token_id}
-        if temperature > 0:
-            kwargs.update(do_sample=True, temperature=temperature, top_k=top_k or None)
-        else:
-            kwargs.update(do_sample=False)
-        with torch.no_grad():
-            out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), **kwargs)
-        return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 
 def compile_blocks(module: nn.Module, like: nn.Module | None = None) -> int:

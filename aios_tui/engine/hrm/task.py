@@ -302,15 +302,3 @@ class HRMTask(Task):
             "student_init": cfg.hrm.student_init or None, "last_loss": status.get("last_loss"),
             "started_at": status.get("started_at", self.started_at), "finished_at": time.time(),
         }
-
-    # -- sampling --------------------------------------------------------------------------
-
-    def generate(self, model: nn.Module, tokenizer: Any, prompt: str, *, max_new_tokens: int = 64,
-                 temperature: float = 0.8, top_k: int = 50, seed: int = 0, chat: bool = False) -> str:
-        from aios_tui.engine.data import encode_prompt
-        from aios_tui.engine.hrm.generate import generate_ids
-
-        new, _ = generate_ids(model, encode_prompt(tokenizer, prompt, chat), max_new_tokens=max_new_tokens,
-                              temperature=temperature, top_k=top_k, eos_token_id=tokenizer.eos_token_id,
-                              seed=seed)
-        return tokenizer.decode(new, skip_special_tokens=True)
