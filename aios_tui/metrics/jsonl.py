@@ -146,5 +146,17 @@ def tail_records(path: str | os.PathLike, n: int, chunk: int = 1 << 16) -> tuple
         if pos > 0:  # the first line in the buffer may be cut
             first_nl = complete.find(b"\n")
             complete = complete[first_nl + 1:]
-        records, _ = parse_complete_lines(complete)
-        return records[-n:] if n else [], end
+        return _last_records(complete, n), end
+
+
+def _last_records(data: bytes, n: int) -> list[dict[str, Any]]:
+    """The last ``n`` records of ``data`` (complete lines), parsing from the end: the buffer read
+    to find them holds a chunk's worth of lines, and parsing them all was most of the cost."""
+    out: list[dict[str, Any]] = []
+    for line in reversed(data.splitlines()):
+        if len(out) >= n:
+            break
+        records, _ = parse_complete_lines(line + b"\n")
+        out.extend(records)
+    out.reverse()
+    return out

@@ -8,6 +8,7 @@ run reads its step through ``caught_up``, from the end of metrics.jsonl only (fi
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +29,32 @@ def _loss(v: Any) -> float | None:
     return v if ok else None
 
 
+# The answer for each file, with the file's (mtime, size, inode) it was read at: a dead
+# process's file stops changing, and every listing of the runs asks again.
+_read: dict[tuple[Path, int | None], tuple[tuple[int, int, int], dict[str, Any] | None]] = {}
+_KEPT = 256
+
+
 def last_step_line(metrics: Path, pid: int | None) -> dict[str, Any] | None:
     """The newest training line the process ``pid`` wrote to ``metrics``; None when there is none
     since its session began, or the end of the file belongs to another process (a --log-file that
     a later run shares)."""
+    try:
+        st = os.stat(metrics)
+    except OSError:
+        return None
+    sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+    known = _read.get((metrics, pid))
+    if known is not None and known[0] == sig:
+        return known[1]
+    line = _last_step_line(metrics, pid)
+    if len(_read) >= _KEPT:
+        _read.clear()
+    _read[(metrics, pid)] = (sig, line)
+    return line
+
+
+def _last_step_line(metrics: Path, pid: int | None) -> dict[str, Any] | None:
     try:
         records, _ = tail_records(metrics, TAIL_RECORDS)
     except OSError:  # a directory, or not ours to read: the status is all there is

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aios_tui.metrics.follow import Follower
+from aios_tui.metrics.follow import MAX_POLL_BYTES, Follower
+from aios_tui.metrics.history import History
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, StatusRead
 
 # Above this size a watcher reads the header and the last BACKLOG records only.
@@ -54,7 +55,7 @@ class RunView:
     eval_loss: tuple[Point, ...] = ()
     events: tuple[dict[str, Any], ...] = ()
     measured: dict[str, Any] | None = None      # the vram_measured event, once written
-    truncated: bool = False                     # history starts at the file's tail, not its top
+    truncated: bool = False                     # history starts at the file's tail, not its top (yet)
     status_problem: str | None = None           # why status.json could not be read
 
     @property
@@ -96,10 +97,11 @@ class RunTracker:
     """Polls one run directory; cheap to call a few times a second."""
 
     def __init__(self, run_dir: str | os.PathLike | RunDir, *, max_points: int = 1500,
-                 backlog: int = BACKLOG, max_events: int = 40):
+                 backlog: int = BACKLOG, max_events: int = 40, history_bytes: int = MAX_POLL_BYTES):
         self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         self.max_points = max_points
         self.backlog = backlog
+        self.history_bytes = history_bytes
         self._status_read = StatusRead({}, missing=True)
         self.state = "unknown"
         self.header: dict[str, Any] | None = None
@@ -111,6 +113,8 @@ class RunTracker:
         self.measured: dict[str, Any] | None = None
         self.truncated = False
         self._follower: Follower | None = None
+        self._history: History | None = None
+        self._events_seen = self._events_at_tail = 0   # events ingested: in all, and with the tail
         self._resets = 0
         self._status_sig: object = _UNREAD
         self._version = 0
@@ -158,12 +162,14 @@ class RunTracker:
         self._loss_stride = self._eval_stride = 1
         self.events.clear()
         self.truncated = False
+        self._history = None
 
     def poll(self) -> bool:
         """Read what is new; True when the view changed."""
         changed = self._read_status()
         path = self._metrics_path()
         records: list[dict[str, Any]] = []
+        history = self._history  # none yet on the poll that reads a tail: that one stays quick
         if self._follower is None or self._follower.path != path:
             if self._follower is not None:
                 self._clear()
@@ -178,6 +184,10 @@ class RunTracker:
                 records = self._follower.tail(self.backlog)
                 self.truncated = True
                 changed = True
+                # the history up to the tail's end: where the two overlap, the tail's lines win
+                self._history = History(path, self._follower.offset, _add, self.max_points,
+                                        self.history_bytes, self.events.maxlen or 0)
+                self._events_at_tail = self._events_seen + sum(1 for r in records if "event" in r)
         records += self._follower.poll()
         if self._follower.resets != self._resets:
             self._resets = self._follower.resets
@@ -187,14 +197,39 @@ class RunTracker:
             self.ingest(rec)
         if records:
             changed = True
+        if history is not None and history is self._history and self._backfill():
+            changed = True
         if changed:
             self._version += 1
         return changed
+
+    @property
+    def behind(self) -> bool:
+        """Whether more is already there to read: a backlog, or the history before a tail."""
+        pending = self._follower is not None and self._follower.pending_bytes() > 0
+        return pending or self._history is not None
+
+    def _backfill(self) -> bool:
+        """Read the next piece of the history; True when it is all read and joined."""
+        history = self._history
+        history.step()
+        if not history.done:
+            return False
+        self.loss, self._loss_stride, self.eval_loss, self._eval_stride = history.joined(
+            self.loss, self.eval_loss)
+        # the history's events end with the tail's; then those logged since
+        since = self._events_seen - self._events_at_tail
+        newer = list(self.events)[-since:] if since else []
+        self.events = deque([*history.events, *newer], maxlen=self.events.maxlen)
+        self._history = None
+        self.truncated = False
+        return True
 
     # -- interpreting ----------------------------------------------------------
     def ingest(self, rec: dict[str, Any]) -> None:
         if "event" in rec:
             self.events.append(rec)
+            self._events_seen += 1
             if rec["event"] == "vram_measured":
                 self.measured = rec
             return

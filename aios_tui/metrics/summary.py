@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,9 @@ from aios_tui.metrics.recent import recent_run_paths
 from aios_tui.metrics.rundir import (
     LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, resolve_run,
 )
+
+
+SETTLED_STATES = ("finished", "stopped", "failed")
 
 
 @dataclass(frozen=True)
@@ -57,25 +61,68 @@ def _last_loss(metrics: Path) -> tuple[int | None, float | None]:
     return None, None
 
 
+# A settled run's summary, by run directory, with what it was read from: the console's Runs
+# screen summarizes every run every two seconds, and weeks of runs are mostly settled ones.
+_Sig = tuple[int, int, int] | None
+_settled: dict[Path, tuple[tuple[_Sig, ...], Path, RunSummary]] = {}
+_lock = threading.Lock()
+
+
+def _sig(path: Path) -> _Sig:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _sources(run: RunDir, metrics: Path) -> tuple[_Sig, ...]:
+    """What a summary is read from: the status (written atomically, so a new one is a new
+    file), the metrics it may take its loss from, the checkpoints (each one lands by a rename),
+    and the run directory itself, whose size an export adds to (it too lands by a rename)."""
+    return _sig(run.status_file), _sig(metrics), _sig(run.checkpoints), _sig(run.path)
+
+
 def summarize(run: RunDir) -> RunSummary:
+    cached = _settled.get(run.path)
+    if cached is not None and cached[0] == _sources(run, cached[1]):
+        return cached[2]
+    summary, metrics, settled = _summarize(run)
+    with _lock:  # the Runs screen's worker and the console's own thread both list runs
+        if settled:
+            _settled[run.path] = (_sources(run, metrics), metrics, summary)
+        else:
+            _settled.pop(run.path, None)
+    return summary
+
+
+def _summarize(run: RunDir) -> tuple[RunSummary, Path, bool]:
+    """The summary, the metrics file it read, and whether the run is settled: its status says
+    it ended, so only a new status (a resume) or new files change what it shows."""
+    status_sig = _sig(run.status_file)
     read = run.load_status()
     status, state = read.fields, read.state()
     error = read.problem if state == UNREADABLE else status.get("error")
     step, loss = status.get("step"), status.get("last_loss")
+    metrics = run.metrics_path(status)
     if loss is None:
-        tail_step, loss = _last_loss(run.metrics_path(status))
+        tail_step, loss = _last_loss(metrics)
         step = step if step is not None else tail_step
     try:
         mtime = run.status_file.stat().st_mtime
     except OSError:
         mtime = None
-    return RunSummary(
+    # Not settled when the status changed while it was read: the cache would key on the new one.
+    settled = (read.problem is None and read.fields.get("state") in SETTLED_STATES
+               and status_sig == _sig(run.status_file))
+    summary = RunSummary(
         name=run.name, path=str(run.path), state=state,
         step=step, total_steps=status.get("total_steps"), loss=loss, method=status.get("method"),
         started_at=status.get("started_at"), updated_at=status.get("heartbeat") or mtime,
         pid=status.get("pid"), error=error, has_checkpoint=_has_checkpoint(run),
         bytes=dir_bytes(run.path),
     )
+    return summary, metrics, settled
 
 
 def _has_checkpoint(run: RunDir) -> bool:
@@ -86,7 +133,11 @@ def _has_checkpoint(run: RunDir) -> bool:
 
 
 def summarize_all(root: str | os.PathLike | None = None) -> list[RunSummary]:
-    return [summarize(r) for r in list_runs(root)]
+    runs = list_runs(root)
+    with _lock:
+        for gone in set(_settled) - {r.path for r in runs}:
+            del _settled[gone]
+    return [summarize(r) for r in runs]
 
 
 def find_run(arg: str | None, root: str | os.PathLike | None = None) -> RunDir:

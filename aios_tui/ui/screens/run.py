@@ -24,7 +24,7 @@ from aios_tui.metrics.rundir import UNREADABLE, RunDir, pid_alive
 from aios_tui.metrics.runstate import RunTracker, RunView
 from aios_tui.ui import runctl
 from aios_tui.ui.messages import RunUpdated
-from aios_tui.ui.pacing import nap
+from aios_tui.ui.pacing import STEP_S, nap
 from aios_tui.ui.screens.confirm import ConfirmScreen
 from aios_tui.ui.widgets.event_log import EventLog
 from aios_tui.ui.widgets.loss_chart import LossChart
@@ -115,7 +115,8 @@ class RunScreen(Screen):
             # Unchanged files still get a refresh now and then: a process can die silently.
             if self.tracker.poll() or ticks % 4 == 0:
                 self.post_message(RunUpdated(self._corrected(self.tracker.view())))
-            nap(worker, interval)
+            # a long history is read a bounded piece a poll: the next piece without waiting
+            nap(worker, STEP_S if self.tracker.behind else interval)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.app.on_worker_state_changed(event)

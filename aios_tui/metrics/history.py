@@ -1,0 +1,87 @@
+"""The loss history before a huge file's tail, read a bounded piece per poll.
+
+A watcher opening a huge metrics file shows its last lines at once; this then reads the file
+from the top to where that tail ended, keeping only the events and the (step, loss) and (step,
+eval loss) points, thinned as the watcher thins its own. Once done, the two join into the chart
+of the whole run that reading the file from its first line would have drawn.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable
+
+from aios_tui.metrics.jsonl import parse_complete_lines
+
+Point = tuple[int, float]
+Add = Callable[[list[Point], Point, int, int], int]
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+class History:
+    """Points of ``path``'s bytes ``[0, end)``, ``max_bytes`` a ``step()``."""
+
+    def __init__(self, path: Path, end: int, add: Add, limit: int, max_bytes: int, max_events: int):
+        self.path, self.end, self.add, self.limit, self.max_bytes = path, end, add, limit, max_bytes
+        self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
+        self.offset = 0
+        self.loss: list[Point] = []
+        self.eval_loss: list[Point] = []
+        self._loss_stride = self._eval_stride = 1
+
+    @property
+    def done(self) -> bool:
+        return self.offset >= self.end
+
+    def step(self) -> None:
+        try:
+            with open(self.path, "rb") as fh:
+                fh.seek(self.offset)
+                data = fh.read(min(self.max_bytes, self.end - self.offset))
+        except OSError:
+            data = b""
+        records, used = parse_complete_lines(data)
+        if used == 0:  # the file shrank under us, or a line longer than a read: give up on it
+            used = len(data) or self.end - self.offset
+        self.offset += used
+        for rec in records:
+            self._take(rec)
+
+    def _take(self, rec: dict[str, Any]) -> None:
+        # the same rules as the watcher's own ingest: a resumed run's repeated steps win
+        step = rec.get("step")
+        if "event" in rec:
+            self.events.append(rec)
+            return
+        if not isinstance(step, int) or isinstance(step, bool):
+            return
+        if self.loss and step <= self.loss[-1][0] and _finite(rec.get("loss")):
+            self.loss = [p for p in self.loss if p[0] < step]
+            self.eval_loss = [p for p in self.eval_loss if p[0] < step]
+        if self.eval_loss and step <= self.eval_loss[-1][0] and _finite(rec.get("eval_loss")):
+            self.eval_loss = [p for p in self.eval_loss if p[0] < step]
+        if _finite(rec.get("loss")):
+            self._loss_stride = self.add(self.loss, (step, float(rec["loss"])), self._loss_stride, self.limit)
+        if _finite(rec.get("eval_loss")):
+            self._eval_stride = self.add(self.eval_loss, (step, float(rec["eval_loss"])),
+                                         self._eval_stride, self.limit)
+
+    def joined(self, loss: list[Point], eval_loss: list[Point]) -> tuple[list[Point], int, list[Point], int]:
+        """The history, then ``loss`` and ``eval_loss`` (what the tail and the lines since gave),
+        and the strides now in use. Strides are powers of two, so every point the coarser
+        stride keeps is among those the tail's finer one kept: the join thins exactly as one
+        pass over the whole file would have."""
+        cut = loss[0][0] if loss else math.inf   # the tail's own lines supersede the history's
+        out_loss = [p for p in self.loss if p[0] < cut]
+        out_eval = [p for p in self.eval_loss if p[0] < min(cut, eval_loss[0][0] if eval_loss else math.inf)]
+        loss_stride, eval_stride = self._loss_stride, self._eval_stride
+        for p in loss:
+            loss_stride = self.add(out_loss, p, loss_stride, self.limit)
+        for p in eval_loss:
+            eval_stride = self.add(out_eval, p, eval_stride, self.limit)
+        return out_loss, loss_stride, out_eval, eval_stride
