@@ -104,3 +104,16 @@ def test_a_huge_files_chart_becomes_the_whole_run(tmp_path, monkeypatch):
     assert v.loss == whole.view().loss and v.eval_loss == whole.view().eval_loss
     assert v.loss[0][0] == 1 and v.loss[-1] == (6501, 0.4) and len(v.loss) <= 300
     assert v.step == 6501 and v.events == whole.view().events and v.events[-1]["step"] == 6500
+
+
+def test_a_settled_runs_size_follows_an_export(tmp_path):
+    # an export lands beside the checkpoints, by a rename: the cached size must not hide it
+    root = tmp_path / "runs"
+    write_run(root, "done", steps=10, total=10, state="finished")
+    before = {r.name: r.bytes for r in summarize_all(root)}["done"]
+    staged = tmp_path / "staged"
+    staged.mkdir()
+    (staged / "adapter_model.safetensors").write_bytes(b"\1" * (1 << 20))
+    staged.rename(root / "done" / "adapter")
+    after = {r.name: r.bytes for r in summarize_all(root)}["done"]
+    assert after >= before + (1 << 20)
