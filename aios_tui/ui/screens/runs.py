@@ -45,6 +45,7 @@ class RunsScreen(Screen):
     def __init__(self) -> None:
         super().__init__()
         self.runs: list[RunSummary] = []
+        self._shown: dict[str, tuple[str, ...]] = {}  # the table's rows, by run path, as drawn
 
     def compose(self) -> ComposeResult:
         root = getattr(self.app, "runs_root", None) or default_runs_root()
@@ -81,18 +82,31 @@ class RunsScreen(Screen):
         selected = self.selected()
         self.runs = runs
         now = self.app.clock() if hasattr(self.app, "clock") else None
-        table.clear()
-        for r in runs:
-            step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
-            loss = "-" if r.loss is None else f"{r.loss:.4f}"
-            table.add_row(r.name, r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes),
-                          r.method or "-", key=r.path)
+        rows = {r.path: self._cells(r, now) for r in runs}
+        if list(rows) == list(self._shown):
+            # The same runs in the same order (most refreshes): only changed cells are redrawn,
+            # not hundreds of rows every two seconds over SSH.
+            for key, cells in rows.items():
+                for col, old, new in zip(COLUMNS, self._shown[key], cells):
+                    if old != new:
+                        table.update_cell(key, col, new, update_width=True)
+        else:
+            table.clear()
+            for key, cells in rows.items():
+                table.add_row(*cells, key=key)
+        self._shown = rows
         if selected is not None:
             for i, r in enumerate(runs):
                 if r.path == selected.path:
                     table.move_cursor(row=i)
         self.exports_changed()
         self.refresh_bindings()
+
+    @staticmethod
+    def _cells(r: RunSummary, now: float | None) -> tuple[str, ...]:
+        step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
+        loss = "-" if r.loss is None else f"{r.loss:.4f}"
+        return (r.name, r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes), r.method or "-")
 
     def exports_changed(self) -> None:
         """Say what each export under way is doing, until it ends (the app says how it ended)."""
