@@ -1,0 +1,44 @@
+"""The Runs screen's refresh: changed cells are redrawn in place; a new run rebuilds the rows."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable
+
+from aios_tui.ui.screens import runs as runs_screen_module
+from aios_tui.ui.screens.runs import RunsScreen
+
+from pilots import wait_for
+from runfiles import write_run
+
+SIZE = (80, 24)
+
+
+def cells(table: DataTable) -> dict[str, list]:
+    return {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)] for i in range(table.row_count)}
+
+
+async def test_a_refresh_redraws_changed_cells_in_place_and_a_new_run_rebuilds(make_app, runs_root, monkeypatch):
+    monkeypatch.setattr(runs_screen_module, "REFRESH_S", 0.05)
+    live = write_run(runs_root, "live", steps=120, total=200)
+    write_run(runs_root, "done", state="finished", pid=0)
+    cleared = []
+    real_clear = DataTable.clear
+    monkeypatch.setattr(DataTable, "clear", lambda self, *a, **k: cleared.append(1) or real_clear(self, *a, **k))
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_runs()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.runs) == 2)
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: cells(table)["live"][2] == "120/200")
+        await pilot.press("down")
+        picked = app.screen.selected().name
+        builds = len(cleared)
+        live.write_status(step=150, last_loss=0.25)
+        await wait_for(pilot, lambda: cells(table)["live"][2:4] == ["150/200", "0.2500"], what="the new step")
+        assert len(cleared) == builds  # drawn in place, not rebuilt
+        assert app.screen.selected().name == picked
+        write_run(runs_root, "new", state="stopped", pid=0)
+        await wait_for(pilot, lambda: "new" in cells(table), what="the new run")
+        assert len(cleared) > builds
+        assert app.screen.selected().name == picked
+        assert table.row_count == 3
