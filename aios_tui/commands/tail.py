@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=int, default=1, metavar="N",
                    help="show only every Nth step (eval steps and events always show)")
     p.add_argument("--chart", action="store_true",
-                   help="draw a loss chart (train and eval) at the end, Ctrl-C of --follow included")
+                   help="draw a loss chart (train and eval) of the whole run at the end, Ctrl-C of --follow included")
     # default None: an --interval without --follow (nothing to wait for) is refused
     p.add_argument("--interval", type=float, default=None, metavar="S",
                    help="seconds between checks with --follow (default 0.5)")

@@ -14,10 +14,12 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.chart import line_chart
 from aios_tui.metrics.fmt import event_line, header_line, step_line
 from aios_tui.metrics.follow import Follower
+from aios_tui.metrics.history import History, Point
 from aios_tui.metrics.jsonl import read_header, tail_records
 from aios_tui.metrics.rundir import LIVE_STATES, NAME_PREFIX, RunDir, resolve_run
 
 END_EVENTS = ("finished", "stopped", "error")
+_CHART_READ = 4 << 20  # bytes parsed at a time for a chart of the whole run
 _COLORS = {"error": "\x1b[1;31m", "stopped": "\x1b[33m", "finished": "\x1b[1;32m"}
 _EVENT_COLOR = "\x1b[36m"
 _RESET = "\x1b[0m"
@@ -61,8 +63,6 @@ class Printer:
         self.every = max(1, every)
         self.total = total
         self.color = use_color(out)
-        self.points: list[tuple[int, float]] = []
-        self.evals: list[tuple[int, float]] = []
 
     def wanted(self, rec: dict[str, Any]) -> bool:
         if "event" in rec:
@@ -71,14 +71,6 @@ class Printer:
         if not isinstance(step, int):
             return False
         return "eval_loss" in rec or step % self.every == 0
-
-    def collect(self, rec: dict[str, Any]) -> None:
-        if "event" in rec or not isinstance(rec.get("step"), int):
-            return
-        if isinstance(rec.get("loss"), (int, float)):
-            self.points.append((rec["step"], rec["loss"]))
-        if isinstance(rec.get("eval_loss"), (int, float)):
-            self.evals.append((rec["step"], rec["eval_loss"]))
 
     def line(self, rec: dict[str, Any]) -> str | None:
         if "event" in rec:
@@ -91,19 +83,36 @@ class Printer:
         return None
 
     def emit(self, rec: dict[str, Any]) -> None:
-        self.collect(rec)
         if self.wanted(rec):
             text = self.line(rec)
             if text is not None:
                 print(text, file=self.out, flush=True)
 
-    def chart(self) -> None:
+    def chart(self, metrics: Path) -> None:
+        """The chart of the whole run (the last in a shared file), however long: a pass over the
+        file keeps its steps' losses alone, and the chart averages those that share a column."""
+        history = History(metrics, _size(metrics), _keep_all, limit=0, max_bytes=_CHART_READ, max_events=0)
+        while not history.done:
+            history.step()
+        loss, evals = history.loss, history.eval_loss
         width = shutil.get_terminal_size((100, 24)).columns
-        series = {"train loss": self.points}
-        if self.evals:
-            series["eval loss"] = self.evals
+        series = {"train loss": loss}
+        if evals:
+            series["eval loss"] = evals
         for line in line_chart(series, width=min(width, 120), height=12):
             print(line, file=self.out)
+
+
+def _keep_all(points: list[Point], point: Point, stride: int, limit: int) -> int:
+    points.append(point)
+    return stride
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def _total_steps(run: RunDir | None, header: dict[str, Any] | None) -> int | None:
@@ -140,8 +149,8 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     out = out or sys.stdout
     metrics, run = locate(target)
     # Enough lines from the end to fill ``lines`` rows after --every thins them (plus events);
-    # a chart wants a longer history.
-    want = max(lines * every + 50, 2000 if chart else 0)
+    # a chart reads the whole file itself.
+    want = lines * every + 50
     records, end = tail_records(metrics, want) if metrics.exists() else ([], 0)
     # A file several runs wrote (a shared --log-file, a brain bundle's history) has one header
     # per run: the last one describes the lines shown.
@@ -156,12 +165,8 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     several = sum(1 for r in records if _is_header(r) or r.get("event") == "started") > 1
     kept = {id(r) for r in keep}
     for rec in records:
-        if several:  # each run's steps out of that run's total; the chart is the last run's
+        if several:  # each run's steps out of that run's total
             printer.total = _session_total(rec, printer.total)
-            if _is_header(rec):
-                printer.points.clear()
-                printer.evals.clear()
-        printer.collect(rec)
         if id(rec) in kept:
             text = printer.line(rec)
             if text is not None:
@@ -178,7 +183,7 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
             # this they read as a run still training
             print(_end_line(run, run.state()), file=out)
         if chart:
-            printer.chart()
+            printer.chart(metrics)
         return 0
 
     follower = Follower(metrics, offset=end)
@@ -212,12 +217,12 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     except KeyboardInterrupt:
         print(file=out)
         if chart:  # asked for, and Ctrl-C is how a follow of a run still training ends
-            printer.chart()
+            printer.chart(metrics)
         return 130
     if final_state:
         print(_end_line(run, final_state), file=out, flush=True)
     if chart:
-        printer.chart()
+        printer.chart(metrics)
     return 1 if final_state == "failed" else 0
 
 

@@ -235,3 +235,27 @@ def test_ctrl_c_ends_a_follow_with_the_chart_it_asked_for(tmp_path):
     code = tail_command(str(run.path), follow=True, lines=0, chart=True, interval=0.02, out=out, sleep=interrupted)
     assert code == 130
     assert "• train loss" in out.getvalue() and "└" in out.getvalue()
+
+
+def test_the_chart_covers_the_whole_run_however_long(cli, tmp_path):
+    # the loss falls from 6.6 to 1.2 in the first few hundred of 3,000 steps: a chart of the
+    # file's end alone would start near 1.2
+    run = write_run(tmp_path, "long", steps=3000, total=3000, state="finished", pid=0)
+    code, out, _ = cli("tail", str(run.path), "-n", "0", "--chart")
+    assert code == 0
+    lines = out.splitlines()
+    assert float(lines[1].split("┤")[0]) > 6.5
+    assert lines[-2].split() == ["1", "3000"]
+
+
+def test_the_chart_of_a_shared_file_is_its_last_run(cli, tmp_path):
+    run = write_run(tmp_path, "first", steps=300, total=300, state="finished", pid=0)
+    with open(run.default_metrics, "a") as fh:  # a second run into the same file, its loss flat
+        fh.write(json.dumps(header("lora", None, "cpu")) + "\n")
+        for s in range(1, 51):
+            fh.write(json.dumps({"step": s, "loss": 0.5}) + "\n")
+    code, out, _ = cli("tail", str(run.default_metrics), "-n", "0", "--chart")
+    assert code == 0
+    axis = out.splitlines()[-2].split()
+    assert axis == ["1", "50"]
+    assert all(float(line.split("┤")[0]) <= 1 for line in out.splitlines()[1:-2] if "┤" in line)
