@@ -184,9 +184,9 @@ def _removed(checkpoint: Path) -> UserError:
 def score(trained, found: Blocks, device: torch.device, on_batch: Callable[[int, float], None] | None = None
           ) -> tuple[float, int]:
     """(mean loss per target token, target tokens) over ``found``, as training's evaluate() sums it."""
-    from aios_tui.engine.train import _amp_dtype
+    from aios_tui.engine.train import autocast_dtype
 
-    amp = _amp_dtype(trained.cfg, device)
+    amp = autocast_dtype(trained.cfg, device)
     total, weight = torch.zeros((), dtype=torch.float64, device=device), 0
     trained.model.eval()
     with torch.no_grad(), torch.autocast(device.type, dtype=amp, enabled=amp is not None):

@@ -27,8 +27,9 @@ def fmt_rate(x: float | None) -> str:
 
 
 class Progress:
-    def __init__(self, mode: str = "auto", stream: TextIO | None = None):
+    def __init__(self, mode: str = "auto", stream: TextIO | None = None, unit: str = "step"):
         self.stream = stream or sys.stdout
+        self.unit = unit  # what the count counts, in plain lines: training steps, eval batches
         if mode == "auto":
             mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "lines"
         self.mode = mode
@@ -69,7 +70,7 @@ class Progress:
                 return
             self._last_line = now
             extra = f" eval {eval_loss:.4f}" if eval_loss is not None else ""
-            print(f"step {step}/{total} loss {loss_txt}{extra} {fmt_rate(tokens_per_s)} tok/s "
+            print(f"{self.unit} {step}/{total} loss {loss_txt}{extra} {fmt_rate(tokens_per_s)} tok/s "
                   f"eta {fmt_duration(eta_s)}", file=self.stream, flush=True)
 
     def _end_bar(self) -> None:

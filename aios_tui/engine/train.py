@@ -84,7 +84,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _amp_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
+def autocast_dtype(cfg: RunConfig, device: torch.device) -> torch.dtype | None:
     if not cfg.memory.amp:
         return None
     if device.type == "cuda":
@@ -343,7 +343,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
     trainable = [p for p in model.parameters() if p.requires_grad]
     model.train()
     optimizer = build_optimizer(model, cfg, device)
-    amp_dtype = _amp_dtype(cfg, device)
+    amp_dtype = autocast_dtype(cfg, device)
     scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
     sampler = BlockSampler(data.n_train, t.seed)
     evals = eval_batches(data, t.batch_size, t.eval_batches, pad_id)
