@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     from aios_tui.engine.progress import Progress
 
     plan = ev.plan(args.run_dir, step=args.checkpoint, all_checkpoints=args.all_checkpoints, base=args.base)
-    progress = Progress("auto", stream=sys.stderr, unit="batch")
+    progress = Progress("auto", stream=sys.stderr, unit="batch", rate=False)
 
     def said(found) -> None:
         print(f"scoring {found.what}: {found.n_blocks} block(s) of {found.ids.shape[1]} tokens, "

@@ -27,9 +27,10 @@ def fmt_rate(x: float | None) -> str:
 
 
 class Progress:
-    def __init__(self, mode: str = "auto", stream: TextIO | None = None, unit: str = "step"):
+    def __init__(self, mode: str = "auto", stream: TextIO | None = None, unit: str = "step", rate: bool = True):
         self.stream = stream or sys.stdout
         self.unit = unit  # what the count counts, in plain lines: training steps, eval batches
+        self.rate = rate  # whether there is a token rate to show (training's; eval counts none)
         if mode == "auto":
             mode = "bar" if getattr(self.stream, "isatty", lambda: False)() else "lines"
         self.mode = mode
@@ -49,7 +50,7 @@ class Progress:
         loss_txt = f"{loss:.4f}" if loss is not None else "--"
         if self.mode == "bar":
             width = shutil.get_terminal_size((80, 24)).columns
-            tail = f" {step}/{total} loss {loss_txt} {fmt_rate(tokens_per_s)} tok/s ETA {fmt_duration(eta_s)}"
+            tail = f" {step}/{total} loss {loss_txt}{self._rate(tokens_per_s)} ETA {fmt_duration(eta_s)}"
             if self._room is None:
                 # Sized once for the widest tail the run can print: a width that followed the
                 # tail would make the fill shrink when the text grows.
@@ -70,8 +71,11 @@ class Progress:
                 return
             self._last_line = now
             extra = f" eval {eval_loss:.4f}" if eval_loss is not None else ""
-            print(f"{self.unit} {step}/{total} loss {loss_txt}{extra} {fmt_rate(tokens_per_s)} tok/s "
+            print(f"{self.unit} {step}/{total} loss {loss_txt}{extra}{self._rate(tokens_per_s)} "
                   f"eta {fmt_duration(eta_s)}", file=self.stream, flush=True)
+
+    def _rate(self, tokens_per_s: float | None) -> str:
+        return f" {fmt_rate(tokens_per_s)} tok/s" if self.rate else ""
 
     def _end_bar(self) -> None:
         if self._bar_open:
