@@ -90,18 +90,23 @@ class Loaded:
 
     def sample(self, ids: list[int], sampling: Sampling, on_text: Callable[[str], None] | None = None) -> str:
         """The text sampled after ``ids`` (special tokens left out); ``on_text`` gets it piece by
-        piece as it is sampled (an HRM model hands it over whole, at the end)."""
-        text = self._sample_hrm(ids, sampling) if self.hrm else self._sample_hf(ids, sampling, on_text)
-        if self.hrm and on_text is not None and text:
-            on_text(text)
-        return text
+        piece as it is sampled, the pieces together the text itself."""
+        return self._sample_hrm(ids, sampling, on_text) if self.hrm else self._sample_hf(ids, sampling, on_text)
 
-    def _sample_hrm(self, ids: list[int], s: Sampling) -> str:
+    def _sample_hrm(self, ids: list[int], s: Sampling, on_text: Callable[[str], None] | None) -> str:
         from aios_tui.engine.hrm.generate import generate_ids
 
         self.check(s, chat=False)
+        stream = None
+        if on_text is not None:
+            from aios_tui.engine.text_stream import TextStream
+
+            stream = TextStream(self.tokenizer, on_text)
         new, _ = generate_ids(self.model, ids, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
-                              top_k=s.top_k or None, eos_token_id=self.tokenizer.eos_token_id, seed=s.seed)
+                              top_k=s.top_k or None, eos_token_id=self.tokenizer.eos_token_id, seed=s.seed,
+                              on_token=None if stream is None else (lambda token: stream.add([token])))
+        if stream is not None:
+            stream.end()
         return self.tokenizer.decode(new, skip_special_tokens=True)
 
     def check_room(self, ids: list[int], s: Sampling) -> None:

@@ -16,7 +16,8 @@ _UNSETTLED = "\ufffd "
 
 
 class TextStream(BaseStreamer):
-    """A transformers streamer that hands ``on_text`` each settled piece of the answer.
+    """A transformers streamer that hands ``on_text`` each settled piece of the answer; a
+    sampler of its own (HRM ACTv1) hands it each token with ``add`` and calls ``end`` once done.
 
     Every step decodes all the new tokens at once, exactly as the finished answer is decoded,
     and passes on what was added: the pieces put together are the answer byte for byte.
@@ -44,7 +45,11 @@ class TextStream(BaseStreamer):
         if not self._prompt_seen:  # generate() passes the prompt first
             self._prompt_seen = True
             return
-        self.tokens += value.reshape(-1).tolist()
+        self.add(value.reshape(-1).tolist())
+
+    def add(self, token_ids: list[int]) -> None:
+        """New tokens of the answer (the prompt left out)."""
+        self.tokens += token_ids
         self._show(self._decode().rstrip(_UNSETTLED))
 
     def end(self) -> None:

@@ -131,3 +131,33 @@ def test_generate_from_an_exported_adapter_of_a_bundle_or_an_hrm_model(make_mode
     expected = generate(bundle, "ab", **kwargs)
     assert generate(exported, "ab", **kwargs) == expected
     assert generate(tmp_path / "run-adapter", "ab", **kwargs) == expected
+
+
+def test_an_answer_streams_token_by_token_and_the_pieces_make_the_whole_text(make_model, monkeypatch):
+    """`aios-tui generate` prints an HRM answer as it is sampled: each settled piece as its token
+    comes, and the pieces put together are the text sampled without streaming, byte for byte."""
+    from aios_tui.engine.generate import Loaded, Sampling
+    from aios_tui.engine.hrm import generate as hrm_generate
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    tokenizer = byte_tokenizer()
+    loaded = Loaded(make_model(halt_max_steps=2), tokenizer, hrm=True)
+    prompt = loaded.prompt_ids("ab")
+    sampled = []  # tokens sampled so far, when each piece arrived
+    original = hrm_generate.generate_ids
+
+    def counting(*args, on_token=None, **kwargs):
+        def seen(token):
+            sampled.append(token)
+            on_token(token)
+        return original(*args, **kwargs, **({"on_token": seen} if on_token else {}))
+
+    monkeypatch.setattr(hrm_generate, "generate_ids", counting)
+    for sampling in (Sampling(max_new_tokens=12, temperature=1.0, seed=5),
+                     Sampling(max_new_tokens=12, temperature=0)):
+        whole = loaded.sample(prompt, sampling)
+        sampled.clear()
+        pieces, at = [], []
+        streamed = loaded.sample(prompt, sampling, lambda piece: (pieces.append(piece), at.append(len(sampled))))
+        assert streamed == whole and "".join(pieces) == whole
+        assert len(pieces) > 1 and at[0] < len(sampled)  # the first piece came before the last token

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -59,8 +60,10 @@ def next_token_logits(model: torch.nn.Module, ids: torch.Tensor, halting: str = 
 @torch.no_grad()
 def generate_ids(model: torch.nn.Module, prompt_ids: list[int], *, max_new_tokens: int = 64,
                  temperature: float = 0.8, top_k: int | None = 50, eos_token_id: int | None = None,
-                 halting: str = "adaptive", seed: int | None = None) -> tuple[list[int], list[int]]:
-    """New token ids after ``prompt_ids`` and the segments each one took."""
+                 halting: str = "adaptive", seed: int | None = None,
+                 on_token: Callable[[int], None] | None = None) -> tuple[list[int], list[int]]:
+    """New token ids after ``prompt_ids`` and the segments each one took; ``on_token`` gets each
+    new token as it is sampled (not the eos that ends the answer)."""
     hrm = _unwrap(model)
     was_training = hrm.training
     hrm.eval()
@@ -89,6 +92,8 @@ def generate_ids(model: torch.nn.Module, prompt_ids: list[int], *, max_new_token
                 break
             ids.append(token)
             new.append(token)
+            if on_token is not None:
+                on_token(token)
     finally:
         hrm.train(was_training)
     return new, segments
