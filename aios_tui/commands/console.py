@@ -12,8 +12,9 @@ KEYS_HELP = (
     "configure: ctrl+r start a run, ctrl+g start an HRM ACTv1 run, ctrl+s save a preset, "
     "ctrl+o load a TOML, ctrl+t diff vs preset, ctrl+l command line, ctrl+n runs, "
     "ctrl+b back to the current run's view, ctrl+y switch between the VRAM and GPU panes "
-    "(terminals under 32 rows); run view: s stop (asks first), c checkpoint, e export, r resume, n runs, "
-    "esc back to the form; runs: a or enter attach, r resume, s stop (asks first), e export, "
+    "(terminals under 32 rows); run view: s stop (asks first), c checkpoint, e export, r resume, "
+    "g try it (prompt the latest checkpoint in this terminal; Ctrl-D comes back), n runs, "
+    "esc back to the form; runs: a or enter attach, r resume, s stop (asks first), e export, g try it, "
     "d delete (asks first), esc back; "
     "anywhere: ctrl+q quit.")
 

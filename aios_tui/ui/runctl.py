@@ -267,3 +267,102 @@ def export_claimed(run: RunDir, merge: bool, step: int | None) -> tuple[bool, st
         return False, "\n".join(exc.problems)
     finally:
         release_export(run)
+
+
+# -- trying a run's model in the terminal -------------------------------------------
+def chat_run(run: RunDir) -> bool:
+    """Whether the run trained on chat records, as its metrics header's data summary says (runs
+    from before the summary said so count as not)."""
+    from aios_tui.metrics.jsonl import read_header
+
+    try:
+        data = (read_header(run.metrics_path()) or {}).get("data")
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("chat") is True
+
+
+def try_argv(run: RunDir) -> list[str] | None:
+    """The `aios-tui generate RUN -i` that tries the run's latest checkpoint (a step named, so
+    one written while the model loads changes nothing), with --chat for a run trained on chat;
+    None while the run has no checkpoint."""
+    latest = run.latest_checkpoint()
+    if latest is None:
+        return None
+    step = int(latest.name.removeprefix("step-"))
+    argv = [sys.executable, "-m", "aios_tui", "generate", str(run.path), "-i", "--checkpoint", str(step)]
+    return argv + (["--chat"] if chat_run(run) else [])
+
+
+def shown_command(argv: list[str]) -> str:
+    """``argv`` (``python -m aios_tui ...``) as a user would type it."""
+    import shlex
+
+    return shlex.join(["aios-tui", *argv[3:]])
+
+
+def no_checkpoint_notice(run: RunDir) -> str:
+    try:
+        from aios_tui.config import load_config
+
+        every = load_config(run.config_toml).train.save_every
+    except Exception:  # an unreadable config still gets its notice, without the step
+        every = None
+    when = f"at step {every}" if every else "when the run ends or is stopped"
+    return f"{run.name}: no checkpoint yet: the first is saved {when}"
+
+
+def run_in_terminal(app, argv: list[str]) -> bool:
+    """Runs ``argv`` on the console's terminal, the console suspended until it ends; False where
+    the console cannot be suspended (Textual's headless driver, some terminals), nothing run."""
+    import signal
+
+    from textual.app import SuspendNotSupported
+
+    try:
+        with app.suspend():
+            print(f"$ {shown_command(argv)}", flush=True)
+            # The terminal's Ctrl-C reaches the console too (Textual no longer reads it as a key):
+            # a handler of its own keeps the console alive, and unlike SIG_IGN it is not inherited.
+            before = signal.signal(signal.SIGINT, lambda signum, frame: None)
+            try:
+                code = subprocess.run(argv).returncode
+                if code != 0:  # its error stays on screen until read
+                    input(f"(ended with exit status {code}; press Enter to go back to the console) ")
+            except (OSError, EOFError):
+                pass
+            finally:
+                signal.signal(signal.SIGINT, before)
+    except SuspendNotSupported:
+        return False
+    return True
+
+
+def try_in_terminal(screen, run: RunDir) -> float | None:
+    """The console's "try it": `aios-tui generate` on ``run``'s latest checkpoint in the terminal,
+    or a notice saying why not; when a session ran, the time (``key_clock``) it gave the terminal
+    back."""
+    argv = try_argv(run)
+    if argv is None:
+        screen.notify(no_checkpoint_notice(run), severity="warning", markup=False)
+        return None
+    if not run_in_terminal(screen.app, argv):
+        screen.notify(f"this console cannot hand its terminal over; in a shell run: {shown_command(argv)}",
+                      timeout=20, markup=False)
+        return None
+    return key_clock()
+
+
+def typed_before(app, when: float | None) -> bool:
+    """Whether the key being handled now was read before ``when`` (on Textual's key clock): keys
+    typed while a session was starting were meant for it, not for the console it returns to."""
+    typed_at = getattr(app, "key_typed_at", None)
+    return when is not None and typed_at is not None and typed_at < when
+
+
+def key_clock() -> float:
+    try:
+        from textual._time import get_time
+    except ImportError:  # a Textual that moved it: its keys have been stamped with the monotonic clock
+        from time import monotonic as get_time
+    return get_time()

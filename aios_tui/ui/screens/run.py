@@ -56,6 +56,8 @@ class RunScreen(Screen):
         Binding("c", "checkpoint", "Checkpoint", tooltip="Save a checkpoint now and keep training"),
         Binding("e", "export", "Export", priority=True, tooltip="Export the adapter, or a merged model, of a checkpoint"),
         Binding("r", "resume", "Resume", priority=True, tooltip="Resume the run from its latest checkpoint"),
+        Binding("g", "try_model", "Try it", priority=True,
+                tooltip="Prompt the latest checkpoint in this terminal (aios-tui generate), the console back after"),
         Binding("n", "runs", "Runs", priority=True, tooltip="List runs"),
         Binding("escape", "configure", "Configure", priority=True, tooltip="Back to the configuration form"),
     ]
@@ -71,6 +73,7 @@ class RunScreen(Screen):
         self._no_status_since: float | None = None
         self._export_busy = False
         self._has_checkpoint = False
+        self._back_at: float | None = None  # when a "try it" session last gave the terminal back
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-title")
@@ -174,7 +177,11 @@ class RunScreen(Screen):
 
     # -- actions ---------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if runctl.typed_before(self.app, self._back_at):
+            return False  # typed while the session started: meant for it, not for this screen
         live = self.view.live if self.view else False
+        if action == "try_model":
+            return self._has_checkpoint
         if action in ("stop", "checkpoint"):
             return live
         # Export and resume start from a checkpoint: without one they could only refuse.
@@ -213,6 +220,10 @@ class RunScreen(Screen):
 
     def action_resume(self) -> None:
         self.app.resume_run(self.run)
+
+    def action_try_model(self) -> None:
+        """Prompt the latest checkpoint in the terminal, the console suspended until Ctrl-D."""
+        self._back_at = runctl.try_in_terminal(self, self.run) or self._back_at
 
     def action_export(self) -> None:
         """Pick a checkpoint (the latest first) and export its adapter or a merged model."""

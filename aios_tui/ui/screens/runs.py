@@ -36,6 +36,8 @@ class RunsScreen(Screen):
         Binding("s", "stop", "Stop", priority=True,
                 tooltip="Stop the selected run, once you confirm (it saves a checkpoint first)"),
         Binding("e", "export", "Export", priority=True, tooltip="Export the adapter, or a merged model, of a checkpoint"),
+        Binding("g", "try_model", "Try it", priority=True,
+                tooltip="Prompt the selected run's latest checkpoint in this terminal (aios-tui generate)"),
         Binding("d", "delete", "Delete", priority=True,
                 tooltip="Delete the selected run with its checkpoints, once you confirm"),
         Binding("escape", "configure", "Configure", priority=True, tooltip="Back to the configuration form"),
@@ -46,6 +48,7 @@ class RunsScreen(Screen):
         super().__init__()
         self.runs: list[RunSummary] = []
         self._shown: dict[str, tuple[str, ...]] = {}  # the table's rows, by run path, as drawn
+        self._back_at: float | None = None  # when a "try it" session last gave the terminal back
 
     def compose(self) -> ComposeResult:
         root = getattr(self.app, "runs_root", None) or default_runs_root()
@@ -123,7 +126,9 @@ class RunsScreen(Screen):
         # As in a run's own view, a key that could only refuse for the selected row is not
         # offered: export and resume need a checkpoint, resume and stop the right state. An
         # unreadable status keeps both, so pressing them says why nothing can be done.
-        if action not in ("export", "resume", "stop"):
+        if runctl.typed_before(self.app, self._back_at):
+            return False  # typed while a "try it" session started: meant for it, not for this list
+        if action not in ("export", "resume", "stop", "try_model"):
             return True
         picked = self.selected() if self.is_mounted else None
         if picked is None:
@@ -131,14 +136,15 @@ class RunsScreen(Screen):
         live = picked.state in LIVE_STATES
         if action == "stop":
             return live or picked.state == UNREADABLE
-        return picked.has_checkpoint and not (action == "resume" and live)
+        return picked.has_checkpoint and not (action == "resume" and live)  # try_model: live is fine
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self.refresh_bindings()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.action_attach()
+        if not runctl.typed_before(self.app, self._back_at):
+            self.action_attach()
 
     def _pick(self, needs_status: str = "") -> RunDir | None:
         """The selected run; with ``needs_status`` (a verb), only if its status.json can be read:
@@ -218,6 +224,12 @@ class RunsScreen(Screen):
         else:
             self.notify(f"deleted {done.name} in part ({human_bytes(done.freed)} freed): {done.why}; "
                         f"the rest is hidden in {done.left}", severity="warning", markup=False)
+
+    def action_try_model(self) -> None:
+        """Prompt the selected run's latest checkpoint in the terminal, the console suspended."""
+        run = self._pick()
+        if run is not None:
+            self._back_at = runctl.try_in_terminal(self, run) or self._back_at
 
     def action_export(self) -> None:
         from aios_tui.ui.screens.checkpoints import CheckpointPicker, infos_for_run
