@@ -25,6 +25,7 @@ import torch
 from aios_tui import notes
 from aios_tui.config import RunConfig
 from aios_tui.data import Document, dataset_path, read_documents
+from aios_tui.data.reader import first_record_is_chat
 from aios_tui.data.chat import render_all
 from aios_tui.engine import token_cache
 from aios_tui.errors import UserError
@@ -210,7 +211,7 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
         n_docs = len(docs)
     # From the records when they were read; from the cache, the file's first record says (a file
     # is chat throughout or not at all).
-    chat = bool(docs[0].turns) if docs else _first_record_is_chat(path)
+    chat = bool(docs[0].turns) if docs else first_record_is_chat(path)
     if int((labels[1:] != IGNORE).sum()) < 1:
         docs = docs if docs is not None else read_documents(path)
         sample = next((d.text[:1000] for d in docs if d.text.strip()), None)
@@ -239,21 +240,6 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
         "chat": chat,  # the console's "try it" asks such a run with --chat
     }
     return data
-
-
-def _first_record_is_chat(path: Path) -> bool:
-    """Whether the first record of a file read before (so a valid one) is a conversation."""
-    import json
-
-    from aios_tui.data.reader import _is_chat, _looks_like_jsonl
-
-    try:
-        with open(path, "rb") as fh:
-            first = next((line for line in fh if line.strip()), b"").removeprefix(b"\xef\xbb\xbf")
-        obj = json.loads(first) if _looks_like_jsonl(Path(path), first) else None
-    except (OSError, ValueError):
-        return False
-    return isinstance(obj, dict) and _is_chat(obj)
 
 
 def size_notes(data: PackedData, cfg: RunConfig) -> list[str]:

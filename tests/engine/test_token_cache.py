@@ -171,3 +171,22 @@ def test_resume_reads_the_cache_and_still_refuses_changed_data(cached, make_cfg,
     data.write_text(text_file.read_text().replace("count", "COUNT"))  # same size, other text
     code, _, err = cli("train", "--resume", str(run), "--progress", "none")
     assert code == 2 and "its contents changed since step-000003" in err and "tokens from cache" not in err
+
+
+def test_the_data_summary_says_whether_a_run_trains_on_chat_fresh_or_from_the_cache(tmp_path, cached):
+    from aios_tui.engine.data import load_packed
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    tok = byte_tokenizer()
+    tok.chat_template = "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>{% endfor %}"
+    chat = tmp_path / "chat.jsonl"
+    chat.write_bytes(b"\xef\xbb\xbf\n" + "".join(json.dumps({"messages": [
+        {"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}) + "\n"
+        for i in range(40)).encode())
+    text = tmp_path / "text.jsonl"
+    text.write_text("".join(json.dumps({"text": f"line {i}"}) + "\n" for i in range(40)))
+    for path, want in ((chat, True), (text, False)):
+        cfg = resolve(overrides={"dataset_file": str(path), "max_seq_len": 32})
+        fresh, again = load_packed(cfg, tok), load_packed(cfg, tok)
+        assert (fresh.summary["chat"], again.summary["chat"]) == (want, want), path.name
+    assert len(_entries()) == 2  # the second load of each came from the cache
