@@ -23,6 +23,18 @@ def interval_problem(seconds: float) -> str | None:
     return f"--interval {seconds:g}: give seconds between 0.05 and 3600"
 
 
+def device_problem(device: str) -> str | None:
+    """--device cuda without a GPU, said under the flag the user gave (the engine's own check,
+    for a config, names train.device)."""
+    if device != "cuda":
+        return None
+    import torch
+
+    if torch.cuda.is_available():
+        return None
+    return "--device: cuda was asked for but no CUDA GPU is visible to torch; use --device cpu or auto"
+
+
 def _method_ignores(method: str, name: str) -> bool:
     """Whether adapter type ``method`` has no use for PEFT field ``name``."""
     if name.startswith("adalora_"):

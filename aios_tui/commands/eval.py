@@ -51,6 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
+    from aios_tui.commands.arguments import device_problem
+
     problems = []
     if args.max_batches is not None and args.max_batches < 1:
         problems.append(f"--max-batches: {args.max_batches} is out of range; valid: at least 1")
@@ -62,13 +64,9 @@ def _check(args: argparse.Namespace) -> None:
         problem = _dataset_problem(args.dataset_file)
         if problem:
             problems.append(problem)
-    if args.device == "cuda":
-        import torch
-
-        # Said here, under the flag the user gave; the engine's own check names train.device.
-        if not torch.cuda.is_available():
-            problems.append("--device: cuda was asked for but no CUDA GPU is visible to torch; "
-                            "use --device cpu or auto")
+    problem = device_problem(args.device)
+    if problem:
+        problems.append(problem)
     if problems:
         raise UserError(problems)
 

@@ -151,6 +151,8 @@ def answer(loaded, prompt: str, ids: list[int], sampling, chat: bool) -> str:
 
 
 def _check(args: argparse.Namespace) -> None:
+    from aios_tui.commands.arguments import device_problem
+
     problems = []
     if args.max_new_tokens < 1:
         problems.append(f"--max-new-tokens: {args.max_new_tokens} is out of range; valid: at least 1")
@@ -160,13 +162,9 @@ def _check(args: argparse.Namespace) -> None:
         problems.append(f"--top-k: {args.top_k} is out of range; valid: 0 or more")
     if args.top_p is not None and not (0 < args.top_p <= 1):
         problems.append(f"--top-p: {args.top_p} is out of range; valid: more than 0, at most 1")
-    if args.device == "cuda":
-        import torch
-
-        # Said here, under the flag the user gave; the engine's own check names train.device.
-        if not torch.cuda.is_available():
-            problems.append("--device: cuda was asked for but no CUDA GPU is visible to torch; "
-                            "use --device cpu or auto")
+    problem = device_problem(args.device)
+    if problem:
+        problems.append(problem)
     if problems:
         raise ConfigError(problems)
 

@@ -19,8 +19,20 @@ Point = tuple[int, float]
 Add = Callable[[list[Point], Point, int, int], int]
 
 
-def _finite(v: Any) -> bool:
+def finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def newer_lines_win(loss: list[Point], eval_loss: list[Point], step: int,
+                    rec: dict[str, Any]) -> tuple[list[Point], list[Point]]:
+    """The points before ``rec`` at ``step``: a resumed run repeats the steps after its last
+    checkpoint, and its newer lines replace those the interrupted session wrote."""
+    if loss and step <= loss[-1][0] and finite(rec.get("loss")):
+        loss = [p for p in loss if p[0] < step]
+        eval_loss = [p for p in eval_loss if p[0] < step]
+    if eval_loss and step <= eval_loss[-1][0] and finite(rec.get("eval_loss")):
+        eval_loss = [p for p in eval_loss if p[0] < step]
+    return loss, eval_loss
 
 
 class History:
@@ -60,14 +72,10 @@ class History:
             return
         if not isinstance(step, int) or isinstance(step, bool):
             return
-        if self.loss and step <= self.loss[-1][0] and _finite(rec.get("loss")):
-            self.loss = [p for p in self.loss if p[0] < step]
-            self.eval_loss = [p for p in self.eval_loss if p[0] < step]
-        if self.eval_loss and step <= self.eval_loss[-1][0] and _finite(rec.get("eval_loss")):
-            self.eval_loss = [p for p in self.eval_loss if p[0] < step]
-        if _finite(rec.get("loss")):
+        self.loss, self.eval_loss = newer_lines_win(self.loss, self.eval_loss, step, rec)
+        if finite(rec.get("loss")):
             self._loss_stride = self.add(self.loss, (step, float(rec["loss"])), self._loss_stride, self.limit)
-        if _finite(rec.get("eval_loss")):
+        if finite(rec.get("eval_loss")):
             self._eval_stride = self.add(self.eval_loss, (step, float(rec["eval_loss"])),
                                          self._eval_stride, self.limit)
 

@@ -7,7 +7,6 @@ skips some views to keep up with a slow terminal loses nothing.
 
 from __future__ import annotations
 
-import math
 import os
 from collections import deque
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from aios_tui.metrics.follow import MAX_POLL_BYTES, Follower
-from aios_tui.metrics.history import History
+from aios_tui.metrics.history import History, finite, newer_lines_win
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, StatusRead
 
 # Above this size a watcher reads the header and the last BACKLOG records only.
@@ -23,10 +22,6 @@ BIG_FILE_BYTES = 16 << 20
 BACKLOG = 5000
 Point = tuple[int, float]
 _UNREAD = object()
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _add(points: list[Point], point: Point, stride: int, limit: int) -> int:
@@ -243,18 +238,13 @@ class RunTracker:
         # Peaks are written when a session ends: a step after them is a resumed session's,
         # whose own memory figures are the ones to show.
         self.measured = None
-        # A resumed run repeats the steps after its last checkpoint: the newer lines win.
-        if self.loss and step <= self.loss[-1][0] and _finite(rec.get("loss")):
-            self.loss = [p for p in self.loss if p[0] < step]
-            self.eval_loss = [p for p in self.eval_loss if p[0] < step]
-        if self.eval_loss and step <= self.eval_loss[-1][0] and _finite(rec.get("eval_loss")):
-            self.eval_loss = [p for p in self.eval_loss if p[0] < step]
-        if _finite(rec.get("loss")):
+        self.loss, self.eval_loss = newer_lines_win(self.loss, self.eval_loss, step, rec)
+        if finite(rec.get("loss")):
             self._loss_stride = _add(self.loss, (step, float(rec["loss"])), self._loss_stride,
                                      self.max_points)
         if "loss" in rec:
             self.last = rec
-        if _finite(rec.get("eval_loss")):
+        if finite(rec.get("eval_loss")):
             self._eval_stride = _add(self.eval_loss, (step, float(rec["eval_loss"])),
                                      self._eval_stride, self.max_points)
 
