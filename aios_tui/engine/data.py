@@ -263,8 +263,10 @@ def encode_prompt(tokenizer, text: str, chat: bool = False) -> list[int]:
     if chat:
         from aios_tui.data.chat import generation_prompt
 
-        return list(tokenizer(generation_prompt(tokenizer, text), add_special_tokens=False)["input_ids"])
-    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        framed = generation_prompt(tokenizer, text)
+        return list(tokenizer(framed, add_special_tokens=False, verbose=False)["input_ids"])
+    # verbose=False: transformers warns past model_max_length; check_room refuses such a prompt itself
+    ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     return ([bos] if bos is not None and bos != eos else []) + list(ids)
 

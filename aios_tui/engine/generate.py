@@ -86,7 +86,7 @@ class Loaded:
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         except Exception as exc:  # the template is the model's own code: whatever it raises, say it
             raise UserError(f"--chat: the model's chat template refuses this conversation ({exc})") from None
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return list(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
 
     def sample(self, ids: list[int], sampling: Sampling, on_text: Callable[[str], None] | None = None) -> str:
         """The text sampled after ``ids`` (special tokens left out); ``on_text`` gets it piece by
@@ -117,7 +117,7 @@ class Loaded:
             room = limit - len(ids)
             raise UserError(f"--max-new-tokens: the prompt's {len(ids)} tokens and {s.max_new_tokens} new "
                             f"ones exceed the model's {limit} positions; "
-                            + (f"use --max-new-tokens {room} or less" if room > 0 else "use a shorter --prompt"))
+                            + (f"use --max-new-tokens {room} or less" if room > 0 else "use a shorter prompt"))
 
     def _sample_hf(self, prompt: list[int], s: Sampling, on_text: Callable[[str], None] | None) -> str:
         model, tokenizer = self.model, self.tokenizer

@@ -186,3 +186,13 @@ def test_chat_without_a_template_is_refused_before_the_first_prompt(tiny_run, cl
     assert code == 2 and out == ""
     assert err.splitlines()[-1] == ("aios-tui: error: --chat: the model's tokenizer has no chat template to "
                                     "frame the prompt with; drop --chat to continue the prompt as plain text")
+
+
+def test_a_prompt_past_the_models_positions_is_refused_in_one_line(tiny_run, tmp_path):
+    """Longer than the tokenizer's model_max_length too: transformers' own warning stays out."""
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("Once\n" + "x" * 2100 + "\n", encoding="utf-8")
+    done = generate_process(str(tiny_run), "--prompt-file", str(prompts), "--device", "cpu")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"aios-tui: error: --prompt-file {prompts}, line 2: --max-new-tokens: the prompt's 2101 "
+                           "tokens and 64 new ones exceed the model's 2048 positions; use a shorter prompt\n")
