@@ -202,7 +202,7 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
     from_cache = hit is not None
     if hit is not None:
         docs, ids, labels, n_docs = None, hit.ids, hit.labels, hit.documents
-        notes.say(f"tokens from cache ({n_docs:,} documents, {len(ids):,} tokens, {hit.where}); "
+        notes.say(f"tokens from cache ({n_docs:,} document{'' if n_docs == 1 else 's'}, {len(ids):,} tokens, {hit.where}); "
                   f"{token_cache.ENV}=off tokenises afresh")
         del hit  # else it would keep the stream alive through the packing
     else:

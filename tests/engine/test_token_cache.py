@@ -54,7 +54,7 @@ def test_one_entry_serves_every_block_size_and_split(cached, text_file, capsys):
     for b in (16, 48):
         assert _blocks(_load(text_file, b, eval_fraction=0.2)) == fresh[b]
     err = capsys.readouterr().err
-    assert err.count("note: tokens from cache (1 documents, ") == 2, err
+    assert err.count("note: tokens from cache (1 document, ") == 2, err
     meta = json.loads((_entries()[0] / "meta.json").read_text())
     assert np.load(_entries()[0] / "ids.npy").dtype == np.uint16 and meta["tokens"] == fresh[16][3]["tokens"]
 
