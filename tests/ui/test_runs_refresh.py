@@ -42,3 +42,22 @@ async def test_a_refresh_redraws_changed_cells_in_place_and_a_new_run_rebuilds(m
         assert len(cleared) > builds
         assert app.screen.selected().name == picked
         assert table.row_count == 3
+
+
+async def test_an_empty_list_offers_no_key_that_needs_a_run(make_app, runs_root, monkeypatch):
+    monkeypatch.setattr(runs_screen_module, "REFRESH_S", 0.05)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_runs()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.pause(0.1)
+
+        def offered() -> set[str]:
+            return {b.binding.action for b in app.active_bindings.values()}
+
+        assert not offered() & set(runs_screen_module.ROW_ACTIONS)
+        assert "configure" in offered()
+        write_run(runs_root, "done", state="finished", pid=0)
+        await wait_for(pilot, lambda: len(app.screen.runs) == 1, what="the new run")
+        await pilot.pause(0.1)
+        assert {"attach", "delete"} <= offered()

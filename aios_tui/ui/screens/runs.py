@@ -23,6 +23,7 @@ from aios_tui.ui.pacing import nap
 from aios_tui.ui.screens.confirm import ConfirmScreen
 
 REFRESH_S = 2.0
+ROW_ACTIONS = ("attach", "resume", "stop", "export", "try_model", "delete")  # each needs a selected run
 COLUMNS = ("name", "state", "step", "loss", "age", "size", "method")
 CONSOLE_STOP_HOW = "stop it first (s)"
 
@@ -128,10 +129,12 @@ class RunsScreen(Screen):
         # unreadable status keeps both, so pressing them says why nothing can be done.
         if runctl.typed_before(self.app, self._back_at):
             return False  # typed while a "try it" session started: meant for it, not for this list
-        if action not in ("export", "resume", "stop", "try_model"):
+        if action not in ROW_ACTIONS or not self.is_mounted:
             return True
-        picked = self.selected() if self.is_mounted else None
+        picked = self.selected()
         if picked is None:
+            return False  # an empty list: nothing to act on
+        if action in ("attach", "delete"):
             return True
         live = picked.state in LIVE_STATES
         if action == "stop":
