@@ -208,6 +208,7 @@ def _parse_jsonl(raw: bytes, label: str) -> list[Document]:
     problems: list[str] = []
     first = {}  # whether a row is chat -> the first line of that kind
     hint = None
+    shaped: list[tuple[int, str]] = []  # (line, keys) of bad rows of a shape other tools write
     for number, (offset, line_bytes) in enumerate(_byte_lines(raw), 1):
         line = _decode(line_bytes, label, offset)
         if not line.strip():
@@ -226,8 +227,10 @@ def _parse_jsonl(raw: bytes, label: str) -> list[Document]:
             doc, problem = _chat_document(obj, number)
         else:
             problem = _record_problem(obj)
-            if problem and hint is None:
-                hint = _shape_hint(obj, label)
+            row_hint = _shape_hint(obj, label) if problem else None
+            if row_hint:
+                hint = hint or row_hint
+                shaped.append((number, ", ".join(sorted(obj))))
             doc = None
             if problem is None and isinstance(obj.get("text"), str):
                 doc = Document(obj["text"]) if obj["text"] else None
@@ -237,6 +240,12 @@ def _parse_jsonl(raw: bytes, label: str) -> list[Document]:
             problems.append(f"dataset {label}, line {number}: {problem}")
         elif doc is not None:
             docs.append(doc)
+    if problems and hint and len(shaped) == len(problems):
+        # every bad row is of another tool's shape: one line for them all, then how to convert
+        n, (line, keys) = len(shaped), shaped[0]
+        raise UserError([f"dataset {label}: {n} row{'s need' if n != 1 else ' needs'} a string 'text' field, "
+                         f"'prompt' and 'completion' fields, or 'messages' (line {line} first; keys: {keys})",
+                         hint])
     if problems:
         extra = len(problems) - _MAX_LISTED
         raise UserError(problems[:_MAX_LISTED] + ([f"... and {extra} more bad lines"] if extra > 0 else [])

@@ -109,8 +109,8 @@ def test_rows_of_other_tools_shapes_get_the_line_that_converts_them(tmp_path, ro
     p.write_text(json.dumps(row) + "\n" + json.dumps(row) + "\n")
     with pytest.raises(UserError) as err:
         read_documents(p)
-    *lines, hint = err.value.problems
-    assert len(lines) == 2 and all("needs a string 'text' field" in line for line in lines)
+    first, hint = err.value.problems  # the rows in one line, then how to convert them
+    assert first.startswith(f"dataset {p}: 2 rows need a string 'text' field") and "(line 1 first; keys: " in first
     assert f"these look like {shape}" in hint and "jq -c " in hint
     if shutil.which("jq") is None:
         return
@@ -127,6 +127,16 @@ def test_rows_of_no_known_shape_get_no_conversion_line(tmp_path):
     with pytest.raises(UserError) as err:
         read_documents(p)
     assert len(err.value.problems) == 1
+
+
+def test_other_bad_lines_beside_shaped_rows_are_each_listed(tmp_path):
+    p = tmp_path / "mixed.jsonl"
+    p.write_text(json.dumps({"question": "Q", "answer": "A"}) + "\nnot json\n")
+    with pytest.raises(UserError) as err:
+        read_documents(p)
+    problems = err.value.problems
+    assert len(problems) == 3 and "line 2: not valid JSON" in problems[1]
+    assert "these look like question/answer rows" in problems[2]
 
 
 def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
