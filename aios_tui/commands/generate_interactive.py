@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import re
 import sys
 
 from aios_tui.commands.generate import answer
@@ -13,7 +14,10 @@ from aios_tui.errors import UserError
 HELP = """\
 /reset  start a new conversation (with --chat; without it each prompt stands alone)
 /help   this list
-An empty line is ignored; Ctrl-C stops an answer; Ctrl-C at the prompt or Ctrl-D ends."""
+An empty line is ignored; Ctrl-C stops an answer; Ctrl-C at the prompt or Ctrl-D ends.
+A prompt that is one word starting with / is taken for a command; add a space to ask it."""
+# One slash-word alone reads as a command mistyped (/rest, /quit), not as a prompt to sample.
+_COMMAND = re.compile(r"/[A-Za-z]+")
 
 
 def _say(text: str) -> None:
@@ -44,6 +48,9 @@ def session(loaded, sampling, chat: bool) -> int:
         if command == "/reset":
             history.clear()
             _say("a new conversation" if chat else "nothing to reset: without --chat each prompt stands alone")
+            continue
+        if _COMMAND.fullmatch(line):
+            _say(f"{command}: no such command; /help lists them (Ctrl-D ends)")
             continue
         # Each answer its own seed: asking again gives another sample, the session stays reproducible.
         this = dataclasses.replace(sampling, seed=sampling.seed + asked)

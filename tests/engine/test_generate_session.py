@@ -150,11 +150,12 @@ def test_a_chat_session_carries_the_conversation_until_reset(chat_dir):
     after_reset = expected([("user", "again")], 2)
     assert second != expected([("user", "again")], 1)  # the history makes a difference to this model
     done = generate_process(str(chat_dir), "--chat", "-i", "--max-new-tokens", "8", "--device", "cpu",
-                            stdin="1+2\n\nagain\n/reset\nagain\n/help\n")
+                            stdin="1+2\n\nagain\n/reset\nagain\n/help\n/rest\n")
     assert done.returncode == 0, done.stderr
     # '> ' is input()'s prompt; an empty line or a command prints its answer, if any, on stderr
-    assert done.stdout == f"> {first}\n> > {second}\n> > {after_reset}\n> > \n"
+    assert done.stdout == f"> {first}\n> > {second}\n> > {after_reset}\n> > > \n"
     assert "a new conversation" in done.stderr and "/reset  start a new conversation" in done.stderr
+    assert "/rest: no such command; /help lists them" in done.stderr  # a typo is not a prompt
 
 
 def test_prompts_it_cannot_read_are_refused_before_loading(cli, tmp_path, monkeypatch):
