@@ -189,6 +189,10 @@ async def test_runs_screen_lists_runs_and_attaches(make_app, runs_root):
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
         assert app.screen.run.name == "old-full"
         assert "FINISHED" in text_of(app.screen.query_one(RunProgress))
+        await pilot.press("ctrl+n")  # the form's key for the list works from a run's view too
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, ConfigureScreen)

@@ -59,6 +59,8 @@ class RunScreen(Screen):
         Binding("g", "try_model", "Try it", priority=True,
                 tooltip="Prompt the latest checkpoint in this terminal (aios-tui generate), the console back after"),
         Binding("n", "runs", "Runs", priority=True, tooltip="List runs"),
+        # the form's key for the same list, so a hand used to it is not left doing nothing here
+        Binding("ctrl+n", "runs", "Runs", priority=True, show=False),
         Binding("escape", "configure", "Configure", priority=True, tooltip="Back to the configuration form"),
     ]
 
