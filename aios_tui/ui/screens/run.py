@@ -60,7 +60,7 @@ class RunScreen(Screen):
                 tooltip="Prompt the latest checkpoint in this terminal (aios-tui generate), the console back after"),
         Binding("n", "runs", "Runs", priority=True, tooltip="List runs"),
         # the form's key for the same list, so a hand used to it is not left doing nothing here
-        Binding("ctrl+n", "runs", "Runs", priority=True, show=False),
+        Binding("ctrl+n", "runs", "Runs", priority=True, show=False, tooltip="List runs"),
         Binding("escape", "configure", "Configure", priority=True, tooltip="Back to the configuration form"),
     ]
 
