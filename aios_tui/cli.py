@@ -19,7 +19,7 @@ from aios_tui.quiet import quiet_library_warnings
 
 # Order is the order `aios-tui --help` lists them.
 COMMANDS = (
-    "console", "train", "train_actv1", "estimate", "gpu", "tail", "attach", "runs",
+    "console", "train", "train_actv1", "estimate", "gpu", "tail", "attach", "runs", "compare",
     "eval", "export", "generate", "presets", "config",
 )
 
