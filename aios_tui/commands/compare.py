@@ -127,8 +127,9 @@ def short_names(names: Sequence[str], width: int = NAME_WIDTH) -> list[str]:
             keep = width - 1  # more of the end: a sweep's names tell themselves apart there
             text = text[:keep // 3] + "…" + text[len(text) - (keep - keep // 3):]
         out.append(text)
+    alike = [out.count(text) > 1 for text in out]  # counted before any is numbered
     for i, text in enumerate(out):  # still alike (one name in two places): number them
-        if out.count(text) > 1:
+        if alike[i]:
             out[i] = f"{text[:width - 3]}#{i + 1}"
     return out
 

@@ -148,9 +148,16 @@ def _inside(path: str, run: Path) -> bool:
     return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
 
 
-def own_sessions(sessions: list[_Session], run: Path, pid: int | None) -> list[_Session]:
-    """The sessions of ``run`` in a file that may hold other runs' sessions too."""
-    if not any(s.run_dir for s in sessions):
+def own_sessions(sessions: list[_Session], run: Path, pid: int | None,
+                 own_file: bool = False) -> list[_Session]:
+    """The sessions of ``run`` in a file that may hold other runs' sessions too; ``own_file``:
+    the file is the run's own metrics.jsonl, inside its directory."""
+    named = {os.path.realpath(s.run_dir) for s in sessions if s.run_dir}
+    if own_file and len(named) == 1 and os.path.realpath(run) not in named:
+        # one run's file that names a directory it is no longer in: the run was moved or
+        # copied (an archive, a box's runs fetched home), and every session is still its own
+        return sessions
+    if not named:
         # nothing names its run (a file from an older version): as `tail` reads a shared
         # file, its last header's session on is the run's
         heads = [i for i, s in enumerate(sessions) if s.kind == "header"]
@@ -182,7 +189,10 @@ def read_figures(run: RunDir) -> Figures:
     status = read.fields
     state = read.state()
     metrics = run.metrics_path(status)
-    sessions = own_sessions(_sessions(_records(metrics, run.name)), run.path, _step(status.get("pid")))
+    if not metrics.exists() and run.default_metrics.exists():
+        metrics = run.default_metrics  # the status names where the run was before it was moved
+    own_file = _same_place(str(metrics), run.default_metrics)
+    sessions = own_sessions(_sessions(_records(metrics, run.name)), run.path, _step(status.get("pid")), own_file)
     fig = Figures(name=run.name, path=str(run.path), state=state)
     header = next((s.header for s in sessions if s.header), None)
 

@@ -232,3 +232,21 @@ def test_two_real_runs_with_different_learning_rates(cli, tmp_path):
     assert all(r["tokens_per_s_median"] > 0 and r["peak_memory_bytes"] > 0 for r in (slow, fast))
     code, out, _ = cli("compare", "slow", "fast")
     assert code == 0 and "  lr:" in out and "0.0001 | 0.003" in out
+
+
+def test_a_moved_run_keeps_its_figures(cli, sweep, tmp_path):
+    # archived, or fetched home from the training box: its status and metrics name where it was
+    a, b = sweep
+    moved = tmp_path / "archive" / b.name
+    moved.parent.mkdir()
+    b.rename(moved)
+    code, out, _ = cli("compare", str(a), str(moved), "--json")
+    assert code == 0
+    _, fb = json.loads(out)
+    assert (fb["step"], fb["final_loss"], fb["best_eval_loss"]) == (100, 2.0, 2.1)
+
+
+def test_one_name_in_three_places_is_numbered_in_each():
+    from aios_tui.commands.compare import short_names
+
+    assert short_names(["lora-x", "lora-x", "lora-x"]) == ["lora-x#1", "lora-x#2", "lora-x#3"]
