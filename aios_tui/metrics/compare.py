@@ -189,8 +189,6 @@ def read_figures(run: RunDir) -> Figures:
     status = read.fields
     state = read.state()
     metrics = run.metrics_path(status)
-    if not metrics.exists() and run.default_metrics.exists():
-        metrics = run.default_metrics  # the status names where the run was before it was moved
     own_file = _same_place(str(metrics), run.default_metrics)
     sessions = own_sessions(_sessions(_records(metrics, run.name)), run.path, _step(status.get("pid")), own_file)
     fig = Figures(name=run.name, path=str(run.path), state=state)

@@ -246,9 +246,16 @@ class RunDir:
         """Where this run writes metrics: status.json (or ``status``, already read from it) may
         name a --log-file elsewhere."""
         named = (self.read_status() if status is None else status).get("metrics")
-        if named and not Path(named).is_dir():  # a directory is no metrics file: a status gone wrong
-            return Path(named)
-        return self.default_metrics
+        if not named or Path(named).is_dir():  # a directory is no metrics file: a status gone wrong
+            return self.default_metrics
+        named = Path(named)
+        if named.parent != self.path.resolve() and self.default_metrics.is_file():
+            # A run moved or copied elsewhere (archived, fetched home): its status still names the
+            # metrics where it was trained, which are gone or another run's own.
+            if not named.exists() or (named.name == self.default_metrics.name
+                                      and (named.parent / self.status_file.name).is_file()):
+                return self.default_metrics
+        return named
 
     def exists(self) -> bool:
         return self.status_file.is_file() or self.config_toml.is_file()
