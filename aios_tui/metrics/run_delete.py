@@ -117,6 +117,11 @@ def plan(args: list[str], root: str | os.PathLike | None = None) -> list[Doomed]
         if not path.is_dir():
             problems.append(f"{arg}: not a run directory (give the run's directory, not a file in it)")
             continue
+        if path.is_symlink():
+            # the link is what the list shows; deleting where it points would surprise either way
+            problems.append(f"{arg}: is a link to {path.resolve()}; delete that run by its own path, "
+                            f"or remove the link alone (rm {path})")
+            continue
         run = RunDir(path.resolve())
         blocker = delete_blocker(run)
         if blocker:

@@ -200,3 +200,13 @@ def test_an_unreadable_part_counts_as_what_could_be_read(tmp_path, monkeypatch):
     monkeypatch.setattr("aios_tui.metrics.disk_usage.os.scandir", not_ours)
     part = dir_bytes(run.path)
     assert 0 < part <= whole - (1 << 20)  # all but what is inside the checkpoint
+
+
+def test_a_link_to_a_run_is_refused_and_neither_is_removed(cli, tmp_path, root, trained):
+    elsewhere = shutil.copytree(trained, tmp_path / "archive" / "old", symlinks=True)
+    (root / "old-link").symlink_to(elsewhere, target_is_directory=True)
+    code, out, err = cli("runs", "delete", "old-link", "--yes")
+    assert (code, out) == (2, "")
+    assert err == (f"aios-tui: error: old-link: is a link to {elsewhere}; delete that run by its own path, "
+                   f"or remove the link alone (rm {root / 'old-link'})\n")
+    assert elsewhere.is_dir() and (root / "old-link").is_symlink()
