@@ -101,13 +101,24 @@ def _records(path: Path, shown: str) -> list[dict[str, Any]]:
                     raise UserError(f"{shown}: {path} is not a metrics file (its first line is not a JSON "
                                     "record)")
                 first = False
-            out.extend(records)
+            out.extend(map(_slim, records))
             rest = data[used:]
             if len(rest) > _LONGEST_LINE:
                 rest = b""
         if first and rest.strip() and not _starts_with_record(rest + b"\n"):
             raise UserError(f"{shown}: {path} is not a metrics file (its first line is not a JSON record)")
     return out
+
+
+# What a step line is read for; the rest of it (learning rate, grad norm, ...) is let go at once,
+# since a long sweep's every line is held until its figures are worked out.
+_STEP_FIELDS = ("step", "loss", "eval_loss", "tokens_per_s", "elapsed_s", *MEMORY_KINDS)
+
+
+def _slim(rec: dict[str, Any]) -> dict[str, Any]:
+    if "event" in rec or "peft" in rec or "step" not in rec:
+        return rec  # a header or an event: few, and read whole
+    return {k: rec[k] for k in _STEP_FIELDS if k in rec}
 
 
 def _starts_with_record(data: bytes) -> bool:
