@@ -121,6 +121,7 @@ def blocks(trained, dataset_file: str | None, max_batches: int | None, batch_siz
     size = batch_size or cfg.train.batch_size
     if dataset_file is None:
         data = trained.task.load_data(cfg, tokenizer)
+        _same_data(trained, data)
         if data.n_eval == 0:
             raise UserError(f"the run holds out no eval blocks (eval_fraction {cfg.data.eval_fraction:g} of "
                             f"{data.n_train} block(s)); give a held-out file with --dataset-file")
@@ -146,6 +147,23 @@ def blocks(trained, dataset_file: str | None, max_batches: int | None, batch_siz
         raise UserError(f"{what}: its {found.n_blocks} block(s) hold no token to score (only prompts "
                         "and padding); give more text" + (" or a larger --max-batches" if max_batches else ""))
     return found
+
+
+def _same_data(trained, data) -> None:
+    """Refuses an eval split rebuilt from a dataset file that changed since the run trained on
+    it: its blocks would be other ones (some of them trained on), scored as if held out."""
+    from aios_tui.engine.train import data_digest
+
+    try:  # mmap: the optimizer's state in the same file is never read for one string
+        state = torch.load(trained.checkpoint / ckpt.TRAINER_STATE, map_location="cpu", weights_only=True,
+                           mmap=True)
+        recorded = state.get("data_digest")
+    except Exception:  # unreadable: nothing to compare with, as for a checkpoint from before digests
+        return
+    if recorded is not None and recorded != data_digest(data):
+        raise UserError(f"dataset {trained.cfg.data.dataset_file or '(the bundled sample)'}: its contents "
+                        f"changed since {trained.checkpoint.name}, so the run's eval split cannot be "
+                        "rebuilt; score a held-out file with --dataset-file")
 
 
 @contextlib.contextmanager

@@ -152,6 +152,21 @@ def test_refusals_come_before_loading(lora_run, cli, tmp_path, not_loaded):
     assert "brain bundle" in _one_error(*cli("eval", str(bundle)))
 
 
+def test_an_eval_split_is_not_rebuilt_from_data_changed_since_the_run(lora_run, text_file, cli, tmp_path):
+    # The split is rebuilt from the file: changed, its "eval" blocks are other ones, some trained on.
+    data = tmp_path / "data.txt"
+    data.write_text(text_file.read_text(encoding="utf-8")[: len(text_file.read_text(encoding="utf-8")) // 2],
+                    encoding="utf-8")
+    run = tmp_path / "run"
+    shutil.copytree(lora_run, run)
+    for config in run.glob("checkpoints/*/config.toml"):
+        config.write_text(config.read_text(encoding="utf-8").replace(str(text_file), str(data)), encoding="utf-8")
+    line = _one_error(*cli("eval", str(run)))
+    assert "its contents changed since step-000006" in line and "--dataset-file" in line
+    code, out, err = cli("eval", str(run), "--dataset-file", str(data), "--json")
+    assert code == 0 and len(rows(out)) == 1, err
+
+
 def test_a_file_with_nothing_to_score_is_refused_in_one_line(lora_run, cli, tmp_path):
     empty = tmp_path / "blank.txt"
     empty.write_text("  \n\n", encoding="utf-8")
