@@ -80,7 +80,15 @@ class Loaded:
         from aios_tui.engine.data import encode_prompt
 
         if not chat or not history:
-            return encode_prompt(self.tokenizer, prompt, chat)
+            ids = encode_prompt(self.tokenizer, prompt, chat)
+            if ids or self.hrm:  # HRM ACTv1's sampler starts an empty prompt from its bos itself
+                return ids
+            # An empty prompt where the tokenizer puts nothing before a document (GPT-2's bos is
+            # its eos, Qwen has none): training put an eos before every document but the first.
+            if self.tokenizer.eos_token_id is None:
+                raise UserError("the prompt is empty and the model's tokenizer has no bos or eos "
+                                "token to start from; give some text to continue")
+            return [self.tokenizer.eos_token_id]
         messages = [{"role": role, "content": text} for role, text in (*history, ("user", prompt))]
         try:
             text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -197,3 +197,18 @@ def test_a_prompt_past_the_models_positions_is_refused_in_one_line(tiny_run, tmp
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == (f"aios-tui: error: --prompt-file {prompts}, line 2: --max-new-tokens: the prompt's 2101 "
                            "tokens and 64 new ones exceed the model's 2048 positions; use a shorter prompt\n")
+
+
+def test_an_empty_prompt_starts_a_document_where_the_tokenizer_has_no_bos_of_its_own(small_model_dir, tmp_path, cli):
+    """GPT-2's bos is its eos, so nothing is put before a prompt: an empty one samples after an eos."""
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "no-bos"
+    shutil.copytree(small_model_dir, model)
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    tokenizer.bos_token = tokenizer.eos_token
+    tokenizer.save_pretrained(model)
+    code, out, err = cli("generate", str(model), "--prompt", "", "--max-new-tokens", "4", "--device", "cpu")
+    assert code == 0 and out.endswith("\n") and "Traceback" not in err, err
