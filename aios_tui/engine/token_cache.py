@@ -228,6 +228,9 @@ def store(slot: Slot, ids: np.ndarray, labels: np.ndarray, documents: int) -> No
         notes.say(f"token cache {slot.root}: not written ({exc.strerror or exc}); "
                   f"the next start tokenises {slot.source.name} again")
         return
+    except BaseException:  # Ctrl-C midway: GBs of a half-written entry, which no limit counts
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     evict(slot.root, limit, keep=slot.dir)
 
 

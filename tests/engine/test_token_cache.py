@@ -190,3 +190,25 @@ def test_the_data_summary_says_whether_a_run_trains_on_chat_fresh_or_from_the_ca
         fresh, again = load_packed(cfg, tok), load_packed(cfg, tok)
         assert (fresh.summary["chat"], again.summary["chat"]) == (want, want), path.name
     assert len(_entries()) == 2  # the second load of each came from the cache
+
+
+def test_ctrl_c_while_an_entry_is_written_leaves_nothing_behind(cached, tmp_path, monkeypatch):
+    """A half-written entry is neither an entry nor counted against the limit: it must go at once."""
+    from aios_tui.engine import token_cache
+    from aios_tui.engine.token_cache import Slot, store
+
+    src = tmp_path / "src.txt"
+    src.write_text("x")
+    st = src.stat()
+    root = tmp_path / "cache"
+    written = token_cache._write_npy
+
+    def interrupted(path, *args):
+        written(path, *args)
+        raise KeyboardInterrupt  # as Ctrl-C lands once the ids are on disk
+
+    monkeypatch.setattr(token_cache, "_write_npy", interrupted)
+    ids = np.arange(1000, dtype=np.int32)
+    with pytest.raises(KeyboardInterrupt):
+        store(Slot(root, "k", src, (st.st_size, st.st_mtime_ns)), ids, ids, documents=1)
+    assert list(root.iterdir()) == []
