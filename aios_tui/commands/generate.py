@@ -66,6 +66,18 @@ def _decoded(data: bytes, label: str) -> str:
                         "`iconv -f latin1 -t utf-8`") from None
 
 
+def typed_problem(text: str, label: str) -> str | None:
+    """What is wrong with a prompt typed (an argument, a session's line) in a locale that is not
+    UTF-8: Python keeps its bytes as lone surrogates, which no tokenizer takes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        at = len(text[:exc.start].encode("utf-8", "surrogateescape"))
+        return (f"{label}: is not UTF-8 text (byte {at}); set the terminal to UTF-8, or convert it, "
+                "e.g. `iconv -f latin1 -t utf-8`")
+    return None
+
+
 def _read_stdin(label: str) -> str:
     try:
         return _decoded(sys.stdin.buffer.read(), label)
@@ -182,6 +194,9 @@ def run(args: argparse.Namespace) -> int:
     elif args.prompt == "-":
         prompts = [(0, stdin_prompt())]
     elif args.prompt is not None:
+        problem = typed_problem(args.prompt, "--prompt")
+        if problem:
+            raise UserError(problem)
         prompts = [(0, args.prompt)]
     else:
         raise UserError("no prompt: give --prompt TEXT, --prompt - (stdin), --prompt-file FILE, "

@@ -8,7 +8,7 @@ import importlib
 import re
 import sys
 
-from aios_tui.commands.generate import answer
+from aios_tui.commands.generate import answer, typed_problem
 from aios_tui.errors import UserError
 
 HELP = """\
@@ -39,6 +39,9 @@ def session(loaded, sampling, chat: bool) -> int:
         except (EOFError, KeyboardInterrupt):
             print(flush=True)  # the shell's prompt starts on a line of its own
             return 0
+        except UnicodeDecodeError as exc:  # a locale whose stdin is strict UTF-8
+            _say(f"aios-tui: error: the prompt: is not UTF-8 text (byte {exc.start}); set the terminal to UTF-8")
+            continue
         command = line.strip()
         if not command:
             continue
@@ -51,6 +54,10 @@ def session(loaded, sampling, chat: bool) -> int:
             continue
         if _COMMAND.fullmatch(line):
             _say(f"{command}: no such command; /help lists them (Ctrl-D ends)")
+            continue
+        problem = typed_problem(line, "the prompt")
+        if problem:
+            _say(f"aios-tui: error: {problem}")
             continue
         # Each answer its own seed: asking again gives another sample, the session stays reproducible.
         this = dataclasses.replace(sampling, seed=sampling.seed + asked)

@@ -212,3 +212,19 @@ def test_an_empty_prompt_starts_a_document_where_the_tokenizer_has_no_bos_of_its
     tokenizer.save_pretrained(model)
     code, out, err = cli("generate", str(model), "--prompt", "", "--max-new-tokens", "4", "--device", "cpu")
     assert code == 0 and out.endswith("\n") and "Traceback" not in err, err
+
+
+def test_a_prompt_typed_in_another_encoding_is_refused_in_one_line(tiny_run):
+    """Typed in a latin-1 terminal under a UTF-8 locale: an argument is refused before loading; in
+    a session the line is refused and the session goes on."""
+    env = {**os.environ, "LC_ALL": "C.UTF-8"}
+    env.pop("PYTHONIOENCODING", None)
+    base = [sys.executable, "-m", "aios_tui", "generate", str(tiny_run), "--max-new-tokens", "3", "--device", "cpu"]
+    done = subprocess.run([*base, "--prompt", b"caf\xe9"], capture_output=True, timeout=300, env=env)
+    assert done.returncode == 2 and done.stdout == b""
+    assert done.stderr == (b"aios-tui: error: --prompt: is not UTF-8 text (byte 3); set the terminal to UTF-8, "
+                           b"or convert it, e.g. `iconv -f latin1 -t utf-8`\n")
+    done = subprocess.run([*base, "-i"], input=b"caf\xe9\nOnce\n", capture_output=True, timeout=300, env=env)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
+    assert b"aios-tui: error: the prompt: is not UTF-8 text (byte 3)" in done.stderr
+    assert b"> Once" in done.stdout
