@@ -127,6 +127,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except RuntimeError as exc:
+        if type(exc).__name__ != "OutOfMemoryError":  # torch.cuda's, without importing torch here
+            raise
+        # Loading a model or scoring a checkpoint beside a run that holds the GPU (the console's
+        # "try it" on a live run): say so, not torch's traceback.
+        report([f"out of GPU memory ({str(exc).splitlines()[0] if str(exc) else 'CUDA'}); free the GPU "
+                "(`aios-tui gpu` shows who holds it) or use --device cpu"])
+        return 1
     except BrokenPipeError:  # `aios-tui tail ... | head` closed the pipe; not an error
         try:
             sys.stdout = open("/dev/null", "w")

@@ -99,7 +99,14 @@ class Loaded:
     def sample(self, ids: list[int], sampling: Sampling, on_text: Callable[[str], None] | None = None) -> str:
         """The text sampled after ``ids`` (special tokens left out); ``on_text`` gets it piece by
         piece as it is sampled, the pieces together the text itself."""
-        return self._sample_hrm(ids, sampling, on_text) if self.hrm else self._sample_hf(ids, sampling, on_text)
+        try:
+            return self._sample_hrm(ids, sampling, on_text) if self.hrm else self._sample_hf(ids, sampling, on_text)
+        except torch.cuda.OutOfMemoryError:
+            # a session goes on after it: the model stays loaded, what this answer took is freed
+            torch.cuda.empty_cache()
+            raise UserError(f"out of GPU memory sampling {sampling.max_new_tokens} tokens; ask for fewer "
+                            "(--max-new-tokens), free the GPU (`aios-tui gpu` shows who holds it) "
+                            "or use --device cpu") from None
 
     def _sample_hrm(self, ids: list[int], s: Sampling, on_text: Callable[[str], None] | None) -> str:
         from aios_tui.engine.hrm.generate import generate_ids
