@@ -275,17 +275,3 @@ def read_documents(path: str | Path) -> list[Document]:
     if problem:
         raise UserError(problem)
     return [Document(text)]
-
-
-def first_record_is_chat(path: str | Path) -> bool:
-    """Whether a file read before (so a valid one) holds conversations, from its first record:
-    a file is chat throughout or not at all."""
-    path = Path(path).expanduser()
-    try:
-        with open(path, "rb") as fh:
-            lines = (line.removeprefix(_BOM) if n == 0 else line for n, line in enumerate(fh))
-            first = next((line for line in lines if line.strip()), b"")
-        obj = json.loads(first) if _looks_like_jsonl(path, first) else None
-    except (OSError, ValueError):
-        return False
-    return isinstance(obj, dict) and _is_chat(obj)

@@ -25,7 +25,6 @@ import torch
 from aios_tui import notes
 from aios_tui.config import RunConfig
 from aios_tui.data import Document, dataset_path, read_documents
-from aios_tui.data.reader import first_record_is_chat
 from aios_tui.data.chat import render_all
 from aios_tui.engine import token_cache
 from aios_tui.errors import UserError
@@ -201,17 +200,14 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
     hit = token_cache.load(slot) if slot is not None else None
     from_cache = hit is not None
     if hit is not None:
-        docs, ids, labels, n_docs = None, hit.ids, hit.labels, hit.documents
-        notes.say(f"tokens from cache ({n_docs:,} document{'' if n_docs == 1 else 's'}, {len(ids):,} tokens, {hit.where}); "
-                  f"{token_cache.ENV}=off tokenises afresh")
+        docs, ids, labels, n_docs, chat = None, hit.ids, hit.labels, hit.documents, hit.chat
+        notes.say(f"tokens from cache ({n_docs:,} document{'' if n_docs == 1 else 's'}, {len(ids):,} tokens, "
+                  f"{hit.where}); {token_cache.ENV}=off tokenises afresh")
         del hit  # else it would keep the stream alive through the packing
     else:
         docs = read_documents(path)
         ids, labels = tokenize_documents(docs, tokenizer, cfg.model.model, str(path))
-        n_docs = len(docs)
-    # From the records when they were read; from the cache, the file's first record says (a file
-    # is chat throughout or not at all).
-    chat = bool(docs[0].turns) if docs else first_record_is_chat(path)
+        n_docs, chat = len(docs), bool(docs[0].turns)  # a file is chat throughout or not at all
     if int((labels[1:] != IGNORE).sum()) < 1:
         docs = docs if docs is not None else read_documents(path)
         sample = next((d.text[:1000] for d in docs if d.text.strip()), None)
@@ -225,7 +221,7 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
     n_tokens = len(ids)
     del docs  # the text, the stream and the blocks are never all held at once
     if slot is not None and not from_cache:
-        token_cache.store(slot, ids, labels, n_docs)
+        token_cache.store(slot, ids, labels, n_docs, chat)
     block_ids, block_labels = pack(ids, labels, cfg.data.max_seq_len, pad_id)
     del ids, labels
     train_idx, eval_idx = split_blocks(block_ids.shape[0], cfg.data.eval_fraction, cfg.train.seed)

@@ -32,7 +32,7 @@ import numpy as np
 
 # Bump when what a dataset tokenises to changes (reading, framing, chunking, special tokens): old
 # entries then miss instead of handing back the old tokens.
-FORMAT = 1
+FORMAT = 2  # 2: an entry says whether its file holds conversations
 MIN_BYTES = 16 << 20  # below this, tokenising takes about as long as reading an entry back
 DEFAULT_GB = 20.0
 ENV, SIZE_ENV = "AIOS_TUI_TOKEN_CACHE", "AIOS_TUI_TOKEN_CACHE_GB"
@@ -47,6 +47,7 @@ class Hit:
     labels: np.ndarray   # int32
     documents: int
     where: Path
+    chat: bool = False   # the file's records are conversations
 
 
 @dataclass
@@ -156,6 +157,9 @@ def load(slot: Slot) -> Hit | None:
         if checksum != meta["checksum"]:
             raise ValueError("checksum")
         documents = int(meta["documents"])
+        chat = meta["chat"]
+        if not isinstance(chat, bool):
+            raise ValueError("chat")
     except (OSError, ValueError, KeyError, TypeError, EOFError):
         shutil.rmtree(where, ignore_errors=True)
         return None
@@ -163,7 +167,7 @@ def load(slot: Slot) -> Hit | None:
         os.utime(where / "meta.json")  # its last use, for the eviction order
     except OSError:
         pass
-    return Hit(ids, labels, documents, where)
+    return Hit(ids, labels, documents, where, chat)
 
 
 def _labels(ids: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, str]:
@@ -192,7 +196,7 @@ def _write_npy(path: Path, dtype, n: int, chunks, h) -> None:
         os.fsync(f.fileno())
 
 
-def store(slot: Slot, ids: np.ndarray, labels: np.ndarray, documents: int) -> None:
+def store(slot: Slot, ids: np.ndarray, labels: np.ndarray, documents: int, chat: bool = False) -> None:
     """Put the stream in ``slot``; a cache that cannot take it costs a note, never the run."""
     from aios_tui import notes
 
@@ -214,7 +218,7 @@ def store(slot: Slot, ids: np.ndarray, labels: np.ndarray, documents: int) -> No
         _write_npy(tmp / "ids.npy", dtype, n, (ids[s:s + _CHUNK] for s in range(0, n, _CHUNK)), h_ids)
         _write_npy(tmp / "mask.npy", np.uint8, -(-n // 8),
                    (np.packbits(labels[s:s + _CHUNK] != IGNORE) for s in range(0, n, _CHUNK)), h_mask)
-        meta = {"format": FORMAT, "documents": int(documents), "tokens": n, "source": str(slot.source),
+        meta = {"format": FORMAT, "documents": int(documents), "chat": bool(chat), "tokens": n, "source": str(slot.source),
                 "checksum": h_ids.hexdigest() + h_mask.hexdigest(), "written": time.time()}
         (tmp / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
         try:

@@ -183,13 +183,15 @@ def test_the_data_summary_says_whether_a_run_trains_on_chat_fresh_or_from_the_ca
     chat.write_bytes(b"\xef\xbb\xbf\n" + "".join(json.dumps({"messages": [
         {"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}]}) + "\n"
         for i in range(40)).encode())
+    old_mac = tmp_path / "old-mac.jsonl"  # bare CR line ends: its first "line" is the whole file
+    old_mac.write_bytes(chat.read_bytes().replace(b"\n", b"\r"))
     text = tmp_path / "text.jsonl"
     text.write_text("".join(json.dumps({"text": f"line {i}"}) + "\n" for i in range(40)))
-    for path, want in ((chat, True), (text, False)):
+    for path, want in ((chat, True), (old_mac, True), (text, False)):
         cfg = resolve(overrides={"dataset_file": str(path), "max_seq_len": 32})
         fresh, again = load_packed(cfg, tok), load_packed(cfg, tok)
         assert (fresh.summary["chat"], again.summary["chat"]) == (want, want), path.name
-    assert len(_entries()) == 2  # the second load of each came from the cache
+    assert len(_entries()) == 3  # the second load of each came from the cache
 
 
 def test_ctrl_c_while_an_entry_is_written_leaves_nothing_behind(cached, tmp_path, monkeypatch):
