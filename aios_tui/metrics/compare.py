@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from aios_tui.errors import UserError
-from aios_tui.metrics.jsonl import parse_complete_lines
+from aios_tui.metrics.jsonl import is_header, parse_complete_lines
 from aios_tui.metrics.rundir import RunDir
 
 # The final train loss is the mean of the lines logged over the last FINAL_SHARE of the steps
@@ -130,7 +130,7 @@ def _sessions(records: list[dict[str, Any]]) -> list[_Session]:
     sessions = [_Session()]
     for rec in records:
         event = rec.get("event")
-        if "peft" in rec and "step" not in rec and event is None:
+        if is_header(rec):
             sessions.append(_Session("header", _text(rec.get("run_dir")), header=rec,
                                      total_steps=_config_steps(rec)))
         elif event in ("started", "resumed"):

@@ -110,6 +110,11 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
     yield from records
 
 
+def is_header(rec: dict[str, Any]) -> bool:
+    """Whether ``rec`` is a run's header line (what it trains, with what), not a step or event."""
+    return "peft" in rec and "step" not in rec and "event" not in rec
+
+
 def read_header(path: str | os.PathLike) -> dict[str, Any] | None:
     """The first line (the ``{"peft": ...}`` record) without reading the rest of the file."""
     try:

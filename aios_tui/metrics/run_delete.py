@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.disk_usage import dir_bytes
-from aios_tui.metrics.run_lock import LOCK_NAME, fcntl
+from aios_tui.metrics.run_lock import RunLock, held_elsewhere
 from aios_tui.metrics.rundir import DELETING_PREFIX, LIVE_STATES, RunDir, default_runs_root, resolve_run
 
 CLI_STOP_HOW = "stop it first (`aios-tui runs stop {name}`)"
@@ -65,22 +65,6 @@ def question(doomed: list[Doomed]) -> str:
     return f"Delete {len(doomed)} runs ({'; '.join(describe(d) for d in doomed)})?"
 
 
-def _lock_held(run: RunDir) -> bool:
-    """Whether another process holds the run's lock (a resume training it); creates nothing."""
-    if fcntl is None:
-        return False
-    try:
-        fh = open(run.path / LOCK_NAME, "rb")
-    except OSError:  # none: no resume ever took it
-        return False
-    with fh:  # closing drops the probe's own lock
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return True
-    return False
-
-
 def delete_blocker(run: RunDir, stop_how: str = CLI_STOP_HOW, *, lock_taken: bool = False) -> str | None:
     """Why ``run`` cannot be deleted now; None when it can. ``stop_how`` says how to stop it
     (``{name}`` is the run's name): the console names its key. ``lock_taken``: this process
@@ -98,7 +82,7 @@ def delete_blocker(run: RunDir, stop_how: str = CLI_STOP_HOW, *, lock_taken: boo
         return f"run '{run.name}' is stopping (saving a checkpoint); wait for it to stop, then delete it"
     if state in LIVE_STATES:
         return f"run '{run.name}' is still {state} (pid {read.fields.get('pid')}); {how}"
-    if not lock_taken and _lock_held(run):
+    if not lock_taken and held_elsewhere(run.path):
         return f"run '{run.name}' is being resumed by another process right now; {how}"
     return None
 
@@ -147,21 +131,16 @@ def _checkpoints(run: RunDir) -> int:
         return 0
 
 
-def _take_lock(run: RunDir):
+def _take_lock(run: RunDir) -> RunLock:
     """The run's lock, held for the rename (the lock file moves with the directory); UserError
     when a resume holds it."""
-    if fcntl is None:
-        return None
     try:
-        fh = open(run.path / LOCK_NAME, "ab")
+        lock = RunLock.try_take(run.path)
     except OSError as exc:
         raise UserError(f"run '{run.name}': cannot take its lock ({exc.strerror or exc}); nothing deleted") from None
-    try:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        fh.close()
-        raise UserError(f"run '{run.name}' is being resumed by another process right now; nothing deleted") from None
-    return fh
+    if lock is None:
+        raise UserError(f"run '{run.name}' is being resumed by another process right now; nothing deleted")
+    return lock
 
 
 def _hidden_name(run: RunDir) -> Path:
@@ -193,9 +172,8 @@ def hide(doomed: list[Doomed], stop_how: str = CLI_STOP_HOW) -> list[tuple[Doome
                 raise UserError(f"cannot delete {d.run.path}: {exc.strerror or exc}; nothing deleted") from None
             hidden.append((d, to))
     finally:
-        for fh in locks:
-            if fh is not None:
-                fh.close()
+        for lock in locks:
+            lock.release()
     return hidden
 
 

@@ -49,15 +49,27 @@ class RunLock:
         """The lock on ``run_dir``; UserError when another process trains it right now."""
         if fcntl is None or not run_dir.is_dir():
             return None
-        fh = _handed_down(run_dir / LOCK_NAME) or open(run_dir / LOCK_NAME, "ab")
+        lock = cls.try_take(run_dir, _handed_down(run_dir / LOCK_NAME))
+        if lock is None:
+            raise UserError(f"{run_dir}: another process is training this run right now (a second "
+                            f"`aios-tui {command} --resume` of it?)",
+                            f"follow it with `aios-tui tail {run_dir} --follow`, or stop it first "
+                            f"(`touch {run_dir / 'STOP'}`)")
+        return lock
+
+    @classmethod
+    def try_take(cls, run_dir: Path, fh=None) -> RunLock | None:
+        """The lock on ``run_dir`` (through ``fh`` when it is open already), or None when another
+        process holds it; OSError when the lock file cannot be opened. Without flock, a lock
+        that guards nothing."""
+        if fcntl is None:
+            return cls(None)
+        fh = fh or open(run_dir / LOCK_NAME, "ab")
         try:
             fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             fh.close()
-            raise UserError(f"{run_dir}: another process is training this run right now (a second "
-                            f"`aios-tui {command} --resume` of it?)",
-                            f"follow it with `aios-tui tail {run_dir} --follow`, or stop it first "
-                            f"(`touch {run_dir / 'STOP'}`)") from None
+            return None
         return cls(fh)
 
     def hand_down(self) -> dict[str, Any]:
@@ -66,4 +78,21 @@ class RunLock:
         return {"env": {HANDED_DOWN_ENV: str(fd)}, "pass_fds": (fd,)}
 
     def release(self) -> None:
-        self._fh.close()  # closing drops the lock
+        if self._fh is not None:
+            self._fh.close()  # closing drops the lock
+
+
+def held_elsewhere(run_dir: Path) -> bool:
+    """Whether another process holds ``run_dir``'s lock (a resume training it); creates nothing."""
+    if fcntl is None:
+        return False
+    try:
+        fh = open(run_dir / LOCK_NAME, "rb")
+    except OSError:  # none: no resume ever took it
+        return False
+    with fh:  # closing drops the probe's own lock
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+    return False

@@ -15,7 +15,7 @@ from aios_tui.metrics.chart import line_chart
 from aios_tui.metrics.fmt import event_line, header_line, step_line
 from aios_tui.metrics.follow import Follower
 from aios_tui.metrics.history import History, Point
-from aios_tui.metrics.jsonl import read_header, tail_records
+from aios_tui.metrics.jsonl import is_header, read_header, tail_records
 from aios_tui.metrics.rundir import LIVE_STATES, NAME_PREFIX, RunDir, resolve_run
 
 END_EVENTS = ("finished", "stopped", "error")
@@ -124,13 +124,9 @@ def _total_steps(run: RunDir | None, header: dict[str, Any] | None) -> int | Non
     return steps if isinstance(steps, int) else None
 
 
-def _is_header(rec: dict[str, Any]) -> bool:
-    return "peft" in rec and "step" not in rec and "event" not in rec
-
-
 def _session_total(rec: dict[str, Any], total: int | None) -> int | None:
     """The total steps after ``rec``: a run's header or its started/resumed event sets it."""
-    if _is_header(rec):
+    if is_header(rec):
         found = _total_steps(None, rec)
     elif rec.get("event") in ("started", "resumed"):
         found = rec.get("total_steps")
@@ -154,7 +150,7 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     records, end = tail_records(metrics, want) if metrics.exists() else ([], 0)
     # A file several runs wrote (a shared --log-file, a brain bundle's history) has one header
     # per run: the last one describes the lines shown.
-    header = next((r for r in reversed(records) if _is_header(r)), None) or read_header(metrics)
+    header = next((r for r in reversed(records) if is_header(r)), None) or read_header(metrics)
     name = run.name if run else metrics.name
     if header or not follow:
         print(header_line(header, name), file=out)
@@ -162,7 +158,7 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
 
     shown = [r for r in records if printer.wanted(r) and "peft" not in r]
     keep = shown[-lines:] if lines else []
-    several = sum(1 for r in records if _is_header(r) or r.get("event") == "started") > 1
+    several = sum(1 for r in records if is_header(r) or r.get("event") == "started") > 1
     kept = {id(r) for r in keep}
     for rec in records:
         if several:  # each run's steps out of that run's total
@@ -193,7 +189,7 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
         while True:
             new = follower.poll()
             for rec in new:
-                if "peft" in rec and "step" not in rec and "event" not in rec:
+                if is_header(rec):
                     if header is None:  # the engine wrote its header after we started
                         header = rec
                         print(header_line(header, name), file=out, flush=True)
