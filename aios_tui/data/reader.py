@@ -69,7 +69,7 @@ def _load_bytes(path: Path, label: str) -> bytes:
     except OSError as exc:
         raise UserError(f"dataset {label}: cannot be read ({exc.strerror or exc})") from None
     if not raw.strip():
-        raise UserError(f"dataset {label}: is empty; it needs some text to train on")
+        raise UserError(f"dataset {label}: is empty (it holds no text)")
     for matches, what in _MAGIC:
         if matches(raw):
             raise UserError(f"dataset {label}: {what.replace('FILE', shlex.quote(label))}")

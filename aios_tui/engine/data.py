@@ -216,7 +216,7 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
             source = getattr(tokenizer, "name_or_path", "") or "of the model"
             raise UserError(f"model.model: the tokenizer {source} turns the dataset's text into no tokens; "
                             "point --model at a model whose tokenizer files are complete")
-        raise UserError(f"dataset {path}: nothing to learn (no tokens outside prompts)")
+        raise UserError(f"dataset {path}: every token is in a prompt, so none carries a loss")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     n_tokens = len(ids)
     del docs  # the text, the stream and the blocks are never all held at once

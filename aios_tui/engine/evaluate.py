@@ -134,11 +134,7 @@ def blocks(trained, dataset_file: str | None, max_batches: int | None, batch_siz
     else:
         own = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, dataset_file=dataset_file,
                                                                  eval_fraction=0.0))
-        try:
-            data = trained.task.load_data(own, tokenizer)
-        except UserError as exc:
-            raise UserError([p.replace(f"dataset {dataset_file}", f"--dataset-file {dataset_file}")
-                             .replace("nothing to learn", "nothing to score").replace("to train on", "to score") for p in exc.problems]) from None
+        data = trained.task.load_data(own, tokenizer)
         count = data.n_train if max_batches is None else min(data.n_train, max_batches * size)
         ids, labels = data.train_ids[:count], data.train_labels[:count]
         what = f"--dataset-file {dataset_file}"

@@ -171,4 +171,4 @@ def test_a_file_with_nothing_to_score_is_refused_in_one_line(lora_run, cli, tmp_
     empty = tmp_path / "blank.txt"
     empty.write_text("  \n\n", encoding="utf-8")
     line = _one_error(*cli("eval", str(lora_run), "--dataset-file", str(empty)))
-    assert f"--dataset-file {empty}" in line and "train" not in line
+    assert f"dataset {empty}: is empty" in line and "train" not in line
