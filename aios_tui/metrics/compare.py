@@ -70,7 +70,9 @@ class Figures:
     peak_memory_kind: str | None = None
     wall_s: float | None = None
     trainable_pct: float | None = None
-    config: dict[str, Any] | None = None     # flat: field -> value
+    config: dict[str, Any] | None = None     # flat: field -> value, as the run started
+    # (step, ["field: old -> new", ...]) for each resume that changed settings, in order
+    resume_changes: list[tuple[int | None, list[str]]] = field(default_factory=list)
     loss: list[tuple[int, float]] = field(default_factory=list)
     eval_loss: list[tuple[int, float]] = field(default_factory=list)
 
@@ -212,6 +214,9 @@ def read_figures(run: RunDir) -> Figures:
     for rec in (r for s in sessions for r in s.records):
         if rec.get("event") == "finished":
             finished_wall = _number(rec.get("elapsed_s"))
+        changes = rec.get("changes") if rec.get("event") == "resumed" else None
+        if isinstance(changes, list) and changes:
+            fig.resume_changes.append((_step(rec.get("step")), [str(c) for c in changes]))
         step = _step(rec.get("step"))
         if "event" in rec or step is None:
             continue

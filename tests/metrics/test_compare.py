@@ -232,6 +232,19 @@ def test_two_real_runs_with_different_learning_rates(cli, tmp_path):
     assert all(r["tokens_per_s_median"] > 0 and r["peak_memory_bytes"] > 0 for r in (slow, fast))
     code, out, _ = cli("compare", "slow", "fast")
     assert code == 0 and "  lr:" in out and "0.0001 | 0.003" in out
+    assert "changed on resume" not in out
+
+    # settings changed on a resume are told beside the start's, with the step they took effect at
+    code, _, err = cli("train", "--resume", "fast", "--steps", "4", "--lr", "1e-3", "--progress", "none")
+    assert code == 0, err
+    code, out, _ = cli("compare", "slow", "fast")
+    assert code == 0 and "0.0001 | 0.003" in out
+    assert "  fast at step 3: steps: 3 -> 4, lr: 0.003 -> 0.001" in out.splitlines()
+    code, out, _ = cli("compare", "slow", "fast", "--json")
+    slow, fast = json.loads(out)
+    assert slow["resume_changes"] == []
+    assert fast["resume_changes"] == [{"step": 3, "changes": ["steps: 3 -> 4", "lr: 0.003 -> 0.001"]}]
+    assert fast["step"] == 4
 
 
 def test_a_moved_run_keeps_its_figures(cli, sweep, tmp_path):
