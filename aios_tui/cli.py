@@ -104,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             parser.print_help()
             return 0
+    elif argv[:2] == ["hrm-hf", "train-actv1"]:
+        argv = argv[1:]  # AI-OS's spelling, so its documented command lines run as written
     elif has_console and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["console", *argv]  # `aios-tui --preset NAME` is the console's `--preset NAME`
     args, extra = parser.parse_known_args(argv)

@@ -48,7 +48,6 @@ def note_ignored_peft_flags(args, peft) -> None:
     """Says so when PEFT flags were given that the run will not use: all of them without
     --use-peft (the master switch), or those of another adapter type."""
     from aios_tui.config import field_index, overrides_from_args
-    from aios_tui import notes
 
     index = field_index()
     given = [n for n in overrides_from_args(args) if n != "use_peft" and index.get(n, ("",))[0] == "peft"]
@@ -57,6 +56,22 @@ def note_ignored_peft_flags(args, peft) -> None:
         why = f"with --peft-method {peft.peft_method}"
     else:
         why = "without --use-peft; training the full model"
-    if given:
-        flags = ", ".join("--" + n.replace("_", "-") for n in given)
-        notes.say(f"{flags} {'has' if len(given) == 1 else 'have'} no effect {why}")
+    _say_no_effect(given, why)
+
+
+def note_ignored_hrm_flags(args) -> None:
+    """`train` fine-tunes the model it loads as it is: HRM ACTv1 settings typed on its command
+    line (AI-OS's train-actv1 examples pass --halt-max-steps) would otherwise vanish unsaid."""
+    from aios_tui.config import field_index, overrides_from_args
+
+    index = field_index()
+    _say_no_effect([n for n in overrides_from_args(args) if index.get(n, ("",))[0] == "hrm"],
+                   "on `aios-tui train`; HRM ACTv1 brains train with `aios-tui train-actv1`")
+
+
+def _say_no_effect(names: list[str], why: str) -> None:
+    from aios_tui import notes
+
+    if names:
+        flags = ", ".join("--" + n.replace("_", "-") for n in names)
+        notes.say(f"{flags} {'has' if len(names) == 1 else 'have'} no effect {why}")

@@ -251,9 +251,10 @@ def _run(args: argparse.Namespace) -> int:
         args.resume = run_path(args.resume)
     cfg = _resume_config(args) if args.resume else config_from_args(args)
     if not args.resume:
-        from aios_tui.commands.arguments import note_ignored_peft_flags
+        from aios_tui.commands.arguments import note_ignored_hrm_flags, note_ignored_peft_flags
 
         note_ignored_peft_flags(args, cfg.peft)
+        note_ignored_hrm_flags(args)
     if args.check:
         return check_only(args, cfg)
     if args.detach:

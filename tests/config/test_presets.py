@@ -92,3 +92,26 @@ def test_a_saved_preset_reports_the_name_show_and_delete_take(cli):
     assert code == 0 and out.startswith("saved preset 'plain' to ")
     code, out, _ = cli("presets", "delete", "Night Run #2")
     assert code == 0
+
+
+# The guide's settings blocks for the five presets, as printed there.
+GUIDE_YAML = {
+    "budget": 'use_peft: true\npeft_method: "ia3"\nlora_target_modules: "q_proj,v_proj"\n',
+    "efficient": 'use_peft: true\npeft_method: "lora"\nlora_r: 16\nlora_alpha: 32\nlora_dropout: 0.05\n'
+                 'lora_target_modules: "q_proj,v_proj"  # or "q_proj,k_proj,v_proj,o_proj"\n',
+    "balanced": 'use_peft: true\npeft_method: "lora"\nlora_r: 16\nlora_alpha: 32\nlora_dropout: 0.05\n'
+                'lora_target_modules: "q_proj,k_proj,v_proj,o_proj"\n',
+    "high-quality": 'use_peft: true\npeft_method: "lora"\nlora_r: 32\nlora_alpha: 64\nlora_dropout: 0.05\n'
+                    'lora_target_modules: "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"\n',
+    "adaptive": 'use_peft: true\npeft_method: "adalora"\nlora_r: 16\nlora_alpha: 32\nlora_dropout: 0.1\n'
+                'lora_target_modules: "q_proj,k_proj,v_proj,o_proj"\n',
+}
+
+
+@pytest.mark.parametrize("key", list(GUIDE_YAML))
+def test_the_guides_yaml_block_loads_as_the_shipped_preset(tmp_path, key):
+    from aios_tui.config import load_config
+
+    path = tmp_path / f"{key}.yaml"
+    path.write_text(GUIDE_YAML[key])
+    assert load_config(path) == find_preset(key).config()

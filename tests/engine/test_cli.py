@@ -302,6 +302,16 @@ def test_flags_of_another_adapter_type_get_a_note(cli):
     assert code == 0 and "no effect" not in err
 
 
+def test_hrm_flags_given_to_train_get_a_note(cli):
+    """AI-OS's train-actv1 lines pass --halt-max-steps; on `train` it would vanish unsaid."""
+    code, out, err = cli("train", "--use-peft", "--halt-max-steps", "1", "--hidden-size", "64", "--check")
+    assert code == 0 and out.startswith("ok: lora on tiny")
+    assert err == ("note: --halt-max-steps, --hidden-size have no effect on `aios-tui train`; "
+                   "HRM ACTv1 brains train with `aios-tui train-actv1`\n")
+    code, _, err = cli("train-actv1", "--halt-max-steps", "1", "--hidden-size", "64", "--num-heads", "4", "--check")
+    assert code == 0 and "no effect" not in err
+
+
 def test_two_runs_started_at_once_cannot_share_a_log_file(cli, tmp_path):
     from aios_tui.engine.log_lock import LogFileLock
 
