@@ -1,4 +1,4 @@
-"""What the form amounts to as text: the differences from its base, and the `train` command."""
+"""What the form amounts to as text: the differences from its base, and the command line."""
 
 from __future__ import annotations
 
@@ -28,13 +28,15 @@ def _value_text(value: Any) -> str:
 
 def command_line(cfg: RunConfig, base: RunConfig | None = None, *, preset: str | None = None,
                  config_file: str | None = None) -> str:
-    """`aios-tui train ...` that rebuilds ``cfg``: the base's source, then one flag per change."""
-    args = ["aios-tui", "train"]
+    """`aios-tui train ...` that rebuilds ``cfg``: the base's source, then one flag per change.
+    HRM settings act only on a brain, so a form that changes them gets `train-actv1`."""
+    changes = changed_fields(base or RunConfig(), cfg)
+    args = ["aios-tui", "train-actv1" if any(section == "hrm" for section, *_ in changes) else "train"]
     if preset:
         args += ["--preset", preset]
     if config_file:
         args += ["--config", config_file]
-    for _, name, _, value in changed_fields(base or RunConfig(), cfg):
+    for _, name, _, value in changes:
         flag = flag_name(name)
         if isinstance(value, bool):
             args.append(flag if value else "--no-" + flag[2:])

@@ -146,6 +146,20 @@ async def test_command_line_rebuilds_the_form_config_through_the_real_cli(make_a
     assert config_from_args(ns) == form_cfg
 
 
+def test_a_form_that_changes_hrm_settings_gets_the_brain_command():
+    """HRM settings act only in `train-actv1`; on `train` they would do nothing (and say so)."""
+    import dataclasses
+
+    from aios_tui.ui.cmdline import command_line
+
+    base = find_preset("efficient").config()
+    cfg = dataclasses.replace(base, hrm=dataclasses.replace(base.hrm, halt_max_steps=1))
+    argv = shlex.split(command_line(cfg, base, preset="efficient"))
+    assert argv == ["aios-tui", "train-actv1", "--preset", "efficient", "--halt-max-steps", "1"]
+    assert config_from_args(build_parser().parse_args(["config", *argv[2:]])) == cfg
+    assert shlex.split(command_line(base, base, preset="efficient"))[:2] == ["aios-tui", "train"]
+
+
 async def test_diff_view_lists_changes_from_the_preset(make_app):
     app = make_app(preset="efficient", config=find_preset("efficient").config())
     async with app.run_test(size=SIZE) as pilot:

@@ -63,7 +63,8 @@ class ConfigureScreen(Screen):
         Binding("ctrl+s", "save_preset", "Save", priority=True, tooltip="Save the form as a user preset"),
         Binding("ctrl+o", "load_toml", "Load", priority=True, tooltip="Load a configuration from a TOML file"),
         Binding("ctrl+t", "show_diff", "Diff", priority=True, tooltip="Show what differs from the preset"),
-        Binding("ctrl+l", "show_command", "Cmd", priority=True, tooltip="Show the equivalent `aios-tui train` command"),
+        Binding("ctrl+l", "show_command", "Cmd", priority=True,
+                tooltip="Show the equivalent `aios-tui train` (or `train-actv1`) command"),
         Binding("ctrl+n", "runs", "Runs", priority=True, tooltip="List runs: attach, resume, stop, export"),
         Binding("ctrl+b", "run_view", "View", priority=True, tooltip="Back to the current run's view"),
         # ctrl+b is tmux's prefix key, so inside tmux it never reaches the console
