@@ -12,7 +12,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=textwrap.fill("Prints a header (method, trainable parameters), then one compact line per "
                     "logged step: loss, eval loss, learning rate, tokens/s, memory, ETA; events "
                     "(checkpoint, stopped, finished, error...) are highlighted. Only the end of "
-                    "the file is read, however long it is; a half-written last line is skipped.", 78),
+                    "the file is read, however long it is; a half-written last line is skipped. Of a "
+                    "file several runs share (--log-file), a run shows its own lines, and the file "
+                    "shows each run's header line where that run's lines begin.", 78),
         epilog="examples:\n  aios-tui tail artifacts/runs/lora-1 --follow\n"
                "  aios-tui tail metrics.jsonl -n 50 --every 10 --chart\n\n"
                "With --follow the exit status is 1 when the run ends in failure, else 0.",

@@ -1,23 +1,23 @@
 """The figures `aios-tui compare` sets side by side, read from run directories alone.
 
 Each run's metrics are read whole, a bounded piece at a time (a sweep's runs are finished or
-nearly so, and a best eval loss or a median rate needs every line). A --log-file several runs
-share holds each one's sessions; a session is told to be a run's by the ``run_dir`` its header
-and ``started`` event name, or by the checkpoint (or pid) its ``resumed`` event names.
+nearly so, and a best eval loss or a median rate needs every line); of a --log-file several
+runs share, only the run's own sessions (metrics/sessions.py).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
 from aios_tui.errors import UserError
-from aios_tui.metrics.jsonl import is_header, parse_complete_lines
+from aios_tui.metrics.jsonl import parse_complete_lines
 from aios_tui.metrics.rundir import RunDir
+from aios_tui.metrics.sessions import own_sessions, same_place, split_sessions
+from aios_tui.metrics.sessions import step_of as _step
 
 # The final train loss is the mean of the lines logged over the last FINAL_SHARE of the steps
 # done, at most FINAL_MAX_LINES of them and at least one: one step's loss is too noisy to rank by.
@@ -36,20 +36,6 @@ def _number(v: Any) -> float | None:
     return float(v) if ok else None
 
 
-def _step(v: Any) -> int | None:
-    return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-
-@dataclass
-class _Session:
-    """The lines from one session marker (a header, a ``started`` or ``resumed`` event) to the next."""
-    kind: str = "begin"
-    run_dir: str | None = None
-    pid: int | None = None
-    checkpoint: str | None = None
-    header: dict[str, Any] | None = None
-    total_steps: int | None = None
-    records: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -128,66 +114,6 @@ def _starts_with_record(data: bytes) -> bool:
     return bool(parse_complete_lines(line)[0])
 
 
-def _sessions(records: list[dict[str, Any]]) -> list[_Session]:
-    sessions = [_Session()]
-    for rec in records:
-        event = rec.get("event")
-        if is_header(rec):
-            sessions.append(_Session("header", _text(rec.get("run_dir")), header=rec,
-                                     total_steps=_config_steps(rec)))
-        elif event in ("started", "resumed"):
-            sessions.append(_Session(event, _text(rec.get("run_dir")), _step(rec.get("pid")),
-                                     _text(rec.get("checkpoint")),
-                                     total_steps=_step(rec.get("total_steps"))))
-        sessions[-1].records.append(rec)
-    return sessions
-
-
-def _text(v: Any) -> str | None:
-    return v if isinstance(v, str) and v else None
-
-
-def _config_steps(header: dict[str, Any]) -> int | None:
-    train = (header.get("config") or {}).get("train") if isinstance(header.get("config"), dict) else None
-    return _step(train.get("steps")) if isinstance(train, dict) else None
-
-
-def _same_place(a: str, b: Path) -> bool:
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def _inside(path: str, run: Path) -> bool:
-    real, root = os.path.realpath(path), os.path.realpath(run)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
-
-
-def own_sessions(sessions: list[_Session], run: Path, pid: int | None,
-                 own_file: bool = False) -> list[_Session]:
-    """The sessions of ``run`` in a file that may hold other runs' sessions too; ``own_file``:
-    the file is the run's own metrics.jsonl, inside its directory."""
-    named = {os.path.realpath(s.run_dir) for s in sessions if s.run_dir}
-    if own_file and len(named) == 1 and os.path.realpath(run) not in named:
-        # one run's file that names a directory it is no longer in: the run was moved or
-        # copied (an archive, a box's runs fetched home), and every session is still its own
-        return sessions
-    if not named:
-        # nothing names its run (a file from an older version): as `tail` reads a shared
-        # file, its last header's session on is the run's
-        heads = [i for i, s in enumerate(sessions) if s.kind == "header"]
-        return sessions[heads[-1] if heads else 0:]
-    mine, out = True, []
-    for s in sessions:
-        if s.run_dir:
-            mine = _same_place(s.run_dir, run)
-        elif s.kind == "resumed" and s.checkpoint:
-            mine = _inside(s.checkpoint, run)
-        elif s.kind == "resumed" and pid is not None and s.pid is not None:
-            mine = s.pid == pid or mine
-        if mine:
-            out.append(s)
-    return out
-
-
 def _final_loss(loss: list[tuple[int, float]]) -> tuple[float | None, int]:
     if not loss:
         return None, 0
@@ -202,8 +128,8 @@ def read_figures(run: RunDir) -> Figures:
     status = read.fields
     state = read.state()
     metrics = run.metrics_path(status)
-    own_file = _same_place(str(metrics), run.default_metrics)
-    sessions = own_sessions(_sessions(_records(metrics, run.name)), run.path, _step(status.get("pid")), own_file)
+    own_file = same_place(str(metrics), run.default_metrics)
+    sessions = own_sessions(split_sessions(_records(metrics, run.name)), run.path, _step(status.get("pid")), own_file)
     fig = Figures(name=run.name, path=str(run.path), state=state)
     header = next((s.header for s in sessions if s.header), None)
 

@@ -15,11 +15,16 @@ from aios_tui.metrics.chart import line_chart
 from aios_tui.metrics.fmt import event_line, header_line, step_line
 from aios_tui.metrics.follow import Follower
 from aios_tui.metrics.history import History, Point
-from aios_tui.metrics.jsonl import is_header, read_header, tail_records
+from aios_tui.metrics.backscan import Scan, scan_back
+from aios_tui.metrics.jsonl import is_header, read_header
 from aios_tui.metrics.rundir import LIVE_STATES, NAME_PREFIX, RunDir, resolve_run
+from aios_tui.metrics.sessions import (Session, belongs, is_marker, is_start_of, own_sessions, same_place,
+                                       session_of, step_of)
 
 END_EVENTS = ("finished", "stopped", "error")
 _CHART_READ = 4 << 20  # bytes parsed at a time for a chart of the whole run
+# bytes read back past the lines shown to find whose they are (a file's first line says it after)
+_SCAN_BUDGET = 8 << 20
 _COLORS = {"error": "\x1b[1;31m", "stopped": "\x1b[33m", "finished": "\x1b[1;32m"}
 _EVENT_COLOR = "\x1b[36m"
 _RESET = "\x1b[0m"
@@ -50,8 +55,11 @@ def locate(target: str) -> tuple[Path, RunDir | None]:
         return path, parent if parent.status_file.is_file() else None
     found = resolve_run(target, what="run directory or metrics file")
     run = RunDir(found)
-    if found.is_dir() and (run.exists() or run.default_metrics.exists()):
+    if found.is_dir() and run.exists():
         return run.metrics_path(), run
+    if found.is_dir() and run.default_metrics.exists():
+        # no run's directory (a brain bundle): its metrics are read as a file, whoever wrote them
+        return run.default_metrics, None
     raise UserError(f"{found}: not a run directory (no status.json, config.toml or metrics.jsonl)")
 
 
@@ -88,12 +96,15 @@ class Printer:
             if text is not None:
                 print(text, file=self.out, flush=True)
 
-    def chart(self, metrics: Path) -> None:
-        """The chart of the whole run (the last in a shared file), however long: a pass over the
-        file keeps its steps' losses alone, and the chart averages those that share a column."""
+    def chart(self, metrics: Path, sessions: list[Session] | None = None) -> None:
+        """The chart of the whole run, however long: of ``sessions`` (a run's own, in a file
+        others share) or of the file (a shared one's last run). A pass over them keeps their
+        steps' losses alone, and the chart averages those that share a column."""
         history = History(metrics, _size(metrics), _keep_all, limit=0, max_bytes=_CHART_READ, max_events=0)
-        while not history.done:
-            history.step()
+        for start, end in [(s.start, s.end) for s in sessions] if sessions is not None else [(0, history.end)]:
+            history.offset, history.end = start, end
+            while not history.done:
+                history.step()
         loss, evals = history.loss, history.eval_loss
         width = shutil.get_terminal_size((100, 24)).columns
         series = {"train loss": loss}
@@ -124,15 +135,70 @@ def _total_steps(run: RunDir | None, header: dict[str, Any] | None) -> int | Non
     return steps if isinstance(steps, int) else None
 
 
-def _session_total(rec: dict[str, Any], total: int | None) -> int | None:
-    """The total steps after ``rec``: a run's header or its started/resumed event sets it."""
-    if is_header(rec):
-        found = _total_steps(None, rec)
-    elif rec.get("event") in ("started", "resumed"):
-        found = rec.get("total_steps")
-    else:
-        return total
-    return found if isinstance(found, int) else total
+def _run_name(header: dict[str, Any] | None, fallback: str) -> str:
+    where = (header or {}).get("run_dir")
+    return Path(where).name if isinstance(where, str) and where else fallback
+
+
+class Labels:
+    """In a file several runs wrote, the line that says whose lines follow: each run's header
+    summary where its session begins (a resumed run's, where it resumes)."""
+
+    def __init__(self, out: TextIO, fallback: str):
+        self.out, self.fallback = out, fallback
+        self.headers: list[dict[str, Any]] = []
+        self.current: tuple[dict[str, Any] | None, str] | None = None
+
+    def of(self, rec: dict[str, Any]) -> tuple[dict[str, Any] | None, str] | None:
+        """(header, run name) of the session the marker ``rec`` begins; None: the one before goes on."""
+        if is_header(rec):
+            self.headers.append(rec)
+            return rec, _run_name(rec, self.fallback)
+        checkpoint = rec.get("checkpoint")
+        if rec.get("event") != "resumed" or not isinstance(checkpoint, str):
+            return None
+        run = Path(checkpoint).parent.parent
+        header = next((h for h in reversed(self.headers) if same_place(str(h.get("run_dir") or ""), run)), None)
+        return header, run.name
+
+    def see(self, rec: dict[str, Any], show: bool) -> None:
+        label = self.of(rec) if is_marker(rec) else None
+        if label is None or label == self.current:
+            return
+        self.current = label
+        if show:
+            self.print(*label)
+
+    def print(self, header: dict[str, Any] | None, name: str) -> None:
+        text = header_line(header, name) if header else f"run {name} (resumed; its header is further back)"
+        print(text, file=self.out, flush=True)
+
+
+def _read_end(metrics: Path, run: RunDir | None, lines: int, wanted: Callable[[dict[str, Any]], bool]):
+    """(sessions read from the end, those whose lines to show, the scan): a run's own sessions
+    only, where others' share its file."""
+    def keep(rec: dict[str, Any]) -> bool:
+        return wanted(rec) and not is_header(rec)
+
+    if run is None:
+        scan = scan_back(metrics, keep, lines, budget=_SCAN_BUDGET)
+        return scan.sessions, scan
+    own_file = same_place(str(metrics), run.default_metrics)
+    # a file others share is read back to the run's own header, however far: its lines may
+    # be anywhere before theirs
+    scan = scan_back(metrics, keep, lines, per_session=not own_file, stop=lambda s: is_start_of(s, run.path),
+                     budget=_SCAN_BUDGET if own_file else None)
+    return own_sessions(scan.sessions, run.path, step_of(run.read_status().get("pid")), own_file), scan
+
+
+def _run_header(metrics: Path, run: RunDir, own: list[Session], scan: Scan) -> dict[str, Any] | None:
+    """The header the run's latest own session goes by; in its own file, the first line when
+    the sessions read began after it."""
+    header = next((s.header for s in reversed(own) if s.header), None)
+    if header is None and scan.sessions[0].kind == "begin" and same_place(str(metrics), run.default_metrics):
+        top = read_header(metrics)
+        header = top if top and is_header(top) else None
+    return header
 
 
 def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: int = 1,
@@ -144,30 +210,44 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
         raise UserError(f"--every: {every} must be 1 or more")
     out = out or sys.stdout
     metrics, run = locate(target)
-    # Enough lines from the end to fill ``lines`` rows after --every thins them (plus events);
-    # a chart reads the whole file itself.
-    want = lines * every + 50
-    records, end = tail_records(metrics, want) if metrics.exists() else ([], 0)
-    # A file several runs wrote (a shared --log-file, a brain bundle's history) has one header
-    # per run: the last one describes the lines shown.
-    header = next((r for r in reversed(records) if is_header(r)), None) or read_header(metrics)
     name = run.name if run else metrics.name
-    if header or not follow:
-        print(header_line(header, name), file=out)
-    printer = Printer(out, every, _total_steps(run, header))
-
-    shown = [r for r in records if printer.wanted(r) and "peft" not in r]
-    keep = shown[-lines:] if lines else []
-    several = sum(1 for r in records if is_header(r) or r.get("event") == "started") > 1
+    printer = Printer(out, every, None)
+    own, scan = _read_end(metrics, run, lines, printer.wanted)
+    records = [r for s in own for r in s.records]
+    keep = [r for r in records if printer.wanted(r) and not is_header(r)][-lines:] if lines else []
     kept = {id(r) for r in keep}
-    for rec in records:
-        if several:  # each run's steps out of that run's total
-            printer.total = _session_total(rec, printer.total)
-        if id(rec) in kept:
-            text = printer.line(rec)
-            if text is not None:
-                print(text, file=out)
+    first = id(keep[0]) if keep else None
+    labels = Labels(out, name)
+    header = _run_header(metrics, run, own, scan) if run is not None else None
+    if run is None:
+        if scan.sessions[0].kind == "begin" and not scan.top:
+            # the first lines' marker is further back than was read: the file's first line's
+            top = read_header(metrics)
+            labels.see(top if top and is_header(top) else {}, False)
+        for rec in records:  # whose the first line shown is
+            if id(rec) == first:
+                break
+            labels.see(rec, False)
+        header = labels.current[0] if labels.current else None
+    if labels.current:
+        labels.print(*labels.current)
+    elif header or not follow:
+        print(header_line(header, name), file=out)
+    fallback_total = _total_steps(run, header)
+    printer.total = fallback_total
+    shown = first is None
+    for s in own:
+        printer.total = s.total_steps or (fallback_total if s.kind == "begin" else printer.total)
+        for rec in s.records:
+            if run is None and shown:
+                labels.see(rec, True)
+            shown = shown or id(rec) == first
+            if id(rec) in kept:
+                text = printer.line(rec)
+                if text is not None:
+                    print(text, file=out)
     out.flush()
+    sessions = own if run is not None and not same_place(str(metrics), run.default_metrics) else None
     if not follow:
         if not records and not metrics.exists():
             print("(no metrics written yet)", file=out)
@@ -179,17 +259,29 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
             # this they read as a run still training
             print(_end_line(run, run.state()), file=out)
         if chart:
-            printer.chart(metrics)
+            printer.chart(metrics, sessions)
         return 0
 
-    follower = Follower(metrics, offset=end)
+    follower = Follower(metrics, offset=scan.end)
     final_state = None
-    ended_by_event = any(r.get("event") in END_EVENTS for r in records[-3:])
+    ended_by_event = any(r.get("event") in END_EVENTS for r in scan.sessions[-1].records[-3:])
+    pid = step_of(run.read_status().get("pid")) if run is not None else None
+    # new lines are the run's while the session they go on is
+    mine = run is None or bool(own) and own[-1] is scan.sessions[-1]
     try:
         while True:
             new = follower.poll()
             for rec in new:
-                if is_header(rec):
+                if run is not None and is_marker(rec):
+                    mine = belongs(session_of(rec), run.path, pid, mine)
+                if not mine:
+                    continue
+                if run is None:
+                    labels.see(rec, True)
+                    printer.total = _session_total(rec, printer.total)
+                    if is_header(rec):
+                        continue
+                elif is_header(rec):
                     if header is None:  # the engine wrote its header after we started
                         header = rec
                         print(header_line(header, name), file=out, flush=True)
@@ -207,19 +299,31 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
                 final_state = state
             if final_state or (state == "unknown" and ended_by_event):
                 for rec in follower.poll():  # lines flushed just before the status changed
-                    printer.emit(rec)
+                    if mine:
+                        printer.emit(rec)
                 break
             sleep(interval)
     except KeyboardInterrupt:
         print(file=out)
         if chart:  # asked for, and Ctrl-C is how a follow of a run still training ends
-            printer.chart(metrics)
+            printer.chart(metrics, sessions)
         return 130
     if final_state:
         print(_end_line(run, final_state), file=out, flush=True)
     if chart:
-        printer.chart(metrics)
+        printer.chart(metrics, sessions)
     return 1 if final_state == "failed" else 0
+
+
+def _session_total(rec: dict[str, Any], total: int | None) -> int | None:
+    """The total steps after ``rec``: a run's header or its started/resumed event sets it."""
+    if is_header(rec):
+        found = _total_steps(None, rec)
+    elif rec.get("event") in ("started", "resumed"):
+        found = rec.get("total_steps")
+    else:
+        return total
+    return found if isinstance(found, int) else total
 
 
 def _died_unsaid(run: RunDir) -> bool:
