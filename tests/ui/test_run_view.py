@@ -367,6 +367,26 @@ async def test_measured_peaks_show_beside_the_estimate(make_app, runs_root):
         assert "vram_measured" in text_of(app.screen.query_one(EventLog))
 
 
+async def test_a_gpu_runs_figures_fit_80x24_and_all_show_when_taller(make_app, runs_root):
+    """A GPU run has more figures than 80x24 has rows for: those the title line repeats go first,
+    the memory measured beside the estimate stays whole, and a taller terminal shows them all."""
+    vram = {"peak_allocated_bytes": 3 << 30, "device_used_bytes": 7 << 29}
+    events = [{"event": "checkpoint", "step": s, "path": f"checkpoints/step-{s:06d}", "time": T0 + s}
+              for s in (20, 40, 60)]
+    run = write_run(runs_root, "gpu-short", cuda=True, vram=vram, events=events)
+    app = make_app(attach=run.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        stats, main = app.screen.query_one(RunStats), app.screen.query_one("#run-main")
+        await wait_for(pilot, lambda: stats.region.bottom <= main.region.bottom, what="the figures to fit")
+        labels = [line[:12].strip() for line in text_of(stats).splitlines()]
+        assert {"loss", "eval loss", "tokens/s", "est. peak", "allocated", "NVML", "est. error"} <= set(labels)
+        assert "model" not in labels and "method" not in labels
+        await pilot.resize_terminal(120, 40)
+        await wait_for(pilot, lambda: "model" in text_of(stats), what="every figure at 120x40")
+        assert "method" in text_of(stats) and "est. error" in text_of(stats)
+
+
 async def test_run_view_actions_are_in_the_palette(make_app, runs_root):
     run = write_run(runs_root, "palette")
     add_checkpoint(run, 100)

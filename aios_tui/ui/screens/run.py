@@ -46,6 +46,14 @@ def engine_log_tail(run: RunDir, n: int = LOG_TAIL_LINES) -> list[str]:
     return [l for l in lines if l.strip()][-n:]
 
 
+class RunMain(Horizontal):
+    """The figures beside the chart. Its height follows the terminal's and the events box's;
+    the figures leave out rows to fit it (at 80x24 a GPU run has more than there is room for)."""
+
+    def on_resize(self) -> None:
+        self.query_one(RunStats).refit()
+
+
 class RunScreen(Screen):
     BINDINGS = [
         # Priority on the keys that change screens: they act before the next key is routed, so
@@ -80,7 +88,7 @@ class RunScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static("", id="run-title")
         yield RunProgress(id="run-progress")
-        with Horizontal(id="run-main"):
+        with RunMain(id="run-main"):
             yield RunStats(id="run-stats")
             yield LossChart(id="loss-chart")
         yield EventLog(id="run-events")

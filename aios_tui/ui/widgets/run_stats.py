@@ -5,15 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual.widget import Widget
 from textual.widgets import Static
 
 from aios_tui.metrics.fmt import human_bytes, human_count, num
 from aios_tui.metrics.runstate import RunView
 
 
-def _row(text: Text, label: str, value: str, style: str = "") -> None:
-    text.append(f"{label:<12}", style="dim")
-    text.append(value + "\n", style=style)
+# What a box too short for every row leaves out first, in this order: the title line names the
+# model and the method, and the trainable share says more than the total.
+SPARE_ROWS = ("model", "method", "of total", "grad norm", "reserved", "NVML")
+
+Row = tuple[str, str, str]  # label, value, style
+
+
+def fit_rows(rows: list[Row], height: int | None) -> list[Row]:
+    """At most ``height`` rows (None: all), the spare ones left out first, the rest in order."""
+    if height is None or len(rows) <= height:
+        return rows
+    spare = [label for label in SPARE_ROWS if any(r[0] == label for r in rows)]
+    dropped = set(spare[:len(rows) - height])
+    return [r for r in rows if r[0] not in dropped][:max(height, 1)]
 
 
 def memory_lines(view: RunView) -> list[tuple[str, str]]:
@@ -57,39 +69,59 @@ class RunStats(Static):
     }
     """
 
+    _view: RunView | None = None
+
     def on_mount(self) -> None:
         self.border_title = "Figures"
 
     def update_view(self, view: RunView) -> None:
-        self.update(render_stats(view))
+        self._view = view
+        self.refit()
+
+    def refit(self) -> None:
+        """Draw the rows the run view has room for (the box sits in a row of the screen's height)."""
+        if self._view is None:
+            return
+        room = self.parent.content_size.height if isinstance(self.parent, Widget) else 0
+        rows = stat_rows(self._view)
+        # A parent not laid out yet has no height: every row, until the next draw.
+        self.update(render_rows(fit_rows(rows, room - self.styles.gutter.height if room else None)))
 
 
-def render_stats(view: RunView) -> Text:
+def render_rows(rows: list[Row]) -> Text:
     text = Text()
+    for label, value, style in rows:
+        text.append(f"{label:<12}", style="dim")
+        text.append(value + "\n", style=style)
+    text.rstrip()
+    return text
+
+
+def stat_rows(view: RunView) -> list[Row]:
     last: dict[str, Any] = view.last or {}
-    _row(text, "loss", num(last.get("loss"), ".4f"), "bold")
     ev = view.last_eval
-    _row(text, "eval loss", f"{ev[1]:.4f} @{ev[0]}" if ev else "-")
-    _row(text, "lr", num(last.get("lr"), ".2e"))
     tps = last.get("tokens_per_s")
-    _row(text, "tokens/s", human_count(tps) if isinstance(tps, (int, float)) else "-")
-    _row(text, "grad norm", num(last.get("grad_norm"), ".3f"))
+    rows: list[Row] = [
+        ("loss", num(last.get("loss"), ".4f"), "bold"),
+        ("eval loss", f"{ev[1]:.4f} @{ev[0]}" if ev else "-", ""),
+        ("lr", num(last.get("lr"), ".2e"), ""),
+        ("tokens/s", human_count(tps) if isinstance(tps, (int, float)) else "-", ""),
+        ("grad norm", num(last.get("grad_norm"), ".3f"), ""),
+    ]
     params = (view.header or {}).get("parameters") or {}
     if params.get("trainable") is not None:
         pct = params.get("trainable_pct")
-        _row(text, "trainable", human_count(params["trainable"])
-             + (f"  {pct:.2f}%" if isinstance(pct, (int, float)) else ""), "bold")
-        _row(text, "of total", human_count(params.get("total")))
+        rows.append(("trainable", human_count(params["trainable"])
+                     + (f"  {pct:.2f}%" if isinstance(pct, (int, float)) else ""), "bold"))
+        rows.append(("of total", human_count(params.get("total")), ""))
     else:
-        _row(text, "trainable", "-")
+        rows.append(("trainable", "-", ""))
     header = view.header or {}
-    _row(text, "method", f"{view.method or '-'}  {header.get('device') or ''}".rstrip())
+    rows.append(("method", f"{view.method or '-'}  {header.get('device') or ''}".rstrip(), ""))
     if header.get("model"):
         model = str(header["model"])
         if len(model) > 22 and " (" in model:  # "HRM ACTv1 (a new brain, ...)": the name, not the cut
             model = model.split(" (", 1)[0]
-        _row(text, "model", model[:22])
-    for label, value in memory_lines(view):
-        _row(text, label, value)
-    text.rstrip()
-    return text
+        rows.append(("model", model[:22], ""))
+    rows += [(label, value, "") for label, value in memory_lines(view)]
+    return rows
