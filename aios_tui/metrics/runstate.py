@@ -17,6 +17,8 @@ from aios_tui.metrics.follow import MAX_POLL_BYTES, Follower
 from aios_tui.metrics.history import History, finite, newer_lines_win
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, StatusRead
 
+# A run whose directory is not there (deleted while watched).
+MISSING = "missing"
 # Above this size a watcher reads the header and the last BACKLOG records only.
 BIG_FILE_BYTES = 16 << 20
 BACKLOG = 5000
@@ -135,7 +137,7 @@ class RunTracker:
             self._status_read = self.run.load_status()
             changed = True
         if self._status_read.missing:
-            state = "starting" if self.run.path.is_dir() else "missing"
+            state = "starting" if self.run.path.is_dir() else MISSING
         else:
             state = self._status_read.state()
             if state != self.state and not changed and self._status_read.fields.get("state") in LIVE_STATES:

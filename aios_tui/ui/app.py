@@ -176,6 +176,15 @@ class AiosApp(App[None]):
         if mark is not None:
             mark([p for p in self.watched.values() if p])
 
+    def forget_run(self, path: str | Path) -> None:
+        """A run deleted here: no longer watched, nor offered as the view to go back to."""
+        path = Path(path).resolve()
+        self.watched.pop(path, None)
+        if self.current_run == path:
+            self.current_run = None
+        self._mark_own_pids()
+        self.refresh_bindings()
+
     def open_runs(self) -> None:
         from aios_tui.ui.screens.runs import RunsScreen
         self._show(RunsScreen())

@@ -65,3 +65,46 @@ async def test_d_is_in_the_runs_screens_keys(make_app, runs_root):
         await open_runs(app, pilot, 1)
         keys = {b.binding.key: b.binding.description for b in app.active_bindings.values()}
         assert keys["d"] == "Delete"
+
+
+async def test_deleting_the_run_last_viewed_takes_it_off_the_forms_back_key(make_app, runs_root):
+    from aios_tui.ui.screens.configure import ConfigureScreen
+    from aios_tui.ui.screens.run import RunScreen
+
+    gone = write_run(runs_root, "gone", state="finished", pid=0)
+    app = make_app(attach=gone.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        app.watched[gone.path.resolve()] = 2 ** 22 + 1   # as after a resume here: an engine, now gone
+        await pilot.press("n")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and app.screen.runs)
+        await pilot.press("d")
+        await answer(pilot, "y")
+        await wait_for(pilot, lambda: not gone.path.exists(), what="the run to go")
+        assert app.current_run is None and not app.watched
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen))
+        assert "run_view" not in {b.binding.action for b in app.screen.active_bindings.values() if b.enabled}
+        await pilot.press("ctrl+b")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, ConfigureScreen)
+
+
+async def test_a_run_view_whose_directory_went_says_so_not_failed(make_app, runs_root):
+    import shutil
+
+    from aios_tui.ui.screens.run import RunScreen
+    from aios_tui.ui.widgets.event_log import EventLog
+    from aios_tui.ui.widgets.run_progress import RunProgress
+
+    run = write_run(runs_root, "elsewhere", state="finished", pid=0)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_run(run.path, pid=2 ** 22 + 1)   # started here; that engine is gone
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        shutil.rmtree(run.path)                   # deleted from another shell
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.view.state == "missing", what="the view to see it gone")
+        assert str(screen.query_one(RunProgress).render()).startswith("MISSING")
+        events = str(screen.query_one(EventLog).render())
+        assert "run directory is gone" in events and "failed" not in events

@@ -21,7 +21,7 @@ from textual.worker import Worker, get_current_worker
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import UNREADABLE, RunDir, pid_alive
-from aios_tui.metrics.runstate import RunTracker, RunView
+from aios_tui.metrics.runstate import MISSING, RunTracker, RunView
 from aios_tui.ui import runctl
 from aios_tui.ui.messages import RunUpdated
 from aios_tui.ui.pacing import STEP_S, nap
@@ -104,9 +104,9 @@ class RunScreen(Screen):
         """Without a readable status.json, the engine this console started (if any) says how the
         run is going: alive, starting; dead, failed. With no engine of ours, a missing status is
         waited for a little (an engine writes it first thing), a malformed one given up on at once."""
-        if view.status_problem is None:
+        if view.status_problem is None or view.state == MISSING:
             self._no_status_since = None
-            return view
+            return view  # a directory gone (deleted) says so, whatever became of its engine
         if self.pid:
             return dataclasses.replace(view, state="starting" if pid_alive(self.pid) else "failed")
         if view.state == UNREADABLE:
@@ -171,6 +171,8 @@ class RunScreen(Screen):
         """What the events cannot say: why the run failed, or why its state is unknown."""
         if view.state == "failed":
             reason = f"failed: {view.error or 'the engine exited without a reason'}"
+        elif view.state == MISSING:
+            return [f"the run directory is gone (deleted?): {self.run.path}"]
         elif view.state == UNREADABLE:
             see = f"; see {self.run.log_path}" if self.run.log_path.is_file() else ""
             reason = f"cannot read the run's status: {view.status_problem}{see}"

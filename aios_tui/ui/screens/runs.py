@@ -213,6 +213,7 @@ class RunsScreen(Screen):
         except UserError as exc:
             self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
+        self.app.forget_run(doomed.run.path)
         self._fill(summarize_all(self._root()))  # gone from the list at once; removing it takes a while
         self._remove(hidden)
 

@@ -11,7 +11,7 @@ from aios_tui.ui.render import bar
 
 STATE_STYLE = {"running": "bold green", "starting": "bold cyan", "stopping": "bold yellow", "resuming": "bold cyan",
                "stopped": "bold yellow", "finished": "bold green", "failed": "bold red",
-               "unreadable": "bold red"}
+               "unreadable": "bold red", "missing": "bold red"}
 
 
 SESSION_EVENTS = ("started", "resumed")
