@@ -24,6 +24,7 @@ from aios_tui.ui.gpu_source import open_gpu
 from aios_tui.ui.messages import ExportFinished
 from aios_tui.ui.screens.configure import ConfigureScreen
 from aios_tui.ui.screens.quit import QuitScreen
+from aios_tui.ui.widgets.field_row import FieldRow
 
 # The run and runs screens (plotting, tables) are imported when first opened: the form
 # paints first.
@@ -281,7 +282,12 @@ class AiosApp(App[None]):
         side = self._side_column()
         if side is None:
             return
+        # The VRAM pane's size picker goes with its pane: keys typed next would reach nothing.
+        hidden = self.focused is not None and side in self.focused.ancestors
         side.set_class(pane == "gpu", "-gpu")
+        if hidden:  # to the first field of the form's tab shown
+            self.screen.set_focus(next((w for w in self.screen.focus_chain
+                                        if any(isinstance(a, FieldRow) for a in w.ancestors)), None))
         self.refresh_bindings()
 
     def on_resize(self) -> None:

@@ -315,3 +315,17 @@ def test_the_readme_lists_every_key():
     section = readme.split("## The console", 1)[1].split("\n## ", 1)[0]
     missing = {k for k in SCREEN_KEYS if f"`{k}`" not in section}
     assert not missing, missing
+
+
+async def test_switching_panes_from_the_size_picker_leaves_the_keys_with_the_form(make_app):
+    from textual.widgets import Input
+
+    app = make_app(gpu=no_gpu(), estimator=long_estimate)
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: app.screen.query_one("#gpu-size").display)
+        app.screen.query_one("#gpu-size").focus()
+        await pilot.press("ctrl+y")
+        await pilot.pause()
+        assert isinstance(app.focused, Input) and app.focused.id == "f-model"
+        await pilot.press("end", "x")
+        assert app.focused.value == "tinyx"
