@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aios_tui.atomic import atomic_write_json
+from aios_tui.atomic import atomic_write_json, open_like_plain_files
 from aios_tui.config import RunConfig, save_config
 from aios_tui.engine.disk import no_room
 from aios_tui.errors import UserError
@@ -128,6 +128,7 @@ def save_checkpoint(run: RunDir, step: int, *, model: nn.Module, cfg: RunConfig,
         atomic_write_json(tmp / META, {**meta, "step": step, "time": round(time.time(), 3)})
         if extra_writer is not None:
             extra_writer(tmp)
+        open_like_plain_files(tmp)
         _fsync_tree(tmp)
         (tmp / COMPLETE).write_text(f"{step}\n")
         _fsync_tree(tmp)

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from aios_tui.atomic import atomic_write_json
+from aios_tui.atomic import atomic_write_json, open_like_plain_files
 from aios_tui.config import RunConfig, load_config
 from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import RunDir
@@ -167,6 +167,7 @@ def _discard(tmp: Path, made: Path | None) -> None:
 
 def _finish(tmp: Path, out: Path, record: dict) -> Path:
     atomic_write_json(tmp / EXPORT_MARKER, {**record, "time": round(time.time(), 3)})
+    open_like_plain_files(tmp)
     if out.exists():
         old = out.parent / f".{out.name}.old-{os.getpid()}"
         os.replace(out, old)

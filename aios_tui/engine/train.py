@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from aios_tui.atomic import open_like_plain_files
 from aios_tui.config import RunConfig, load_config
 from aios_tui.errors import UserError
 from aios_tui.metrics.launch import launched_at
@@ -246,7 +247,8 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
                                   write_config=not resume)
         try:
             if not resume:
-                task.save_base(model, tokenizer, cfg, run.path / BASE_DIR)
+                if task.save_base(model, tokenizer, cfg, run.path / BASE_DIR):
+                    open_like_plain_files(run.path / BASE_DIR)
             if cfg.memory.gradient_checkpointing:
                 task.enable_gradient_checkpointing(model, cfg.peft.use_peft)
             model = apply_peft(model, cfg, cfg.train.steps, task.peft_extras(cfg), model_name)

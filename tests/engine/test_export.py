@@ -331,3 +331,30 @@ def test_a_tokenizer_without_a_pad_token_is_exported_without_one(make_cfg, small
         assert code == 0, err
         saved = AutoTokenizer.from_pretrained(out)
         assert saved.pad_token is None and saved.eos_token == tok.eos_token, out
+
+
+def test_run_files_and_exports_take_the_umask_like_plain_files(tmp_path, cli):
+    """safetensors and temp-file writers make 0600 files; a run's weights, configs and exports
+    get the mode a plain open() gives instead, so another user (a model server) can read them."""
+    import os
+    import stat
+
+    run = tmp_path / "run"
+    old = os.umask(0o027)
+    try:
+        code, _, err = cli("train", "--use-peft", "--lora-target-modules", "q_proj", "--steps", "2",
+                           "--max-seq-len", "32", "--batch-size", "2", "--eval-every", "0",
+                           "--run-dir", str(run), "--progress", "none")
+        assert code == 0, err
+        for merge in ((), ("--merge",)):
+            code, _, err = cli("export", str(run), *merge)
+            assert code == 0, err
+        code, _, err = cli("config", "--lora-r", "4", "-o", str(tmp_path / "out.toml"))
+        assert code == 0, err
+    finally:
+        os.umask(old)
+    files = [p for p in [*run.rglob("*"), tmp_path / "out.toml"] if p.is_file()]
+    assert {"model.safetensors", "adapter_model.safetensors", "trainable.safetensors", "status.json",
+            "config.toml", "export.json"} <= {p.name for p in files}
+    modes = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
+    assert set(modes.values()) == {"0o640"}, modes

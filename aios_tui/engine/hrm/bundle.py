@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from aios_tui.atomic import open_like_plain_files
 from aios_tui.engine.models import save_tokenizer
 from aios_tui.errors import UserError
 
@@ -197,6 +198,7 @@ def _save_weights(state: dict[str, torch.Tensor], dest: Path) -> None:
 
 def _swap_in(tmp: Path, dest: Path) -> None:
     """Replace ``dest`` with the finished ``tmp`` directory."""
+    open_like_plain_files(tmp)
     old = dest.parent / f".{dest.name}.old-{os.getpid()}"
     if dest.exists():
         os.replace(dest, old)
@@ -379,6 +381,7 @@ def export_bundle(src: str | os.PathLike, out: str | os.PathLike | None = None, 
         config["base_model_name_or_path"] = str(src)
         (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         load_tokenizer(src).save_pretrained(str(tmp))
+        open_like_plain_files(tmp)
         if dest.exists():
             dest.rmdir()
         os.replace(tmp, dest)
