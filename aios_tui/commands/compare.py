@@ -18,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Sets two or more runs side by side: state, steps, final train loss (a mean over the last "
             "steps, one step's loss being noisy), best and last eval loss, median tokens/s, peak "
             "memory, wall time and trainable parameters; then the settings that differ between "
-            "them as they started, and what each resume changed. Runs still training show their figures so far. Reads only the run directories.",
+            "them as each last ran, and what each resume changed. Runs still training show their figures so far. Reads only the run directories.",
             78),
         epilog="examples:\n  aios-tui compare lora-lr1e-4 lora-lr3e-4 lora-lr1e-3\n"
                "  aios-tui compare artifacts/runs/a /data/runs/b --chart\n"
@@ -229,7 +229,7 @@ def report_lines(figs: Sequence[Any], width: int = 80) -> list[str]:
     resumed = [(n, f) for n, f in zip(short_names([f.name for f in figs]), figs) if f.resume_changes]
     if resumed:
         lines.append("")
-        lines.append("changed on resume (the settings above are each run's at its start):")
+        lines.append("changed on resume (the settings above are as each run last ran):")
         for name, f in resumed:
             for step, changes in f.resume_changes:
                 lines.append(f"  {name} at step {'?' if step is None else step}: " + ", ".join(changes))

@@ -390,7 +390,7 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
         reporter.event("started", step=0, total_steps=total, pid=os.getpid(), run_dir=str(run.path))
     else:
         reporter.event("resumed", step=step, total_steps=total, pid=os.getpid(),
-                       checkpoint=str(checkpoint), changes=changes)
+                       checkpoint=str(checkpoint), changes=changes, config=cfg.to_dict())
     started_at = run.read_status().get("started_at") or time.time()
     reporter.status(force=True, state="running", pid=os.getpid(), step=step, total_steps=total,
                     run_name=run.name, method=shown_method(cfg.method_label(), task.command),

@@ -56,7 +56,7 @@ class Figures:
     peak_memory_kind: str | None = None
     wall_s: float | None = None
     trainable_pct: float | None = None
-    config: dict[str, Any] | None = None     # flat: field -> value, as the run started
+    config: dict[str, Any] | None = None     # flat: field -> value, as the run last ran
     # (step, ["field: old -> new", ...]) for each resume that changed settings, in order
     resume_changes: list[tuple[int | None, list[str]]] = field(default_factory=list)
     loss: list[tuple[int, float]] = field(default_factory=list)
@@ -174,14 +174,15 @@ def read_figures(run: RunDir) -> Figures:
     fig.total_steps = _step(status.get("total_steps")) or (totals[-1] if totals else None)
     params = (header or {}).get("parameters")
     fig.trainable_pct = _number(params.get("trainable_pct")) if isinstance(params, dict) else None
-    fig.config = _flat_config(header, run)
+    # a resume that changed settings (--steps, --lr, ...) names them all in its event: the newest
+    # session's are what the run has now (a file from before that has its header's alone)
+    fig.config = _flat_config(next((s.config for s in reversed(sessions) if s.config), None), run)
     return fig
 
 
-def _flat_config(header: dict[str, Any] | None, run: RunDir) -> dict[str, Any] | None:
-    """The run's settings, field by field: its header's (what the engine ran with), else its
+def _flat_config(nested: dict[str, Any] | None, run: RunDir) -> dict[str, Any] | None:
+    """The run's settings, field by field: its metrics' (what the engine ran with), else its
     config.toml's; None when neither can be read."""
-    nested = (header or {}).get("config")
     if not isinstance(nested, dict) and run.config_toml.is_file():
         from aios_tui.config import ConfigError, load_config
 

@@ -25,6 +25,7 @@ class Session:
     checkpoint: str | None = None
     header: dict[str, Any] | None = None
     total_steps: int | None = None
+    config: dict[str, Any] | None = None  # the settings it ran with: its header's, or a resume's
     records: list[dict[str, Any]] = field(default_factory=list)
     start: int = 0
     end: int = 0
@@ -40,10 +41,12 @@ def is_marker(rec: dict[str, Any]) -> bool:
 
 def session_of(rec: dict[str, Any]) -> Session:
     """The session the marker ``rec`` begins."""
+    config = rec.get("config") if isinstance(rec.get("config"), dict) else None
     if is_header(rec):
-        return Session("header", _text(rec.get("run_dir")), header=rec, total_steps=_config_steps(rec))
+        return Session("header", _text(rec.get("run_dir")), header=rec, total_steps=_config_steps(rec),
+                       config=config)
     return Session(rec["event"], _text(rec.get("run_dir")), step_of(rec.get("pid")),
-                   _text(rec.get("checkpoint")), total_steps=step_of(rec.get("total_steps")))
+                   _text(rec.get("checkpoint")), total_steps=step_of(rec.get("total_steps")), config=config)
 
 
 def split_sessions(records: list[dict[str, Any]]) -> list[Session]:

@@ -238,7 +238,7 @@ def test_two_real_runs_with_different_learning_rates(cli, tmp_path):
     code, _, err = cli("train", "--resume", "fast", "--steps", "4", "--lr", "1e-3", "--progress", "none")
     assert code == 0, err
     code, out, _ = cli("compare", "slow", "fast")
-    assert code == 0 and "0.0001 | 0.003" in out
+    assert code == 0 and "0.0001 | 0.001" in out  # the settings fast last ran with
     assert "  fast at step 3: steps: 3 -> 4, lr: 0.003 -> 0.001" in out.splitlines()
     code, out, _ = cli("compare", "slow", "fast", "--json")
     slow, fast = json.loads(out)
@@ -246,6 +246,20 @@ def test_two_real_runs_with_different_learning_rates(cli, tmp_path):
     assert fast["resume_changes"] == [{"step": 3, "changes": ["steps: 3 -> 4", "lr: 0.003 -> 0.001"]}]
     assert fast["step"] == 4
 
+
+
+def test_a_resumed_run_shows_the_settings_its_resume_changed(cli, tmp_path):
+    common = ("--preset", "efficient", "--steps", "2", "--eval-every", "0", "--progress", "none")
+    for name in ("kept", "resumed"):
+        code, _, err = cli("train", *common, "--run-name", name)
+        assert code == 0, err
+    code, _, err = cli("train", "--resume", "resumed", "--steps", "3", "--lr", "1e-3", "--progress", "none")
+    assert code == 0, err
+    code, out, err = cli("compare", "kept", "resumed", "--json")
+    assert code == 0, err
+    kept, resumed = json.loads(out)
+    assert (resumed["step"], resumed["total_steps"]) == (3, 3)
+    assert kept["settings"] == {"steps": 2, "lr": 0.0} and resumed["settings"] == {"steps": 3, "lr": 0.001}
 
 def test_a_moved_run_keeps_its_figures(cli, sweep, tmp_path):
     # archived, or fetched home from the training box: its status and metrics name where it was
