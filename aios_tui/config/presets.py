@@ -109,9 +109,9 @@ def find_preset(name_or_path: str) -> Preset:
     """A preset by name (shipped first, then user) or by path to a TOML (or YAML) file."""
     candidate = Path(name_or_path).expanduser()
     if _looks_like_a_path(name_or_path):
-        if not candidate.is_file():
+        if not candidate.exists():
             raise ConfigError([f"preset file {name_or_path}: no such file"])
-        return _load(candidate, user=True)
+        return _load(candidate, user=True)  # which says what else is wrong with it (a directory...)
     key = slug(name_or_path)
     broken: list[str] = []  # reported only if they could be the one asked for
     presets = list_presets(broken)

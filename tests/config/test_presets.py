@@ -53,6 +53,15 @@ def test_preset_lookup_by_display_name_and_path():
     assert p.config().peft.lora_target_modules == "q_proj,k_proj,v_proj,o_proj"
 
 
+def test_a_preset_path_that_is_a_directory_says_so(cli, tmp_path):
+    for args in (("presets", "show", str(tmp_path)), ("config", "--preset", str(tmp_path))):
+        code, out, err = cli(*args)
+        assert (code, out) == (2, "")
+        assert err == f"aios-tui: error: {tmp_path}: is a directory, not a TOML file\n"
+    code, _, err = cli("presets", "show", str(tmp_path / "none.toml"))
+    assert code == 2 and err.endswith("none.toml: no such file\n")
+
+
 def test_precedence_defaults_preset_file_flags(tmp_path):
     f = tmp_path / "over.toml"
     f.write_text("[peft]\nlora_r = 8\nlora_alpha = 8\n[train]\nsteps = 7\n")
