@@ -76,7 +76,7 @@ def test_metrics_and_status_follow_the_documented_schema(make_cfg, tmp_path, rec
                     "tokens", "rss"):
             assert isinstance(r[key], (int, float)) or (key, r["step"]) == ("eta_s", 1), key
     assert steps[0]["eta_s"] is None  # no rate yet: the first step waits for warm-up
-    assert [r["step"] for r in steps if "eval_loss" in r] == [3, 6, 7]
+    assert [r["step"] for r in steps if "eval_loss" in r and "event" not in r] == [3, 6, 7]
     assert steps[-1]["eta_s"] == 0 and steps[-1]["tokens"] == 7 * 4 * 32
     events = [r["event"] for r in recs if "event" in r]
     assert events == ["started", "checkpoint", "checkpoint", "checkpoint", "vram_measured", "finished"]
@@ -87,6 +87,15 @@ def test_metrics_and_status_follow_the_documented_schema(make_cfg, tmp_path, rec
     assert (status["state"], status["step"], status["total_steps"], status["method"]) == ("finished", 7, 7, "lora")
     assert status["metrics"] == str((run / "metrics.jsonl").resolve()) and status["last_loss"] == steps[-1]["loss"]
 
+
+def test_eval_every_0_evaluates_at_the_last_step_alone_as_its_help_says(make_cfg, tmp_path, records_of):
+    from aios_tui.config.schema import TrainConfig
+    from aios_tui.engine.train import run_training
+
+    run_training(make_cfg(steps=3, eval_every=0), tmp_path / "run", progress="none")
+    evals = [r["step"] for r in records_of(tmp_path / "run" / "metrics.jsonl") if "eval_loss" in r and "event" not in r]
+    assert evals == [3]
+    assert "(0: only at the last step)" in TrainConfig.__dataclass_fields__["eval_every"].metadata["help"]
 
 @pytest.mark.slow
 def test_log_file_flag_moves_the_metrics(make_cfg, tmp_path):
