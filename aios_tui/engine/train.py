@@ -254,6 +254,9 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
             model = apply_peft(model, cfg, cfg.train.steps, task.peft_extras(cfg), model_name)
             if cfg.train.fp8:
                 fp8.apply(model, model_name)
+        except KeyboardInterrupt:
+            _interrupted_before_training(run, created, resume, prog, task.command)
+            raise
         except Exception as exc:
             failed = exc if isinstance(exc, UserError) else _room_failure(exc, run.path)
             if failed is None:
@@ -269,7 +272,10 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
                           stop_after, prog, on_step)
         except BaseException as exc:
             # The loop records its own failures; this catches what broke before it began.
-            _record_failure(run, exc, device)
+            if isinstance(exc, KeyboardInterrupt) and run.read_status().get("state") in ("starting", "running"):
+                _interrupted_before_training(run, created, resume, prog, task.command)
+            else:
+                _record_failure(run, exc, device)
             raise
     finally:
         if log_lock is not None:
@@ -283,6 +289,25 @@ def _refusals_reach_the_launcher(run: RunDir):
     except BaseException as exc:
         _record_failure(run, exc)
         raise
+
+
+def _interrupted_before_training(run: RunDir, created: bool, resume: bool, prog: Progress,
+                                 command: str) -> None:
+    """Ctrl-C after the run directory was made but before the loop could stop at a step: a new
+    run has nothing worth keeping and leaves nothing (its name stays free); a resume leaves its
+    run stopped at the checkpoint it had."""
+    prog.close()
+    if created:
+        shutil.rmtree(run.path, ignore_errors=True)
+        prog.message("interrupted before the first step: nothing was trained, and the run directory is removed")
+        return
+    with contextlib.suppress(OSError):
+        run.write_status(state="stopped", error=None)
+    if resume:
+        prog.message(f"interrupted before the first step; the run is still at its checkpoint: "
+                     f"continue with `aios-tui {command} --resume {run.path}`")
+    else:
+        prog.message("interrupted before the first step: nothing was trained")
 
 
 def _record_failure(run: RunDir, exc: BaseException, device: torch.device | None = None) -> None:

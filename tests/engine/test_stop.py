@@ -184,3 +184,35 @@ def test_a_stop_asked_while_a_resume_loads_is_honoured_and_an_old_one_is_not(mak
     again = run_training(None, run, resume=True, progress="none")
     assert (again.state, again.step) == ("finished", 8)
     assert not (run / "STOP").exists() and not (run / "CHECKPOINT").exists()
+
+
+def test_ctrl_c_while_the_model_is_prepared_leaves_no_half_run(make_cfg, tmp_path, monkeypatch, capsys):
+    """Between the run directory and the loop (saving the base, wrapping the adapter) Ctrl-C has
+    no step to stop at: a new run leaves nothing and its name stays free; a resume leaves its run
+    stopped at its checkpoint, ready to resume again."""
+    from aios_tui.engine import train
+    from aios_tui.metrics.rundir import RunDir
+
+    real_apply_peft = train.apply_peft
+
+    def ctrl_c_then_apply(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)
+        return real_apply_peft(*args, **kwargs)
+
+    run = tmp_path / "run"
+    monkeypatch.setattr(train, "apply_peft", ctrl_c_then_apply)
+    with pytest.raises(KeyboardInterrupt):
+        train.run_training(make_cfg(steps=4, use_peft=True), run, progress="lines")
+    assert not run.exists()
+    assert "interrupted before the first step: nothing was trained" in capsys.readouterr().out
+
+    monkeypatch.setattr(train, "apply_peft", real_apply_peft)
+    assert train.run_training(make_cfg(steps=4, use_peft=True), run, progress="none", stop_after=2).step == 2
+    monkeypatch.setattr(train, "apply_peft", ctrl_c_then_apply)
+    with pytest.raises(KeyboardInterrupt):
+        train.run_training(None, run, resume=True, progress="lines")
+    assert f"continue with `aios-tui train --resume {run}`" in capsys.readouterr().out
+    status = RunDir(run).load_status()
+    assert (status.state(), status.fields["step"], status.fields["error"]) == ("stopped", 2, None)
+    monkeypatch.setattr(train, "apply_peft", real_apply_peft)
+    assert train.run_training(None, run, resume=True, progress="none").state == "finished"
