@@ -102,7 +102,7 @@ class TrainConfig:
     keep_last: int = fld(3, "checkpoints kept; older ones are deleted", lo=1)
     log_every: int = fld(1, "steps between metrics lines (the first step is always logged)", lo=1)
     run_name: str = fld("", "run name (empty: method and time)", metavar="NAME")
-    run_dir: str = fld("", "run directory (empty: artifacts/runs/<run_name>)", metavar="DIR")
+    run_dir: str = fld("", "run directory (empty: <run_name> under $AIOS_TUI_RUNS, else artifacts/runs)", metavar="DIR")
     log_file: str = fld("", "metrics JSONL path (empty: <run_dir>/metrics.jsonl)", metavar="PATH")
     device: str = fld("auto", "where to train", choices=("auto", "cuda", "cpu"))
     fused_loss: bool = fld(True, "chunked cross-entropy that never holds fp32 logits for the whole vocabulary")

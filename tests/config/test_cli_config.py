@@ -239,3 +239,16 @@ def test_help_shows_the_short_usage_plainly_and_an_error_points_at_help(capsys):
     with pytest.raises(SystemExit):
         main(["tail", "--bogus"])
     assert "every option" not in capsys.readouterr().err
+
+
+def test_run_dir_help_names_the_runs_root_a_run_goes_under(monkeypatch, tmp_path):
+    from aios_tui.config.schema import TrainConfig
+    from aios_tui.config import resolve
+    from aios_tui.engine.session import choose_run_dir
+
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path / "root"))
+    assert choose_run_dir(resolve(overrides={"run_name": "r"})) == tmp_path / "root" / "r"
+    monkeypatch.delenv("AIOS_TUI_RUNS")
+    assert choose_run_dir(resolve(overrides={"run_name": "r"})).parts[-3:] == ("artifacts", "runs", "r")
+    assert TrainConfig.__dataclass_fields__["run_dir"].metadata["help"] == (
+        "run directory (empty: <run_name> under $AIOS_TUI_RUNS, else artifacts/runs)")
