@@ -63,8 +63,9 @@ class FakeNvml:
         for name in dir(_pynvml):
             if name.startswith(("NVMLError", "NVML_ERROR_", "NVML_TEMPERATURE_", "NVML_CLOCK_")):
                 setattr(self, name, getattr(_pynvml, name))
-        self.NVMLLibraryMismatchError = _pynvml.NVMLLibraryMismatchError
-        self.nvmlMemory_v2 = _pynvml.nvmlMemory_v2
+        for name in ("NVMLLibraryMismatchError", "nvmlMemory_v2"):  # not in every nvidia-ml-py
+            if hasattr(_pynvml, name):
+                setattr(self, name, getattr(_pynvml, name))
 
     # -- scripting ------------------------------------------------------------------------------
 
