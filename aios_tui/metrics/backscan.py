@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from aios_tui.metrics.jsonl import parse_complete_lines
+from aios_tui.metrics.jsonl import parse_complete_lines, tail_records
 from aios_tui.metrics.sessions import Session, is_marker, session_of
 
 CHUNK = 1 << 20
@@ -66,16 +66,16 @@ def scan_back(path: str | os.PathLike, keep: Callable[[dict[str, Any]], bool], n
             first = data.find(b"\n") + 1 if pos > 0 else 0
             head = data[:first] if len(data[:first]) <= _LONGEST_LINE else b""
             body, at = data[first:], pos + first
-            lines = body.splitlines(keepends=True)
-            offsets = []
-            for line in lines:
-                offsets.append(at)
-                at += len(line)
             want = (len(current.records) < n) if per_session else kept < n
             if not want and not any(m in body for m in _MARKS):
                 current.start = pos + first
                 finished = budget is not None and not per_session and end - pos > budget
                 continue
+            lines = body.splitlines(keepends=True)
+            offsets = []
+            for line in lines:
+                offsets.append(at)
+                at += len(line)
             for line, offset in zip(reversed(lines), reversed(offsets)):
                 current.start = offset
                 want = (len(current.records) < n) if per_session else kept < n
@@ -101,3 +101,15 @@ def scan_back(path: str | os.PathLike, keep: Callable[[dict[str, Any]], bool], n
                 finished = True
     current.records.reverse()
     return Scan([current, *reversed(done)], end or 0, pos == 0 and not finished)
+
+
+def last_records(path: str | os.PathLike, sessions: list[Session], n: int) -> list[dict[str, Any]]:
+    """The last ``n`` records of ``sessions`` (read by ``scan_back``, so their bytes are known),
+    reading back only as far as they take."""
+    out: list[dict[str, Any]] = []
+    for s in reversed(sessions):
+        if len(out) >= n:
+            break
+        records, _ = tail_records(path, n - len(out), start=s.start, end=s.end)
+        out[:0] = records
+    return out

@@ -36,21 +36,30 @@ def newer_lines_win(loss: list[Point], eval_loss: list[Point], step: int,
 
 
 class History:
-    """Points of ``path``'s bytes ``[0, end)``, ``max_bytes`` a ``step()``."""
+    """Points of ``path``'s bytes ``[0, end)``, or of its byte ``ranges`` in turn (a run's own
+    sessions in a file other runs share), ``max_bytes`` a ``step()``."""
 
-    def __init__(self, path: Path, end: int, add: Add, limit: int, max_bytes: int, max_events: int):
-        self.path, self.end, self.add, self.limit, self.max_bytes = path, end, add, limit, max_bytes
+    def __init__(self, path: Path, end: int, add: Add, limit: int, max_bytes: int, max_events: int,
+                 ranges: list[tuple[int, int]] | None = None):
+        self.path, self.add, self.limit, self.max_bytes = path, add, limit, max_bytes
         self.events: deque[dict[str, Any]] = deque(maxlen=max_events)
-        self.offset = 0
+        self._ranges = deque([(0, end)] if ranges is None else ranges)
+        self.offset = self.end = 0
+        self._next_range()
         self.loss: list[Point] = []
         self.eval_loss: list[Point] = []
         self._loss_stride = self._eval_stride = 1
 
+    def _next_range(self) -> None:
+        while self.offset >= self.end and self._ranges:
+            self.offset, self.end = self._ranges.popleft()
+
     @property
     def done(self) -> bool:
-        return self.offset >= self.end
+        return self.offset >= self.end and not self._ranges
 
     def step(self) -> None:
+        self._next_range()
         try:
             with open(self.path, "rb") as fh:
                 fh.seek(self.offset)

@@ -126,20 +126,19 @@ def read_header(path: str | os.PathLike) -> dict[str, Any] | None:
     return records[0] if records else None
 
 
-def tail_records(path: str | os.PathLike, n: int, chunk: int = 1 << 16) -> tuple[list[dict[str, Any]], int]:
-    """The last ``n`` complete records, reading only the end of the file; and the file's end offset."""
+def tail_records(path: str | os.PathLike, n: int, chunk: int = 1 << 16, *, start: int = 0,
+                 end: int | None = None) -> tuple[list[dict[str, Any]], int]:
+    """The last ``n`` complete records, reading only the end of the file (or of its bytes
+    ``[start, end)``, whole lines); and the offset after the last of them."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
         return [], 0
     with fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        end = size
+        pos = fh.seek(0, os.SEEK_END) if end is None else end
         buf = b""
-        pos = size
-        while pos > 0 and buf.count(b"\n") <= n + 1:
-            step = min(chunk, pos)
+        while pos > start and buf.count(b"\n") <= n + 1:
+            step = min(chunk, pos - start)
             pos -= step
             fh.seek(pos)
             buf = fh.read(step) + buf
@@ -148,7 +147,7 @@ def tail_records(path: str | os.PathLike, n: int, chunk: int = 1 << 16) -> tuple
             return [], pos
         complete = buf[: last_nl + 1]
         end = pos + last_nl + 1
-        if pos > 0:  # the first line in the buffer may be cut
+        if pos > start:  # the first line in the buffer may be cut
             first_nl = complete.find(b"\n")
             complete = complete[first_nl + 1:]
         return _last_records(complete, n), end

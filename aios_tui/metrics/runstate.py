@@ -2,7 +2,8 @@
 
 ``RunTracker.poll()`` reads status.json and the new metrics lines; ``view()`` hands out an
 immutable ``RunView`` (cumulative: progress, loss history, recent events), so a display that
-skips some views to keep up with a slow terminal loses nothing.
+skips some views to keep up with a slow terminal loses nothing. Of a --log-file other runs
+share, only the run's own sessions count.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from aios_tui.metrics.backscan import last_records, scan_back
 from aios_tui.metrics.follow import MAX_POLL_BYTES, Follower
 from aios_tui.metrics.history import History, finite, newer_lines_win
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, StatusRead
+from aios_tui.metrics.sessions import Owner, is_start_of, own_sessions, same_place, step_of
 
 # A run whose directory is not there (deleted while watched).
 MISSING = "missing"
@@ -110,6 +113,7 @@ class RunTracker:
         self.measured: dict[str, Any] | None = None
         self.truncated = False
         self._follower: Follower | None = None
+        self._owner: Owner | None = None   # whose lines are read, in a file not the run's own
         self._history: History | None = None
         self._events_seen = self._events_at_tail = 0   # events ingested: in all, and with the tail
         self._resets = 0
@@ -171,25 +175,27 @@ class RunTracker:
             if self._follower is not None:
                 self._clear()
             self._follower = Follower(path)
+            self._owner = None if same_place(str(path), self.run.default_metrics) else Owner(self.run.path)
             self._resets = 0
             try:
                 big = os.path.getsize(path) > BIG_FILE_BYTES
             except OSError:
                 big = False
             if big:
-                self.header = self._follower.header()
-                records = self._follower.tail(self.backlog)
-                self.truncated = True
+                records = self._enter_from_end(path)
                 changed = True
-                # the history up to the tail's end: where the two overlap, the tail's lines win
-                self._history = History(path, self._follower.offset, _add, self.max_points,
-                                        self.history_bytes, self.events.maxlen or 0)
                 self._events_at_tail = self._events_seen + sum(1 for r in records if "event" in r)
-        records += self._follower.poll()
+        new = self._follower.poll()
         if self._follower.resets != self._resets:
             self._resets = self._follower.resets
             self._clear()
+            if self._owner is not None:
+                self._owner.mine = True
             changed = True
+        if self._owner is not None:
+            self._owner.pid = step_of(self.status.get("pid"))
+            new = [rec for rec in new if self._owner.take(rec)]
+        records += new
         for rec in records:
             self.ingest(rec)
         if records:
@@ -199,6 +205,30 @@ class RunTracker:
         if changed:
             self._version += 1
         return changed
+
+    def _enter_from_end(self, path: Path) -> list[dict[str, Any]]:
+        """The last records of a huge file, the run's own, read at once; the history up to their
+        end is read a piece a poll, and where the two overlap the tail's lines win."""
+        self.truncated = True
+        if self._owner is None:
+            self.header = self._follower.header()
+            records = self._follower.tail(self.backlog)
+            ranges = [(0, self._follower.offset)]
+        else:
+            # whose each session is, read back from the end to the run's own header (markers
+            # only: their lines are skipped unread), then the run's own last lines
+            scan = scan_back(path, lambda rec: False, 0, per_session=True,
+                             stop=lambda s: is_start_of(s, self.run.path))
+            self._owner.pid = step_of(self.status.get("pid"))
+            own = own_sessions(scan.sessions, self.run.path, self._owner.pid)
+            self.header = next((s.header for s in reversed(own) if s.header), None)
+            records = last_records(path, own, self.backlog)
+            self._follower = Follower(path, offset=scan.end)
+            self._owner.mine = bool(own) and own[-1] is scan.sessions[-1]
+            ranges = [(s.start, s.end) for s in own]
+        self._history = History(path, 0, _add, self.max_points, self.history_bytes,
+                                self.events.maxlen or 0, ranges=ranges)
+        return records
 
     @property
     def behind(self) -> bool:

@@ -87,6 +87,20 @@ def belongs(s: Session, run: Path, pid: int | None, mine: bool) -> bool:
     return mine
 
 
+class Owner:
+    """Whose the lines of a file read in order are, one at a time: a marker says, as for
+    ``own_sessions``; ``mine``: whether the lines before the next marker are ``run``'s."""
+
+    def __init__(self, run: Path, pid: int | None = None, mine: bool = True):
+        self.run, self.pid, self.mine = run, pid, mine
+
+    def take(self, rec: dict[str, Any]) -> bool:
+        """Whether ``rec`` is the run's."""
+        if is_marker(rec):
+            self.mine = belongs(session_of(rec), self.run, self.pid, self.mine)
+        return self.mine
+
+
 def is_start_of(s: Session, run: Path) -> bool:
     """Whether ``s`` is the header ``run`` began with: no session before it is the run's."""
     return s.kind == "header" and bool(s.run_dir) and same_place(s.run_dir, run)

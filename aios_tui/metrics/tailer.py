@@ -18,8 +18,7 @@ from aios_tui.metrics.history import History, Point
 from aios_tui.metrics.backscan import Scan, scan_back
 from aios_tui.metrics.jsonl import is_header, read_header
 from aios_tui.metrics.rundir import LIVE_STATES, NAME_PREFIX, RunDir, resolve_run
-from aios_tui.metrics.sessions import (Session, belongs, is_marker, is_start_of, own_sessions, same_place,
-                                       session_of, step_of)
+from aios_tui.metrics.sessions import Owner, Session, is_marker, is_start_of, own_sessions, same_place, step_of
 
 END_EVENTS = ("finished", "stopped", "error")
 _CHART_READ = 4 << 20  # bytes parsed at a time for a chart of the whole run
@@ -100,11 +99,11 @@ class Printer:
         """The chart of the whole run, however long: of ``sessions`` (a run's own, in a file
         others share) or of the file (a shared one's last run). A pass over them keeps their
         steps' losses alone, and the chart averages those that share a column."""
-        history = History(metrics, _size(metrics), _keep_all, limit=0, max_bytes=_CHART_READ, max_events=0)
-        for start, end in [(s.start, s.end) for s in sessions] if sessions is not None else [(0, history.end)]:
-            history.offset, history.end = start, end
-            while not history.done:
-                history.step()
+        ranges = [(s.start, s.end) for s in sessions] if sessions is not None else None
+        history = History(metrics, _size(metrics), _keep_all, limit=0, max_bytes=_CHART_READ, max_events=0,
+                          ranges=ranges)
+        while not history.done:
+            history.step()
         loss, evals = history.loss, history.eval_loss
         width = shutil.get_terminal_size((100, 24)).columns
         series = {"train loss": loss}
@@ -265,16 +264,14 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     follower = Follower(metrics, offset=scan.end)
     final_state = None
     ended_by_event = any(r.get("event") in END_EVENTS for r in scan.sessions[-1].records[-3:])
-    pid = step_of(run.read_status().get("pid")) if run is not None else None
     # new lines are the run's while the session they go on is
-    mine = run is None or bool(own) and own[-1] is scan.sessions[-1]
+    owner = None if run is None else Owner(run.path, step_of(run.read_status().get("pid")),
+                                           bool(own) and own[-1] is scan.sessions[-1])
     try:
         while True:
             new = follower.poll()
             for rec in new:
-                if run is not None and is_marker(rec):
-                    mine = belongs(session_of(rec), run.path, pid, mine)
-                if not mine:
+                if owner is not None and not owner.take(rec):
                     continue
                 if run is None:
                     labels.see(rec, True)
@@ -299,7 +296,7 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
                 final_state = state
             if final_state or (state == "unknown" and ended_by_event):
                 for rec in follower.poll():  # lines flushed just before the status changed
-                    if mine:
+                    if owner is None or owner.take(rec):
                         printer.emit(rec)
                 break
             sleep(interval)

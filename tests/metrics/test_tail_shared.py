@@ -10,40 +10,17 @@ import time
 
 from aios_tui.metrics.tailer import tail_command
 
-from runfiles import header, step_record, write_run
+from runfiles import append_lines as _append, shared_lines as _lines_of, step_record, write_run, write_shared
 
 
 def steps_in(out: str) -> list[int]:
     return [int(line.split()[1].split("/")[0]) for line in out.splitlines() if line.startswith("step ")]
 
 
-def _lines_of(run, method: str, steps: int, loss: float, pct: float) -> list[dict]:
-    head = header(method)
-    head["run_dir"] = str(run.path.resolve())
-    head["parameters"]["trainable_pct"] = pct
-    out = [head, {"event": "started", "step": 0, "total_steps": steps, "pid": 0, "run_dir": head["run_dir"]}]
-    out += [{**step_record(s, steps), "loss": loss} for s in range(1, steps + 1)]
-    return out
-
-
-def _append(path, records: list[dict]) -> None:
-    with open(path, "a") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in records)
-
-
 def _shared(tmp_path, monkeypatch):
-    """Run a (lora, 20 steps, loss 4.0) then run b (ia3, 10 steps, loss 1.0), both into shared.jsonl."""
     monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path / "runs"))
     shared = tmp_path / "shared.jsonl"
-    runs = []
-    for name, method, steps, loss, pct in (("a", "lora", 20, 4.0, 5.81), ("b", "ia3", 10, 1.0, 0.12)):
-        run = write_run(tmp_path / "runs", name, steps=0, total=steps, state="finished", pid=0)
-        run.default_metrics.unlink()
-        _append(shared, _lines_of(run, method, steps, loss, pct) + [{"event": "finished", "step": steps}])
-        status = json.loads(run.status_file.read_text())
-        run.status_file.write_text(json.dumps({**status, "metrics": str(shared.resolve()), "step": steps}))
-        runs.append(run)
-    return shared, runs
+    return shared, write_shared(tmp_path / "runs", shared)
 
 
 def test_a_run_shows_only_its_own_lines_under_its_own_header(cli, tmp_path, monkeypatch):

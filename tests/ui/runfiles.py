@@ -75,3 +75,34 @@ def add_checkpoint(run: RunDir, step: int) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     (path / "COMPLETE").touch()
     return path
+
+
+def shared_lines(run: RunDir, method: str, steps: int, loss: float, pct: float) -> list[dict[str, Any]]:
+    """A run's header, started event and steps as the engine writes them into a --log-file."""
+    head = header(method)
+    head["run_dir"] = str(run.path.resolve())
+    head["parameters"]["trainable_pct"] = pct
+    out = [head, {"event": "started", "step": 0, "total_steps": steps, "pid": 0, "run_dir": head["run_dir"]}]
+    out += [{**step_record(s, steps), "loss": loss} for s in range(1, steps + 1)]
+    return out
+
+
+def append_lines(path: Path, records: list[dict[str, Any]]) -> None:
+    with open(path, "a") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in records)
+
+
+def write_shared(root: Path, shared: Path, measured: bool = False) -> list[RunDir]:
+    """Run a (lora, 20 steps, loss 4.0) then run b (ia3, 10 steps, loss 1.0), both into ``shared``;
+    with ``measured``, each ends with its peak memory (``steps`` MiB)."""
+    runs = []
+    for name, method, steps, loss, pct in (("a", "lora", 20, 4.0, 5.81), ("b", "ia3", 10, 1.0, 0.12)):
+        run = write_run(root, name, steps=0, total=steps, state="finished", pid=0)
+        run.default_metrics.unlink()
+        peak = [{"event": "vram_measured", "peak_rss": steps << 20}] if measured else []
+        append_lines(shared, shared_lines(run, method, steps, loss, pct) + peak
+                     + [{"event": "finished", "step": steps}])
+        status = json.loads(run.status_file.read_text())
+        run.status_file.write_text(json.dumps({**status, "metrics": str(shared.resolve()), "step": steps}))
+        runs.append(run)
+    return runs
