@@ -38,6 +38,8 @@ def user_preset_key(name: str) -> str:
         raise ConfigError([f"preset name {name!r} has no letters or digits"])
     if len(key) > MAX_NAME:
         raise ConfigError([f"preset name is {len(key)} characters long; keep it to {MAX_NAME}"])
+    if any(p.key == key and not p.user for p in list_presets([])):
+        raise ConfigError([f"'{key}' is a shipped preset; choose another name"])
     return key
 
 
@@ -129,8 +131,6 @@ def find_preset(name_or_path: str) -> Preset:
 
 def save_user_preset(name: str, cfg: RunConfig, description: str = "", force: bool = False) -> Path:
     key = user_preset_key(name)
-    if any(p.key == key and not p.user for p in list_presets([])):
-        raise ConfigError([f"'{key}' is a shipped preset; choose another name"])
     path = user_dir() / f"{key}.toml"
     if path.exists() and not force:
         raise ConfigError([f"user preset '{key}' exists at {path}; pass --force to overwrite it"])

@@ -207,22 +207,16 @@ class AiosApp(App[None]):
         if state == "finished" and steps is None:
             total = run.read_status().get("total_steps") or 0
 
-            def answered(text: str | None) -> None:
-                if not text:
-                    return
+            def check(text: str) -> str | None:
                 try:
                     n = int(text)
                 except ValueError:
-                    self.notify(f"{text!r} is not a whole number of steps", severity="error", markup=False)
-                    return
-                if n <= total:
-                    self.notify(f"give more than the {total} steps it already ran", severity="error",
-                                markup=False)
-                    return
-                self.resume_run(run, n)
+                    return f"{text!r} is not a whole number of steps"
+                return None if n > total else f"give more than the {total} steps it already ran"
 
             self.push_screen(PromptScreen(f"{run.name} has finished. Train to how many steps in total?",
-                                          placeholder=f"more than {total}"), answered)
+                                          placeholder=f"more than {total}", check=check),
+                             lambda text: self.resume_run(run, int(text)) if text else None)
             return
         try:
             pid = runctl.resume_run(run, steps)

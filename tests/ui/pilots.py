@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console
 from textual.css.query import NoMatches
+from textual.geometry import Region
 
 from aios_tui.config import field_index
 
@@ -64,3 +68,18 @@ async def answer(pilot, key: str) -> None:
     question = app.screen
     await pilot.press(key)
     await wait_for(pilot, lambda: app.screen is not question, what="the question to close")
+
+
+def screen_lines(app) -> list[str]:
+    """What the terminal shows, one string a row."""
+    width, height = app.size
+    out = Console(width=width, height=height, file=io.StringIO(), record=True, color_system=None,
+                  legacy_windows=False, safe_box=False)
+    out.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return out.export_text().splitlines()
+
+
+def text_in(app, region: Region) -> str:
+    """The words shown inside ``region``, its rows joined by spaces."""
+    rows = screen_lines(app)[region.y:region.bottom]
+    return " ".join(" ".join(row[region.x:region.right].split()) for row in rows).strip()

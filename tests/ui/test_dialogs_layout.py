@@ -4,13 +4,11 @@ every form tab; and the keys the help text and the README list."""
 from __future__ import annotations
 
 import argparse
-import io
 import re
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from rich.console import Console
 from textual.geometry import Region
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
@@ -30,26 +28,11 @@ from aios_tui.ui.widgets.gpu_pane import GpuPane
 from aios_tui.ui.widgets.vram_pane import VramPane
 
 from console_fixtures import NOW, no_gpu
-from pilots import set_field, wait_for
+from pilots import screen_lines, set_field, text_in, wait_for
 from runfiles import write_run
 
 SMALL = (80, 24)
 GiB = 1 << 30
-
-
-def screen_lines(app) -> list[str]:
-    """What the terminal shows, one string a row."""
-    width, height = app.size
-    out = Console(width=width, height=height, file=io.StringIO(), record=True, color_system=None,
-                  legacy_windows=False, safe_box=False)
-    out.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return out.export_text().splitlines()
-
-
-def text_in(app, region: Region) -> str:
-    """The words shown inside ``region``, its rows joined by spaces."""
-    rows = screen_lines(app)[region.y:region.bottom]
-    return " ".join(" ".join(row[region.x:region.right].split()) for row in rows).strip()
 
 
 def footer_keys(app) -> dict[str, str]:

@@ -246,9 +246,10 @@ async def test_runs_screen_stop_and_resume_guards(make_app, runs_root):
         assert not done.stop_file.exists()
         await pilot.press("r")  # asks how far to train
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen))
-        await pilot.press("5", "0", "enter")  # not more than it ran: refused
+        await pilot.press("5", "0", "enter")  # not more than it ran: refused, and asked again
         await pilot.pause()
-        assert any("more than the 200 steps" in str(n.message) for n in app._notifications)
+        assert isinstance(app.screen, PromptScreen)
+        assert "more than the 200 steps" in str(app.screen.query_one("#prompt-problem").render())
 
 
 async def test_quit_with_a_live_run_asks_and_can_leave_it_training(make_app, runs_root):

@@ -40,12 +40,13 @@ NO_PRESET = "(defaults)"
 FILE_CHOICE = "\x00file"  # the picker's entry for a loaded TOML file (no preset key can be this)
 VRAM_DEBOUNCE_S = 0.1
 NOTICE_LINES = 6  # problems in one notice; a small terminal shows a notice of about this many
+PROMPT_LINES = 3  # problems under a prompt's answer: the dialog stays whole at 80x24
 
 
 def problems_notice(problems: list[str], prefix: str = "", limit: int = NOTICE_LINES) -> str:
     """Problems as one notice, one a line: separate toasts push the first ones (often the most
     useful) off a small terminal. Past ``limit`` the rest are counted, not listed; ``prefix``
-    (a file name every problem repeats) is dropped, the notice's title names it."""
+    (a file name every problem repeats, shown beside them) is dropped."""
     lines = [p.removeprefix(prefix) if prefix else p for p in problems]
     if len(lines) > limit:
         more = len(lines) - (limit - 1)
@@ -335,14 +336,17 @@ class ConfigureScreen(Screen):
         if cfg is None:
             return
 
+        def check(name: str) -> str | None:
+            try:
+                user_preset_key(name)
+            except ConfigError as exc:
+                return exc.problems[0]
+            return None
+
         def named(name: str | None) -> None:
             if name is None:
                 return
-            try:
-                key = user_preset_key(name)
-            except ConfigError as exc:
-                self.notify(exc.problems[0], title="preset not saved", severity="error", markup=False)
-                return
+            key = user_preset_key(name)
             path = user_dir() / f"{key}.toml"
             if path.exists():
                 self.app.push_screen(ConfirmScreen(f"Overwrite user preset '{key}'?", str(path)),
@@ -351,7 +355,8 @@ class ConfigureScreen(Screen):
                 self._save(name, cfg, force=False)
 
         self.app.push_screen(PromptScreen("Save as a user preset", placeholder="preset name",
-                                          hint=f"saved to {user_dir()}/NAME.toml"), named)
+                                          hint=f"saved to {user_dir()}/NAME.toml",
+                                          check=check), named)
 
     def _save(self, name: str, cfg: RunConfig, force: bool) -> None:
         try:
@@ -369,16 +374,21 @@ class ConfigureScreen(Screen):
         self.notify(f"saved preset '{name}' to {path}", markup=False)
 
     def action_load_toml(self) -> None:
-        def chosen(path: str | None) -> None:
-            if not path:
-                return
+        read: dict[str, RunConfig] = {}  # the file is read once: what was checked is what loads
+
+        def check(path: str) -> str | None:
             file = Path(path).expanduser()
             try:
-                cfg = load_config(file)
+                read[path] = load_config(file)
             except ConfigError as exc:
-                self.notify(problems_notice(exc.problems, prefix=f"{file}: "),
-                            title=f"{file.name} not loaded", severity="error", timeout=15, markup=False)
+                # The path shows right above: the problems without it, as many as the dialog fits.
+                return problems_notice(exc.problems, prefix=f"{file}: ", limit=PROMPT_LINES)
+            return None
+
+        def chosen(path: str | None) -> None:
+            if path is None:
                 return
+            cfg, file = read[path], Path(path).expanduser()
             note = ""
             if cfg.train.run_dir.strip() and RunDir(Path(cfg.train.run_dir)).exists():
                 # A run's own config.toml: its directory is taken; a new run needs its own.
@@ -394,7 +404,7 @@ class ConfigureScreen(Screen):
             self._unless_edits_kept(file.name, load)
 
         self.app.push_screen(PromptScreen("Load a configuration TOML", placeholder="path/to/config.toml",
-                                          value=self.base_file or ""), chosen)
+                                          value=self.base_file or "", check=check), chosen)
 
     def base_label(self) -> str:
         if self.base_file:
