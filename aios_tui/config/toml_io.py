@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,6 @@ import tomli_w
 from aios_tui.atomic import atomic_write_text
 from aios_tui.config.schema import SECTIONS, RunConfig
 from aios_tui.config.validate import CONFIG_VERSION, ConfigError, build
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
 
 # Far above any real settings file; a bigger one is a wrong path, not a config to parse.
 MAX_CONFIG_BYTES = 1 << 20
