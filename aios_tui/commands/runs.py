@@ -9,21 +9,27 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("runs", help="list runs (state, step, loss, age, size), stop or delete them",
-                       description=textwrap.fill("Lists the run directories under the runs root "
-                                   "($AIOS_TUI_RUNS, default artifacts/runs), newest first.", 78),
+                       description=textwrap.fill(
+                           "Lists the run directories under the runs root ($AIOS_TUI_RUNS, default "
+                           "artifacts/runs), newest first, then the runs started from other "
+                           "directories that still exist (noted in $XDG_STATE_HOME/aios-tui/recent-runs), "
+                           "under the directory each is in. With --root, only the runs under that "
+                           "directory.", 78),
                        epilog="examples:\n  aios-tui runs\n  aios-tui runs --json\n"
                               "  aios-tui runs stop lora-20250101-120000\n"
                               "  aios-tui runs delete lora-20250101-120000 full-20250102-090000",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    p.add_argument("--root", metavar="DIR", default=None, help="runs root to list (default $AIOS_TUI_RUNS or artifacts/runs)")
+    p.add_argument("--root", metavar="DIR", default=None,
+                   help="list only the runs under DIR (default: $AIOS_TUI_RUNS or artifacts/runs, "
+                        "then the runs started from other directories)")
     p.set_defaults(func=run_list)
     rsub = p.add_subparsers(dest="runs_command", metavar="[list|stop|delete]", required=False)
     lst = rsub.add_parser("list", help="list runs (the default)")
     # SUPPRESS: `runs --json list` and `runs list --json` both work.
     lst.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
                      help="print a JSON list instead of a table")
-    lst.add_argument("--root", metavar="DIR", default=argparse.SUPPRESS, help="runs root to list")
+    lst.add_argument("--root", metavar="DIR", default=argparse.SUPPRESS, help="list only the runs under DIR")
     lst.set_defaults(func=run_list)
     stop = rsub.add_parser("stop", help="ask a run to save a checkpoint and stop",
                            description="Creates the run's STOP file; the engine finishes the current "
@@ -74,6 +80,7 @@ def _check_root(root: str | None) -> None:
 
 def run_list(args: argparse.Namespace) -> int:
     import json
+    import os
     import time
 
     from aios_tui.metrics.disk_usage import short_bytes
@@ -82,7 +89,8 @@ def run_list(args: argparse.Namespace) -> int:
 
     _check_root(args.root)
     now = time.time()
-    runs = summarize_all(args.root)
+    # a root named on purpose is the only place looked in, as for every command
+    runs = summarize_all(args.root, elsewhere=args.root is None)
     if args.json:
         print(json.dumps([r.to_dict(now) for r in runs], indent=2))
         return 0
@@ -91,13 +99,25 @@ def run_list(args: argparse.Namespace) -> int:
 
         print(f"no runs under {runs_root_shown(args.root)}")
         return 0
+    if runs[0].elsewhere:
+        from aios_tui.metrics.rundir import default_runs_root
+
+        print(f"no runs under {default_runs_root().absolute()}; runs started from other directories:")
     rows = [("NAME", "STATE", "STEP", "LOSS", "AGE", "SIZE", "METHOD")]
     for r in runs:
         step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
         loss = "-" if r.loss is None else f"{r.loss:.4f}"
         rows.append((r.name, r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes),
                      r.method or "-"))
-    print("\n".join(_table(rows)))
+    lines = _table(rows)
+    # A run's path is too wide for a column at 80: runs from elsewhere come under their directory.
+    out, place = lines[:1], None
+    for r, line in zip(runs, lines[1:]):
+        if r.elsewhere and os.path.dirname(r.path) != place:
+            place = os.path.dirname(r.path)
+            out += ([""] if len(out) > 1 else []) + [f"in {place}:"]
+        out.append(line)
+    print("\n".join(out))
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +14,7 @@ from aios_tui.metrics.disk_usage import dir_bytes
 from aios_tui.metrics.jsonl import tail_records
 from aios_tui.metrics.recent import recent_run_paths
 from aios_tui.metrics.rundir import (
-    LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, resolve_run,
+    DELETING_PREFIX, LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, resolve_run,
 )
 
 
@@ -36,6 +36,7 @@ class RunSummary:
     error: str | None
     has_checkpoint: bool = False     # one to resume or export from
     bytes: int | None = None         # on disk, the whole run directory
+    elsewhere: bool = False          # not under the runs root listed: started from another directory
 
     @property
     def live(self) -> bool:
@@ -132,12 +133,46 @@ def _has_checkpoint(run: RunDir) -> bool:
         return False
 
 
-def summarize_all(root: str | os.PathLike | None = None) -> list[RunSummary]:
+def summarize_all(root: str | os.PathLike | None = None, *, elsewhere: bool = False) -> list[RunSummary]:
+    """The runs under ``root`` (or the default root), the most recently begun first; with
+    ``elsewhere``, then the runs of the recent-runs index outside it that still exist, each once
+    (by real path), marked ``elsewhere``: together by directory, the one of the newest run first."""
     runs = list_runs(root)
+    others = _elsewhere(runs) if elsewhere else []
     with _lock:
-        for gone in set(_settled) - {r.path for r in runs}:
+        for gone in set(_settled) - {r.path for r in runs + others}:
             del _settled[gone]
-    return [summarize(r) for r in runs]
+    # list_runs's order, from what the summaries already hold: no status read twice
+    there = sorted((replace(summarize(r), elsewhere=True) for r in others),
+                   key=lambda s: (s.started_at or s.updated_at or 0.0, s.name), reverse=True)
+    places: dict[str, int] = {}
+    for s in there:
+        places.setdefault(os.path.dirname(s.path), len(places))
+    return [summarize(r) for r in runs] + sorted(there, key=lambda s: places[os.path.dirname(s.path)])
+
+
+def _real(path: Path) -> Path | None:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL in a hand-edited line
+        return None
+
+
+def _elsewhere(here: list[RunDir]) -> list[RunDir]:
+    """The recent-runs index's runs that still exist and are none of ``here``."""
+    seen = {_real(r.path) for r in here}
+    out = []
+    for path in recent_run_paths():
+        real = _real(path) if path.is_absolute() else None  # each line is absolute as written
+        if real is None or real in seen or real.name.startswith(DELETING_PREFIX):
+            continue
+        seen.add(real)
+        try:
+            if real.is_dir() and RunDir(real).exists():
+                out.append(RunDir(real))
+        except OSError:  # not ours to look into any more
+            pass
+    return out
 
 
 def find_run(arg: str | None, root: str | os.PathLike | None = None) -> RunDir:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 
 import pytest
 
@@ -11,6 +13,8 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.recent import KEPT, recent_file, recent_run_paths, remember
 from aios_tui.metrics.rundir import RunDir, prepare_run
 from aios_tui.metrics.summary import find_run
+
+from runfiles import T0, write_run
 
 
 def _start(path) -> RunDir:
@@ -92,3 +96,77 @@ def test_an_unwritable_index_never_stops_a_run(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     run = _start(tmp_path / "runs" / "r")
     assert run.state() == "starting" and recent_run_paths() == []
+
+
+@pytest.fixture
+def two_places(tmp_path, monkeypatch):
+    """A runs root here with run `here`; runs `a` and `b` under another directory's root (`b`
+    begun later), and `gone`, started there and deleted since; all noted in recent-runs."""
+    root, other = tmp_path / "runs", tmp_path / "proj" / "artifacts" / "runs"
+    for where, name, begun in ((root, "here", 3), (other, "a", 1), (other, "b", 2), (other, "gone", 4)):
+        write_run(where, name, state="finished", pid=0).write_status(started_at=T0 + begun)
+        remember(where / name)
+    shutil.rmtree(other / "gone")
+    remember(root / "." / "here")  # the same run by another spelling: still listed once
+    return root, other
+
+
+def test_runs_lists_the_runs_started_elsewhere_under_their_directory(cli, two_places):
+    root, other = two_places
+    code, out, err = cli("runs")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0].split()[0] == "NAME" and lines[1].split()[:2] == ["here", "finished"]
+    assert lines[2:] == ["", f"in {other}:", lines[4], lines[5]]
+    assert [l.split()[0] for l in lines[4:]] == ["b", "a"]
+    assert lines[1].index("finished") == lines[4].index("finished")  # one table, aligned
+
+
+def test_runs_json_marks_the_runs_started_elsewhere(cli, two_places):
+    root, other = two_places
+    code, out, _ = cli("runs", "--json")
+    data = json.loads(out)
+    assert [(r["name"], r["elsewhere"]) for r in data] == [("here", False), ("b", True), ("a", True)]
+    assert data[1]["path"] == str(other / "b") and data[1]["state"] == "finished"
+
+
+def test_runs_with_a_root_lists_only_that_root(cli, two_places, tmp_path):
+    root, other = two_places
+    code, out, _ = cli("runs", "--root", str(other))
+    assert [l.split()[0] for l in out.splitlines()] == ["NAME", "b", "a"]
+    code, out, _ = cli("runs", "--root", str(root), "--json")
+    assert [(r["name"], r["elsewhere"]) for r in json.loads(out)] == [("here", False)]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert cli("runs", "--root", str(empty)) == (0, f"no runs under {empty}\n", "")
+
+
+def test_runs_with_none_under_the_root_says_so_and_lists_the_others(cli, two_places, tmp_path, monkeypatch):
+    root, other = two_places
+    monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path / "not-yet"))
+    code, out, _ = cli("runs")
+    lines = out.splitlines()
+    assert lines[0] == f"no runs under {tmp_path / 'not-yet'}; runs started from other directories:"
+    # `here` is now elsewhere too, and begun last: its directory comes first
+    assert lines[1].split()[0] == "NAME" and lines[2] == f"in {root}:"
+    assert lines[3].split()[0] == "here" and lines[4:6] == ["", f"in {other}:"]
+    assert [l.split()[0] for l in lines[6:]] == ["b", "a"]
+
+
+def test_a_hand_edited_index_lists_only_real_runs(cli, two_places, tmp_path):
+    root, other = two_places
+    with open(recent_file(), "a") as fh:
+        fh.write("relative/run\n\n/no/such/run\n" + f"{tmp_path}\n")  # tmp_path: a directory, no run
+    code, out, _ = cli("runs", "--json")
+    assert code == 0 and [r["name"] for r in json.loads(out)] == ["here", "b", "a"]
+
+
+def test_a_run_under_the_root_is_listed_once_however_the_root_is_spelt(cli, two_places, tmp_path, monkeypatch):
+    root, _ = two_places
+    (tmp_path / "link").symlink_to(root)
+    monkeypatch.chdir(tmp_path)
+    for spelt in (str(tmp_path / "link"), "runs", "link/../runs"):
+        monkeypatch.setenv("AIOS_TUI_RUNS", spelt)
+        code, out, _ = cli("runs", "--json")
+        assert [(r["name"], r["elsewhere"]) for r in json.loads(out)] == [
+            ("here", False), ("b", True), ("a", True)], spelt

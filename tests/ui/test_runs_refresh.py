@@ -61,3 +61,30 @@ async def test_an_empty_list_offers_no_key_that_needs_a_run(make_app, runs_root,
         await wait_for(pilot, lambda: len(app.screen.runs) == 1, what="the new run")
         await pilot.pause(0.1)
         assert {"attach", "delete"} <= offered()
+
+
+async def test_runs_started_elsewhere_are_listed_after_the_roots_and_marked(make_app, runs_root, tmp_path):
+    from textual.widgets import Static
+
+    from aios_tui.metrics.recent import remember
+
+    here = write_run(runs_root, "here", state="finished", pid=0)
+    there = write_run(tmp_path / "proj" / "artifacts" / "runs", "there", state="stopped", pid=0)
+    for run in (here, there):
+        remember(run.path)
+    app = make_app(runs_root=None)  # the default root ($AIOS_TUI_RUNS, runs_root here) and elsewhere
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_runs()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.runs) == 2)
+        table = app.screen.query_one(DataTable)
+        assert list(cells(table)) == ["here", "there *"]
+        note = app.screen.query_one("#runs-empty", Static)
+        assert str(note.render()) == "* started from another directory"
+        await pilot.press("down")
+        await wait_for(pilot, lambda: str(note.render()) == f"* started from another directory: {there.path}",
+                       what="the selected run's directory")
+    app = make_app()  # a runs root given: only its runs
+    async with app.run_test(size=SIZE) as pilot:
+        app.open_runs()
+        await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen) and len(app.screen.runs) == 1)
+        assert list(cells(app.screen.query_one(DataTable))) == ["here"]

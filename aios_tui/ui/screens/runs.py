@@ -1,4 +1,5 @@
-"""Every run under the runs root: attach to one, resume, stop, export or delete it."""
+"""Every run under the runs root, then those started from other directories: attach to one,
+resume, stop, export or delete it."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ REFRESH_S = 2.0
 ROW_ACTIONS = ("attach", "resume", "stop", "export", "try_model", "delete")  # each needs a selected run
 COLUMNS = ("name", "state", "step", "loss", "age", "size", "method")
 CONSOLE_STOP_HOW = "stop it first (s)"
+ELSEWHERE_MARK = " *"  # after the name of a run started from another directory
 
 
 class RunsScreen(Screen):
@@ -58,22 +60,26 @@ class RunsScreen(Screen):
         for col in COLUMNS:
             table.add_column(col.upper(), key=col)
         yield table
-        yield Static("", id="runs-empty")
+        yield Static("", id="runs-empty", markup=False)  # paths and run names are no markup
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        self._fill(summarize_all(self._root()))
+        self._fill(self._list())
         self._refresh_loop()
 
     def _root(self) -> Path | None:
         root = getattr(self.app, "runs_root", None)
         return Path(root) if root else None
 
+    def _list(self) -> list[RunSummary]:
+        root = self._root()
+        return summarize_all(root, elsewhere=root is None)  # a root named on purpose: only it
+
     @work(thread=True, exclusive=True, group="runs-refresh", exit_on_error=False)
     def _refresh_loop(self) -> None:
         worker = get_current_worker()
         while nap(worker, REFRESH_S):
-            self.post_message(RunsListed(summarize_all(self._root())))
+            self.post_message(RunsListed(self._list()))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         self.app.on_worker_state_changed(event)
@@ -110,11 +116,15 @@ class RunsScreen(Screen):
     def _cells(r: RunSummary, now: float | None) -> tuple[str, ...]:
         step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
         loss = "-" if r.loss is None else f"{r.loss:.4f}"
-        return (r.name, r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes), r.method or "-")
+        return (r.name + (ELSEWHERE_MARK if r.elsewhere else ""), r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes), r.method or "-")
 
     def exports_changed(self) -> None:
         """Say what each export under way is doing, until it ends (the app says how it ended)."""
         lines = [] if self.runs else ["no runs yet: start one from the configuration form (ctrl+r)"]
+        if any(r.elsewhere for r in self.runs):
+            picked = self.selected()
+            lines.append(f"{ELSEWHERE_MARK.strip()} started from another directory"
+                         + (f": {picked.path}" if picked is not None and picked.elsewhere else ""))
         self.query_one("#runs-empty", Static).update("\n".join(lines + runctl.export_lines()))
 
     def selected(self) -> RunSummary | None:
@@ -142,6 +152,7 @@ class RunsScreen(Screen):
         return picked.has_checkpoint and not (action == "resume" and live)  # try_model: live is fine
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self.exports_changed()  # where the selected run is, if elsewhere
         self.refresh_bindings()
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
@@ -214,7 +225,7 @@ class RunsScreen(Screen):
             self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
         self.app.forget_run(doomed.run.path)
-        self._fill(summarize_all(self._root()))  # gone from the list at once; removing it takes a while
+        self._fill(self._list())  # gone from the list at once; removing it takes a while
         self._remove(hidden)
 
     @work(thread=True, group="runs-delete", exit_on_error=False)
