@@ -53,6 +53,19 @@ def default_runs_root() -> Path:
     return Path(os.environ.get(RUNS_ENV, "artifacts/runs"))
 
 
+def remembered_runs() -> list[Path]:
+    """The recent-runs index's directories that are still runs, the most recently started first.
+    One this user can no longer look into (``is_dir`` raises PermissionError) is passed over."""
+    out = []
+    for path in recent_run_paths():
+        try:
+            if path.is_dir() and RunDir(path).exists():
+                out.append(path)
+        except OSError:
+            pass
+    return out
+
+
 def resolve_run(arg: str, root: str | os.PathLike | None = None, *, what: str = "run directory") -> Path:
     """The directory (or file) a run given on a command line names, looked for the one way every
     command looks: the path as given, where it exists (the command then says if it is no run);
@@ -70,7 +83,7 @@ def resolve_run(arg: str, root: str | os.PathLike | None = None, *, what: str = 
         return where / arg
     elsewhere = root is None and os.sep not in arg and arg not in (".", "..")
     if elsewhere:
-        found = list(dict.fromkeys(p for p in recent_run_paths() if p.name == arg and RunDir(p).exists()))
+        found = list(dict.fromkeys(p for p in remembered_runs() if p.name == arg))
         if len(found) == 1:
             return found[0]
         if found:

@@ -12,9 +12,9 @@ from typing import Any
 from aios_tui.errors import UserError
 from aios_tui.metrics.disk_usage import dir_bytes
 from aios_tui.metrics.jsonl import tail_records
-from aios_tui.metrics.recent import recent_run_paths
 from aios_tui.metrics.rundir import (
-    DELETING_PREFIX, LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, resolve_run,
+    DELETING_PREFIX, LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, remembered_runs,
+    resolve_run,
 )
 
 
@@ -162,16 +162,12 @@ def _elsewhere(here: list[RunDir]) -> list[RunDir]:
     """The recent-runs index's runs that still exist and are none of ``here``."""
     seen = {_real(r.path) for r in here}
     out = []
-    for path in recent_run_paths():
+    for path in remembered_runs():
         real = _real(path) if path.is_absolute() else None  # each line is absolute as written
         if real is None or real in seen or real.name.startswith(DELETING_PREFIX):
             continue
         seen.add(real)
-        try:
-            if real.is_dir() and RunDir(real).exists():
-                out.append(RunDir(real))
-        except OSError:  # not ours to look into any more
-            pass
+        out.append(RunDir(real))
     return out
 
 
@@ -199,7 +195,7 @@ def _newest_run(root: str | os.PathLike | None) -> RunDir:
             return here[0]
         raise UserError(f"no runs under {runs_root_shown(root)}")
     # none training here: one started from another directory (a new SSH shell starts in ~)
-    elsewhere = [RunDir(p) for p in recent_run_paths() if p.is_dir() and RunDir(p).exists()]
+    elsewhere = [RunDir(p) for p in remembered_runs()]
     for run in elsewhere:
         if run.state() in LIVE_STATES:
             return run

@@ -170,3 +170,23 @@ def test_a_run_under_the_root_is_listed_once_however_the_root_is_spelt(cli, two_
         code, out, _ = cli("runs", "--json")
         assert [(r["name"], r["elsewhere"]) for r in json.loads(out)] == [
             ("here", False), ("b", True), ("a", True)], spelt
+
+
+def test_a_remembered_run_this_user_can_no_longer_look_into_is_passed_over(cli, two_places, monkeypatch):
+    # root reads through any permission; a directory a user lost access to raises on is_dir
+    from pathlib import Path
+
+    root, other = two_places
+    is_dir = Path.is_dir
+
+    def no_entry(self):
+        if self == other / "a" or other / "a" in self.parents:
+            raise PermissionError(13, "Permission denied", str(self))
+        return is_dir(self)
+
+    monkeypatch.setattr(Path, "is_dir", no_entry)
+    code, out, err = cli("runs")
+    assert code == 0, err
+    assert [l.split()[0] for l in out.splitlines() if l.strip()][1:] == ["here", "in", "b"]
+    code, _, err = cli("tail", "a")
+    assert code == 2 and err.count("\n") == 1 and "a: no such" in err
