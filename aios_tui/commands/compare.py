@@ -206,6 +206,16 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
+def _setting_shown(key: str, value: Any, config: dict[str, Any] | None) -> str:
+    """``value`` as a cell; lr 0 (each method's own default) with the rate the run trained at."""
+    if key == "lr" and value == 0 and config is not None:
+        from aios_tui.config.schema import PeftConfig, TrainConfig
+
+        peft = PeftConfig(use_peft=bool(config.get("use_peft")), peft_method=str(config.get("peft_method")))
+        return f"auto ({TrainConfig(lr=0.0).effective_lr(peft):g})"
+    return _shown(value)
+
+
 def report_lines(figs: Sequence[Any], width: int = 80) -> list[str]:
     from aios_tui.metrics.compare import FINAL_RULE, differing_settings
 
@@ -219,7 +229,8 @@ def report_lines(figs: Sequence[Any], width: int = 80) -> list[str]:
         lines.append("settings that differ (" + " | ".join(short_names([f.name for f in figs])) + "):")
         key_w = max(map(len, differ))
         for key, values in differ.items():
-            lines.append(f"  {key + ':':<{key_w + 1}} " + " | ".join(_shown(v) for v in values))
+            lines.append(f"  {key + ':':<{key_w + 1}} "
+                         + " | ".join(_setting_shown(key, v, f.config) for v, f in zip(values, figs)))
     elif len(unknown) < len(figs) - 1:
         lines.append("no settings differ")
     if len(unknown) < len(figs):

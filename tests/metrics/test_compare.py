@@ -260,6 +260,8 @@ def test_a_resumed_run_shows_the_settings_its_resume_changed(cli, tmp_path):
     kept, resumed = json.loads(out)
     assert (resumed["step"], resumed["total_steps"]) == (3, 3)
     assert kept["settings"] == {"steps": 2, "lr": 0.0} and resumed["settings"] == {"steps": 3, "lr": 0.001}
+    code, out, _ = cli("compare", "kept", "resumed")
+    assert code == 0 and "auto (0.0002) | 0.001" in out  # lr 0: the efficient preset's LoRA default
 
 def test_a_moved_run_keeps_its_figures(cli, sweep, tmp_path):
     # archived, or fetched home from the training box: its status and metrics name where it was
