@@ -18,7 +18,7 @@ from aios_tui.metrics.backscan import last_records, scan_back
 from aios_tui.metrics.follow import MAX_POLL_BYTES, Follower
 from aios_tui.metrics.history import History, finite, newer_lines_win
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, StatusRead
-from aios_tui.metrics.sessions import Owner, is_start_of, own_sessions, same_place, step_of
+from aios_tui.metrics.sessions import Owner, config_steps, is_start_of, own_sessions, same_place, step_of
 
 # A run whose directory is not there (deleted while watched).
 MISSING = "missing"
@@ -72,7 +72,7 @@ class RunView:
     def total_steps(self) -> int | None:
         total = self.status.get("total_steps")
         if not total and self.header:
-            total = ((self.header.get("config") or {}).get("train") or {}).get("steps")
+            total = config_steps(self.header)
         return total if isinstance(total, int) else None
 
     @property

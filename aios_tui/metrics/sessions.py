@@ -43,7 +43,7 @@ def session_of(rec: dict[str, Any]) -> Session:
     """The session the marker ``rec`` begins."""
     config = rec.get("config") if isinstance(rec.get("config"), dict) else None
     if is_header(rec):
-        return Session("header", _text(rec.get("run_dir")), header=rec, total_steps=_config_steps(rec),
+        return Session("header", _text(rec.get("run_dir")), header=rec, total_steps=config_steps(rec),
                        config=config)
     return Session(rec["event"], _text(rec.get("run_dir")), step_of(rec.get("pid")),
                    _text(rec.get("checkpoint")), total_steps=step_of(rec.get("total_steps")), config=config)
@@ -62,7 +62,8 @@ def _text(v: Any) -> str | None:
     return v if isinstance(v, str) and v else None
 
 
-def _config_steps(header: dict[str, Any]) -> int | None:
+def config_steps(header: dict[str, Any]) -> int | None:
+    """The total steps a run's header line says it was started with."""
     train = (header.get("config") or {}).get("train") if isinstance(header.get("config"), dict) else None
     return step_of(train.get("steps")) if isinstance(train, dict) else None
 

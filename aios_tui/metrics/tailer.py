@@ -18,7 +18,8 @@ from aios_tui.metrics.history import History, Point
 from aios_tui.metrics.backscan import Scan, scan_back
 from aios_tui.metrics.jsonl import is_header, read_header
 from aios_tui.metrics.rundir import LIVE_STATES, NAME_PREFIX, RunDir, resolve_run
-from aios_tui.metrics.sessions import Owner, Session, is_marker, is_start_of, own_sessions, same_place, step_of
+from aios_tui.metrics.sessions import (Owner, Session, config_steps, is_marker, is_start_of, own_sessions,
+                                       same_place, session_of, step_of)
 
 END_EVENTS = ("finished", "stopped", "error")
 _CHART_READ = 4 << 20  # bytes parsed at a time for a chart of the whole run
@@ -130,8 +131,7 @@ def _total_steps(run: RunDir | None, header: dict[str, Any] | None) -> int | Non
         total = run.read_status().get("total_steps")
         if isinstance(total, int):
             return total
-    steps = (((header or {}).get("config") or {}).get("train") or {}).get("steps")
-    return steps if isinstance(steps, int) else None
+    return config_steps(header) if header else None
 
 
 def _run_name(header: dict[str, Any] | None, fallback: str) -> str:
@@ -275,7 +275,8 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
                     continue
                 if run is None:
                     labels.see(rec, True)
-                    printer.total = _session_total(rec, printer.total)
+                    if is_marker(rec):  # each run's steps out of that run's total
+                        printer.total = session_of(rec).total_steps or printer.total
                     if is_header(rec):
                         continue
                 elif is_header(rec):
@@ -310,17 +311,6 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     if chart:
         printer.chart(metrics, sessions)
     return 1 if final_state == "failed" else 0
-
-
-def _session_total(rec: dict[str, Any], total: int | None) -> int | None:
-    """The total steps after ``rec``: a run's header or its started/resumed event sets it."""
-    if is_header(rec):
-        found = _total_steps(None, rec)
-    elif rec.get("event") in ("started", "resumed"):
-        found = rec.get("total_steps")
-    else:
-        return total
-    return found if isinstance(found, int) else total
 
 
 def _died_unsaid(run: RunDir) -> bool:

@@ -116,7 +116,8 @@ class RunsScreen(Screen):
     def _cells(r: RunSummary, now: float | None) -> tuple[str, ...]:
         step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
         loss = "-" if r.loss is None else f"{r.loss:.4f}"
-        return (r.name + (ELSEWHERE_MARK if r.elsewhere else ""), r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes), r.method or "-")
+        name = r.name + (ELSEWHERE_MARK if r.elsewhere else "")
+        return (name, r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes), r.method or "-")
 
     def exports_changed(self) -> None:
         """Say what each export under way is doing, until it ends (the app says how it ended)."""
