@@ -15,6 +15,7 @@ import time
 from typing import IO, Callable, Sequence
 
 from aios_tui.gpu.model import DeviceSample, ProcessInfo, Snapshot
+from aios_tui.metrics.fmt import human_bytes
 
 NO_GPU = "no NVIDIA GPU found"
 
@@ -22,11 +23,7 @@ NO_GPU = "no NVIDIA GPU found"
 # -- figures ---------------------------------------------------------------------------------
 
 def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "N/A"
-    if n >= 1 << 30:
-        return f"{n / (1 << 30):.1f} GiB"
-    return f"{n / (1 << 20):.0f} MiB"
+    return "N/A" if n is None else human_bytes(n)
 
 
 def fmt_mem(d: DeviceSample) -> str:

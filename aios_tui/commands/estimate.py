@@ -6,6 +6,7 @@ import argparse
 import json
 
 from aios_tui.config import add_config_args, config_from_args
+from aios_tui.metrics.fmt import human_bytes
 
 DESCRIPTION = """\
 Estimates the GPU memory a training step of this configuration will take: the peak PyTorch
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                              indent=2))
             return 0
         for g in vram.GPUS:
-            print(f"{g.key:10s} {g.label:18s} {vram.fmt_bytes(g.total_bytes):>11s}")
+            print(f"{g.key:10s} {g.label:18s} {human_bytes(g.total_bytes):>11s}")
         return 0
     if args.list_models:
         from aios_tui.vram.known import KNOWN, known_aliases, known_names
@@ -181,19 +182,17 @@ def title(shape) -> str:
 def elsewhere(est, key: str) -> str:
     """For a row the peak does not hold: its largest size at another moment of the step
     (a full fine-tune's gradients exist only after the peak at the loss)."""
-    from aios_tui.vram import fmt_bytes
-
     if est.breakdown.get(key, 0):
         return ""
     sizes = {m: bd.get(key, 0) for m, bd in est.phase_breakdowns.items()}
     moment = max(sizes, key=lambda m: sizes[m], default=None)
     if moment is None or not sizes[moment]:
         return ""
-    return f"(none at the peak; {fmt_bytes(sizes[moment])} {MOMENTS[moment]})"
+    return f"(none at the peak; {human_bytes(sizes[moment])} {MOMENTS[moment]})"
 
 
 def render(est, detail: bool = False) -> str:
-    from aios_tui.vram import KEYS, LABELS, fmt_bytes
+    from aios_tui.vram import KEYS, LABELS
 
     s = est.setup
     lines = []
@@ -210,42 +209,42 @@ def render(est, detail: bool = False) -> str:
     for key in KEYS:
         v = est.breakdown.get(key, 0)
         bar = "#" * int(round(20 * v / total))
-        lines.append(f"  {LABELS[key]:<{width}}{fmt_bytes(v):>11s}  {bar or elsewhere(est, key)}".rstrip())
+        lines.append(f"  {LABELS[key]:<{width}}{human_bytes(v):>11s}  {bar or elsewhere(est, key)}".rstrip())
     lines.append("  " + "-" * (width + 11))
-    lines.append(f"  {'peak allocated by PyTorch':<{width}}{fmt_bytes(est.peak_allocated_bytes):>11s}  ({where})")
-    lines.append(f"  {'reserved by the allocator':<{width}}{fmt_bytes(est.peak_reserved_bytes):>11s}")
+    lines.append(f"  {'peak allocated by PyTorch':<{width}}{human_bytes(est.peak_allocated_bytes):>11s}  ({where})")
+    lines.append(f"  {'reserved by the allocator':<{width}}{human_bytes(est.peak_reserved_bytes):>11s}")
     if est.paged_bytes:
         # counted in the device total, not in the optimizer row above, which is PyTorch's share
-        lines.append(f"  {'+ paged optimizer states':<{width}}{fmt_bytes(est.paged_bytes):>11s}  "
+        lines.append(f"  {'+ paged optimizer states':<{width}}{human_bytes(est.paged_bytes):>11s}  "
                      "(managed memory, outside the allocator)")
-    lines.append(f"  {'device memory in use (NVML)':<{width}}{fmt_bytes(est.device_used_bytes):>11s}  "
+    lines.append(f"  {'device memory in use (NVML)':<{width}}{human_bytes(est.device_used_bytes):>11s}  "
                  "(with CUDA context)")
     lines.append("")
     if est.gpu_memory_bytes is None:
         lines.append("GPU: none detected and no --gpu-memory given; fits: unknown")
     else:
         head = est.headroom_bytes
-        verdict = (f"fits, {fmt_bytes(head)} to spare" if est.fits
-                   else f"DOES NOT FIT, {fmt_bytes(-head)} short")
-        what = f"GPU {est.gpu_label} ({fmt_bytes(est.gpu_memory_bytes)})" if est.gpu_label \
-            else f"GPU memory {fmt_bytes(est.gpu_memory_bytes)}"
+        verdict = (f"fits, {human_bytes(head)} to spare" if est.fits
+                   else f"DOES NOT FIT, {human_bytes(-head)} short")
+        what = f"GPU {est.gpu_label} ({human_bytes(est.gpu_memory_bytes)})" if est.gpu_label \
+            else f"GPU memory {human_bytes(est.gpu_memory_bytes)}"
         lines.append(f"{what}: {verdict}")
     if est.suggestions:
         lines.append("")
         lines.append("Changes that lower the peak (peak allocated / device memory):")
         for sg in est.suggestions:
             fit = "" if sg.fits is None else ("  fits" if sg.fits else "  still too big")
-            lines.append(f"  {fmt_bytes(sg.peak_allocated_bytes):>10s} / {fmt_bytes(sg.device_used_bytes):>10s}"
+            lines.append(f"  {human_bytes(sg.peak_allocated_bytes):>10s} / {human_bytes(sg.device_used_bytes):>10s}"
                          f"  {sg.change}{fit}")
             lines.append(f"  {'':>23s}  {sg.flags}")
     if detail:
         lines.append("")
         lines.append("Kept for backward, by kind (whole model):")
         for k, v in est.details.items():
-            lines.append(f"  {k:<{width}}{fmt_bytes(v):>11s}")
+            lines.append(f"  {k:<{width}}{human_bytes(v):>11s}")
         lines.append("Peak by moment of the step:")
         for k, v in est.phases.items():
-            lines.append(f"  {k:<{width}}{fmt_bytes(v):>11s}")
+            lines.append(f"  {k:<{width}}{human_bytes(v):>11s}")
     if est.assumptions:
         lines.append("")
         lines.append("Assumptions:")

@@ -55,9 +55,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     delete.set_defaults(func=run_delete)
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
+def _table(rows: list[tuple[str, ...]], fit: int = 80) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    # long names (an HRM run's generated one) with a long run's step: one space apart still fits
+    gap = "  " if sum(widths) + 2 * (len(widths) - 1) <= fit else " "
+    return [gap.join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
 
 
 def _check_root(root: str | None) -> None:
@@ -83,8 +85,7 @@ def run_list(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from aios_tui.metrics.disk_usage import short_bytes
-    from aios_tui.metrics.fmt import human_duration
+    from aios_tui.metrics.fmt import human_bytes, human_duration
     from aios_tui.metrics.summary import summarize_all
 
     _check_root(args.root)
@@ -107,7 +108,7 @@ def run_list(args: argparse.Namespace) -> int:
     for r in runs:
         step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
         loss = "-" if r.loss is None else f"{r.loss:.4f}"
-        rows.append((r.name, r.state, step, loss, human_duration(r.age_s(now)), short_bytes(r.bytes),
+        rows.append((r.name, r.state, step, loss, human_duration(r.age_s(now)), human_bytes(r.bytes),
                      r.method or "-"))
     lines = _table(rows)
     # A run's path is too wide for a column at 80: runs from elsewhere come under their directory.

@@ -41,16 +41,3 @@ def dir_bytes(path: str | os.PathLike) -> int:
             continue
     return total
 
-
-def short_bytes(n: int | None) -> str:
-    """A size in at most five characters, for a table column: ``812K``, ``1.2G``, ``31.4G``."""
-    if n is None:
-        return "-"
-    value = float(n)
-    for unit in ("B", "K", "M", "G", "T"):
-        if value < 999.5 or unit == "T":
-            if unit == "B":
-                return f"{value:.0f}B"
-            return f"{value:.1f}{unit}" if value < 99.95 else f"{value:.0f}{unit}"
-        value /= 1024
-    return f"{value:.0f}T"  # pragma: no cover

@@ -7,6 +7,8 @@ from typing import Any
 
 
 def human_bytes(n: float | None) -> str:
+    """A size as every command and the console show one: ``812.0 KiB``, ``31.4 GiB`` (at most 9
+    characters below 1000 TiB)."""
     if n is None:
         return "-"
     n = float(n)

@@ -108,18 +108,3 @@ def parse_size(text: str | int) -> int:
     if value <= 0:
         raise UserError(f"{s!r}: GPU memory must be positive")
     return value
-
-
-def fmt_bytes(n: int | float | None, signed: bool = False) -> str:
-    """'1.23 GiB', '456 MiB', '12 KiB'."""
-    if n is None:
-        return "n/a"
-    sign = "-" if n < 0 else ("+" if signed and n > 0 else "")
-    a = abs(n)
-    if a >= GiB:
-        return f"{sign}{a / GiB:.2f} GiB"
-    if a >= MiB:
-        return f"{sign}{a / MiB:.0f} MiB"
-    if a >= 1024:
-        return f"{sign}{a / 1024:.0f} KiB"
-    return f"{sign}{a:.0f} B"

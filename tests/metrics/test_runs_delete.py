@@ -10,6 +10,7 @@ import pytest
 
 from aios_tui.metrics import run_delete
 from aios_tui.metrics.disk_usage import dir_bytes
+from aios_tui.metrics.fmt import human_bytes
 from aios_tui.metrics.run_lock import RunLock
 
 from runfiles import T0, add_checkpoint, write_run
@@ -58,7 +59,6 @@ def test_deleting_a_finished_run_frees_its_directory(cli, root, finished):
     code, out, err = cli("runs", "delete", "lora-done", "--yes")
     assert (code, err) == (0, "")
     assert not finished.exists() and list(root.iterdir()) == []
-    from aios_tui.metrics.fmt import human_bytes
     assert out == f"deleted lora-done: {human_bytes(size)} freed\n"
     code, out, _ = cli("runs")
     assert out.startswith("no runs under")
@@ -73,7 +73,6 @@ def test_a_terminal_asks_once_naming_size_and_checkpoints(cli, root, finished, m
         code, out, err = cli("runs", "delete", "lora-done", "full-old")
         assert code == 1 and out == "nothing deleted\n"
         assert finished.is_dir() and other.path.is_dir()
-    from aios_tui.metrics.fmt import human_bytes
     assert err == (f"Delete 2 runs (lora-done: {human_bytes(dir_bytes(finished))}, 1 checkpoint; "
                    f"full-old: {human_bytes(dir_bytes(other.path))}, 2 checkpoints)? [y/N] ")
     typed(monkeypatch, "YES\n")
@@ -174,13 +173,28 @@ def test_runs_shows_each_runs_size(cli, root, finished):
     lines = out.splitlines()
     assert lines[0].split() == ["NAME", "STATE", "STEP", "LOSS", "AGE", "SIZE", "METHOD"]
     at = lines[0].index("SIZE")
-    sizes = {l.split()[0]: l[at:].split()[0] for l in lines[1:]}
-    assert sizes["lora-done"].endswith("M") and float(sizes["lora-done"][:-1]) > 1
-    assert sizes["small"].endswith("K")
+    sizes = {l.split()[0]: " ".join(l[at:].split()[:2]) for l in lines[1:]}
+    # as `runs delete` (and every other command) names a size
+    assert sizes == {"lora-done": human_bytes(dir_bytes(finished)), "small": human_bytes(dir_bytes(small.path))}
+    assert sizes["lora-done"].endswith(" MiB") and sizes["small"].endswith(" KiB")
     assert all(len(l) <= 80 for l in lines)
     code, out, _ = cli("runs", "--json")
     got = {r["name"]: r["bytes"] for r in json.loads(out)}
     assert got == {"lora-done": dir_bytes(finished), "small": dir_bytes(small.path)}
+
+
+def test_a_wide_row_of_runs_still_fits_80_columns(cli, root, monkeypatch):
+    import time
+
+    # an HRM run's generated name, a long run's step, the widest size below 1000 TiB
+    run = write_run(root, "hrm-lora-20250101-120000", steps=1, total=20000, state="stopped", pid=0,
+                    method="hrm-lora")
+    run.write_status(step=12000, total_steps=20000, started_at=time.time() - 40 * 3600)
+    monkeypatch.setattr("aios_tui.metrics.summary.dir_bytes", lambda path: int(999.9 * (1 << 30)))
+    code, out, _ = cli("runs")
+    row = out.splitlines()[1]
+    assert "12000/20000" in row and "999.9 GiB" in row and row.endswith("hrm-lora")
+    assert len(row) <= 80, row
 
 
 def test_an_unreadable_part_counts_as_what_could_be_read(tmp_path, monkeypatch):

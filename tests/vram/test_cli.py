@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from aios_tui.vram import fmt_bytes
+from aios_tui.metrics.fmt import human_bytes
 
 
 def test_estimate_json_with_a_config_only_model_dir(cli, config_dir):
@@ -287,7 +287,7 @@ def test_paged_8bit_optimizer_states_show_beside_the_allocator_and_count_in_the_
         paged.append(est["paged_optimizer_bytes"])
         code, out, err = cli(*argv)
         line = next(x for x in out.splitlines() if "paged optimizer states" in x)
-        assert fmt_bytes(est["paged_optimizer_bytes"]) in line
+        assert human_bytes(est["paged_optimizer_bytes"]) in line
     assert paged[1] > 3 * paged[0]
     code, out, err = cli("estimate", "--model", "meta-llama/Llama-3.2-1B", "--device", "cpu",
                          "--use-peft", "--use-8bit-optimizer")
@@ -424,7 +424,7 @@ def test_the_breakdown_says_it_is_the_peak_and_where_gradients_that_are_not_ther
     assert code == 0, err
     assert "Held at the peak (at the loss, end of forward):" in out
     row = next(line for line in out.splitlines() if line.strip().startswith("gradients"))
-    grads = fmt_bytes(124_439_808 * 4)
+    grads = human_bytes(124_439_808 * 4)
     assert row.split()[1:3] == ["0", "B"] and f"none at the peak; {grads} at the optimizer step" in row
     code, out, _ = cli("estimate", "--model", "gpt2", "--json")
     d = json.loads(out)
