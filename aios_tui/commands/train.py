@@ -203,7 +203,7 @@ def _detach(args: argparse.Namespace, cfg: RunConfig) -> int:
             child += ["--config", str(Path(args.config).resolve())]
         # Of two resumes launched together, the one refused here says so and leaves the status
         # alone; a refusal in the engine would come after this process had exited 0.
-        lock = RunLock.take(run.path, args.command_name)
+        lock = RunLock.take(run.path)
         handed_down = lock.hand_down() if lock is not None else {}
         run.write_status(state="starting", pid=os.getpid(), error=None)
     else:

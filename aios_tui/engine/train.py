@@ -182,7 +182,7 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
     if resume:
         # before the status check and the long load: of two resumes started together, one trains.
         # The other never owned the run: its refusal leaves the status to the one that does.
-        lock = RunLock.take(run.path, task.command)
+        lock = RunLock.take(run.path)
         if lock is not None:
             held.append(lock)
     # A launcher (`--detach`, the console) marked the run starting and waits on this process:

@@ -23,9 +23,8 @@ from pathlib import Path
 from aios_tui.errors import UserError
 from aios_tui.metrics.disk_usage import dir_bytes
 from aios_tui.metrics.run_lock import RunLock, held_elsewhere
-from aios_tui.metrics.rundir import DELETING_PREFIX, LIVE_STATES, RunDir, default_runs_root, resolve_run
-
-CLI_STOP_HOW = "stop it first (`aios-tui runs stop {name}`)"
+from aios_tui.metrics.rundir import (CLI_STOP_HOW, DELETING_PREFIX, LIVE_STATES, RunDir, default_runs_root,
+                                     resolve_run, still_training)
 
 
 @dataclass(frozen=True)
@@ -66,9 +65,8 @@ def question(doomed: list[Doomed]) -> str:
 
 
 def delete_blocker(run: RunDir, stop_how: str = CLI_STOP_HOW, *, lock_taken: bool = False) -> str | None:
-    """Why ``run`` cannot be deleted now; None when it can. ``stop_how`` says how to stop it
-    (``{name}`` is the run's name): the console names its key. ``lock_taken``: this process
-    holds the run's lock already."""
+    """Why ``run`` cannot be deleted now; None when it can. ``stop_how`` as for
+    ``still_training``. ``lock_taken``: this process holds the run's lock already."""
     read = run.load_status()
     if read.missing or (not read.problem and not isinstance(read.fields.get("state"), str)):
         # a config.toml alone may be anyone's: only a directory with aios-tui's status is removed
@@ -77,13 +75,10 @@ def delete_blocker(run: RunDir, stop_how: str = CLI_STOP_HOW, *, lock_taken: boo
         return (f"run '{run.name}': its status cannot be read ({read.problem}), so whether it still "
                 f"trains is unknown; if no process trains it, remove {run.path} by hand")
     state = read.state()
-    how = stop_how.format(name=run.name)
-    if state == "stopping":
-        return f"run '{run.name}' is stopping (saving a checkpoint); wait for it to stop, then delete it"
     if state in LIVE_STATES:
-        return f"run '{run.name}' is still {state} (pid {read.fields.get('pid')}); {how}"
+        return still_training(run, state, read.fields.get("pid"), stop_how)
     if not lock_taken and held_elsewhere(run.path):
-        return f"run '{run.name}' is being resumed by another process right now; {how}"
+        return still_training(run, stop_how=stop_how)
     return None
 
 
@@ -131,7 +126,7 @@ def _checkpoints(run: RunDir) -> int:
         return 0
 
 
-def _take_lock(run: RunDir) -> RunLock:
+def _take_lock(run: RunDir, stop_how: str) -> RunLock:
     """The run's lock, held for the rename (the lock file moves with the directory); UserError
     when a resume holds it."""
     try:
@@ -139,7 +134,7 @@ def _take_lock(run: RunDir) -> RunLock:
     except OSError as exc:
         raise UserError(f"run '{run.name}': cannot take its lock ({exc.strerror or exc}); nothing deleted") from None
     if lock is None:
-        raise UserError(f"run '{run.name}' is being resumed by another process right now; nothing deleted")
+        raise UserError(f"{still_training(run, stop_how=stop_how)}; nothing deleted")
     return lock
 
 
@@ -154,7 +149,7 @@ def hide(doomed: list[Doomed], stop_how: str = CLI_STOP_HOW) -> list[tuple[Doome
     hidden: list[tuple[Doomed, Path]] = []
     try:
         for d in doomed:
-            locks.append(_take_lock(d.run))
+            locks.append(_take_lock(d.run, stop_how))
             blocker = delete_blocker(d.run, stop_how, lock_taken=True)
             if blocker:
                 raise UserError(blocker if blocker.endswith("nothing deleted") else f"{blocker}; nothing deleted")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from aios_tui.errors import UserError
+from aios_tui.metrics.rundir import CLI_STOP_HOW, RunDir, still_training
 
 try:
     import fcntl
@@ -45,16 +46,14 @@ class RunLock:
         self._fh = fh
 
     @classmethod
-    def take(cls, run_dir: Path, command: str = "train") -> RunLock | None:
-        """The lock on ``run_dir``; UserError when another process trains it right now."""
+    def take(cls, run_dir: Path, stop_how: str = CLI_STOP_HOW) -> RunLock | None:
+        """The lock on ``run_dir``; UserError when another process trains it right now
+        (``stop_how`` as for ``still_training``)."""
         if fcntl is None or not run_dir.is_dir():
             return None
         lock = cls.try_take(run_dir, _handed_down(run_dir / LOCK_NAME))
         if lock is None:
-            raise UserError(f"{run_dir}: another process is training this run right now (a second "
-                            f"`aios-tui {command} --resume` of it?)",
-                            f"follow it with `aios-tui tail {run_dir} --follow`, or stop it first "
-                            f"(`touch {run_dir / 'STOP'}`)")
+            raise UserError(still_training(RunDir(run_dir), stop_how=stop_how))
         return lock
 
     @classmethod

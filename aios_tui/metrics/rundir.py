@@ -30,6 +30,10 @@ UNREADABLE = "unreadable"
 # A run being deleted is first renamed to this prefix (see run_delete.py): no listing shows it.
 DELETING_PREFIX = ".deleting-"
 
+# What a refusal to resume or delete a run another process trains tells to do: shell commands
+# on the command line (``{run}``: how a command names the run), keys in the console.
+CLI_STOP_HOW = "stop it first (`aios-tui runs stop {run}`) or follow it with `aios-tui tail {run} --follow`"
+
 
 # A generated run name says what trains: HRM ACTv1 runs are told apart from plain ones.
 NAME_PREFIX = {"train-actv1": "hrm-"}
@@ -311,21 +315,19 @@ class RunDir:
         status.json is there but is not a status."""
         return self.load_status().state()
 
-    def resume_blocker(self, launchers: tuple[int, ...] = (), *, stop_how: str | None = None) -> str | None:
+    def resume_blocker(self, launchers: tuple[int, ...] = (), *, stop_how: str = CLI_STOP_HOW) -> str | None:
         """Why this run cannot be resumed now (another process still trains it, or whether one
         does cannot be told); None when it can. A live status under one of ``launchers`` (the
         pids that mark a run starting just before they start its engine) is no blocker.
-        ``stop_how`` replaces the shell commands the refusal names (the console names its keys)."""
+        ``stop_how`` as for ``still_training``."""
         read = self.load_status()
         state = read.state()
         if state == UNREADABLE:
-            return (f"its status cannot be read ({read.problem}), so whether it still trains is unknown; "
-                    f"if no process trains it, remove {self.status_file} and resume")
+            return (f"run '{self.name}': its status cannot be read ({read.problem}), so whether it still "
+                    f"trains is unknown; if no process trains it, remove {self.status_file} and resume")
         pid = read.fields.get("pid")
         if state in LIVE_STATES and pid not in launchers:
-            how = stop_how or (f"stop it first (`touch {self.stop_file}`) or follow it "
-                               f"with `aios-tui tail {self.path} --follow` (pid {pid})")
-            return f"the run is still {state}; {how}"
+            return still_training(self, state, pid, stop_how)
         return None
 
     def request_stop(self) -> None:
@@ -343,6 +345,28 @@ class RunDir:
     def latest_checkpoint(self) -> Path | None:
         cps = self.list_checkpoints()
         return cps[-1] if cps else None
+
+
+def command_ref(run: RunDir) -> str:
+    """How a command line names ``run``: its name where a command finds it by that, else its directory."""
+    try:
+        if os.path.samefile(resolve_run(run.name), run.path):
+            return run.name
+    except (UserError, OSError):
+        pass
+    return str(run.path)
+
+
+def still_training(run: RunDir, state: str | None = None, pid: Any = None, stop_how: str = CLI_STOP_HOW) -> str:
+    """The one refusal of every command and console action that would resume or delete a run
+    another process trains: ``state`` and ``pid`` from its status, or None when only its lock says
+    so (a resume not yet in its status). ``stop_how`` says how to stop it (see CLI_STOP_HOW)."""
+    if state == "stopping":  # it stops by itself: a second stop would change nothing
+        return f"run '{run.name}' is stopping (pid {pid}, saving a checkpoint); wait for it to stop"
+    how = stop_how.format(run=command_ref(run)) if "{run}" in stop_how else stop_how
+    if state is None:
+        return f"run '{run.name}' is being trained by another process right now (a resume); {how}"
+    return f"run '{run.name}' is still {state} (pid {pid}); {how}"
 
 
 def list_runs(root: str | os.PathLike | None = None) -> list[RunDir]:

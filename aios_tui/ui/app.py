@@ -201,7 +201,7 @@ class AiosApp(App[None]):
 
         blocker = run.resume_blocker(stop_how=runctl.CONSOLE_STOP_HOW)
         if blocker:
-            self.notify(f"cannot resume {run.name}: {blocker}", severity="warning", markup=False)
+            self.notify(f"cannot resume: {blocker}", severity="warning", markup=False)
             return
         state = run.state()
         if state == "finished" and steps is None:

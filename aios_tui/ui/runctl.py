@@ -113,15 +113,16 @@ def start_run(cfg: RunConfig, root: str | os.PathLike | None = None,
     return run, pid
 
 
-# how the console stops or watches a live run, named in its refusals instead of shell commands
-CONSOLE_STOP_HOW = "stop it first (s), or open it to watch (enter)"
+# how the console stops a live run, named in its refusals (still_training) instead of shell commands:
+# the run view and the runs list both stop the run under the cursor with s
+CONSOLE_STOP_HOW = "stop it first (s)"
 
 
 def resume_run(run: RunDir, steps: int | None = None) -> int:
     """Continue a stopped or failed run; a finished one only with a larger total ``steps``."""
     blocker = run.resume_blocker(stop_how=CONSOLE_STOP_HOW)
     if blocker:
-        raise UserError(f"run '{run.name}': {blocker}")
+        raise UserError(blocker)
     state = run.state()
     if state == "finished" and not steps:
         raise UserError(f"run '{run.name}' has finished; give a larger total number of steps to train longer")
@@ -129,7 +130,7 @@ def resume_run(run: RunDir, steps: int | None = None) -> int:
         raise UserError(f"run '{run.name}' has no complete checkpoint to resume from")
     # As `train --resume --detach`: of two resumes started together (here and in a shell), the
     # one refused here says so and leaves the status alone; the engine takes the lock over.
-    lock = RunLock.take(run.path)
+    lock = RunLock.take(run.path, CONSOLE_STOP_HOW)
     try:
         for stale in (run.stop_file, run.checkpoint_request_file):
             try:

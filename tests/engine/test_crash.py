@@ -85,8 +85,9 @@ def test_a_second_resume_while_one_trains_the_run_is_refused(cli, make_cfg, tmp_
         fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         code, out, err = cli("train", "--resume", str(run), "--progress", "none")
     assert code == 2
-    assert err.splitlines()[0] == (f"aios-tui: error: {run}: another process is training this run right now "
-                                   "(a second `aios-tui train --resume` of it?)")
+    assert err.splitlines()[0] == ("aios-tui: error: run 'r' is being trained by another process right now "
+                                   f"(a resume); stop it first (`aios-tui runs stop {ref(run)}`) or follow it "
+                                   f"with `aios-tui tail {ref(run)} --follow`")
     assert (run / "metrics.jsonl").read_bytes() == before
     assert json.loads((run / "status.json").read_text())["state"] == "stopped"
 
@@ -179,6 +180,13 @@ def test_a_run_killed_with_sigkill_is_listed_at_the_step_its_metrics_reached(cli
     assert out.splitlines()[-1].startswith(f"run failed at step {steps[-1]}: its process (pid {pid})")
 
 
+def ref(run) -> str:
+    """How the refusals name ``run`` (its name where that finds it from here, else its path)."""
+    from aios_tui.metrics.rundir import RunDir, command_ref
+
+    return command_ref(RunDir(run))
+
+
 def _held_by_another(run):
     """The lock as another resume holds it while it loads the model, before its status says so."""
     held = open(run / ".engine.lock", "ab")
@@ -200,7 +208,7 @@ def test_a_refused_resume_leaves_the_status_to_the_one_that_trains(cli, make_cfg
     before = (run / "status.json").read_bytes()
     with _held_by_another(run):
         code, _, err = cli("train", "--resume", str(run), "--progress", "none")
-    assert code == 2 and "another process is training this run right now" in err
+    assert code == 2 and "is being trained by another process right now (a resume)" in err
     assert (run / "status.json").read_bytes() == before
 
 
@@ -218,9 +226,8 @@ def test_of_two_detached_resumes_the_one_that_lost_says_so_and_writes_nothing(cl
         code, out, err = cli("train", "--resume", str(run), "--detach")
     assert (code, out, started) == (2, "", [])
     assert err.splitlines() == [
-        f"aios-tui: error: {run}: another process is training this run right now (a second "
-        "`aios-tui train --resume` of it?)",
-        f"aios-tui: error: follow it with `aios-tui tail {run} --follow`, or stop it first (`touch {run / 'STOP'}`)"]
+        "aios-tui: error: run 'r' is being trained by another process right now (a resume); stop it first "
+        f"(`aios-tui runs stop {ref(run)}`) or follow it with `aios-tui tail {ref(run)} --follow`"]
     assert (run / "status.json").read_bytes() == before
 
 
@@ -252,7 +259,8 @@ def test_the_console_s_resume_is_refused_while_another_holds_the_run(make_cfg, t
     started = []
     monkeypatch.setattr(runctl, "start_detached", lambda *a, **kw: started.append(kw) or 999999)
     with _held_by_another(run):
-        with pytest.raises(UserError, match="another process is training this run right now"):
+        with pytest.raises(UserError, match=r"being trained by another process right now \(a resume\); "
+                                            r"stop it first \(s\)$"):
             runctl.resume_run(RunDir(run))
     assert started == [] and (run / "status.json").read_bytes() == before
     runctl.resume_run(RunDir(run))  # free again: the engine it starts is handed the lock

@@ -131,7 +131,7 @@ def test_resuming_a_run_that_is_still_training_says_so(cli, tmp_path):
         run.path.mkdir()
         run.write_status(state="running", pid=other.pid, step=3)
         code, _, err = cli("train", "--resume", str(run.path))
-        assert code == 2 and "the run is still running; stop it first" in err
+        assert code == 2 and f"run 'live' is still running (pid {other.pid}); stop it first" in err
     finally:
         other.kill()
         other.wait()

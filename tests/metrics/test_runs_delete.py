@@ -94,16 +94,42 @@ def test_a_live_run_is_refused_and_with_it_every_other(cli, root, finished):
     assert code == 2 and out == ""
     assert err.splitlines() == [
         f"aios-tui: error: run 'lora-live' is still running (pid {__import__('os').getpid()}); "
-        "stop it first (`aios-tui runs stop lora-live`)",
+        "stop it first (`aios-tui runs stop lora-live`) or follow it with `aios-tui tail lora-live --follow`",
         "aios-tui: error: nothing deleted"]
     assert finished.is_dir() and (root / "lora-live").is_dir()
+
+
+def test_resume_and_delete_refuse_a_live_run_with_one_message(cli, root):
+    import subprocess
+
+    other = subprocess.Popen(["sleep", "60"])  # not this process: a resume's own launcher is let by
+    try:
+        live = write_run(root, "lora-live", pid=other.pid)
+        _, _, deleting = cli("runs", "delete", "--yes", "lora-live")
+        _, _, resuming = cli("train", "--resume", "lora-live")
+    finally:
+        other.kill()
+        other.wait()
+    why = (f"run 'lora-live' is still running (pid {other.pid}); stop it first (`aios-tui runs stop lora-live`) "
+           "or follow it with `aios-tui tail lora-live --follow`")
+    assert deleting == f"aios-tui: error: {why}\n"
+    assert resuming == f"aios-tui: error: --resume {live.path}: {why}\n"
+
+
+def test_a_run_elsewhere_is_named_by_its_directory_in_the_refusal(cli, root, tmp_path):
+    live = write_run(tmp_path / "elsewhere", "lora-live")  # not under the runs root: its name finds nothing
+    _, _, err = cli("runs", "delete", "--yes", str(live.path))
+    assert f"stop it first (`aios-tui runs stop {live.path}`)" in err
 
 
 def test_a_run_a_resume_holds_is_refused(cli, root, finished):
     lock = RunLock.take(finished)  # as a `train --resume` of it holds it
     try:
         code, _, err = cli("runs", "delete", "--yes", "lora-done")
-        assert code == 2 and "is being resumed by another process right now; stop it first" in err
+        assert err == ("aios-tui: error: run 'lora-done' is being trained by another process right now (a "
+                       "resume); stop it first (`aios-tui runs stop lora-done`) or follow it with "
+                       "`aios-tui tail lora-done --follow`\n")
+        assert code == 2
         assert finished.is_dir()
     finally:
         lock.release()
@@ -116,7 +142,7 @@ def test_the_check_is_made_again_after_the_question(root, finished):
     doomed = run_delete.plan(["lora-done"])
     lock = RunLock.take(finished)
     try:
-        with pytest.raises(Exception, match="being resumed by another process right now; nothing deleted"):
+        with pytest.raises(Exception, match=r"being trained by another process right now \(a resume\); stop it first .*; nothing deleted"):
             run_delete.delete(doomed)
     finally:
         lock.release()

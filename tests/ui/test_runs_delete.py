@@ -46,7 +46,9 @@ async def test_d_asks_and_only_y_deletes_the_selected_run(make_app, runs_root):
         assert [r.name for r in app.screen.runs] == ["keep"]
 
 
-async def test_d_refuses_a_live_run_with_a_notice(make_app, runs_root):
+async def test_d_and_r_refuse_a_live_run_with_one_notice(make_app, runs_root):
+    import os
+
     live = write_run(runs_root, "live")  # running, with this test's pid
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -54,8 +56,13 @@ async def test_d_refuses_a_live_run_with_a_notice(make_app, runs_root):
         await pilot.press("d")
         await pilot.pause(0.1)
         assert isinstance(app.screen, RunsScreen)
-        assert "run 'live' is still running" in notices(app)[-1] and "stop it first (s)" in notices(app)[-1]
+        why = f"run 'live' is still running (pid {os.getpid()}); stop it first (s)"
+        assert notices(app)[-1] == why
         assert live.path.is_dir()
+        # r is not offered for a live run; a resume asked for just before it started is refused alike
+        app.resume_run(live)
+        await pilot.pause(0.1)
+        assert notices(app)[-1] == f"cannot resume: {why}"
 
 
 async def test_d_is_in_the_runs_screens_keys(make_app, runs_root):

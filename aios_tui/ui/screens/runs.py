@@ -25,7 +25,6 @@ from aios_tui.ui.screens.confirm import ConfirmScreen
 REFRESH_S = 2.0
 ROW_ACTIONS = ("attach", "resume", "stop", "export", "try_model", "delete")  # each needs a selected run
 COLUMNS = ("name", "state", "step", "loss", "age", "size", "method")
-CONSOLE_STOP_HOW = "stop it first (s)"
 ELSEWHERE_MARK = " *"  # after the name of a run started from another directory
 
 
@@ -208,7 +207,7 @@ class RunsScreen(Screen):
         picked = self._pick()
         if picked is None:
             return
-        blocker = run_delete.delete_blocker(picked, CONSOLE_STOP_HOW)
+        blocker = run_delete.delete_blocker(picked, runctl.CONSOLE_STOP_HOW)
         if blocker:
             self.notify(blocker, severity="warning", markup=False)
             return
@@ -220,7 +219,7 @@ class RunsScreen(Screen):
 
     def _delete(self, doomed: run_delete.Doomed) -> None:
         try:  # checked again: it may have been resumed while the question showed
-            hidden = run_delete.hide([doomed], CONSOLE_STOP_HOW)
+            hidden = run_delete.hide([doomed], runctl.CONSOLE_STOP_HOW)
         except UserError as exc:
             self.notify("; ".join(exc.problems), severity="warning", markup=False)
             return
