@@ -68,6 +68,8 @@ def delete_blocker(run: RunDir, stop_how: str = CLI_STOP_HOW, *, lock_taken: boo
     """Why ``run`` cannot be deleted now; None when it can. ``stop_how`` as for
     ``still_training``. ``lock_taken``: this process holds the run's lock already."""
     read = run.load_status()
+    if read.missing and not run.path.is_dir():
+        return gone(run)
     if read.missing or (not read.problem and not isinstance(read.fields.get("state"), str)):
         # a config.toml alone may be anyone's: only a directory with aios-tui's status is removed
         return f"{run.path}: not a run directory (no status.json written by aios-tui); nothing deleted"
@@ -92,6 +94,9 @@ def plan(args: list[str], root: str | os.PathLike | None = None) -> list[Doomed]
             path = resolve_run(arg, root)
         except UserError as exc:
             problems += exc.problems
+            continue
+        if not path.exists():
+            problems.append(gone(RunDir(path)))
             continue
         if not path.is_dir():
             problems.append(f"{arg}: not a run directory (give the run's directory, not a file in it)")
@@ -126,15 +131,31 @@ def _checkpoints(run: RunDir) -> int:
         return 0
 
 
+def gone(run: RunDir) -> str:
+    # two deletes of one run: the one that lost finds it gone at whichever step, and says so
+    return f"run '{run.name}' is gone already (another delete took it, or it was moved, since it was looked up)"
+
+
+def _gone(run: RunDir) -> UserError:
+    return UserError(f"{gone(run)}; nothing deleted")
+
+
 def _take_lock(run: RunDir, stop_how: str) -> RunLock:
     """The run's lock, held for the rename (the lock file moves with the directory); UserError
-    when a resume holds it."""
+    when a resume holds it, or when the run is gone."""
     try:
         lock = RunLock.try_take(run.path)
+    except FileNotFoundError:
+        raise _gone(run) from None
     except OSError as exc:
         raise UserError(f"run '{run.name}': cannot take its lock ({exc.strerror or exc}); nothing deleted") from None
     if lock is None:
+        if not run.path.is_dir():  # another delete held it for its rename
+            raise _gone(run)
         raise UserError(f"{still_training(run, stop_how=stop_how)}; nothing deleted")
+    if not lock.guards(run.path):
+        lock.release()
+        raise _gone(run)
     return lock
 
 
@@ -164,6 +185,8 @@ def hide(doomed: list[Doomed], stop_how: str = CLI_STOP_HOW) -> list[tuple[Doome
                     except OSError:
                         pass
                 hidden.clear()
+                if isinstance(exc, FileNotFoundError):
+                    raise _gone(d.run) from None
                 raise UserError(f"cannot delete {d.run.path}: {exc.strerror or exc}; nothing deleted") from None
             hidden.append((d, to))
     finally:

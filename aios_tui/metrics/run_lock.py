@@ -71,6 +71,16 @@ class RunLock:
             return None
         return cls(fh)
 
+    def guards(self, run_dir: Path) -> bool:
+        """Whether this lock is still ``run_dir``'s: the directory was not renamed away (a delete
+        of it by another process) since the lock was taken."""
+        if self._fh is None:
+            return run_dir.is_dir()
+        try:
+            return os.path.samestat(os.fstat(self._fh.fileno()), os.stat(run_dir / LOCK_NAME))
+        except OSError:
+            return False
+
     def hand_down(self) -> dict[str, Any]:
         """``start_detached`` arguments that give the process it starts this lock."""
         fd = self._fh.fileno()

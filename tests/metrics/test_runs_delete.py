@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 
+from aios_tui.errors import UserError
 from aios_tui.metrics import run_delete
 from aios_tui.metrics.disk_usage import dir_bytes
 from aios_tui.metrics.fmt import human_bytes
@@ -250,3 +251,53 @@ def test_a_link_to_a_run_is_refused_and_neither_is_removed(cli, tmp_path, root, 
     assert err == (f"aios-tui: error: old-link: is a link to {elsewhere}; delete that run by its own path, "
                    f"or remove the link alone (rm {root / 'old-link'})\n")
     assert elsewhere.is_dir() and (root / "old-link").is_symlink()
+
+
+@pytest.mark.parametrize("when", ["as it is looked up", "as its status is read", "after its question",
+                                  "before its lock", "between opening its lock and taking it"])
+def test_of_two_deletes_of_one_run_the_one_that_lost_says_it_is_gone(cli, root, monkeypatch, when):
+    """Two `runs delete` of one run: whichever step of the loser the winner's delete lands
+    before, the loser says the run is gone, not that it is trained or half deleted."""
+    run = write_run(root, "twice", state="finished", pid=0)
+    add_checkpoint(run, 100)
+    real = RunLock.try_take
+    other, raced = [], []
+
+    def the_other_delete() -> None:
+        raced.append(True)  # once: the other delete takes the lock through this same hook
+        other.extend(run_delete.delete(run_delete.plan(["twice"])))
+
+    def racing(run_dir, fh=None):
+        if run_dir == run.path and not raced:
+            if when == "before its lock":
+                the_other_delete()
+            elif when == "between opening its lock and taking it":
+                fh = open(run_dir / ".engine.lock", "ab")
+                the_other_delete()
+        return real(run_dir, fh)
+
+    gone = "run 'twice' is gone already (another delete took it, or it was moved, since it was looked up)"
+    if when in ("as it is looked up", "as its status is read"):
+        step = "resolve_run" if when == "as it is looked up" else "delete_blocker"
+        real_step = getattr(run_delete, step)
+
+        def then_the_other(*a, **kw):  # the other delete lands just after the look-up, or before the read
+            found = real_step(*a, **kw) if step == "resolve_run" else None
+            if not raced:
+                the_other_delete()
+            return found if step == "resolve_run" else real_step(*a, **kw)
+
+        monkeypatch.setattr(run_delete, step, then_the_other)
+        with pytest.raises(UserError) as caught:
+            run_delete.plan(["twice"])
+        assert caught.value.problems == [gone]
+    else:
+        doomed = run_delete.plan(["twice"])
+        if when == "after its question":
+            the_other_delete()
+        monkeypatch.setattr(RunLock, "try_take", staticmethod(racing))
+        with pytest.raises(UserError) as caught:
+            run_delete.delete(doomed)
+        assert caught.value.problems == [f"{gone}; nothing deleted"]
+    assert [d.left for d in other] == [None] and not run.path.exists()
+    assert list(root.iterdir()) == []
