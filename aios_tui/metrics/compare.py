@@ -128,8 +128,12 @@ def read_figures(run: RunDir) -> Figures:
     status = read.fields
     state = read.state()
     metrics = run.metrics_path(status)
+    gone = run.log_gone(status)
+    if gone:
+        raise UserError(gone)
     own_file = same_place(str(metrics), run.default_metrics)
-    sessions = own_sessions(split_sessions(_records(metrics, run.name)), run.path, _step(status.get("pid")), own_file)
+    sessions = own_sessions(split_sessions(_records(metrics, run.name)), run.places(), _step(status.get("pid")),
+                            own_file)
     fig = Figures(name=run.name, path=str(run.path), state=state)
     header = next((s.header for s in sessions if s.header), None)
 

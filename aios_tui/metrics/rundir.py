@@ -23,6 +23,7 @@ from aios_tui.atomic import atomic_write_json
 from aios_tui.errors import UserError
 from aios_tui.metrics.laststep import caught_up
 from aios_tui.metrics.recent import recent_run_paths, remember
+from aios_tui.metrics.sessions import same_place
 
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
 LIVE_STATES = ("starting", "running", "stopping")
@@ -273,6 +274,30 @@ class RunDir:
                                       and (named.parent / self.status_file.name).is_file()):
                 return self.default_metrics
         return named
+
+    def places(self) -> tuple[Path, ...]:
+        """Where this run is, and where its config.toml says it trained (a run moved since, its
+        --log-file left where it was): a shared file names its sessions by the latter."""
+        import tomllib
+
+        try:
+            with open(self.config_toml, "rb") as fh:
+                was = tomllib.load(fh).get("train", {}).get("run_dir")
+        except (OSError, ValueError, AttributeError):
+            was = None
+        if isinstance(was, str) and was.strip() and os.path.isabs(was) and not same_place(was, self.path):
+            return (self.path, Path(was))
+        return (self.path,)
+
+    def log_gone(self, status: dict[str, Any] | None = None) -> str | None:
+        """One line when the --log-file the run's status names is not there (moved or deleted
+        since): none of its lines can be shown. None when it is, or the run has not begun it."""
+        status = self.read_status() if status is None else status
+        metrics = self.metrics_path(status)
+        # a run that logged no step may have written none of it (it failed loading its model, say)
+        if same_place(metrics.parent, self.path) or not status.get("step") or metrics.exists():
+            return None
+        return f"run '{self.name}': its metrics file {metrics} (named in its status.json) is gone (moved or deleted?)"
 
     def exists(self) -> bool:
         return self.status_file.is_file() or self.config_toml.is_file()

@@ -57,6 +57,7 @@ class RunView:
     measured: dict[str, Any] | None = None      # the vram_measured event, once written
     truncated: bool = False                     # history starts at the file's tail, not its top (yet)
     status_problem: str | None = None           # why status.json could not be read
+    log_gone: str | None = None                 # the --log-file the status names is not there
 
     @property
     def live(self) -> bool:
@@ -175,7 +176,7 @@ class RunTracker:
             if self._follower is not None:
                 self._clear()
             self._follower = Follower(path)
-            self._owner = None if same_place(str(path), self.run.default_metrics) else Owner(self.run.path)
+            self._owner = None if same_place(str(path), self.run.default_metrics) else Owner(self.run.places())
             self._resets = 0
             try:
                 big = os.path.getsize(path) > BIG_FILE_BYTES
@@ -217,10 +218,11 @@ class RunTracker:
         else:
             # whose each session is, read back from the end to the run's own header (markers
             # only: their lines are skipped unread), then the run's own last lines
+            places = self.run.places()
             scan = scan_back(path, lambda rec: False, 0, per_session=True,
-                             stop=lambda s: is_start_of(s, self.run.path))
+                             stop=lambda s: is_start_of(s, places))
             self._owner.pid = step_of(self.status.get("pid"))
-            own = own_sessions(scan.sessions, self.run.path, self._owner.pid)
+            own = own_sessions(scan.sessions, places, self._owner.pid)
             self.header = next((s.header for s in reversed(own) if s.header), None)
             records = last_records(path, own, self.backlog)
             self._follower = Follower(path, offset=scan.end)
@@ -286,4 +288,5 @@ class RunTracker:
             state=self.state, status=dict(self.status), header=self.header, last=self.last,
             loss=tuple(self.loss), eval_loss=tuple(self.eval_loss), events=tuple(self.events),
             measured=self.measured, truncated=self.truncated, status_problem=self.status_problem,
+            log_gone=self.run.log_gone(self.status),
         )

@@ -3,7 +3,8 @@
 A --log-file several runs share holds each one's sessions; a session runs from one marker (a
 header, a ``started`` or ``resumed`` event) to the next. A session is told to be a run's by the
 ``run_dir`` its header and ``started`` event name, or by the checkpoint (or pid) its ``resumed``
-event names.
+event names. ``run`` below is the run's directory, or every place it trained at
+(``RunDir.places``): a run moved since is still named in the file by where it was.
 """
 
 from __future__ import annotations
@@ -68,19 +69,34 @@ def config_steps(header: dict[str, Any]) -> int | None:
     return step_of(train.get("steps")) if isinstance(train, dict) else None
 
 
+Places = "Path | tuple[Path, ...]"
+
+
+def _places(run: Places) -> tuple[Path, ...]:
+    return run if isinstance(run, tuple) else (run,)
+
+
 def same_place(a: str, b: Path) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def _inside(path: str, run: Path) -> bool:
-    real, root = os.path.realpath(path), os.path.realpath(run)
-    return real == root or real.startswith(root.rstrip(os.sep) + os.sep)
+def at_run(path: str, run: Places) -> bool:
+    return any(same_place(path, p) for p in _places(run))
 
 
-def belongs(s: Session, run: Path, pid: int | None, mine: bool) -> bool:
+def _inside(path: str, run: Places) -> bool:
+    real = os.path.realpath(path)
+    for place in _places(run):
+        root = os.path.realpath(place)
+        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
+            return True
+    return False
+
+
+def belongs(s: Session, run: Places, pid: int | None, mine: bool) -> bool:
     """Whether ``s`` is ``run``'s, ``mine`` telling whether the session before it was."""
     if s.run_dir:
-        return same_place(s.run_dir, run)
+        return at_run(s.run_dir, run)
     if s.kind == "resumed" and s.checkpoint:
         return _inside(s.checkpoint, run)
     if s.kind == "resumed" and pid is not None and s.pid is not None:
@@ -92,7 +108,7 @@ class Owner:
     """Whose the lines of a file read in order are, one at a time: a marker says, as for
     ``own_sessions``; ``mine``: whether the lines before the next marker are ``run``'s."""
 
-    def __init__(self, run: Path, pid: int | None = None, mine: bool = True):
+    def __init__(self, run: Places, pid: int | None = None, mine: bool = True):
         self.run, self.pid, self.mine = run, pid, mine
 
     def take(self, rec: dict[str, Any]) -> bool:
@@ -102,17 +118,17 @@ class Owner:
         return self.mine
 
 
-def is_start_of(s: Session, run: Path) -> bool:
+def is_start_of(s: Session, run: Places) -> bool:
     """Whether ``s`` is the header ``run`` began with: no session before it is the run's."""
-    return s.kind == "header" and bool(s.run_dir) and same_place(s.run_dir, run)
+    return s.kind == "header" and bool(s.run_dir) and at_run(s.run_dir, run)
 
 
-def own_sessions(sessions: list[Session], run: Path, pid: int | None,
+def own_sessions(sessions: list[Session], run: Places, pid: int | None,
                  own_file: bool = False) -> list[Session]:
     """The sessions of ``run`` in a file that may hold other runs' sessions too; ``own_file``:
     the file is the run's own metrics.jsonl, inside its directory."""
     named = {os.path.realpath(s.run_dir) for s in sessions if s.run_dir}
-    if own_file and len(named) == 1 and os.path.realpath(run) not in named:
+    if own_file and len(named) == 1 and not any(os.path.realpath(p) in named for p in _places(run)):
         # one run's file that names a directory it is no longer in: the run was moved or
         # copied (an archive, a box's runs fetched home), and every session is still its own
         return sessions

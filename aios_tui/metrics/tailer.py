@@ -185,9 +185,10 @@ def _read_end(metrics: Path, run: RunDir | None, lines: int, wanted: Callable[[d
     own_file = same_place(str(metrics), run.default_metrics)
     # a file others share is read back to the run's own header, however far: its lines may
     # be anywhere before theirs
-    scan = scan_back(metrics, keep, lines, per_session=not own_file, stop=lambda s: is_start_of(s, run.path),
+    places = run.places()
+    scan = scan_back(metrics, keep, lines, per_session=not own_file, stop=lambda s: is_start_of(s, places),
                      budget=_SCAN_BUDGET if own_file else None)
-    return own_sessions(scan.sessions, run.path, step_of(run.read_status().get("pid")), own_file), scan
+    return own_sessions(scan.sessions, places, step_of(run.read_status().get("pid")), own_file), scan
 
 
 def _run_header(metrics: Path, run: RunDir, own: list[Session], scan: Scan) -> dict[str, Any] | None:
@@ -209,6 +210,9 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
         raise UserError(f"--every: {every} must be 1 or more")
     out = out or sys.stdout
     metrics, run = locate(target)
+    gone = run.log_gone() if run is not None else None
+    if gone:
+        raise UserError(gone)
     name = run.name if run else metrics.name
     printer = Printer(out, every, None)
     own, scan = _read_end(metrics, run, lines, printer.wanted)
@@ -265,7 +269,7 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     final_state = None
     ended_by_event = any(r.get("event") in END_EVENTS for r in scan.sessions[-1].records[-3:])
     # new lines are the run's while the session they go on is
-    owner = None if run is None else Owner(run.path, step_of(run.read_status().get("pid")),
+    owner = None if run is None else Owner(run.places(), step_of(run.read_status().get("pid")),
                                            bool(own) and own[-1] is scan.sessions[-1])
     try:
         while True:

@@ -169,6 +169,8 @@ class RunScreen(Screen):
 
     def _notes(self, view: RunView) -> list[str]:
         """What the events cannot say: why the run failed, or why its state is unknown."""
+        if view.log_gone:
+            return [view.log_gone]
         if view.state == "failed":
             reason = f"failed: {view.error or 'the engine exited without a reason'}"
         elif view.state == MISSING:
