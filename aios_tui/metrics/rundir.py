@@ -267,6 +267,11 @@ class RunDir:
         if not named or Path(named).is_dir():  # a directory is no metrics file: a status gone wrong
             return self.default_metrics
         named = Path(named)
+        if not named.exists() and named.parent != self.path.resolve():
+            # a --log-file inside the run's own directory moved with the run
+            beside = self.path / named.name
+            if beside.is_file() and any(same_place(named.parent, was) for was in self.places()[1:]):
+                return beside
         if named.parent != self.path.resolve() and self.default_metrics.is_file():
             # A run moved or copied elsewhere (archived, fetched home): its status still names the
             # metrics where it was trained, which are gone or another run's own.

@@ -82,3 +82,20 @@ def test_a_log_file_gone_from_where_it_was_is_said_in_one_line(cli, moved, tmp_p
     code, out, err = cli("compare", str(moved), str(tmp_path / "runs" / "s2"))
     assert code == 2 and err.splitlines()[0] == f"aios-tui: error: {gone}"
     assert _read(moved).log_gone == gone
+
+
+def test_a_custom_named_log_inside_the_run_moves_with_it(cli, tmp_path, monkeypatch):
+    """--log-file inside the run's own directory travels with the run: after a move its status
+    still names the old place, and the file beside it is the one meant."""
+    from aios_tui.cli import main
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    run = tmp_path / "runs" / "own"
+    assert main(["train", "--preset", "efficient", "--steps", "3", "--run-dir", str(run),
+                 "--log-file", str(run / "train.jsonl"), "--progress", "none"]) == 0
+    moved = shutil.move(run, tmp_path / "archive")
+    code, out, err = cli("tail", str(moved))
+    assert code == 0, err
+    assert steps_in(out) == [1, 2, 3]
+    view = _read(moved)
+    assert [p[0] for p in view.loss] == [1, 2, 3] and view.log_gone is None
