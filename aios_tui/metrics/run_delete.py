@@ -23,7 +23,7 @@ from pathlib import Path
 from aios_tui.errors import UserError
 from aios_tui.metrics.disk_usage import dir_bytes
 from aios_tui.metrics.run_lock import RunLock, held_elsewhere
-from aios_tui.metrics.rundir import (CLI_STOP_HOW, DELETING_PREFIX, LIVE_STATES, RunDir, default_runs_root,
+from aios_tui.metrics.rundir import (CLI_STOP_HOW, DELETING_PREFIX, LIVE_STATES, RunDir, default_runs_root, pid_alive,
                                      resolve_run, still_training)
 
 
@@ -160,7 +160,14 @@ def _take_lock(run: RunDir, stop_how: str) -> RunLock:
 
 
 def _hidden_name(run: RunDir) -> Path:
-    return run.path.with_name(f"{DELETING_PREFIX}{run.name}-{uuid.uuid4().hex[:8]}")
+    # the pid tells a later delete's clean-up that this one is still removing it
+    return run.path.with_name(f"{DELETING_PREFIX}{run.name}-p{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _in_hand(leftover: Path) -> bool:
+    """Whether another process is still removing ``leftover`` (a hidden name from ``_hidden_name``)."""
+    pid = leftover.name.rsplit("-", 2)[-2] if leftover.name.count("-") >= 3 else ""
+    return pid[:1] == "p" and pid[1:].isdigit() and int(pid[1:]) != os.getpid() and pid_alive(int(pid[1:]))
 
 
 def hide(doomed: list[Doomed], stop_how: str = CLI_STOP_HOW) -> list[tuple[Doomed, Path]]:
@@ -222,7 +229,7 @@ def clean_leftovers(places: list[Path], keep: tuple[Path, ...] = ()) -> None:
         except OSError:
             continue
         for p in entries:
-            if p.is_dir() and not p.is_symlink():
+            if p.is_dir() and not p.is_symlink() and not _in_hand(p):
                 shutil.rmtree(p, ignore_errors=True)
 
 

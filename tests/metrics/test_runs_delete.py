@@ -301,3 +301,23 @@ def test_of_two_deletes_of_one_run_the_one_that_lost_says_it_is_gone(cli, root, 
         assert caught.value.problems == [f"{gone}; nothing deleted"]
     assert [d.left for d in other] == [None] and not run.path.exists()
     assert list(root.iterdir()) == []
+
+
+def test_a_delete_leaves_alone_a_leftover_another_delete_is_still_removing(cli, root):
+    import subprocess
+    import sys
+
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        busy = root / f".deleting-big-p{other.pid}-0123abcd"  # another process's delete, mid-rmtree
+        (busy / "checkpoints").mkdir(parents=True)
+        write_run(root, "done", state="stopped", pid=0)
+        code, out, _ = cli("runs", "delete", "--yes", "done")
+        assert code == 0 and out.startswith("deleted done: ")
+        assert busy.is_dir()
+    finally:
+        other.kill()
+        other.wait()
+    write_run(root, "again", state="stopped", pid=0)
+    code, _, _ = cli("runs", "delete", "--yes", "again")
+    assert code == 0 and list(root.iterdir()) == []  # its remover gone, the leftover is swept
