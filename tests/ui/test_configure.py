@@ -13,6 +13,7 @@ from aios_tui.config import config_from_args, find_preset, load_config, save_con
 from aios_tui.config.presets import user_dir
 from aios_tui.ui.screens.confirm import ConfirmScreen
 from aios_tui.ui.screens.configure import ConfigureScreen
+from aios_tui.ui.screens.prompt import PromptScreen
 from aios_tui.ui.screens.text_view import TextScreen
 from aios_tui.ui.widgets.command_preview import CommandPreview
 from aios_tui.ui.widgets.config_form import ConfigForm
@@ -205,6 +206,9 @@ async def test_save_preset_writes_toml_and_confirms_overwrite(make_app):
         await pilot.press("n")
         await pilot.pause()
         assert load_config(path).peft.lora_r == 4
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfigureScreen)
         await pilot.press("ctrl+s")
         await pilot.pause()
         app.screen.query_one(Input).value = "my-small"
@@ -212,7 +216,31 @@ async def test_save_preset_writes_toml_and_confirms_overwrite(make_app):
         await pilot.pause()
         await pilot.press("y")
         await pilot.pause()
+        assert isinstance(app.screen, ConfigureScreen)
         assert load_config(path).peft.lora_r == 6
+
+
+async def test_no_to_overwrite_goes_back_to_the_name_as_typed(make_app):
+    save_config(find_preset("efficient").config(), user_dir() / "mine.toml")
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await set_field(pilot, "steps", "33")
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press(*"mine", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        await pilot.pause()
+        # the name prompt again, the name still in it, to be edited rather than retyped
+        assert isinstance(app.screen, PromptScreen)
+        assert app.screen.query_one(Input).value == "mine"
+        assert "exists" in str(app.screen.query_one("#prompt-problem").render())
+        await pilot.press(*"-too", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfigureScreen)
+        assert load_config(user_dir() / "mine-too.toml").train.steps == 33
+        assert load_config(user_dir() / "mine.toml") == find_preset("efficient").config()
 
 
 async def test_load_toml_fills_the_form(make_app, tmp_path):

@@ -336,27 +336,33 @@ class ConfigureScreen(Screen):
         if cfg is None:
             return
 
+        agreed: set[str] = set()  # the names the user said to overwrite
+
         def check(name: str) -> str | None:
             try:
-                user_preset_key(name)
+                key = user_preset_key(name)
             except ConfigError as exc:
                 return exc.problems[0]
-            return None
+            path = user_dir() / f"{key}.toml"
+            if key in agreed or not path.exists():
+                return None
+
+            def answered(yes: bool) -> None:
+                if yes:
+                    agreed.add(key)
+                    prompt.action_accept()
+
+            # Asked over the prompt, which stays open with the name: a no goes back to it.
+            self.app.push_screen(ConfirmScreen(f"Overwrite user preset '{key}'?", str(path)), answered)
+            return f"user preset '{key}' exists: type another name, or esc to cancel"
 
         def named(name: str | None) -> None:
-            if name is None:
-                return
-            key = user_preset_key(name)
-            path = user_dir() / f"{key}.toml"
-            if path.exists():
-                self.app.push_screen(ConfirmScreen(f"Overwrite user preset '{key}'?", str(path)),
-                                     lambda yes: self._save(name, cfg, force=True) if yes else None)
-            else:
-                self._save(name, cfg, force=False)
+            if name is not None:
+                self._save(name, cfg, force=user_preset_key(name) in agreed)
 
-        self.app.push_screen(PromptScreen("Save as a user preset", placeholder="preset name",
-                                          hint=f"saved to {user_dir()}/NAME.toml",
-                                          check=check), named)
+        prompt = PromptScreen("Save as a user preset", placeholder="preset name",
+                              hint=f"saved to {user_dir()}/NAME.toml", check=check)
+        self.app.push_screen(prompt, named)
 
     def _save(self, name: str, cfg: RunConfig, force: bool) -> None:
         try:
