@@ -95,9 +95,10 @@ class RunScreen(Screen):
         yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        # One read paints the first frame as soon as the layout exists; the worker keeps it current.
-        self.tracker.poll()
-        self.call_after_refresh(self._show, self._corrected(self.tracker.view()))
+        # Even the first read is the worker's: a run's own lines in a big --log-file other runs
+        # share are found by reading back to its header, seconds the first frame must not wait.
+        self.query_one("#run-title", Static).update(Text(f" {self.run.name}", style="bold"))
+        self.query_one(EventLog).show((), ["reading the run's metrics..."])
         self._follow()
 
     def _corrected(self, view: RunView) -> RunView:
@@ -125,8 +126,9 @@ class RunScreen(Screen):
         ticks = 0
         while not worker.is_cancelled:
             ticks += 1
-            # Unchanged files still get a refresh now and then: a process can die silently.
-            if self.tracker.poll() or ticks % 4 == 0:
+            # Unchanged files still get a refresh now and then: a process can die silently. The
+            # first read always shows: it replaces what the screen showed before any read.
+            if self.tracker.poll() or ticks % 4 == 1:
                 self.post_message(RunUpdated(self._corrected(self.tracker.view())))
             # a long history is read a bounded piece a poll: the next piece without waiting
             nap(worker, STEP_S if self.tracker.behind else interval)

@@ -28,15 +28,16 @@ class LossChart(PlotextPlot):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self._series: tuple = ((), ())
+        self._read = False  # no view yet: the run's metrics are still being read
 
     def on_mount(self) -> None:
         self._draw()
 
     def update_view(self, view: RunView) -> None:
         series = (view.loss, view.eval_loss)
-        if series == self._series:
+        if series == self._series and self._read:
             return
-        self._series = series
+        self._series, self._read = series, True
         self._draw()
 
     def _draw(self) -> None:
@@ -46,7 +47,7 @@ class LossChart(PlotextPlot):
         plt.clear_figure()
         plt.xlabel("step")
         if not loss and not evals:
-            plt.title("waiting for the first logged step")
+            plt.title("waiting for the first logged step" if self._read else "reading the metrics...")
         # The key goes in the border title: plotext's legend is drawn in the plot's top left
         # corner, over the start of the curve (a loss curve starts high, at the left).
         key = ["Loss"]
