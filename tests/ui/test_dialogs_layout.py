@@ -201,7 +201,7 @@ async def test_quitting_from_the_quit_dialog_does_not_ask_again(make_app, runs_r
     run = write_run(runs_root, "keep-going")
     app = make_app(attach=run.path)
     async with app.run_test(size=SMALL) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("ctrl+q")

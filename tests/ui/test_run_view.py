@@ -50,7 +50,7 @@ async def test_run_view_shows_progress_loss_parameters_memory_and_events(make_ap
     run = write_run(runs_root, "lora-a", cuda=True, vram=vram)
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         screen = app.screen
         progress = text_of(screen.query_one(RunProgress))
         assert "RUNNING" in progress and "120/200" in progress and "60%" in progress
@@ -72,7 +72,7 @@ async def test_run_view_follows_new_lines_and_waits_for_a_partial_one(make_app, 
     run = write_run(runs_root, "lora-b")
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         screen = app.screen
         rec = step_record(121)
         line = json.dumps(rec)
@@ -107,7 +107,7 @@ async def test_stop_and_checkpoint_keys_write_the_request_files(make_app, runs_r
     add_checkpoint(run, 100)
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         screen = app.screen
         await pilot.press("c")
         assert run.checkpoint_request_file.exists()
@@ -153,7 +153,7 @@ async def test_failed_run_shows_the_error_and_the_engine_log(make_app, runs_root
     run.log_path.write_text("loading model\nTraceback (most recent call last):\nRuntimeError: boom\n")
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         events = text_of(app.screen.query_one(EventLog))
         assert "failed: CUDA out of memory" in events
         assert "RuntimeError: boom" in events
@@ -168,7 +168,7 @@ async def test_an_engine_that_dies_before_writing_status_is_shown_failed(make_ap
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         app.open_run(path, pid=dead_pid())
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         await wait_for(pilot, lambda: "FAILED" in text_of(app.screen.query_one(RunProgress)))
         assert "No module named 'torch'" in text_of(app.screen.query_one(EventLog))
 
@@ -186,30 +186,30 @@ async def test_runs_screen_lists_runs_and_attaches(make_app, runs_root):
         assert rows[0][:5] == ["live-lora", "running", "120/200", "1.9734", "1h00m"]
         assert rows[1][:3] == ["old-full", "finished", "200/200"]
         await pilot.press("down", "enter")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         assert app.screen.run.name == "old-full"
         assert "FINISHED" in text_of(app.screen.query_one(RunProgress))
         await pilot.press("ctrl+n")  # the form's key for the list works from a run's view too
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, ConfigureScreen)
         # the configure screen now offers to go back to the run
         await pilot.press("ctrl+b")
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen))
         await pilot.press("f2")  # the same, where tmux keeps ctrl+b for itself
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
 
 
 async def test_escape_closes_the_keys_panel_before_leaving_the_run(make_app, runs_root):
     run = write_run(runs_root, "lora-a")
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         app.action_show_help_panel()
         await wait_for(pilot, lambda: app.screen.query("HelpPanel"), what="the keys panel")
         await pilot.press("escape")
@@ -256,7 +256,7 @@ async def test_quit_with_a_live_run_asks_and_can_leave_it_training(make_app, run
     run = write_run(runs_root, "keep-going")
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         await pilot.press("ctrl+q")
         await pilot.pause()
         assert isinstance(app.screen, QuitScreen)
@@ -280,7 +280,7 @@ async def test_leaving_a_run_under_a_relative_runs_root_names_its_whole_path(mak
     run = write_run(tmp_path / "artifacts" / "runs", "here")
     app = make_app(attach=run.path, runs_root=None)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen))
         await pilot.press("l")
@@ -293,7 +293,7 @@ async def test_quit_and_stop(make_app, runs_root):
     run = write_run(runs_root, "stop-me")
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         await pilot.press("ctrl+q")
         await pilot.pause()
         await pilot.press("s")
@@ -306,7 +306,7 @@ async def test_quit_without_live_runs_does_not_ask(make_app, runs_root):
     run = write_run(runs_root, "all-done", state="finished", steps=200, pid=0)
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
         await pilot.press("ctrl+q")
         await pilot.pause()
     assert app.farewell == []
@@ -506,7 +506,7 @@ async def test_the_quit_dialog_for_live_runs_mentions_a_running_export(make_app,
     assert runctl.claim_export(run)
     try:
         async with app.run_test(size=SIZE) as pilot:
-            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen))
+            await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
             await pilot.press("ctrl+q")
             await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), what="the question")
             said = " ".join(str(w.render()) for w in app.screen.query("Label, Static"))
