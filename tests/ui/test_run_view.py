@@ -516,3 +516,42 @@ async def test_the_quit_dialog_for_live_runs_mentions_a_running_export(make_app,
             await pilot.press("c")
     finally:
         runctl.release_export(run)
+
+
+async def test_the_loss_chart_is_built_only_for_new_points_and_at_most_once_a_wait(
+        make_app, runs_root, monkeypatch):
+    from textual_plotext import PlotextPlot
+
+    from aios_tui.ui.widgets import loss_chart
+
+    built: list[int] = []  # the newest step of each plot the chart built
+    build = PlotextPlot.render
+
+    def counted(self):
+        built.append(self._series[0][-1][0] if self._series[0] else 0)
+        return build(self)
+
+    monkeypatch.setattr(PlotextPlot, "render", counted)
+    monkeypatch.setattr(loss_chart, "REDRAW_S", 3600.0, raising=False)  # the wait outlasts the test
+    run = write_run(runs_root, "lora-live")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and built and built[-1] == 120)
+        screen, before = app.screen, len(built)
+        # a heartbeat, no new points: views come, the chart is not built again
+        status = json.loads(run.status_file.read_text())
+        for beat in range(1, 4):
+            run.status_file.write_text(json.dumps({**status, "heartbeat": T0 + 100 + beat}))
+            await wait_for(pilot, lambda: screen.view.status.get("heartbeat") == T0 + 100 + beat)
+            await pilot.pause()
+        assert len(built) == before
+        # new points in a burst, right after a drawing: kept for the end of the wait
+        for step in range(121, 126):
+            append(run, step_record(step))
+            await wait_for(pilot, lambda: screen.view.step == step)
+            await pilot.pause()
+        assert len(built) == before and screen.query_one(LossChart)._series[0][-1][0] == 125
+        # a new size cannot wait: built again, with the newest points
+        await pilot.resize_terminal(90, 26)
+        await wait_for(pilot, lambda: len(built) > before)
+        assert built[before:] == [125]
