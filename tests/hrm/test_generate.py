@@ -65,10 +65,12 @@ def test_sampling_is_reproducible_with_a_seed_and_stops_at_eos(make_model, token
     a = generate_ids(model, prompt, max_new_tokens=8, temperature=1.0, seed=3)
     b = generate_ids(model, prompt, max_new_tokens=8, temperature=1.0, seed=3)
     assert a == b and len(a[0]) == 8
-    with torch.no_grad():  # make eos the only likely token
+    with torch.no_grad():  # make eos the argmax: its logit is |h|^2 > 0, every other one is 0
+        hidden = model.eval()(torch.tensor([prompt])).hidden_states[0, -1]
         model.lm_head.weight.zero_()
-        model.lm_head.weight[258].fill_(1.0)
-    new, segments = generate_ids(model, prompt, max_new_tokens=8, temperature=0, eos_token_id=258)
+        model.lm_head.weight[258].copy_(hidden)
+    new, segments = generate_ids(model, prompt, max_new_tokens=8, temperature=0, eos_token_id=258,
+                                 halting="max")
     assert new == [] and len(segments) == 1
 
 
