@@ -33,6 +33,8 @@ from transformers import initialization as hf_init
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import ModelOutput
 
+from aios_tui.engine.hrm.init import trunc_normal_
+
 MODEL_TYPE = "hrm_actv1"
 IGNORE_INDEX = -100
 
@@ -217,16 +219,14 @@ class HRMForCausalLM(PreTrainedModel):
                 hf_init.zeros_(module.weight)
                 hf_init.constant_(module.bias, -5.0)
             else:
-                std = 1.0 / math.sqrt(module.in_features)  # LeCun, as in HRM
-                hf_init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+                trunc_normal_(module.weight, std=1.0 / math.sqrt(module.in_features))  # LeCun, as in HRM
                 if module.bias is not None:
                     hf_init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
-            std = 1.0 / self.embed_scale  # scaled back up to unit variance in the forward
-            hf_init.trunc_normal_(module.weight, std=std, a=-2 * std, b=2 * std)
+            trunc_normal_(module.weight, std=1.0 / self.embed_scale)  # scaled back up to unit variance in the forward
         elif module is self:
-            hf_init.trunc_normal_(self.H_init, std=1.0, a=-2.0, b=2.0)
-            hf_init.trunc_normal_(self.L_init, std=1.0, a=-2.0, b=2.0)
+            trunc_normal_(self.H_init, std=1.0)
+            trunc_normal_(self.L_init, std=1.0)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.embed_tokens
