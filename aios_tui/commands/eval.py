@@ -72,7 +72,7 @@ def _check(args: argparse.Namespace) -> None:
 
 
 def _dataset_problem(name: str) -> str | None:
-    from aios_tui.data import dataset_path
+    from aios_tui.data import dataset_path, path_problem
 
     if not name.strip():
         return "--dataset-file: give a file name"
@@ -80,11 +80,8 @@ def _dataset_problem(name: str) -> str | None:
         path = dataset_path(name)
     except UserError as exc:
         return "; ".join(exc.problems)
-    if path.is_dir():
-        return f"--dataset-file {name}: is a directory; give a text or JSONL file"
-    if not path.is_file():
-        return f"--dataset-file {name}: no such file"
-    return None
+    problem = path_problem(path)
+    return f"--dataset-file {name}: {problem}" if problem else None
 
 
 def _number(x: float) -> float | None:

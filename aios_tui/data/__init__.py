@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aios_tui.data import hub
-from aios_tui.data.reader import Document, read_documents
+from aios_tui.data.reader import Document, path_problem, read_documents
 from aios_tui.errors import UserError
 
 SAMPLE_NAME = "sample.txt"
@@ -37,4 +37,4 @@ def dataset_path(dataset_file: str) -> Path:
     return path
 
 
-__all__ = ["Document", "read_documents", "sample_path", "dataset_path", "SAMPLE_NAME"]
+__all__ = ["Document", "path_problem", "read_documents", "sample_path", "dataset_path", "SAMPLE_NAME"]

@@ -13,7 +13,9 @@ Parquet, UTF-16): those are refused with how to turn them into a file that is re
 from __future__ import annotations
 
 import json
+import os
 import shlex
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,16 +60,55 @@ class Document:
 _BOM = b"\xef\xbb\xbf"
 
 
+_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _kind_problem(st: os.stat_result) -> str | None:
+    """Why a file of this kind is no dataset: a directory, or anything else that is not a regular
+    file (a pipe or a device would wait for a writer or never end)."""
+    if stat.S_ISDIR(st.st_mode):
+        return "is a directory; pass a .txt or .jsonl file"
+    if stat.S_ISREG(st.st_mode):
+        return None
+    kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+    return f"is {kind}, not a regular file; write its contents to a file and pass that"
+
+
+def _open_problem(path: Path, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError) and path.is_symlink():
+        return f"is a symbolic link to {os.readlink(path)}, which does not exist"
+    if isinstance(exc, (FileNotFoundError, NotADirectoryError)):
+        return "no such file"
+    return f"cannot be read ({exc.strerror or exc})"
+
+
+def path_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a dataset, judged without reading it (it is missing, unreadable, a
+    directory, a pipe, a device), or None."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return _open_problem(path, exc)
+    return _kind_problem(st) or (None if os.access(path, os.R_OK) else "cannot be read (Permission denied)")
+
+
 def _load_bytes(path: Path, label: str) -> bytes:
     """The file's bytes (without a UTF-8 byte-order mark), once they pass for text."""
-    if not path.exists():
-        raise UserError(f"dataset {label}: no such file")
-    if path.is_dir():
-        raise UserError(f"dataset {label}: is a directory; pass a .txt or .jsonl file")
     try:
-        raw = path.read_bytes()
+        # O_NONBLOCK: a FIFO opens at once instead of waiting for a writer, and is refused below
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
-        raise UserError(f"dataset {label}: cannot be read ({exc.strerror or exc})") from None
+        raise UserError(f"dataset {label}: {path_problem(path) or _open_problem(path, exc)}") from None
+    problem = _kind_problem(os.fstat(fd))
+    if problem:
+        os.close(fd)
+        raise UserError(f"dataset {label}: {problem}")
+    with open(fd, "rb") as f:
+        try:
+            raw = f.read()
+        except OSError as exc:
+            raise UserError(f"dataset {label}: cannot be read ({exc.strerror or exc})") from None
     if not raw.strip():
         raise UserError(f"dataset {label}: is empty (it holds no text)")
     for matches, what in _MAGIC:
@@ -109,7 +150,7 @@ def _looks_like_jsonl(path: Path, raw: bytes) -> bool:
         return False
     try:
         obj = json.loads(first.decode("utf-8"))
-    except ValueError:  # not JSON, or not UTF-8 (which reading it as text will say)
+    except (ValueError, RecursionError):  # not JSON, or not UTF-8 (which reading it as text will say)
         return False
     return isinstance(obj, dict) and any(k in obj for k in ("text", "prompt", "completion", *CHAT_KEYS))
 
@@ -130,7 +171,7 @@ def _json_problem(path: Path, text: str, label: str) -> str | None:
         return None
     try:
         obj = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         obj = None
     if isinstance(obj, list) and any(isinstance(r, dict) for r in obj):
         return (f"dataset {label}: is one JSON array; write one record per line instead (JSONL), "
@@ -176,6 +217,14 @@ def _shape_hint(obj: dict, label: str) -> str | None:
     return None
 
 
+def _json_type(value) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    return {int: "a number", float: "a number", list: "a list", dict: "an object"}.get(type(value), "a string")
+
+
 def _record_problem(obj: dict) -> str | None:
     if isinstance(obj.get("text"), str) or (isinstance(obj.get("completion"), str)
                                             and isinstance(obj.get("prompt", ""), str)):
@@ -183,6 +232,9 @@ def _record_problem(obj: dict) -> str | None:
         if any(_unpaired_surrogate(v) for v in fields):
             return _SURROGATE
         return None
+    for key in ("text", "completion", "prompt"):
+        if key in obj and not isinstance(obj[key], str):
+            return f"'{key}' must be a string, not {_json_type(obj[key])}"
     keys = ", ".join(sorted(obj)) or "none"
     return (f"needs a string 'text' field, 'prompt' and 'completion' fields, or 'messages' "
             f"(keys: {keys})")
@@ -203,6 +255,16 @@ def _chat_document(obj: dict, number: int) -> tuple[Document | None, str | None]
     return Document("", turns=turns, line=number), None
 
 
+def _json_error(exc: ValueError, last: bool) -> str:
+    """What is wrong with a line that is not JSON; ``last``: it ends the file without a line end."""
+    if isinstance(exc, json.JSONDecodeError):  # "Unterminated string starting at" ends in "at"
+        where = f"{exc.msg}{'' if exc.msg.endswith(' at') else ' at'} column {exc.colno}"
+    else:  # a number of more digits than Python converts, say
+        where = str(exc).split(";")[0]
+    cut = "; it is the last line and has no line end, so the file may be cut short" if last else ""
+    return f"not valid JSON ({where}){cut}"
+
+
 def _parse_jsonl(raw: bytes, label: str) -> list[Document]:
     docs: list[Document] = []
     problems: list[str] = []
@@ -215,11 +277,15 @@ def _parse_jsonl(raw: bytes, label: str) -> list[Document]:
             continue
         try:
             obj = json.loads(line)
+        except RecursionError:  # nested deeper than the parser goes
+            problems.append(f"dataset {label}, line {number}: nested too deeply to read as JSON")
+            continue
         except ValueError as exc:
-            problems.append(f"dataset {label}, line {number}: not valid JSON ({exc.msg})")
+            last = offset + len(line_bytes) == len(raw) and not raw.endswith((b"\n", b"\r"))
+            problems.append(f"dataset {label}, line {number}: {_json_error(exc, last)}")
             continue
         if not isinstance(obj, dict):
-            problems.append(f"dataset {label}, line {number}: expected a JSON object, got {type(obj).__name__}")
+            problems.append(f"dataset {label}, line {number}: expected a JSON object, got {_json_type(obj)}")
             continue
         chat = _is_chat(obj)
         first.setdefault(chat, number)

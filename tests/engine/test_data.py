@@ -148,7 +148,7 @@ def test_jsonl_strings_may_hold_unicode_line_separators(tmp_path):
     p.write_text(json.dumps({"text": texts[0]}, ensure_ascii=False) + "\nnot json\n", encoding="utf-8")
     with pytest.raises(UserError) as err:
         read_documents(p)
-    assert err.value.problems == [f"dataset {p}, line 2: not valid JSON (Expecting value)"]
+    assert err.value.problems == [f"dataset {p}, line 2: not valid JSON (Expecting value at column 1)"]
 
 
 def test_a_bad_byte_in_jsonl_is_named_by_its_file_offset(tmp_path):
