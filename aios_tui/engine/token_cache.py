@@ -6,7 +6,9 @@ int32), the loss mask bit-packed (a label is its id or -100, so the mask gives t
 and the document and token counts. Its key is a digest of the file's bytes, of the tokenizer as
 ``save_pretrained`` writes it (vocabulary, merges, normaliser, added tokens, chat template), of the
 bos/eos ids, the library versions and ``FORMAT``, so changed data or a changed tokenizer is a
-miss and is tokenised afresh.
+miss and is tokenised afresh. The file's digest is remembered by the file's identity (device,
+inode, size, mtime, ctime), so a start on an unchanged file of many GB does not read it again;
+a file changed in any of those is read and digested afresh.
 
 Where: ``$AIOS_TUI_TOKEN_CACHE`` (``off`` turns it off), else ``$XDG_CACHE_HOME/aios-tui/tokens``.
 Only files of ``MIN_BYTES`` or more are cached. The whole stays under ``$AIOS_TUI_TOKEN_CACHE_GB``
@@ -23,6 +25,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,6 +42,12 @@ ENV, SIZE_ENV = "AIOS_TUI_TOKEN_CACHE", "AIOS_TUI_TOKEN_CACHE_GB"
 IGNORE = -100
 _CHUNK = 1 << 24  # tokens converted at a time: bounds the copies on a dataset of many GB
 _STALE_TMP_S = 24 * 3600  # a temporary directory this old was left by a writer that died
+# The digests of dataset files by their identity (device, inode, size, mtime, ctime), so a start
+# whose file is unchanged does not read many GB again to find its entry. Newest last, at most
+# _MAX_DIGESTS; a dot name, so eviction passes it over.
+DIGESTS = ".digests.json"
+_MAX_DIGESTS = 1000
+SETTLED_NS = 2_000_000_000
 
 
 @dataclass
@@ -57,6 +66,7 @@ class Slot:
     key: str
     source: Path
     stat: tuple[int, int]  # size and mtime when digested: a file rewritten since is not stored
+    memo: tuple[str, str] | None = None  # (file identity, digest) to remember once the entry is good
 
     @property
     def dir(self) -> Path:
@@ -94,6 +104,52 @@ def _file_digest(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def _identity(st: os.stat_result) -> str:
+    # ctime too: a rewrite can set mtime back (touch -r, rsync -t, a restore), nothing sets ctime back
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def _digests(root: Path) -> dict[str, str]:
+    try:
+        memo = json.loads((root / DIGESTS).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in memo.items() if isinstance(v, str)} if isinstance(memo, dict) else {}
+
+
+def _digest_of(root: Path, path: Path, st: os.stat_result) -> tuple[str, str | None]:
+    """(the sha256 of ``path``, the identity to remember it by once an entry for it is good, or
+    None): read from the memo when the file is the one digested before (``st`` its stat)."""
+    key = _identity(st)
+    known = _digests(root).get(key)
+    if known is not None:
+        return known, None
+    began = time.time_ns()
+    digest = _file_digest(path)
+    # Trusted only for a file that held still while read and was last changed well before:
+    # timestamps are coarse (a few ms, 2 s on FAT), so a file written again within one tick of
+    # the read could keep its stat with other contents.
+    settled = began - max(st.st_mtime_ns, st.st_ctime_ns) > SETTLED_NS
+    return digest, (key if settled and _identity(path.stat()) == key else None)
+
+
+def _remember(slot: Slot) -> None:
+    """Add the slot's file digest to the memo: only beside a good entry, so a file that turns out
+    not to be a dataset leaves nothing in the cache."""
+    from aios_tui.atomic import atomic_write_text
+
+    if slot.memo is None:
+        return
+    memo = _digests(slot.root)  # read now: another run may have added its own meanwhile
+    key, digest = slot.memo
+    memo.pop(key, None)
+    memo[key] = digest
+    try:
+        atomic_write_text(slot.root / DIGESTS, json.dumps(dict(list(memo.items())[-_MAX_DIGESTS:])))
+    except OSError:
+        pass  # the file is digested again next time; store() says when the cache cannot be written
+
+
 def tokenizer_fingerprint(tokenizer) -> str | None:
     """A digest of everything in ``tokenizer`` that decides its tokens: the files
     ``save_pretrained`` writes (None for a tokenizer that cannot be saved: it is not cached)."""
@@ -121,10 +177,11 @@ def slot_for(path: Path, tokenizer, text_chunk: int) -> Slot | None:
     root = cache_root()
     try:
         st = path.stat()
-        if root is None or st.st_size < MIN_BYTES or path.resolve() == sample_path():
+        if (root is None or not stat.S_ISREG(st.st_mode) or st.st_size < MIN_BYTES
+                or path.resolve() == sample_path()):
             return None
         before = (st.st_size, st.st_mtime_ns)
-        digest = _file_digest(path)
+        digest, identity = _digest_of(root, path, st)
     except OSError:
         return None  # the reader says what is wrong with the file
     fingerprint = tokenizer_fingerprint(tokenizer)
@@ -137,7 +194,7 @@ def slot_for(path: Path, tokenizer, text_chunk: int) -> Slot | None:
         "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
     }
     key = hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:40]
-    return Slot(root, key, path, before)
+    return Slot(root, key, path, before, (identity, digest) if identity else None)
 
 
 def load(slot: Slot) -> Hit | None:
@@ -167,6 +224,7 @@ def load(slot: Slot) -> Hit | None:
         os.utime(where / "meta.json")  # its last use, for the eviction order
     except OSError:
         pass
+    _remember(slot)
     return Hit(ids, labels, documents, where, chat)
 
 
@@ -235,6 +293,7 @@ def store(slot: Slot, ids: np.ndarray, labels: np.ndarray, documents: int, chat:
     except BaseException:  # Ctrl-C midway: GBs of a half-written entry, which no limit counts
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    _remember(slot)
     evict(slot.root, limit, keep=slot.dir)
 
 

@@ -78,6 +78,63 @@ def test_a_changed_file_or_tokenizer_is_a_miss(cached, text_file, tmp_path, caps
     assert "tokens from cache" in capsys.readouterr().err
 
 
+@pytest.fixture
+def reads(cached, monkeypatch):
+    """Every file counts as settled (written long enough ago to trust its stat); returns the list
+    of files the cache read to digest."""
+    monkeypatch.setattr(cached, "SETTLED_NS", -(1 << 62))
+    seen, digest = [], cached._file_digest
+    monkeypatch.setattr(cached, "_file_digest", lambda path: seen.append(path) or digest(path))
+    return seen
+
+
+def test_a_hit_on_an_unchanged_file_does_not_read_it_again(reads, text_file, tmp_path, capsys):
+    data = tmp_path / "data.txt"
+    data.write_bytes(text_file.read_bytes())
+    want = _blocks(_load(data))
+    assert reads == [data]
+    capsys.readouterr()
+    assert _blocks(_load(data)) == want and _blocks(_load(data, 48)) == _blocks(_load(data, 48))
+    assert reads == [data] and "tokens from cache" in capsys.readouterr().err
+
+
+def _rewrite(path: Path, how: str, text: str) -> None:
+    """``path`` given other contents of the same size, with its old mtime put back."""
+    old = path.stat()
+    if how == "in place":
+        with open(path, "r+b") as f:
+            f.write(text.encode())
+    else:
+        (path.parent / "new").write_text(text)
+        os.replace(path.parent / "new", path)
+    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
+    while path.stat().st_ctime_ns == old.st_ctime_ns:  # as any write a clock tick later would have
+        os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))
+
+
+@pytest.mark.parametrize("how", ["in place", "replaced"])
+def test_a_rewritten_file_never_hits_the_stale_entry(reads, text_file, tmp_path, monkeypatch, how):
+    data = tmp_path / "data.txt"
+    data.write_text(text_file.read_text())
+    _load(data)
+    _rewrite(data, how, text_file.read_text().replace("count", "COUNT"))
+    after = _blocks(_load(data))
+    assert reads == [data, data] and len(_entries()) == 2
+    monkeypatch.setenv("AIOS_TUI_TOKEN_CACHE", "off")
+    assert after == _blocks(_load(data))  # what a fresh tokenise of the new text gives
+
+
+def test_a_file_written_moments_ago_is_read_again(cached, text_file, tmp_path, monkeypatch):
+    # its stat may not change if it is written again within the same clock tick
+    seen, digest = [], cached._file_digest
+    monkeypatch.setattr(cached, "_file_digest", lambda path: seen.append(path) or digest(path))
+    data = tmp_path / "data.txt"
+    data.write_bytes(text_file.read_bytes())
+    _load(data)
+    _load(data)
+    assert seen == [data, data] and not (_entries()[0].parent / cached.DIGESTS).exists()
+
+
 @pytest.mark.parametrize("damage", ["flip", "truncate", "no-mask", "bad-meta"])
 def test_a_torn_or_corrupt_entry_is_ignored_and_replaced(cached, text_file, capsys, damage):
     want = _blocks(_load(text_file))
