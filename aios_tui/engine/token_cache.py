@@ -133,6 +133,14 @@ def _digest_of(root: Path, path: Path, st: os.stat_result) -> tuple[str, str | N
     return digest, (key if settled and _identity(path.stat()) == key else None)
 
 
+def dataset_sha256(path: Path) -> str:
+    """The sha256 of a dataset file: remembered from the token cache when the file is unchanged
+    since a start digested it, else read now."""
+    root = cache_root()
+    known = _digests(root).get(_identity(path.stat())) if root is not None else None
+    return known if known is not None else _file_digest(path)
+
+
 def _remember(slot: Slot) -> None:
     """Add the slot's file digest to the memo: only beside a good entry, so a file that turns out
     not to be a dataset leaves nothing in the cache."""

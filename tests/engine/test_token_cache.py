@@ -98,6 +98,19 @@ def test_a_hit_on_an_unchanged_file_does_not_read_it_again(reads, text_file, tmp
     assert reads == [data] and "tokens from cache" in capsys.readouterr().err
 
 
+def test_a_brain_s_dataset_record_takes_the_remembered_digest(reads, cached, text_file, tmp_path):
+    import hashlib
+
+    data = tmp_path / "data.txt"
+    data.write_bytes(text_file.read_bytes())
+    _load(data)
+    want = hashlib.sha256(data.read_bytes()).hexdigest()
+    assert cached.dataset_sha256(data) == want and reads == [data]  # not read a second time
+    data.write_bytes(data.read_bytes() + b"more")
+    assert cached.dataset_sha256(data) == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert reads == [data, data]
+
+
 def _rewrite(path: Path, how: str, text: str) -> None:
     """``path`` given other contents of the same size, with its old mtime put back."""
     old = path.stat()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -68,6 +69,7 @@ def test_learns_a_copy_task_well_below_the_unigram_baseline(cli, tmp_path, halt)
     assert brain["training_steps"] == steps
     assert brain["architecture"]["halt_max_steps"] == halt
     assert brain["dataset_history"][0]["path"] == str((tmp_path / "copy.jsonl").resolve())
+    assert brain["dataset_history"][0]["sha256"] == hashlib.sha256((tmp_path / "copy.jsonl").read_bytes()).hexdigest()
     # The bundle carries this session's metrics, through the final event.
     assert [r.get("event") for r in iter_records(bundle / "metrics.jsonl")][-1] == "finished"
     assert "brain bundle:" in out

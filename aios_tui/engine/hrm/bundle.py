@@ -15,7 +15,6 @@ directory beside its final place and renamed into it, so a reader never sees hal
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -179,14 +178,6 @@ def run_lines(metrics_file: str | os.PathLike, run_key: str | None) -> bytes:
             return data[offset:]
         offset += len(line)
     return data
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _save_weights(state: dict[str, torch.Tensor], dest: Path) -> None:

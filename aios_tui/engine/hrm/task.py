@@ -283,12 +283,12 @@ class HRMTask(Task):
 
     def session_record(self, cfg: RunConfig, run, status: dict) -> dict:
         from aios_tui.data import dataset_path
-        from aios_tui.engine.hrm.bundle import file_digest
+        from aios_tui.engine.token_cache import dataset_sha256
 
         data = dataset_path(cfg.data.dataset_file)
         dataset = {"path": str(data.resolve())}
         try:
-            dataset.update(bytes=data.stat().st_size, sha256=file_digest(data))
+            dataset.update(bytes=data.stat().st_size, sha256=dataset_sha256(data))
         except OSError:
             pass
         steps = status.get("step")
