@@ -340,4 +340,6 @@ def read_documents(path: str | Path) -> list[Document]:
     problem = _json_problem(path, text, label)
     if problem:
         raise UserError(problem)
+    if "\r" in text:  # Windows (and old Mac) line ends read as plain newlines, as a JSONL file's do
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
     return [Document(text)]

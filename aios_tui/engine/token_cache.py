@@ -35,7 +35,7 @@ import numpy as np
 
 # Bump when what a dataset tokenises to changes (reading, framing, chunking, special tokens): old
 # entries then miss instead of handing back the old tokens.
-FORMAT = 2  # 2: an entry says whether its file holds conversations
+FORMAT = 3  # 2: an entry says whether its file holds conversations; 3: plain text's \r\n read as \n
 MIN_BYTES = 16 << 20  # below this, tokenising takes about as long as reading an entry back
 DEFAULT_GB = 20.0
 ENV, SIZE_ENV = "AIOS_TUI_TOKEN_CACHE", "AIOS_TUI_TOKEN_CACHE_GB"

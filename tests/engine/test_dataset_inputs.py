@@ -153,7 +153,8 @@ def test_the_console_check_of_a_pipe_answers_at_once(tmp_path):
 
 @pytest.mark.parametrize("content, texts", [
     (b"\xef\xbb\xbf" + GOOD.encode(), [GOOD]),                      # byte-order mark: dropped
-    (GOOD.replace("\n", "\r\n").encode(), [GOOD.replace("\n", "\r\n")]),  # CRLF plain text: as is
+    (GOOD.replace("\n", "\r\n").encode(), [GOOD]),                 # CRLF plain text: line ends are \n
+    (GOOD.replace("\n", "\r").encode(), [GOOD]),                   # old Mac line ends too
     (b'\r\n{"text": "a"}\r\n\r\n\n{"text": "b"}\r\n', ["a", "b"]),   # CRLF and blank lines in JSONL
     (b'\xef\xbb\xbf{"text": "a"}\n', ["a"]),
 ])
