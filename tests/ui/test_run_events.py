@@ -91,3 +91,23 @@ async def test_a_resumed_event_lists_its_changes(make_app, runs_root):
         screen = await open_view(app, pilot)
         lines = on_screen(screen.query_one(EventLog))
         assert "resumed  step 120  changed=steps: 300 -> 400; lr: 0.0002 -> 0.0001" in lines[-2], lines
+
+
+async def test_the_same_events_again_do_not_lay_the_screen_out_again(make_app, runs_root):
+    """Every poll brings a view; only one with other events (or notes) re-lays out the screen."""
+    run = write_run(runs_root, "steady", events=many_events(3))
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await open_view(app, pilot)
+        log = screen.query_one(EventLog)
+        layouts = []
+        real = log.refresh
+        log.refresh = lambda *a, **kw: (layouts.append(kw.get("layout")), real(*a, **kw))[1]
+        log.show(many_events(3))
+        layouts.clear()
+        log.show(many_events(3))
+        assert True not in layouts
+        log.show(many_events(4))
+        assert layouts.count(True) == 1
+        log.show(many_events(4), extra=["the engine stopped answering"])
+        assert layouts.count(True) == 2

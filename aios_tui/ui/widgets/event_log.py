@@ -44,9 +44,11 @@ class EventLog(Widget):
              busy: Iterable[str] = ()) -> None:
         """``extra``: a reason first (kept whole), then lines that explain it (kept newest).
         ``busy``: what is under way for the run (an export), shown after its newest event."""
-        self._events = [_event_text(ev) for ev in list(events)[-self.limit:]]
-        self._notes = list(extra)
-        self._busy = [Text(line, style="bold yellow", no_wrap=True, overflow="ellipsis") for line in busy]
+        shown = ([_event_text(ev) for ev in list(events)[-self.limit:]], list(extra),
+                 [Text(line, style="bold yellow", no_wrap=True, overflow="ellipsis") for line in busy])
+        if shown == (self._events, self._notes, self._busy):
+            return  # a view comes with every poll: re-laying out the screen for nothing costs a frame
+        self._events, self._notes, self._busy = shown
         self.refresh(layout=True)
 
     def _blocks(self, width: int) -> tuple[list[Text], list[Text], list[Text]]:
