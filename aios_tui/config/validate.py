@@ -159,6 +159,9 @@ def _sentinel(help_text: str) -> str:
 
 def _cross_field_problems(cfg: RunConfig) -> list[str]:
     problems: list[str] = []
+    if not cfg.model.model.strip():
+        # an empty name would be read as the current directory, and fail there in other words
+        problems.append("model.model: empty; give a Hugging Face id, a local model directory or 'tiny'")
     peft = cfg.peft
     targets = peft.target_list()
     if not targets:

@@ -252,3 +252,12 @@ def test_run_dir_help_names_the_runs_root_a_run_goes_under(monkeypatch, tmp_path
     assert choose_run_dir(resolve(overrides={"run_name": "r"})).parts[-3:] == ("artifacts", "runs", "r")
     assert TrainConfig.__dataclass_fields__["run_dir"].metadata["help"] == (
         "run directory (empty: <run_name> under $AIOS_TUI_RUNS, else artifacts/runs)")
+
+
+def test_an_empty_model_is_refused_by_every_command_not_read_as_the_current_directory(cli):
+    for argv in (("train", "--model", "", "--check"), ("config", "--model", ""),
+                 ("presets", "save", "no-model", "--model", "")):
+        code, out, err = cli(*argv)
+        assert code == 2 and out == ""
+        assert "model.model: empty" in err and "directory without a config.json" not in err
+    assert not (user_dir() / "no-model.toml").exists()

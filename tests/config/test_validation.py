@@ -128,3 +128,8 @@ def test_a_run_in_a_directory_of_any_name_keeps_that_name():
     cfg = build([({"run_dir": "/tmp/my run", "run_name": "my run"}, "")])
     assert cfg.train.run_name == "my run"
     assert any("not a plain name" in l for l in problems(run_name="run\n"))
+
+
+@pytest.mark.parametrize("model", ["", "  "])
+def test_an_empty_model_name_is_a_problem(model):
+    assert any(l.startswith("model.model: empty") for l in problems(model=model))
