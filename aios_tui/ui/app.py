@@ -143,7 +143,8 @@ class AiosApp(App[None]):
 
     def _screen_ready(self) -> bool:
         try:
-            return self.screen.is_mounted
+            # a dialog judging an answer holds the keys typed after it (PromptScreen.action_accept)
+            return self.screen.is_mounted and not getattr(self.screen, "holding_keys", False)
         except ScreenStackError:
             return False
 

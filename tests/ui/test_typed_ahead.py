@@ -74,3 +74,39 @@ async def test_down_then_a_in_one_burst_attaches_the_run_moved_to(make_app, runs
         burst(app, "down", "a")
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="a run view")
         assert app.screen.run.path.name == rows[1]
+
+
+def at_least(n: int):
+    return lambda text: None if int(text) >= n else f"give {n} or more"
+
+
+async def test_an_answer_typed_with_its_enter_in_one_burst_is_judged_whole(make_app):
+    answers = []
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await focus_field(pilot, "dataset_file", "model")
+        app.push_screen(PromptScreen("How many?", check=at_least(100)), answers.append)
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen), what="the prompt")
+        burst(app, "1", "2", "0", "enter", "d", "a")
+        await wait_for(pilot, lambda: answers, what="the prompt's answer")
+        # and the keys typed after enter reach the screen below, as typed
+        await wait_for(pilot, lambda: app.screen.query_one("#f-dataset_file").value == "da",
+                       what="the keys after enter in the form")
+    assert answers == ["120"]
+
+
+async def test_a_wrong_answer_typed_with_its_enter_in_one_burst_stays_said(make_app):
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        app.push_screen(PromptScreen("How many?", check=at_least(100)))
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen), what="the prompt")
+        burst(app, "4", "0", "enter")
+        await wait_for(pilot, lambda: app.screen.query_one("#prompt-problem").display, what="the problem shown")
+        problem = app.screen.query_one("#prompt-problem")
+        for _ in range(5):
+            await pilot.pause()
+        assert problem.display and str(problem.render()) == "give 100 or more"
+        assert app.screen.query_one("#prompt-input").value == "40"
+        # corrected in one burst too
+        burst(app, "backspace", "backspace", "3", "0", "0", "enter")
+        await wait_for(pilot, lambda: not isinstance(app.screen, PromptScreen), what="the prompt closed")

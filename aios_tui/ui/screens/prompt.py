@@ -40,12 +40,22 @@ class PromptScreen(ModalScreen[str | None]):
                 yield Static(self.hint, classes="dialog-hint")
         yield Footer(compact=True)
 
+    # Keys typed just before enter can still wait in the input's queue when enter is taken (a
+    # burst on a busy box or a slow link, a paste): the answer is judged once the input has them,
+    # and meanwhile the app holds the keys typed after enter for the screen they were meant for.
+    holding_keys = False
+
     def action_accept(self) -> None:
+        self.holding_keys = True
+        self.query_one(Input).call_later(self._accept)
+
+    def _accept(self) -> None:
+        self.holding_keys = False
         field = self.query_one(Input)
         text = field.value.strip()
         problem = EMPTY if not text else self.check(text) if self.check else None
         if problem:
-            self._show_problem(problem)
+            self._show_problem(problem, text)
             field.focus()
             return
         self.dismiss(text)
@@ -54,10 +64,16 @@ class PromptScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
     @on(Input.Changed)
-    def _edited(self) -> None:
-        self._show_problem("")  # it was about the text before the edit
+    def _edited(self, event: Input.Changed) -> None:
+        # A problem is about the text it judged; the changes that led up to that text can be
+        # handled after it (see action_accept).
+        if event.input.value.strip() != self._judged:
+            self._show_problem("")
 
-    def _show_problem(self, problem: str) -> None:
+    _judged: str | None = None
+
+    def _show_problem(self, problem: str, text: str | None = None) -> None:
+        self._judged = text if problem else None
         shown = self.query_one("#prompt-problem", Static)
         shown.update(problem)
         shown.display = bool(problem)
