@@ -96,9 +96,10 @@ async def test_an_answer_typed_with_its_enter_in_one_burst_is_judged_whole(make_
 
 
 async def test_a_wrong_answer_typed_with_its_enter_in_one_burst_stays_said(make_app):
+    answers = []
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
-        app.push_screen(PromptScreen("How many?", check=at_least(100)))
+        app.push_screen(PromptScreen("How many?", check=at_least(100)), answers.append)
         await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen), what="the prompt")
         burst(app, "4", "0", "enter")
         await wait_for(pilot, lambda: app.screen.query_one("#prompt-problem").display, what="the problem shown")
@@ -109,4 +110,6 @@ async def test_a_wrong_answer_typed_with_its_enter_in_one_burst_stays_said(make_
         assert app.screen.query_one("#prompt-input").value == "40"
         # corrected in one burst too
         burst(app, "backspace", "backspace", "3", "0", "0", "enter")
-        await wait_for(pilot, lambda: not isinstance(app.screen, PromptScreen), what="the prompt closed")
+        await wait_for(pilot, lambda: answers, what="the prompt's answer")
+    assert answers == ["300"]
+

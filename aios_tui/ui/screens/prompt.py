@@ -11,6 +11,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, Static
 
+from aios_tui.ui.widgets.in_order_input import InOrderInput
+
 EMPTY = "type an answer, or esc to cancel"
 
 
@@ -34,7 +36,7 @@ class PromptScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label(self.title_text, classes="dialog-title")
-            yield Input(self.initial, placeholder=self.placeholder, id="prompt-input")
+            yield InOrderInput(self.initial, placeholder=self.placeholder, id="prompt-input")
             yield Static("", id="prompt-problem", classes="dialog-problem", markup=False)
             if self.hint:
                 yield Static(self.hint, classes="dialog-hint")
