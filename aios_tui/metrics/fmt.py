@@ -113,6 +113,11 @@ def event_line(record: dict[str, Any]) -> str:
     parts = [f"== {name}"]
     if "step" in rest:
         parts.append(f"step {rest.pop('step')}")
+    changes = rest.pop("changes", None)
+    if isinstance(changes, list) and changes:
+        # what a resume changed ("steps: 300 -> 400"), ahead of the checkpoint's path, so a
+        # narrow view cuts the path rather than them
+        parts.append("changed=" + "; ".join(str(c) for c in changes))
     if name == "vram_measured":
         for key, value in list(rest.items()):
             if isinstance(value, (int, float)) and not isinstance(value, bool) and key.endswith(("bytes", "peak", "reserved", "allocated", "used", "rss")):

@@ -79,6 +79,8 @@ def test_resume_policy_at_the_cli(cli, small_model_dir, text_file, tmp_path, rec
     assert code == 0, err
     resumed = [r for r in records_of(run / "metrics.jsonl") if r.get("event") == "resumed"]
     assert resumed[0]["step"] == 3 and resumed[0]["changes"] == ["steps: 6 -> 8", "lr: 0.01 -> 0.005"]
+    code, out, _ = cli("tail", str(run))  # says what changed, as the console's run view does
+    assert code == 0 and "== resumed  step 3  changed=steps: 6 -> 8; lr: 0.01 -> 0.005  " in out
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "finished" and status["step"] == 8 and status["total_steps"] == 8
     code, _, err = cli("train", "--resume", str(run))

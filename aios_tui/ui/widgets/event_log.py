@@ -90,13 +90,7 @@ def _event_text(ev: dict[str, Any]) -> Text:
             text.append(time.strftime("%H:%M:%S ", time.localtime(stamp)), style="dim")
         except (OverflowError, ValueError, OSError):  # not a time a clock can show
             pass
-    shown = {k: _short(v) for k, v in ev.items() if k not in HIDDEN_FIELDS and k != "changes"}
-    changes = ev.get("changes")
-    if isinstance(changes, list) and changes:
-        # A resume's changes ("steps: 300 -> 400") come right after the step, before the
-        # checkpoint's path, so a narrow box cuts the path rather than them.
-        lead = {k: shown.pop(k) for k in ("event", "step") if k in shown}
-        shown = {**lead, "changed": "; ".join(str(c) for c in changes), **shown}
+    shown = {k: _short(v) for k, v in ev.items() if k not in HIDDEN_FIELDS}
     text.append(event_line(shown).removeprefix("== "), style=EVENT_STYLE.get(ev.get("event"), ""))
     return text
 
