@@ -7,6 +7,8 @@ import sys
 import time
 from typing import TextIO
 
+from aios_tui.metrics.fmt import human_count
+
 MODES = ("auto", "bar", "lines", "none")
 LINE_MIN_INTERVAL_S = 2.0
 
@@ -21,9 +23,8 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def fmt_rate(x: float | None) -> str:
-    if not x:
-        return "--"
-    return f"{x / 1000:.1f}k" if x >= 1000 else f"{x:.0f}"
+    # as tail, compare and the console write it (1.5K, 1.2M)
+    return human_count(x) if x else "--"
 
 
 class Progress:
@@ -54,7 +55,7 @@ class Progress:
             if self._room is None:
                 # Sized once for the widest tail the run can print: a width that followed the
                 # tail would make the fill shrink when the text grows.
-                widest = f" {total}/{total} loss 00.0000 999.9k tok/s ETA 99h59m"
+                widest = f" {total}/{total} loss 00.0000 999.9K tok/s ETA 99h59m"
                 self._room = max(10, min(40, width - len(widest) - 4))
             room = self._room
             done = int(room * step / max(1, total))

@@ -118,8 +118,11 @@ def test_progress_lines_and_bar(capsys):
     lines.update(1, 10, 2.5, 1500.0, 30.0)
     lines.update(2, 10, 2.4, 1500.0, 28.0)  # too soon after the last line: skipped
     lines.update(10, 10, 2.0, 1500.0, 0.0)
-    assert buf.getvalue().splitlines() == ["step 1/10 loss 2.5000 1.5k tok/s eta 30s",
-                                           "step 10/10 loss 2.0000 1.5k tok/s eta 0s"]
+    assert buf.getvalue().splitlines() == ["step 1/10 loss 2.5000 1.5K tok/s eta 30s",
+                                           "step 10/10 loss 2.0000 1.5K tok/s eta 0s"]
+    lines = Progress("lines", stream=buf)  # a fast GPU's rate in the unit tail and compare use
+    lines.update(10, 10, 2.0, 1_234_567.0, 0.0)
+    assert buf.getvalue().splitlines()[-1] == "step 10/10 loss 2.0000 1.2M tok/s eta 0s"
     buf = io.StringIO()
     bar = Progress("bar", stream=buf)
     bar.update(5, 10, 1.0, 100.0, 75.0)
