@@ -52,7 +52,7 @@ class Figures:
     last_eval_loss: float | None = None
     last_eval_step: int | None = None
     tokens_per_s_median: float | None = None
-    peak_memory_bytes: float | None = None
+    peak_memory_bytes: int | None = None
     peak_memory_kind: str | None = None
     wall_s: float | None = None
     trainable_pct: float | None = None
@@ -167,7 +167,8 @@ def read_figures(run: RunDir) -> Figures:
     rates = [v for r in kept if (v := _number(r.get("tokens_per_s"))) is not None]
     fig.tokens_per_s_median = statistics.median(rates) if rates else None
     kind = next((k for k in MEMORY_KINDS if k in peaks), None)
-    fig.peak_memory_kind, fig.peak_memory_bytes = kind, peaks.get(kind) if kind else None
+    fig.peak_memory_kind = kind
+    fig.peak_memory_bytes = round(peaks[kind]) if kind else None  # bytes, as --json writes every size
     walls = [v for r in kept[-1:] if (v := _number(r.get("elapsed_s"))) is not None]
     if finished_wall is not None:
         walls.append(finished_wall)

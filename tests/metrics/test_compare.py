@@ -107,6 +107,7 @@ def test_json_gives_each_runs_figures_and_differing_settings(cli, sweep):
     assert a["tokens_per_s_median"] == 50.5 and b["tokens_per_s_median"] == 1000
     assert a["settings"] == {"lora_r": 8, "lr": 0.001} and b["settings"] == {"lora_r": 16, "lr": 0.0001}
     assert a["peak_memory_bytes"] == 900 << 20 and a["peak_memory_kind"] == "rss"
+    assert '"peak_memory_bytes": 943718400,' in out  # a whole number of bytes, not 943718400.0
     assert a["wall_s"] == pytest.approx(10.0) and a["trainable_pct"] == 5.81
 
 
