@@ -100,7 +100,10 @@ def _resume_config(args: argparse.Namespace) -> RunConfig:
         raise UserError(f"--resume {args.resume}: {blocker}")
     latest = run.latest_checkpoint()
     if latest is None:
-        raise UserError(f"--resume {args.resume}: the run has no complete checkpoint to continue from")
+        from aios_tui.engine.session import start_again_hint
+
+        raise UserError(f"--resume {args.resume}: the run has no complete checkpoint to continue from",
+                        *start_again_hint(run))
     saved = load_config(latest / "config.toml")
     layers = [(saved.to_dict(), f"{latest}/config.toml")]
     if args.config:

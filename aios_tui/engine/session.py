@@ -86,11 +86,19 @@ def holds_run(run: RunDir) -> str | None:
     return None
 
 
+def start_again_hint(run: RunDir) -> list[str]:
+    """How to reuse the name of a run that ended with no checkpoint (stopped or killed before its
+    first one): it cannot be continued, and only deleting it frees the name."""
+    if run.exists() and run.state() in ("stopped", "finished", "failed") and run.latest_checkpoint() is None:
+        return [f"to start it again under this name, delete it first: `aios-tui runs delete {run.path}`"]
+    return []
+
+
 def ensure_free(run: RunDir) -> None:
     why = holds_run(run)
     if why and not (run.path.is_dir() and run.latest_checkpoint() is not None):
         # only a run with a checkpoint can be continued
-        raise UserError(f"{why}; pick another --run-dir or --run-name")
+        raise UserError(f"{why}; pick another --run-dir or --run-name", *start_again_hint(run))
     if why:
         raise UserError(why, f"pick another --run-dir or --run-name, or continue it with "
                              f"`aios-tui train --resume {run.path}`")

@@ -217,3 +217,27 @@ def test_a_run_started_with_relative_paths_resumes_from_another_directory(cli, s
     status = json.loads((project / "runs" / "r" / "status.json").read_text())
     assert status["state"] == "finished" and status["metrics"] == str(project / "logs" / "r.jsonl")
     assert not (elsewhere / "logs").exists()
+
+
+def test_a_run_stopped_before_its_first_step_says_how_to_start_it_again(cli, make_cfg, tmp_path):
+    from aios_tui.engine.task import CausalLMTask
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "early"
+
+    class StoppedWhileLoading(CausalLMTask):  # `runs stop` right after `train --detach`
+        def save_base(self, *args):
+            (run / "STOP").touch()
+            return super().save_base(*args)
+
+    cfg = make_cfg(steps=4, use_peft=True, run_dir=str(run))
+    result = run_training(cfg, run, task=StoppedWhileLoading(), progress="none")
+    assert result.state == "stopped" and result.step == 0 and result.checkpoint is None
+    hint = f"to start it again under this name, delete it first: `aios-tui runs delete {run}`"
+    code, _, err = cli("train", "--resume", str(run))
+    assert code == 2 and "no complete checkpoint to continue from" in err and hint in err
+    code, _, err = cli("train", "--run-dir", str(run), "--model", cfg.model.model, "--check")
+    assert code == 2 and "already holds a run (stopped)" in err and hint in err
+    code, _, err = cli("runs", "delete", "--yes", str(run))
+    assert code == 0, err
+    assert run_training(cfg, run, progress="none").state == "finished"
