@@ -20,6 +20,9 @@ async def wait_for(pilot, predicate, timeout: float = 10.0, what: str = "") -> N
             return False
     for _ in range(int(timeout / 0.05)):
         if check():
+            # what made it true may have queued a layout (a box grown by a new view): let it run
+            # before the caller reads what the screen shows
+            await pilot.pause()
             return
         await pilot.pause(0.05)
     assert check(), f"timed out waiting for {what or predicate}"

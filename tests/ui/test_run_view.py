@@ -401,7 +401,8 @@ async def test_run_view_actions_are_in_the_palette(make_app, runs_root):
         app.open_runs()
         await wait_for(pilot, lambda: isinstance(app.screen, RunsScreen))
         titles = {c.title for c in app.get_system_commands(app.screen)}
-        assert all(b.tooltip in titles for b in RunsScreen.BINDINGS if b.show)  # not the list's cursor keys
+        # not the list's cursor keys; resume: the selected run is live
+        assert [b.action for b in RunsScreen.BINDINGS if b.show and b.tooltip not in titles] == ["resume"]
 
 
 def test_resuming_to_more_steps_shows_the_new_total_at_once(runs_root, monkeypatch):
@@ -537,6 +538,7 @@ async def test_the_loss_chart_is_built_only_for_new_points_and_at_most_once_a_wa
     app = make_app(attach=run.path)
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and built and built[-1] == 120)
+        await pilot.pause(0.2)  # the layout settles (a box grown by the first view resizes the chart)
         screen, before = app.screen, len(built)
         # a heartbeat, no new points: views come, the chart is not built again
         status = json.loads(run.status_file.read_text())
