@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import math
 import os
@@ -187,7 +188,8 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
             held.append(lock)
     # A launcher (`--detach`, the console) marked the run starting and waits on this process:
     # a refusal or crash from here on must reach it as the run's failure, not as a silent exit.
-    with _refusals_reach_the_launcher(run):
+    interrupted = functools.partial(_interrupted_before_training, run, False, resume, prog, task.command)
+    with _refusals_reach_the_launcher(run, interrupted):
         # -- which config, which checkpoint ------------------------------------------------------
         checkpoint: Path | None = None
         changes: list[str] = []
@@ -283,9 +285,12 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
 
 
 @contextlib.contextmanager
-def _refusals_reach_the_launcher(run: RunDir):
+def _refusals_reach_the_launcher(run: RunDir, interrupted: Callable[[], None]):
     try:
         yield
+    except KeyboardInterrupt:  # Ctrl-C while the model loads: no failure, and say so
+        interrupted()
+        raise
     except BaseException as exc:
         _record_failure(run, exc)
         raise
@@ -293,7 +298,7 @@ def _refusals_reach_the_launcher(run: RunDir):
 
 def _interrupted_before_training(run: RunDir, created: bool, resume: bool, prog: Progress,
                                  command: str) -> None:
-    """Ctrl-C after the run directory was made but before the loop could stop at a step: a new
+    """Ctrl-C before the loop could stop at a step (the model loading, the run directory made): a new
     run has nothing worth keeping and leaves nothing (its name stays free); a resume leaves its
     run stopped at the checkpoint it had."""
     prog.close()
@@ -301,10 +306,12 @@ def _interrupted_before_training(run: RunDir, created: bool, resume: bool, prog:
         shutil.rmtree(run.path, ignore_errors=True)
         prog.message("interrupted before the first step: nothing was trained, and the run directory is removed")
         return
-    with contextlib.suppress(OSError):
-        run.write_status(state="stopped", error=None)
+    status = run.read_status()  # a status another process owns (a refused resume) is left alone
+    if status.get("state") in ("starting", "running") and status.get("pid") in (os.getpid(), os.getppid()):
+        with contextlib.suppress(OSError):
+            run.write_status(state="stopped", error=None)
     if resume:
-        prog.message(f"interrupted before the first step; the run is still at its checkpoint: "
+        prog.message(f"interrupted before training resumed; the run stays stopped at its checkpoint: "
                      f"continue with `aios-tui {command} --resume {run.path}`")
     else:
         prog.message("interrupted before the first step: nothing was trained")

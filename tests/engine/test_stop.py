@@ -216,3 +216,30 @@ def test_ctrl_c_while_the_model_is_prepared_leaves_no_half_run(make_cfg, tmp_pat
     assert (status.state(), status.fields["step"], status.fields["error"]) == ("stopped", 2, None)
     monkeypatch.setattr(train, "apply_peft", real_apply_peft)
     assert train.run_training(None, run, resume=True, progress="none").state == "finished"
+
+
+def test_ctrl_c_while_the_model_loads_says_what_is_left(make_cfg, tmp_path, capsys):
+    """Loading the model is most of a start's wait: Ctrl-C there says what became of the run,
+    as it does once the run directory is made."""
+    from aios_tui.engine import train
+    from aios_tui.engine.task import CausalLMTask
+    from aios_tui.metrics.rundir import RunDir
+
+    class CtrlCWhileLoading(CausalLMTask):
+        def build(self, *args, **kwargs):
+            os.kill(os.getpid(), signal.SIGINT)
+            return super().build(*args, **kwargs)
+
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        train.run_training(make_cfg(steps=4, use_peft=True), run, task=CtrlCWhileLoading(), progress="lines")
+    assert not run.exists()
+    assert capsys.readouterr().out == "interrupted before the first step: nothing was trained\n"
+
+    assert train.run_training(make_cfg(steps=4, use_peft=True), run, progress="none", stop_after=2).step == 2
+    with pytest.raises(KeyboardInterrupt):
+        train.run_training(None, run, resume=True, task=CtrlCWhileLoading(), progress="lines")
+    assert capsys.readouterr().out == ("interrupted before training resumed; the run stays stopped at its "
+                                       f"checkpoint: continue with `aios-tui train --resume {run}`\n")
+    status = RunDir(run).load_status()
+    assert (status.state(), status.fields["step"], status.fields["error"]) == ("stopped", 2, None)
