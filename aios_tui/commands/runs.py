@@ -34,7 +34,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     stop = rsub.add_parser("stop", help="ask a run to save a checkpoint and stop",
                            description="Creates the run's STOP file; the engine finishes the current "
                                        "step, saves a checkpoint and exits. Resume it later with "
-                                       "`aios-tui train --resume RUN_DIR`.")
+                                       "`aios-tui train --resume RUN_DIR`. A run still loading its "
+                                       "model has no new step to save: it stops at the checkpoint it "
+                                       "resumes from, or with none if it is new.")
     stop.add_argument("run", metavar="RUN", help="run name (under the runs root, else among runs "
                       "started from other directories) or run directory")
     stop.add_argument("--root", metavar="DIR", default=argparse.SUPPRESS, help="runs root to look in")
@@ -124,7 +126,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_stop(args: argparse.Namespace) -> int:
     from aios_tui.errors import UserError
-    from aios_tui.metrics.rundir import LIVE_STATES
+    from aios_tui.metrics.rundir import LIVE_STATES, stop_outcome
     from aios_tui.metrics.summary import find_run
 
     if args.json:  # `runs --json stop NAME`: the flag is the list's
@@ -135,7 +137,7 @@ def run_stop(args: argparse.Namespace) -> int:
     if state not in LIVE_STATES:
         raise UserError(f"run '{run.name}' is not training (state: {state}); nothing to stop")
     run.request_stop()
-    print(f"asked '{run.name}' to stop: it saves a checkpoint first "
+    print(f"asked '{run.name}' to stop: {stop_outcome(run)[0]} "
           f"(follow it with `aios-tui tail {run.path} --follow`)")
     return 0
 

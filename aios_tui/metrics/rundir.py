@@ -377,6 +377,19 @@ class RunDir:
         return cps[-1] if cps else None
 
 
+def stop_outcome(run: RunDir) -> tuple[str, bool]:
+    """What stopping the live ``run`` leaves, and whether it can be resumed after: a checkpoint is
+    saved only for steps trained since its last one, so a run still loading its model saves none."""
+    latest = run.latest_checkpoint()
+    saved = int(latest.name.removeprefix("step-")) if latest is not None else None
+    step = run.read_status().get("step")
+    if _is_int(step) and step > (saved or 0):
+        return "it saves a checkpoint first", True
+    if saved is not None:
+        return f"it has trained no step since its checkpoint at step {saved}, and stays there", True
+    return "it has trained no step yet, so no checkpoint is saved", False
+
+
 def command_ref(run: RunDir) -> str:
     """How a command line names ``run``: its name where a command finds it by that, else its directory."""
     try:

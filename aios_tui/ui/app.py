@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
-from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, stop_outcome
 from aios_tui.ui import runctl
 from aios_tui.ui.gpu_source import open_gpu
 from aios_tui.ui.messages import ExportFinished
@@ -326,8 +326,10 @@ class AiosApp(App[None]):
                 for run in live:
                     try:
                         runctl.stop_run(run)
-                        self.farewell.append(f"asked {run.name} to stop (it saves a checkpoint first); "
-                                             f"resume with: aios-tui train --resume {run.path}")
+                        outcome, resumable = stop_outcome(run)
+                        self.farewell.append(f"asked {run.name} to stop ({outcome})"
+                                             + (f"; resume with: aios-tui train --resume {run.path}"
+                                                if resumable else ""))
                     except UserError:
                         pass
                 self.exit()

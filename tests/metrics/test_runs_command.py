@@ -7,9 +7,10 @@ import json
 import pytest
 
 from aios_tui.errors import UserError
+from aios_tui.metrics.rundir import RunDir
 from aios_tui.metrics.summary import find_run
 
-from runfiles import T0, write_run
+from runfiles import T0, add_checkpoint, write_run
 
 
 @pytest.fixture
@@ -58,6 +59,24 @@ def test_runs_stop(cli, runs):
     assert code == 2 and err == (f"aios-tui: error: nope: no such run directory here, under {runs}, or among the "
                                  "runs started from other directories; runs under "
                                  f"{runs}: stopped-ia3, live-lora, old-full\n")
+
+
+def test_runs_stop_says_a_checkpoint_is_saved_only_when_there_are_new_steps(cli, runs):
+    """A run still loading its model has trained nothing: a new one saves nothing, a resume
+    stays at the checkpoint it resumes from."""
+    new = write_run(runs, "loading", steps=0, state="starting")
+    code, out, _ = cli("runs", "stop", "loading")
+    assert code == 0 and out.startswith("asked 'loading' to stop: it has trained no step yet, so no checkpoint "
+                                        "is saved (follow it with")
+    resuming = write_run(runs, "resuming", steps=100, state="starting")
+    add_checkpoint(resuming, 100)
+    code, out, _ = cli("runs", "stop", "resuming")
+    assert code == 0 and out.startswith("asked 'resuming' to stop: it has trained no step since its checkpoint "
+                                        "at step 100, and stays there (follow")
+    add_checkpoint(RunDir(runs / "live-lora"), 100)
+    code, out, _ = cli("runs", "stop", "live-lora")
+    assert code == 0 and out.startswith("asked 'live-lora' to stop: it saves a checkpoint first (follow")
+    assert new.stop_file.exists() and resuming.stop_file.exists()
 
 
 def test_attach_picks_the_newest_live_run(runs):

@@ -299,7 +299,21 @@ async def test_quit_and_stop(make_app, runs_root):
         await pilot.press("s")
         await pilot.pause()
     assert run.stop_file.exists()
-    assert "asked stop-me to stop" in app.farewell[0]
+    assert app.farewell == [f"asked stop-me to stop (it saves a checkpoint first); resume with: "
+                            f"aios-tui train --resume {run.path}"]
+
+
+async def test_quit_and_stop_a_run_still_loading_promises_no_checkpoint(make_app, runs_root):
+    run = write_run(runs_root, "loading", steps=0, state="starting")
+    app = make_app(attach=run.path)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        await pilot.press("s")
+        await pilot.pause()
+    assert run.stop_file.exists()
+    assert app.farewell == ["asked loading to stop (it has trained no step yet, so no checkpoint is saved)"]
 
 
 async def test_quit_without_live_runs_does_not_ask(make_app, runs_root):
