@@ -123,10 +123,14 @@ def find_preset(name_or_path: str) -> Preset:
     mine = [b for b in broken if any(b.startswith(f"{d / key}.toml: ") for d in (shipped_dir(), user_dir()))]
     if mine:
         raise ConfigError([f"preset '{key}' cannot be used:"] + mine)
-    names = [p.key for p in presets]
+    raise ConfigError([f"unknown preset '{name_or_path}'" + _unknown(key, [p.key for p in presets], "presets")])
+
+
+def _unknown(key: str, names: list[str], what: str) -> str:
+    """The end of an unknown-preset message: the likely typo, then the names there are."""
     guess = closest(key, names)
     hint = f"; did you mean '{guess}'?" if guess else ""
-    raise ConfigError([f"unknown preset '{name_or_path}'{hint} (presets: {', '.join(names)})"])
+    return f"{hint} ({what}: {', '.join(names) or 'none'})"
 
 
 def save_user_preset(name: str, cfg: RunConfig, description: str = "", force: bool = False) -> Path:
@@ -145,8 +149,10 @@ def delete_user_preset(name: str) -> Path:
     key = slug(name)
     path = user_dir() / f"{key}.toml"
     if not path.is_file():
-        shipped = any(p.key == key and not p.user for p in list_presets([]))
-        why = "shipped presets cannot be deleted" if shipped else "no such user preset"
-        raise ConfigError([f"cannot delete '{name}': {why}"])
+        presets = list_presets([])
+        if any(p.key == key and not p.user for p in presets):
+            raise ConfigError([f"cannot delete '{name}': shipped presets cannot be deleted"])
+        raise ConfigError([f"cannot delete '{name}': no such user preset"
+                           + _unknown(key, [p.key for p in presets if p.user], "user presets")])
     path.unlink()
     return path

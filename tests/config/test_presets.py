@@ -103,6 +103,16 @@ def test_a_saved_preset_reports_the_name_show_and_delete_take(cli):
     assert code == 0
 
 
+def test_delete_suggests_the_user_preset_a_typo_meant_as_show_does(cli):
+    assert cli("presets", "save", "mine", "--lora-r", "4")[0] == 0
+    code, _, err = cli("presets", "show", "mien")
+    assert code == 2 and "did you mean 'mine'?" in err
+    code, out, err = cli("presets", "delete", "mien")
+    assert (code, out) == (2, "")
+    assert err == "aios-tui: error: cannot delete 'mien': no such user preset; did you mean 'mine'? (user presets: mine)\n"
+    assert cli("presets", "show", "mine")[0] == 0
+
+
 # The guide's settings blocks for the five presets, as printed there.
 GUIDE_YAML = {
     "budget": 'use_peft: true\npeft_method: "ia3"\nlora_target_modules: "q_proj,v_proj"\n',
