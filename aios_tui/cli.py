@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 from typing import Sequence
@@ -42,6 +43,13 @@ class Parser(argparse.ArgumentParser):
     """A command whose usage is a short form (``[options]`` for seventy flags) says on an error
     where they are listed; its --help lists them right below, so there it says nothing more.
     Subcommands' parsers are of this class too (argparse makes them of their parent's)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # A value that starts with a minus and a digit (-5GiB, -1e-3, -.5) is a value: argparse
+        # takes only plain negative numbers so, and calls the rest a missing argument, where the
+        # option's own check says what is wrong with it. No option here looks like -<digit>.
+        self._negative_number_matcher = re.compile(r"-\.?\d")
 
     def format_usage(self) -> str:  # argparse's errors print this; --help formats its own
         usage = super().format_usage()

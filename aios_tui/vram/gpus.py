@@ -48,7 +48,7 @@ _UNITS = {
     "g": 1 << 30, "gib": 1 << 30, "gb": 10 ** 9,
     "t": 1 << 40, "tib": 1 << 40, "tb": 10 ** 12,
 }
-_SIZE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE = re.compile(r"^\s*(-?[0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*$")  # a sign: refused as not positive
 
 
 def find_gpu(text: str) -> GPU | None:

@@ -441,6 +441,14 @@ def test_a_gpu_memory_of_nothing_is_refused_without_offering_another_nothing(cli
     assert "must be positive" in err and "0GiB or" not in err
 
 
+@pytest.mark.parametrize("argv", [["--gpu-memory", "-5GiB"], ["--gpu-memory=-5GiB"], ["--gpu-memory", "-5"]])
+def test_a_negative_gpu_memory_gets_the_size_check_not_a_missing_argument(cli, argv):
+    """A value that starts with a minus is still the option's value ('-5' no GPU's name either)."""
+    code, out, err = cli("estimate", *argv)
+    value = argv[-1].split("=")[-1]
+    assert (code, out, err) == (2, "", f"aios-tui: error: '{value}': GPU memory must be positive\n")
+
+
 def test_a_state_space_model_is_named_as_a_type_the_estimate_cannot_count(cli, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "mamba", "hidden_size": 768,
                                                       "num_hidden_layers": 24, "vocab_size": 50280,
