@@ -7,24 +7,15 @@ import sys
 import time
 from typing import TextIO
 
-from aios_tui.metrics.fmt import human_count
+from aios_tui.metrics.fmt import human_count, human_duration, num
 
 MODES = ("auto", "bar", "lines", "none")
 LINE_MIN_INTERVAL_S = 2.0
 
 
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "--"
-    s = int(round(seconds))
-    if s >= 3600:
-        return f"{s // 3600}h{s % 3600 // 60:02d}m"
-    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
-
-
 def fmt_rate(x: float | None) -> str:
-    # as tail, compare and the console write it (1.5K, 1.2M)
-    return human_count(x) if x else "--"
+    # as tail, compare and the console write it (1.5K, 1.2M), and "-" for none yet
+    return human_count(x) if x else "-"
 
 
 class Progress:
@@ -48,10 +39,10 @@ class Progress:
 
     def update(self, step: int, total: int, loss: float | None, tokens_per_s: float | None,
                eta_s: float | None, eval_loss: float | None = None, force: bool = False) -> None:
-        loss_txt = f"{loss:.4f}" if loss is not None else "--"
+        loss_txt = num(loss, ".4f")  # what is not known yet reads as tail writes it: "-"
         if self.mode == "bar":
             width = shutil.get_terminal_size((80, 24)).columns
-            tail = f" {step}/{total} loss {loss_txt}{self._rate(tokens_per_s)} ETA {fmt_duration(eta_s)}"
+            tail = f" {step}/{total} loss {loss_txt}{self._rate(tokens_per_s)} ETA {human_duration(eta_s)}"
             if self._room is None:
                 # Sized once for the widest tail the run can print: a width that followed the
                 # tail would make the fill shrink when the text grows.
@@ -73,7 +64,7 @@ class Progress:
             self._last_line = now
             extra = f" eval {eval_loss:.4f}" if eval_loss is not None else ""
             print(f"{self.unit} {step}/{total} loss {loss_txt}{extra}{self._rate(tokens_per_s)} "
-                  f"eta {fmt_duration(eta_s)}", file=self.stream, flush=True)
+                  f"eta {human_duration(eta_s)}", file=self.stream, flush=True)
 
     def _rate(self, tokens_per_s: float | None) -> str:
         return f" {fmt_rate(tokens_per_s)} tok/s" if self.rate else ""

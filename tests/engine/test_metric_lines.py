@@ -82,7 +82,7 @@ def test_the_eta_is_blank_until_a_second_step_everywhere_it_is_shown(cli, make_c
     lines = io.StringIO()
     run_training(make_cfg(steps=4, log_every=1), run, progress=Progress("lines", stream=lines), stop_after=2)
     shown = [line for line in lines.getvalue().splitlines() if line.startswith("step ")]
-    assert shown[0].startswith("step 1/4 ") and shown[0].endswith(" eta --")
+    assert shown[0].startswith("step 1/4 ") and shown[0].endswith(" eta -")
     code, out, err = cli("tail", str(run))
     assert code == 0, err
     steps = [line for line in out.splitlines() if line.startswith("step ")]
@@ -108,3 +108,18 @@ def test_a_new_session_does_not_report_an_earlier_session_s_nvml_reading(tmp_pat
     assert report.nvml_used_bytes() == 12_360_613_888       # cached within the second
     report.Reporter(RunDir(tmp_path / "run"), tmp_path / "run" / "metrics.jsonl")
     assert report.nvml_used_bytes() == 1_000 and len(calls) == 1
+
+
+@pytest.mark.parametrize("eta", [None, 65.0, 3 * 86400.0])
+def test_train_and_tail_write_the_eta_alike(eta):
+    """A step's ETA, known or not yet, reads the same in train's progress lines as in tail."""
+    import io
+
+    from aios_tui.engine.progress import Progress
+    from aios_tui.metrics.fmt import step_line
+
+    out = io.StringIO()
+    Progress("lines", stream=out).update(1, 4, None, None, eta, force=True)
+    tail = step_line({"step": 1, "loss": None, "tokens_per_s": None, "eta_s": eta}, 4)
+    assert out.getvalue().rstrip("\n").rsplit(" eta ", 1)[1] == tail.rsplit("  eta ", 1)[1]
+    assert out.getvalue() == f"step 1/4 loss - - tok/s eta {tail.rsplit('  eta ', 1)[1]}\n"
