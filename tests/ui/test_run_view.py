@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from textual.widgets import DataTable
 
 from aios_tui.metrics.rundir import RunDir
@@ -289,8 +290,15 @@ async def test_leaving_a_run_under_a_relative_runs_root_names_its_whole_path(mak
     assert app.farewell == [f"here keeps training; re-attach with: aios-tui attach {where}"]
 
 
-async def test_quit_and_stop(make_app, runs_root):
-    run = write_run(runs_root, "stop-me")
+@pytest.mark.parametrize("name, how, farewell", [
+    ("stop-me", {}, "asked stop-me to stop (it saves a checkpoint first); resume with: "
+                    "aios-tui train --resume {path}"),
+    # a run still loading its model has no step to save
+    ("loading", {"steps": 0, "state": "starting"},
+     "asked loading to stop (it has trained no step yet, so no checkpoint is saved)"),
+])
+async def test_quit_and_stop(make_app, runs_root, name, how, farewell):
+    run = write_run(runs_root, name, **how)
     app = make_app(attach=run.path)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
@@ -299,21 +307,7 @@ async def test_quit_and_stop(make_app, runs_root):
         await pilot.press("s")
         await pilot.pause()
     assert run.stop_file.exists()
-    assert app.farewell == [f"asked stop-me to stop (it saves a checkpoint first); resume with: "
-                            f"aios-tui train --resume {run.path}"]
-
-
-async def test_quit_and_stop_a_run_still_loading_promises_no_checkpoint(make_app, runs_root):
-    run = write_run(runs_root, "loading", steps=0, state="starting")
-    app = make_app(attach=run.path)
-    async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.view is not None)
-        await pilot.press("ctrl+q")
-        await pilot.pause()
-        await pilot.press("s")
-        await pilot.pause()
-    assert run.stop_file.exists()
-    assert app.farewell == ["asked loading to stop (it has trained no step yet, so no checkpoint is saved)"]
+    assert app.farewell == [farewell.format(path=run.path)]
 
 
 async def test_quit_without_live_runs_does_not_ask(make_app, runs_root):
