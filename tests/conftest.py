@@ -11,13 +11,26 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+def _isolate(setenv, where: Path) -> None:
+    setenv("XDG_CONFIG_HOME", str(where / "xdg"))
+    setenv("XDG_STATE_HOME", str(where / "xdg-state"))
+    setenv("AIOS_TUI_RUNS", str(where / "runs"))
+    # no test writes to the real ~/.cache; subprocesses inherit this too
+    setenv("AIOS_TUI_TOKEN_CACHE", str(where / "token-cache"))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_session(tmp_path_factory):
+    """The same for module- and session-scoped fixtures, which run before a test's own: a run they
+    train must not be remembered in the real ~/.local/state (the console would list it)."""
+    with pytest.MonkeyPatch.context() as mp:
+        _isolate(mp.setenv, tmp_path_factory.mktemp("session-home"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_dirs(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg-state"))
-    monkeypatch.setenv("AIOS_TUI_RUNS", str(tmp_path / "runs"))
-    # no test writes to the real ~/.cache; subprocesses inherit this too
-    monkeypatch.setenv("AIOS_TUI_TOKEN_CACHE", str(tmp_path / "token-cache"))
+    _isolate(monkeypatch.setenv, tmp_path)
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
