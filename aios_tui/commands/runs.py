@@ -87,7 +87,6 @@ def run_list(args: argparse.Namespace) -> int:
     import os
     import time
 
-    from aios_tui.metrics.fmt import human_bytes, human_duration
     from aios_tui.metrics.summary import summarize_all
 
     _check_root(args.root)
@@ -107,11 +106,7 @@ def run_list(args: argparse.Namespace) -> int:
 
         print(f"no runs under {default_runs_root().absolute()}; runs started from other directories:")
     rows = [("NAME", "STATE", "STEP", "LOSS", "AGE", "SIZE", "METHOD")]
-    for r in runs:
-        step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
-        loss = "-" if r.loss is None else f"{r.loss:.4f}"
-        rows.append((r.name, r.state, step, loss, human_duration(r.age_s(now)), human_bytes(r.bytes),
-                     r.method or "-"))
+    rows += [(r.name, *r.cells(now)) for r in runs]
     lines = _table(rows)
     # A run's path is too wide for a column at 80: runs from elsewhere come under their directory.
     out, place = lines[:1], None

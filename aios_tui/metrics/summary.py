@@ -11,6 +11,7 @@ from typing import Any
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.disk_usage import dir_bytes
+from aios_tui.metrics.fmt import human_bytes, human_duration
 from aios_tui.metrics.jsonl import tail_records
 from aios_tui.metrics.rundir import (
     DELETING_PREFIX, LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, remembered_runs,
@@ -45,6 +46,12 @@ class RunSummary:
     def age_s(self, now: float | None = None) -> float | None:
         ref = self.started_at or self.updated_at
         return None if ref is None else max(0.0, (now if now is not None else time.time()) - ref)
+
+    def cells(self, now: float | None = None) -> tuple[str, ...]:
+        """STATE, STEP, LOSS, AGE, SIZE and METHOD as `runs` and the console's runs list show them."""
+        step = "-" if self.step is None else (f"{self.step}/{self.total_steps}" if self.total_steps else str(self.step))
+        loss = "-" if self.loss is None else f"{self.loss:.4f}"
+        return (self.state, step, loss, human_duration(self.age_s(now)), human_bytes(self.bytes), self.method or "-")
 
     def to_dict(self, now: float | None = None) -> dict[str, Any]:
         return {**asdict(self), "age_s": self.age_s(now)}

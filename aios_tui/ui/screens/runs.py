@@ -14,7 +14,7 @@ from textual.worker import Worker, get_current_worker
 
 from aios_tui.errors import UserError
 from aios_tui.metrics import run_delete
-from aios_tui.metrics.fmt import human_bytes, human_duration
+from aios_tui.metrics.fmt import human_bytes
 from aios_tui.metrics.rundir import LIVE_STATES, UNREADABLE, RunDir, default_runs_root
 from aios_tui.metrics.summary import RunSummary, summarize_all
 from aios_tui.ui import cursor_keys, runctl
@@ -112,10 +112,7 @@ class RunsScreen(Screen):
 
     @staticmethod
     def _cells(r: RunSummary, now: float | None) -> tuple[str, ...]:
-        step = "-" if r.step is None else (f"{r.step}/{r.total_steps}" if r.total_steps else str(r.step))
-        loss = "-" if r.loss is None else f"{r.loss:.4f}"
-        name = r.name + (ELSEWHERE_MARK if r.elsewhere else "")
-        return (name, r.state, step, loss, human_duration(r.age_s(now)), human_bytes(r.bytes), r.method or "-")
+        return (r.name + (ELSEWHERE_MARK if r.elsewhere else ""), *r.cells(now))
 
     def exports_changed(self) -> None:
         """Say what each export under way is doing, until it ends (the app says how it ended)."""
