@@ -45,6 +45,12 @@ def shown_method(method: str, command: str = "train") -> str:
     return f"{NAME_PREFIX.get(command, '')}{method}"
 
 
+def trainer_command(status: dict) -> str:
+    """The command that trains (and resumes) a run with this status: ``train`` or ``train-actv1``."""
+    method = str(status.get("method") or "")
+    return next((cmd for cmd, prefix in NAME_PREFIX.items() if method.startswith(prefix)), "train")
+
+
 def generated_run_name(method: str, command: str = "train", now: float | None = None) -> str:
     """The name of a run not given one (the CLI and the console alike): what trains, and when."""
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now if now is not None else time.time()))

@@ -17,7 +17,7 @@ from aios_tui.metrics.follow import Follower
 from aios_tui.metrics.history import History, Point
 from aios_tui.metrics.backscan import Scan, scan_back
 from aios_tui.metrics.jsonl import is_header, read_header
-from aios_tui.metrics.rundir import LIVE_STATES, NAME_PREFIX, RunDir, resolve_run
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, resolve_run, trainer_command
 from aios_tui.metrics.sessions import (Owner, Session, config_steps, is_marker, is_start_of, own_sessions,
                                        same_place, session_of, step_of)
 
@@ -335,7 +335,7 @@ def _end_line(run: RunDir | None, state: str) -> str:
             pid = f" (pid {status['pid']})" if status.get("pid") else ""
             msg += f": its process{pid} ended without saying why (killed?); see {run.log_path}"
             latest = run.latest_checkpoint()
-            resume = f"`aios-tui {_command(status)} --resume {run.path}"
+            resume = f"`aios-tui {trainer_command(status)} --resume {run.path}"
             total = status.get("total_steps")
             if latest is not None and isinstance(total, int) and int(latest.name.split("-")[1]) >= total:
                 # killed between its last checkpoint and saying it finished
@@ -344,7 +344,3 @@ def _end_line(run: RunDir | None, state: str) -> str:
             elif latest is not None:
                 msg += f"; continue from {latest.name} with {resume}`"
     return msg
-
-
-def _command(status: dict) -> str:
-    return "train-actv1" if str(status.get("method") or "").startswith(NAME_PREFIX["train-actv1"]) else "train"

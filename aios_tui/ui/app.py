@@ -18,7 +18,7 @@ from textual.worker import Worker, WorkerState
 
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
-from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, stop_outcome
+from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, stop_outcome, trainer_command
 from aios_tui.ui import runctl
 from aios_tui.ui.gpu_source import open_gpu
 from aios_tui.ui.messages import ExportFinished
@@ -327,9 +327,9 @@ class AiosApp(App[None]):
                     try:
                         runctl.stop_run(run)
                         outcome, resumable = stop_outcome(run)
+                        how = f"aios-tui {trainer_command(run.read_status())} --resume {run.path}"
                         self.farewell.append(f"asked {run.name} to stop ({outcome})"
-                                             + (f"; resume with: aios-tui train --resume {run.path}"
-                                                if resumable else ""))
+                                             + (f"; resume with: {how}" if resumable else ""))
                     except UserError:
                         pass
                 self.exit()

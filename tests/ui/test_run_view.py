@@ -293,6 +293,9 @@ async def test_leaving_a_run_under_a_relative_runs_root_names_its_whole_path(mak
 @pytest.mark.parametrize("name, how, farewell", [
     ("stop-me", {}, "asked stop-me to stop (it saves a checkpoint first); resume with: "
                     "aios-tui train --resume {path}"),
+    # an HRM ACTv1 run is resumed by the command that trains it, as `tail` and the CLI say
+    ("hrm-me", {"method": "hrm-lora"}, "asked hrm-me to stop (it saves a checkpoint first); resume with: "
+                                       "aios-tui train-actv1 --resume {path}"),
     # a run still loading its model has no step to save
     ("loading", {"steps": 0, "state": "starting"},
      "asked loading to stop (it has trained no step yet, so no checkpoint is saved)"),
