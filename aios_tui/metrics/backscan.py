@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from aios_tui.metrics.jsonl import parse_complete_lines, tail_records
+from aios_tui.metrics.jsonl import open_metrics, parse_complete_lines, tail_records
 from aios_tui.metrics.sessions import Session, is_marker, session_of
 
 CHUNK = 1 << 20
@@ -40,7 +40,7 @@ def scan_back(path: str | os.PathLike, keep: Callable[[dict[str, Any]], bool], n
     Reading stops at a session ``stop`` accepts or at the file's top; without ``per_session``
     also once ``n`` are kept, at the next marker or ``budget`` bytes from the end."""
     try:
-        fh = open(path, "rb")
+        fh = open_metrics(path)
     except FileNotFoundError:
         return Scan([Session()], 0, True)
     done: list[Session] = []   # latest first

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from aios_tui.errors import UserError
-from aios_tui.metrics.jsonl import parse_complete_lines
+from aios_tui.metrics.jsonl import open_metrics, parse_complete_lines
 from aios_tui.metrics.rundir import RunDir
 from aios_tui.metrics.sessions import own_sessions, same_place, split_sessions
 from aios_tui.metrics.sessions import step_of as _step
@@ -67,7 +67,7 @@ def _records(path: Path, shown: str) -> list[dict[str, Any]]:
     """Every complete record of ``path`` (none when it is not there yet: a run just starting)."""
     out: list[dict[str, Any]] = []
     try:
-        fh = open(path, "rb")
+        fh = open_metrics(path)
     except FileNotFoundError:
         return out
     except OSError as exc:
@@ -120,7 +120,10 @@ def _final_loss(loss: list[tuple[int, float]]) -> tuple[float | None, int]:
     done = loss[-1][0]
     since = done - max(1, math.ceil(done * FINAL_SHARE))
     window = [v for s, v in loss if s > since][-FINAL_MAX_LINES:] or [loss[-1][1]]
-    return sum(window) / len(window), len(window)
+    mean = sum(window) / len(window)
+    if not math.isfinite(mean):  # losses near the float's limit overflow their sum, not their mean
+        mean = sum(v / len(window) for v in window)
+    return mean, len(window)
 
 
 def read_figures(run: RunDir) -> Figures:

@@ -6,12 +6,24 @@ import math
 from typing import Any
 
 
+def figure(v: Any) -> float | None:
+    """``v`` as a float, where it is a finite number: the figures shown come from files anyone
+    may have written (a metrics line's ``"rss": "x"``), and one of another kind shows as ``-``."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        v = float(v)
+    except OverflowError:
+        return None
+    return v if math.isfinite(v) else None
+
+
 def human_bytes(n: float | None) -> str:
     """A size as every command and the console show one: ``812.0 KiB``, ``31.4 GiB`` (at most 9
     characters below 1000 TiB)."""
+    n = figure(n)
     if n is None:
         return "-"
-    n = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         # Switch unit at 1000, not 1024: "1000.0 MiB" is wider than "1.0 GiB" and no clearer.
         if abs(n) < 1000 or unit == "TiB":
@@ -21,7 +33,8 @@ def human_bytes(n: float | None) -> str:
 
 
 def human_duration(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+    seconds = figure(seconds)
+    if seconds is None or seconds < 0:
         return "-"
     s = int(round(seconds))
     if s < 60:
@@ -37,9 +50,9 @@ def human_duration(seconds: float | None) -> str:
 
 
 def human_count(n: float | None) -> str:
+    n = figure(n)
     if n is None:
         return "-"
-    n = float(n)
     for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(n) >= size:
             return f"{n / size:.1f}{unit}"
@@ -47,9 +60,8 @@ def human_count(n: float | None) -> str:
 
 
 def num(value: Any, fmt: str) -> str:
-    if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
-        return "-"
-    return format(value, fmt)
+    value = figure(value)
+    return "-" if value is None else format(value, fmt)
 
 
 def memory_of(record: dict[str, Any]) -> float | None:
@@ -61,11 +73,12 @@ def memory_of(record: dict[str, Any]) -> float | None:
 
 
 def params_summary(header: dict[str, Any] | None) -> str:
-    params = (header or {}).get("parameters") or {}
-    trainable, total, pct = params.get("trainable"), params.get("total"), params.get("trainable_pct")
-    if trainable is None:
+    params = (header or {}).get("parameters")
+    params = params if isinstance(params, dict) else {}
+    trainable, total, pct = params.get("trainable"), params.get("total"), figure(params.get("trainable_pct"))
+    if figure(trainable) is None:
         return "-"
-    pct_txt = f" ({pct:.2f}%)" if isinstance(pct, (int, float)) else ""
+    pct_txt = f" ({pct:.2f}%)" if pct is not None else ""
     return f"{human_count(trainable)} / {human_count(total)}{pct_txt}"
 
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from aios_tui.metrics.jsonl import parse_complete_lines, read_header, tail_records
+from aios_tui.metrics.jsonl import open_metrics, parse_complete_lines, read_header, tail_records
 
 # One poll reads at most this much; a long backlog arrives over several polls, so a
 # watcher never stalls on a multi-gigabyte read.
@@ -67,7 +67,7 @@ class Follower:
         if st.st_size <= self.offset:
             return []
         try:
-            with open(self.path, "rb") as fh:
+            with open_metrics(self.path) as fh:
                 fh.seek(self.offset)
                 data = fh.read(self.max_bytes)
         except OSError:

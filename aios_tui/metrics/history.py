@@ -13,7 +13,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable
 
-from aios_tui.metrics.jsonl import parse_complete_lines
+from aios_tui.metrics.jsonl import open_metrics, parse_complete_lines
 
 Point = tuple[int, float]
 Add = Callable[[list[Point], Point, int, int], int]
@@ -61,7 +61,7 @@ class History:
     def step(self) -> None:
         self._next_range()
         try:
-            with open(self.path, "rb") as fh:
+            with open_metrics(self.path) as fh:
                 fh.seek(self.offset)
                 data = fh.read(min(self.max_bytes, self.end - self.offset))
         except OSError:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
+import stat
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 
 def _clean(value: Any) -> Any:
@@ -72,6 +74,52 @@ class JsonlLogger:
         self.close()
 
 
+def open_metrics(path: str | os.PathLike) -> BinaryIO:
+    """``path`` opened to read, as every reader of a metrics file opens it. What is no regular
+    file raises OSError here: a directory reads as nothing but errors, and opening a FIFO would
+    wait for a writer for ever."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file", str(path))
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def metrics_unreadable(path: str | os.PathLike) -> str | None:
+    """Why the metrics file ``path`` cannot be read (``Is a directory``); None when it can, or is
+    not there (a run that has logged nothing yet)."""
+    try:
+        with open_metrics(path) as fh:
+            fh.read(1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
+
+
+def _int(text: str) -> int | float:
+    # JSON has no bound on an integer's size, but no field of ours fits one past 64 bits, and
+    # such an int overflows every float it meets (a format, math.isfinite): it is read as the
+    # float it stands for, inf where none is that large, which every reader already passes over
+    try:
+        value = int(text)
+    except ValueError:  # more digits than Python converts
+        return float(text)
+    return value if -(1 << 63) <= value < 1 << 63 else float(text)
+
+
+def loads(data: bytes | str) -> Any:
+    """One JSON document as a run directory's files (metrics lines, status.json) are read."""
+    return json.loads(data, parse_int=_int)
+
+
 def parse_complete_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
     """Records from the complete lines of ``data`` and how many bytes they used.
 
@@ -85,7 +133,7 @@ def parse_complete_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = loads(line)
         except ValueError:
             continue
         if isinstance(obj, dict):
@@ -96,7 +144,7 @@ def parse_complete_lines(data: bytes) -> tuple[list[dict[str, Any]], int]:
 def read_from(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """New complete records after byte ``offset``; returns them and the next offset."""
     try:
-        with open(path, "rb") as fh:
+        with open_metrics(path) as fh:
             fh.seek(offset)
             data = fh.read()
     except FileNotFoundError:
@@ -118,7 +166,7 @@ def is_header(rec: dict[str, Any]) -> bool:
 def read_header(path: str | os.PathLike) -> dict[str, Any] | None:
     """The first line (the ``{"peft": ...}`` record) without reading the rest of the file."""
     try:
-        with open(path, "rb") as fh:
+        with open_metrics(path) as fh:
             line = fh.readline()
     except FileNotFoundError:
         return None
@@ -131,7 +179,7 @@ def tail_records(path: str | os.PathLike, n: int, chunk: int = 1 << 16, *, start
     """The last ``n`` complete records, reading only the end of the file (or of its bytes
     ``[start, end)``, whole lines); and the offset after the last of them."""
     try:
-        fh = open(path, "rb")
+        fh = open_metrics(path)
     except FileNotFoundError:
         return [], 0
     with fh:

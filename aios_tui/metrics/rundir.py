@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import math
 import os
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 from aios_tui.atomic import atomic_write_json
 from aios_tui.errors import UserError
+from aios_tui.metrics.jsonl import loads
 from aios_tui.metrics.laststep import caught_up
 from aios_tui.metrics.recent import recent_run_paths, remember
 from aios_tui.metrics.sessions import same_place
@@ -116,12 +116,8 @@ def _is_pid(v: Any) -> bool:
     return _is_int(v) and 0 <= v < 1 << 31
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _is_time(v: Any) -> bool:
-    return _is_number(v) and math.isfinite(v)
+def _is_finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def _is_text(v: Any) -> bool:
@@ -133,7 +129,9 @@ def _is_text(v: Any) -> bool:
 STATUS_FIELDS = {
     "state": _is_text, "pid": _is_pid, "pid_start": _is_int, "step": _is_int, "total_steps": _is_int,
     "run_name": _is_text, "method": _is_text, "metrics": _is_text, "error": _is_text,
-    "checkpoint": _is_text, "started_at": _is_time, "heartbeat": _is_time, "last_loss": _is_number,
+    "checkpoint": _is_text, "started_at": _is_finite, "heartbeat": _is_finite,
+    # the engine writes a non-finite loss as null; NaN or Infinity in `runs --json` is no JSON
+    "last_loss": _is_finite,
 }
 MAX_STATUS_BYTES = 1 << 20
 
@@ -167,7 +165,7 @@ def parse_status(data: bytes) -> StatusRead:
     if len(data) > MAX_STATUS_BYTES:
         return StatusRead({}, f"status.json is too large (over {MAX_STATUS_BYTES >> 20} MiB)")
     try:
-        raw = json.loads(data.decode("utf-8"))
+        raw = loads(data.decode("utf-8"))
     except UnicodeDecodeError:
         return StatusRead({}, "status.json is not text")
     except (ValueError, RecursionError):

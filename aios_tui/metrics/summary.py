@@ -11,7 +11,7 @@ from typing import Any
 
 from aios_tui.errors import UserError
 from aios_tui.metrics.disk_usage import dir_bytes
-from aios_tui.metrics.fmt import human_bytes, human_duration
+from aios_tui.metrics.fmt import figure, human_bytes, human_duration
 from aios_tui.metrics.jsonl import tail_records
 from aios_tui.metrics.rundir import (
     DELETING_PREFIX, LIVE_STATES, RUNS_ENV, UNREADABLE, RunDir, default_runs_root, list_runs, remembered_runs,
@@ -63,8 +63,8 @@ def _last_loss(metrics: Path) -> tuple[int | None, float | None]:
     except OSError:  # a directory, or not ours to read: the status's figures are all there is
         return None, None
     for rec in reversed(records):
-        loss, step = rec.get("loss"), rec.get("step")
-        if isinstance(loss, (int, float)) and not isinstance(loss, bool) and "event" not in rec:
+        loss, step = figure(rec.get("loss")), rec.get("step")
+        if loss is not None and "event" not in rec:  # a NaN or inf loss is no figure to show
             return (step if isinstance(step, int) and not isinstance(step, bool) else None), loss
     return None, None
 

@@ -16,7 +16,7 @@ from aios_tui.metrics.fmt import event_line, header_line, step_line
 from aios_tui.metrics.follow import Follower
 from aios_tui.metrics.history import History, Point
 from aios_tui.metrics.backscan import Scan, scan_back
-from aios_tui.metrics.jsonl import is_header, read_header
+from aios_tui.metrics.jsonl import is_header, metrics_unreadable, read_header
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, resolve_run, trainer_command
 from aios_tui.metrics.sessions import (Owner, Session, config_steps, is_marker, is_start_of, own_sessions,
                                        same_place, session_of, step_of)
@@ -214,6 +214,9 @@ def tail_command(target: str, *, follow: bool = False, lines: int = 20, every: i
     if gone:
         raise UserError(gone)
     name = run.name if run else metrics.name
+    why = metrics_unreadable(metrics)
+    if why:
+        raise UserError(f"{name}: its metrics {metrics} cannot be read ({why})")
     printer = Printer(out, every, None)
     own, scan = _read_end(metrics, run, lines, printer.wanted)
     records = [r for s in own for r in s.records]
