@@ -17,6 +17,9 @@ TRAIN_RGB = (0, 130, 200)
 EVAL_RGB = (60, 180, 75)
 # The least time between two drawings of new points.
 REDRAW_S = 2.0
+# plotext works its axes out in floats, and a span near the float's limit overflows them: a
+# loss beyond this (a metrics line written by hand, a run long diverged) is left off the chart.
+PLOTTABLE = 1e300
 
 
 def _hex(rgb: tuple[int, int, int]) -> str:
@@ -92,7 +95,7 @@ class LossChart(PlotextPlot):
         return self._built[1]
 
     def _plot_series(self, series: tuple, read: bool) -> None:
-        loss, evals = series
+        loss, evals = ([p for p in points if abs(p[1]) <= PLOTTABLE] for points in series)
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()

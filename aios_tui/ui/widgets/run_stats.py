@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widget import Widget
 from textual.widgets import Static
 
-from aios_tui.metrics.fmt import human_bytes, human_count, num
+from aios_tui.metrics.fmt import figure, human_bytes, human_count, num
 from aios_tui.metrics.runstate import RunView
 
 
@@ -35,7 +35,8 @@ def memory_lines(view: RunView) -> list[tuple[str, str]]:
     CPU; at the end its ``vram_measured`` event holds the run's peaks, which win once there.
     """
     rows: list[tuple[str, str]] = []
-    est = (view.header or {}).get("vram_estimate") or {}
+    est = (view.header or {}).get("vram_estimate")
+    est = est if isinstance(est, dict) else {}  # a header written by hand, or by another version
     last = view.last or {}
     measured = view.measured or {}
     if est.get("peak_allocated_bytes"):
@@ -44,13 +45,14 @@ def memory_lines(view: RunView) -> list[tuple[str, str]]:
             rows.append(("est. device", human_bytes(est["device_used_bytes"])))
     cuda = any(k in last for k in ("mem_allocated", "mem_reserved", "mem_peak")) or "peak_allocated" in measured
     if cuda:
-        peak = measured.get("peak_allocated") or last.get("mem_peak")
+        peak = figure(measured.get("peak_allocated")) or figure(last.get("mem_peak"))
         rows.append(("allocated", human_bytes(last.get("mem_allocated"))))
         rows.append(("reserved", human_bytes(measured.get("peak_reserved") or last.get("mem_reserved"))))
         rows.append(("peak", human_bytes(peak)))
         rows.append(("NVML", human_bytes(measured.get("nvml_peak") or last.get("nvml_used"))))
-        if peak and est.get("peak_allocated_bytes"):
-            rows.append(("est. error", f"{(est['peak_allocated_bytes'] - peak) / peak:+.0%} of peak"))
+        estimate = figure(est.get("peak_allocated_bytes"))
+        if peak and estimate:
+            rows.append(("est. error", f"{(estimate - peak) / peak:+.0%} of peak"))
     elif measured.get("peak_rss") is not None:
         rows.append(("peak RSS", human_bytes(measured["peak_rss"])))
     elif last.get("rss") is not None:
@@ -108,11 +110,12 @@ def stat_rows(view: RunView) -> list[Row]:
         ("tokens/s", human_count(tps) if isinstance(tps, (int, float)) else "-", ""),
         ("grad norm", num(last.get("grad_norm"), ".3f"), ""),
     ]
-    params = (view.header or {}).get("parameters") or {}
-    if params.get("trainable") is not None:
-        pct = params.get("trainable_pct")
+    params = (view.header or {}).get("parameters")
+    params = params if isinstance(params, dict) else {}
+    if figure(params.get("trainable")) is not None:
+        pct = figure(params.get("trainable_pct"))
         rows.append(("trainable", human_count(params["trainable"])
-                     + (f"  {pct:.2f}%" if isinstance(pct, (int, float)) else ""), "bold"))
+                     + (f"  {pct:.2f}%" if pct is not None else ""), "bold"))
         rows.append(("of total", human_count(params.get("total")), ""))
     else:
         rows.append(("trainable", "-", ""))
