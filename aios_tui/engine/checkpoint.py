@@ -23,8 +23,9 @@ import random
 import shutil
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -195,9 +196,12 @@ def damaged(checkpoint: Path, name: str, exc: BaseException | str) -> UserError:
 
 def read_meta(checkpoint: Path) -> dict[str, Any]:
     try:
-        return json.loads((checkpoint / META).read_text(encoding="utf-8"))
+        meta = json.loads((checkpoint / META).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise damaged(checkpoint, META, exc) from None
+    if not isinstance(meta, dict):
+        raise damaged(checkpoint, META, f"it holds {type(meta).__name__}, not an object")
+    return meta
 
 
 def load_trainer_state(checkpoint: Path, device: torch.device | str = "cpu") -> dict:
@@ -208,9 +212,22 @@ def load_trainer_state(checkpoint: Path, device: torch.device | str = "cpu") -> 
                       "which are never loaded") from None
     except Exception as exc:  # a truncated or overwritten file fails in torch's zip or pickle readers
         raise damaged(checkpoint, TRAINER_STATE, exc) from None
+    if not isinstance(state, dict):
+        raise damaged(checkpoint, TRAINER_STATE, f"it holds {type(state).__name__}, not a trainer state")
     if state.get("version") != STATE_VERSION:
         raise UserError(f"{checkpoint}: trainer state version {state.get('version')} is not supported")
     return state
+
+
+@contextmanager
+def applying(checkpoint: Path, name: str = TRAINER_STATE) -> Iterator[None]:
+    """Around putting a checkpoint file's contents to use: a file that loads but holds the wrong
+    things (a field missing, of another type or shape) is a damaged checkpoint, said as one."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        why = f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else exc
+        raise damaged(checkpoint, name, why) from None
 
 
 def load_trainable(checkpoint: Path, model: nn.Module, strict: bool = True) -> None:

@@ -229,7 +229,8 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
         state = None
         if checkpoint is not None:
             state = ckpt.load_trainer_state(checkpoint)
-            _check_same_data(state, data, cfg, checkpoint)
+            with ckpt.applying(checkpoint):
+                _check_same_data(state, data, cfg, checkpoint)
 
         if not resume:
             # again: another run may have taken the directory while the model loaded (two runs
@@ -393,16 +394,17 @@ def _train(cfg: RunConfig, run: RunDir, task: Task, model: torch.nn.Module, toke
     digest = data_digest(data)
     if checkpoint is not None and state is not None:
         ckpt.load_trainable(checkpoint, model)
-        optimizer.load_state_dict(state["optimizer"])
-        apply_options(optimizer, cfg)
-        if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
-        sampler.load_state_dict(state["data"])
-        restore_adalora(model, state.get("adalora"), device)
-        task.load_state_dict(state.get("task") or {})
-        step, tokens_seen = int(state["step"]), int(state["tokens"])
-        elapsed_before = float(state.get("elapsed_s", 0.0))
-        ckpt.restore_rng(state["rng"])  # last: building the model above drew random numbers
+        with ckpt.applying(checkpoint):
+            optimizer.load_state_dict(state["optimizer"])
+            apply_options(optimizer, cfg)
+            if scaler is not None and state.get("scaler"):
+                scaler.load_state_dict(state["scaler"])
+            sampler.load_state_dict(state["data"])
+            restore_adalora(model, state.get("adalora"), device)
+            task.load_state_dict(state.get("task") or {})
+            step, tokens_seen = int(state["step"]), int(state["tokens"])
+            elapsed_before = float(state.get("elapsed_s", 0.0))
+            ckpt.restore_rng(state["rng"])  # last: building the model above drew random numbers
 
     params = parameters_summary(model)
     spec = task_spec(task)

@@ -241,3 +241,35 @@ def test_a_run_stopped_before_its_first_step_says_how_to_start_it_again(cli, mak
     code, _, err = cli("runs", "delete", "--yes", str(run))
     assert code == 0, err
     assert run_training(cfg, run, progress="none").state == "finished"
+
+
+def test_checkpoint_files_holding_the_wrong_things_are_a_damaged_checkpoint(cli, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    code, _, err = cli("train", "--steps", "4", "--save-every", "2", "--run-dir", str(run), "--device", "cpu",
+                       "--use-peft", "--progress", "none")
+    assert code == 0, err
+    latest = run / "checkpoints" / "step-000004"
+    kept = tmp_path / "kept.pt"
+    shutil.copy(latest / "trainer_state.pt", kept)
+    good = torch.load(kept, weights_only=True)
+    for state, why in (([1, 2], "it holds list, not a trainer state"),
+                       ({**good, "data": None}, "trainer_state.pt cannot be read ("),
+                       ({k: v for k, v in good.items() if k != "rng"}, "it has no 'rng'"),
+                       ({**good, "optimizer": {"state": {}, "param_groups": "x"}}, "cannot be read (")):
+        torch.save(state, latest / "trainer_state.pt")
+        code, _, err = cli("train", "--resume", str(run), "--steps", "6", "--device", "cpu", "--progress", "none")
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert why in err and "the checkpoint is damaged: remove it" in err and "step-000002 instead" in err
+    shutil.copy(kept, latest / "trainer_state.pt")
+    meta = (latest / "meta.json").read_text()
+    (latest / "meta.json").write_text("[4]")
+    for args in (("export", str(run)), ("eval", str(run), "--max-batches", "1", "--device", "cpu"),
+                 ("train", "--resume", str(run), "--steps", "6", "--device", "cpu", "--progress", "none")):
+        code, _, err = cli(*args)
+        assert code == 2 and len(err.splitlines()) == 1, (args, err)
+        assert "meta.json cannot be read (it holds list, not an object)" in err, args
+    (latest / "meta.json").write_text(meta)
+    code, _, err = cli("train", "--resume", str(run), "--steps", "6", "--device", "cpu", "--progress", "none")
+    assert code == 0, err
