@@ -244,7 +244,7 @@ def load_task(spec: str | None) -> Task:
     """The task recorded in a run; only classes inside this package are ever imported."""
     if not spec or spec == task_spec(CausalLMTask()):
         return CausalLMTask()
-    module_name, _, attr = spec.partition(":")
+    module_name, _, attr = spec.partition(":") if isinstance(spec, str) else ("", "", "")
     if not module_name.startswith("aios_tui.") or not attr:
         raise UserError(f"unknown task {spec!r} recorded in the run")
     try:

@@ -270,6 +270,9 @@ def test_checkpoint_files_holding_the_wrong_things_are_a_damaged_checkpoint(cli,
         code, _, err = cli(*args)
         assert code == 2 and len(err.splitlines()) == 1, (args, err)
         assert "meta.json cannot be read (it holds list, not an object)" in err, args
+    (latest / "meta.json").write_text(json.dumps({**json.loads(meta), "task": 5}))
+    code, _, err = cli("eval", str(run), "--max-batches", "1", "--device", "cpu")
+    assert code == 2 and err.splitlines() == ["aios-tui: error: unknown task 5 recorded in the run"]
     (latest / "meta.json").write_text(meta)
     code, _, err = cli("train", "--resume", str(run), "--steps", "6", "--device", "cpu", "--progress", "none")
     assert code == 0, err
