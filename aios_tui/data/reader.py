@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from aios_tui.data.chat import CHAT_KEYS, Turns, parse_chat
 from aios_tui.errors import UserError
+from aios_tui.regular_file import NotRegularFile, kind_of, open_regular
 
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 _MAX_LISTED = 5
@@ -60,19 +60,12 @@ class Document:
 _BOM = b"\xef\xbb\xbf"
 
 
-_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
-
-
-def _kind_problem(st: os.stat_result) -> str | None:
-    """Why a file of this kind is no dataset: a directory, or anything else that is not a regular
-    file (a pipe or a device would wait for a writer or never end)."""
-    if stat.S_ISDIR(st.st_mode):
+def _kind_problem(kind: str | None) -> str | None:
+    """Why a file of this kind (``kind_of``: None for a regular file) is no dataset: a directory,
+    or anything else that is not a regular file (a pipe or a device would wait or never end)."""
+    if kind == "a directory":
         return "is a directory; pass a .txt or .jsonl file"
-    if stat.S_ISREG(st.st_mode):
-        return None
-    kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
-    return f"is {kind}, not a regular file; write its contents to a file and pass that"
+    return f"is {kind}, not a regular file; write its contents to a file and pass that" if kind else None
 
 
 def _open_problem(path: Path, exc: OSError) -> str:
@@ -90,21 +83,19 @@ def path_problem(path: Path) -> str | None:
         st = path.stat()
     except OSError as exc:
         return _open_problem(path, exc)
-    return _kind_problem(st) or (None if os.access(path, os.R_OK) else "cannot be read (Permission denied)")
+    problem = _kind_problem(kind_of(st.st_mode))
+    return problem or (None if os.access(path, os.R_OK) else "cannot be read (Permission denied)")
 
 
 def _load_bytes(path: Path, label: str) -> bytes:
     """The file's bytes (without a UTF-8 byte-order mark), once they pass for text."""
     try:
-        # O_NONBLOCK: a FIFO opens at once instead of waiting for a writer, and is refused below
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        f = open_regular(path)
+    except NotRegularFile as exc:
+        raise UserError(f"dataset {label}: {_kind_problem(exc.kind)}") from None
     except OSError as exc:
         raise UserError(f"dataset {label}: {path_problem(path) or _open_problem(path, exc)}") from None
-    problem = _kind_problem(os.fstat(fd))
-    if problem:
-        os.close(fd)
-        raise UserError(f"dataset {label}: {problem}")
-    with open(fd, "rb") as f:
+    with f:
         try:
             raw = f.read()
         except OSError as exc:

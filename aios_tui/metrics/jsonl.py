@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
-import stat
 import time
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
+
+from aios_tui.regular_file import open_regular
 
 
 def _clean(value: Any) -> Any:
@@ -75,24 +75,13 @@ class JsonlLogger:
 
 
 def open_metrics(path: str | os.PathLike) -> BinaryIO:
-    """``path`` opened to read, as every reader of a metrics file opens it. What is no regular
-    file raises OSError here: a directory reads as nothing but errors, and opening a FIFO would
-    wait for a writer for ever."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
-        if not stat.S_ISREG(mode):
-            raise OSError(errno.EINVAL, "not a regular file", str(path))
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+    """``path`` opened to read, as every reader of a metrics file opens it: what is no regular file
+    raises OSError (a directory reads as nothing but errors; a FIFO would wait for a writer)."""
+    return open_regular(path)
 
 
 def metrics_unreadable(path: str | os.PathLike) -> str | None:
-    """Why the metrics file ``path`` cannot be read (``Is a directory``); None when it can, or is
+    """Why the metrics file ``path`` cannot be read (``is a directory, ...``); None when it can, or is
     not there (a run that has logged nothing yet)."""
     try:
         with open_metrics(path) as fh:

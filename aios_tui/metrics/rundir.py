@@ -23,6 +23,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.jsonl import loads
 from aios_tui.metrics.laststep import caught_up
 from aios_tui.metrics.recent import recent_run_paths, remember
+from aios_tui.regular_file import open_regular
 from aios_tui.metrics.sessions import same_place
 
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
@@ -322,7 +323,7 @@ class RunDir:
 
     def _load_status_file(self) -> StatusRead:
         try:
-            with open(self.status_file, "rb") as fh:
+            with open_regular(self.status_file) as fh:  # a FIFO would wait for a writer
                 data = fh.read(MAX_STATUS_BYTES + 1)
         except FileNotFoundError:
             return StatusRead({}, "status.json is missing", missing=True)

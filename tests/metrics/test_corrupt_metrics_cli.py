@@ -69,7 +69,8 @@ def test_metrics_that_are_no_file_are_one_line_and_status_2(cli_subprocess, tmp_
         run.default_metrics.mkdir()
     else:
         os.mkfifo(run.default_metrics)  # opening it to read would wait for a writer for ever
-    why = "Is a directory" if kind == "directory" else "not a regular file"
+    why = "is a directory" if kind == "directory" else "is a named pipe (FIFO)"
+    why += ", not a regular file"
     env = {"AIOS_TUI_RUNS": str(root)}
     for args in (("tail", "odd"), ("tail", "odd", "--chart"), ("compare", "odd", "ok")):
         p = cli_subprocess(*args, env=env, timeout=60)
@@ -78,6 +79,22 @@ def test_metrics_that_are_no_file_are_one_line_and_status_2(cli_subprocess, tmp_
                                          f"read ({why})"], args
     p = cli_subprocess("runs", env=env, timeout=60)
     assert p.returncode == 0 and "odd" in p.stdout and not p.stderr
+
+
+def test_a_status_that_is_a_fifo_is_unreadable_not_a_wait(cli_subprocess, tmp_path):
+    root = tmp_path / "runs"
+    run = write_run(root, "odd", steps=2, state="finished", pid=0)
+    run.status_file.unlink()
+    os.mkfifo(run.status_file)  # opening it to read would wait for a writer for ever
+    env = {"AIOS_TUI_RUNS": str(root)}
+    p = cli_subprocess("runs", env=env, timeout=60)
+    assert p.returncode == 0 and not p.stderr
+    assert [line.split()[:2] for line in p.stdout.splitlines()[1:]] == [["odd", "unreadable"]]
+    p = cli_subprocess("runs", "delete", "odd", "--yes", env=env, timeout=60)
+    assert p.returncode == 2
+    assert p.stderr.splitlines() == [f"aios-tui: error: run 'odd': its status cannot be read (status.json cannot "
+                                     f"be read (is a named pipe (FIFO), not a regular file)), so whether it still "
+                                     f"trains is unknown; if no process trains it, remove {run.path} by hand"]
 
 
 def test_a_fifo_is_not_followed_into_a_wait(tmp_path):
