@@ -7,7 +7,9 @@ console start fast; torch and friends are imported inside each command's ``run``
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
 import re
 import signal
 import sys
@@ -50,6 +52,9 @@ class Parser(argparse.ArgumentParser):
         # takes only plain negative numbers so, and calls the rest a missing argument, where the
         # option's own check says what is wrong with it. No option here looks like -<digit>.
         self._negative_number_matcher = re.compile(r"-\.?\d")
+
+    def error(self, message: str):  # type: ignore[override]
+        super().error(printable(message))
 
     def format_usage(self) -> str:  # argparse's errors print this; --help formats its own
         usage = super().format_usage()
@@ -96,9 +101,36 @@ def _unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace
     target.error(f"unrecognized arguments: {' '.join(extra)}" + ("; " + "; ".join(hints) if hints else ""))
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped: a value holding a newline or an escape sequence
+    (a pasted path, a stray quote) must not split an error over lines or recolour the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def report(problems: Sequence[str]) -> None:
     for line in problems:
-        print(f"aios-tui: error: {line}", file=sys.stderr)
+        print(f"aios-tui: error: {printable(line)}", file=sys.stderr)
+
+
+def _shortened(path: object, keep: int = 60) -> str:
+    text = os.fsdecode(path) if isinstance(path, (str, bytes)) else str(path)
+    return text if len(text) <= keep else f"{text[:keep]}... ({len(text)} characters)"
+
+
+_PATH_ERRORS = {errno.ENAMETOOLONG: "file name too long", errno.EACCES: "permission denied",
+                errno.EPERM: "operation not permitted", errno.EROFS: "read-only file system"}
+
+# pathlib's expanduser on ~USER for a user this system does not have (os.path's leaves it as is)
+_NO_HOME = "Could not determine home directory."
+
+
+def _unknown_home(argv: Sequence[str]) -> str:
+    values = [token.split("=", 1)[-1] for token in argv]
+    unknown = [v for v in values if v.startswith("~") and os.path.expanduser(v) == v]
+    if unknown:
+        user = unknown[0][1:].split("/", 1)[0]
+        return f"{_shortened(unknown[0])}: no user {user!r} on this system to expand ~{user} for"
+    return "a path starts with ~USER for a user this system does not have"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -138,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except RuntimeError as exc:
+        if str(exc) == _NO_HOME:
+            report([_unknown_home(argv)])
+            return 2
         if type(exc).__name__ != "OutOfMemoryError":  # torch.cuda's, without importing torch here
             raise
         # Loading a model or scoring a checkpoint beside a run that holds the GPU (the console's
@@ -151,6 +186,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except OSError:
             pass
         return 0
+    except OSError as exc:
+        if exc.errno not in _PATH_ERRORS or exc.filename is None:
+            raise
+        # A path the user named (or one under it) that cannot be used: pathlib's exists() and
+        # is_dir() raise these where they are first checked, which may be anywhere.
+        report([f"{_shortened(exc.filename)}: {_PATH_ERRORS[exc.errno]}"])
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -310,7 +310,10 @@ class RunDir:
         return f"run '{self.name}': its metrics file {metrics} (named in its status.json) is gone (moved or deleted?)"
 
     def exists(self) -> bool:
-        return self.status_file.is_file() or self.config_toml.is_file()
+        try:
+            return self.status_file.is_file() or self.config_toml.is_file()
+        except OSError:  # a directory not ours to enter (another user's, under a shared root)
+            return False
 
     def load_status(self) -> StatusRead:
         """status.json as every view shows it: for a process that died without saying so, with
