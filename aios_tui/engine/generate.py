@@ -29,6 +29,12 @@ class Sampling:
     top_p: float | None = None  # None: the model's own generation config decides, as before --top-p
     seed: int = 0
 
+    @property
+    def greedy(self) -> bool:
+        # Under 1e-4 the logits divided by the temperature overflow (inf, then NaN probabilities
+        # that torch refuses to sample); sampling that cold picks the likeliest token anyway.
+        return self.temperature < 1e-4
+
 
 def _load_exported(path: Path, device: torch.device):
     """(model, tokenizer) from an exported adapter dir or a plain model dir."""
@@ -117,7 +123,8 @@ class Loaded:
             from aios_tui.engine.text_stream import TextStream
 
             stream = TextStream(self.tokenizer, on_text)
-        new, _ = generate_ids(self.model, ids, max_new_tokens=s.max_new_tokens, temperature=s.temperature,
+        new, _ = generate_ids(self.model, ids, max_new_tokens=s.max_new_tokens,
+                              temperature=0.0 if s.greedy else s.temperature,
                               top_k=s.top_k or None, eos_token_id=self.tokenizer.eos_token_id, seed=s.seed,
                               on_token=None if stream is None else (lambda token: stream.add([token])))
         if stream is not None:
@@ -141,7 +148,7 @@ class Loaded:
         torch.manual_seed(s.seed)
         kwargs: dict[str, Any] = {"max_new_tokens": s.max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
                                   "eos_token_id": tokenizer.eos_token_id}
-        if s.temperature > 0:
+        if not s.greedy:
             kwargs.update(do_sample=True, temperature=s.temperature, top_k=s.top_k or None)
             if s.top_p is not None:
                 kwargs["top_p"] = s.top_p

@@ -228,3 +228,13 @@ def test_a_prompt_typed_in_another_encoding_is_refused_in_one_line(tiny_run):
     assert done.returncode == 0 and b"Traceback" not in done.stderr, done.stderr
     assert b"aios-tui: error: the prompt: is not UTF-8 text (byte 3)" in done.stderr
     assert b"> Once" in done.stdout
+
+
+def test_a_temperature_too_small_to_divide_by_picks_the_likeliest_token(tiny_run, cli):
+    """1e-300 overflowed the logits into NaN probabilities and torch.multinomial's traceback."""
+    greedy = cli("generate", str(tiny_run), "--prompt", "Once", "--max-new-tokens", "8", "--temperature", "0",
+                 "--device", "cpu")
+    for cold in ("1e-300", "1e-30"):
+        assert cli("generate", str(tiny_run), "--prompt", "Once", "--max-new-tokens", "8", "--temperature", cold,
+                   "--device", "cpu") == greedy
+    assert greedy[0] == 0 and greedy[1].startswith("Once")

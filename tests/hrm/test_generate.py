@@ -163,3 +163,13 @@ def test_an_answer_streams_token_by_token_and_the_pieces_make_the_whole_text(mak
         streamed = loaded.sample(prompt, sampling, lambda piece: (pieces.append(piece), at.append(len(sampled))))
         assert streamed == whole and "".join(pieces) == whole
         assert len(pieces) > 1 and at[0] < len(sampled)  # the first piece came before the last token
+
+
+def test_a_temperature_too_small_to_divide_by_picks_the_likeliest_token(make_model):
+    from aios_tui.engine.generate import Loaded, Sampling
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    loaded = Loaded(make_model(halt_max_steps=2), byte_tokenizer(), hrm=True)
+    prompt = loaded.prompt_ids("ab")
+    greedy = loaded.sample(prompt, Sampling(max_new_tokens=8, temperature=0))
+    assert loaded.sample(prompt, Sampling(max_new_tokens=8, temperature=1e-300, seed=1)) == greedy
