@@ -135,6 +135,9 @@ def _unknown(key: str, names: list[str], what: str) -> str:
 
 def save_user_preset(name: str, cfg: RunConfig, description: str = "", force: bool = False) -> Path:
     key = user_preset_key(name)
+    if not description.isprintable():
+        # `presets list` shows it as the end of the preset's row
+        raise ConfigError([f"preset description {description!r}: give one line without control characters"])
     path = user_dir() / f"{key}.toml"
     if path.exists() and not force:
         raise ConfigError([f"user preset '{key}' exists at {path}; pass --force to overwrite it"])
