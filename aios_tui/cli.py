@@ -107,9 +107,16 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
+MAX_REPORTED = 20  # problems listed; past that it is the wrong file, and the first ones say so
+
+
 def report(problems: Sequence[str]) -> None:
-    for line in problems:
-        print(f"aios-tui: error: {printable(line)}", file=sys.stderr)
+    """Each problem on one line of its own, and at most MAX_REPORTED of them."""
+    lines = [printable(str(p)) for p in problems]
+    if len(lines) > MAX_REPORTED:
+        lines = lines[:MAX_REPORTED - 1] + [f"... and {len(lines) - MAX_REPORTED + 1} more problems"]
+    for line in lines:
+        print(f"aios-tui: error: {line}", file=sys.stderr)
 
 
 def _shortened(path: object, keep: int = 60) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aios_tui.config.schema import RunConfig
 from aios_tui.config.toml_io import YAML_SUFFIXES, config_to_toml, read_config_file, write_settings
-from aios_tui.config.validate import ConfigError, build, closest
+from aios_tui.config.validate import ConfigError, apply_mapping, build, closest
 
 _SLUG = re.compile(r"[\W_]+")
 MAX_NAME = 64
@@ -91,11 +91,22 @@ def list_presets(problems: list[str] | None = None) -> list[Preset]:
     to stderr as a warning.
     """
     out: list[Preset] = []
+    taken: dict[str, Path] = {}
     for directory, user in ((shipped_dir(), False), (user_dir(), True)):
         if directory.is_dir():
             for path in sorted(directory.glob("*.toml")):
                 try:
-                    out.append(_load(path, user))
+                    preset = _load(path, user)
+                    # --preset and the console's picker name a preset by its key: one that no key
+                    # names, or whose key an earlier one holds, could be listed but never picked.
+                    if not preset.key:
+                        raise ConfigError([f"{path}: the file name has no letters or digits to name the "
+                                           "preset by; rename the file"])
+                    if preset.key in taken:
+                        raise ConfigError([f"{path}: '{preset.key}' already names the preset in "
+                                           f"{taken[preset.key]}; rename the file"])
+                    taken[preset.key] = path
+                    out.append(preset)
                 except ConfigError as exc:
                     # One broken file must not hide every other preset; say so and go on.
                     if problems is None:
@@ -135,9 +146,9 @@ def _unknown(key: str, names: list[str], what: str) -> str:
 
 def save_user_preset(name: str, cfg: RunConfig, description: str = "", force: bool = False) -> Path:
     key = user_preset_key(name)
-    if not description.isprintable():
-        # `presets list` shows it as the end of the preset's row
-        raise ConfigError([f"preset description {description!r}: give one line without control characters"])
+    unreadable = apply_mapping(RunConfig(), {"name": name, "description": description}, "")
+    if unreadable:  # what loading the preset back would refuse
+        raise ConfigError(unreadable)
     path = user_dir() / f"{key}.toml"
     if path.exists() and not force:
         raise ConfigError([f"user preset '{key}' exists at {path}; pass --force to overwrite it"])

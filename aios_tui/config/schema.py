@@ -95,7 +95,7 @@ class TrainConfig:
     warmup_steps: int = fld(10, "linear warm-up steps (capped at a tenth of a short run)", lo=0)
     weight_decay: float = fld(0.0, "AdamW weight decay", lo=0.0, hi=1.0)
     max_grad_norm: float = fld(1.0, "gradient clipping norm (0: off)", lo=0.0)
-    seed: int = fld(42, "seed for weights, data order and dropout", lo=0)
+    seed: int = fld(42, "seed for weights, data order and dropout", lo=0, hi=2**32 - 1)
     eval_every: int = fld(50, "steps between eval-loss passes (0: only at the last step)", lo=0)
     eval_batches: int = fld(8, "micro-batches per eval pass", lo=1)
     save_every: int = fld(100, "steps between checkpoints (0: only at the end and on stop)", lo=0)

@@ -28,9 +28,10 @@ def _read_settings_text(path: Path, kind: str) -> str:
             raise ConfigError([f"{path}: not a regular file"])
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise ConfigError([f"{path}: {path.stat().st_size:,} bytes is too big for a {kind} file"])
-        return path.read_text(encoding="utf-8")
+        # utf-8-sig: a byte-order mark, as some Windows editors write, is not part of the text
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not a text file"]) from None
+        raise ConfigError([f"{path}: not a text file (a {kind} file is UTF-8 text)"]) from None
     except OSError as exc:
         raise ConfigError([f"{path}: cannot be read ({exc.strerror or exc})"]) from None
 
@@ -43,6 +44,19 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: malformed TOML: {exc}"]) from None
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError([f"{path}: {_parser_limit(exc, 'TOML')}"]) from None
+
+
+def _parser_limit(exc: ValueError | RecursionError, kind: str) -> str:
+    """What a parser gave up on that its own error type does not cover (a date that does not
+    exist in YAML, a number of thousands of digits, nesting deeper than Python's stack)."""
+    if isinstance(exc, RecursionError):
+        return f"malformed {kind}: arrays or tables nested too deeply"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if "integer string conversion" in text:  # Python's int_max_str_digits, not the file's fault to know
+        text = "a number too long to read"
+    return f"malformed {kind}: {text}"
 
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -59,6 +73,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     text = _read_settings_text(path, "YAML")
     try:
         data = yaml.safe_load(text)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError([f"{path}: {_parser_limit(exc, 'YAML')}"]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""

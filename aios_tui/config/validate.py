@@ -6,6 +6,7 @@ import dataclasses
 import difflib
 import math
 import re
+import reprlib
 from typing import Any, Iterable, Mapping
 
 from aios_tui.config.schema import SECTIONS, RunConfig, field_index, field_type
@@ -31,6 +32,29 @@ class ConfigError(ValueError):
         super().__init__("\n".join(self.problems))
 
 
+SHOWN_CHARS = 60  # of a value quoted in a problem: enough to recognise it, one line at most
+
+
+_REPR = reprlib.Repr()  # (keyword arguments only from Python 3.12)
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxlong, _REPR.maxother = 3, SHOWN_CHARS, SHOWN_CHARS, SHOWN_CHARS
+
+
+def shown(value: Any) -> str:
+    """``repr(value)`` cut to one short line: a problem quotes what was given, not all of it
+    (YAML's aliases can make a value whose full repr would never finish)."""
+    return _cut(_REPR.repr(value))
+
+
+def shown_name(name: Any) -> str:
+    """A key or section name as it would be typed, control characters escaped, cut like ``shown``."""
+    text = str(name)
+    return _cut(text if text.isprintable() else repr(text)[1:-1])
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS - 3] + "..."
+
+
 def closest(name: str, options: Iterable[str], cutoff: float = 0.5) -> str | None:
     match = difflib.get_close_matches(name, list(options), n=1, cutoff=cutoff)
     return match[0] if match else None
@@ -50,12 +74,12 @@ def coerce(name: str, f: dataclasses.Field, value: Any) -> tuple[Any, str | None
     if want is bool:
         if isinstance(value, bool):
             return value, None
-        return value, f"{name}: {value!r} is not true or false"
+        return value, f"{name}: {shown(value)} is not true or false"
     if want is int:
         if isinstance(value, bool) or not isinstance(value, int):
             if isinstance(value, float) and value.is_integer():
                 return int(value), None
-            return value, f"{name}: {value!r} is not a whole number"
+            return value, f"{name}: {shown(value)} is not a whole number"
         return value, None
     if want is float:
         if isinstance(value, str):
@@ -65,13 +89,16 @@ def coerce(name: str, f: dataclasses.Field, value: Any) -> tuple[Any, str | None
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return value, f"{name}: {value!r} is not a number"
-        return float(value), None
+            return value, f"{name}: {shown(value)} is not a number"
+        try:
+            return float(value), None
+        except OverflowError:  # an int past 1.8e308; the range check would say so, but cannot see it
+            return value, f"{name}: {shown(value)} is too large a number"
     if name.endswith(_MODULE_LISTS) and isinstance(value, list) and all(isinstance(v, str) for v in value):
         # A list of names is what TOML and YAML users write; the field keeps its comma form.
         return ",".join(value), None
     if not isinstance(value, str):
-        return value, f"{name}: {value!r} is not a string"
+        return value, f"{name}: {shown(value)} is not a string"
     return value, None
 
 
@@ -85,7 +112,7 @@ def apply_mapping(cfg: RunConfig, data: Mapping[str, Any], source: str) -> list[
         key = str(key)  # YAML allows number keys; they are unknown names like any other
         if key not in index:
             pool = [n for n, (s, _) in index.items() if section_hint in (None, s)] or list(index)
-            problems.append(f"{where}unknown key '{key}'"
+            problems.append(f"{where}unknown key '{shown_name(key)}'"
                             + (f" in [{section_hint}]" if section_hint else "")
                             + _did_you_mean(key, pool))
             return
@@ -102,8 +129,9 @@ def apply_mapping(cfg: RunConfig, data: Mapping[str, Any], source: str) -> list[
     for key, value in data.items():
         key = str(key)
         if key in TOP_LEVEL_KEYS:
-            if key == "version" and value != CONFIG_VERSION:
-                problems.append(f"{where}version {value!r} is not supported; this aios-tui reads version {CONFIG_VERSION}")
+            problem = _top_level_problem(key, value)
+            if problem:
+                problems.append(where + problem)
             continue
         if key in SECTIONS and (isinstance(value, Mapping) or key not in index):
             if not isinstance(value, Mapping):
@@ -112,17 +140,41 @@ def apply_mapping(cfg: RunConfig, data: Mapping[str, Any], source: str) -> list[
             for sub_key, sub_value in value.items():
                 set_field(sub_key, sub_value, key)
         elif isinstance(value, Mapping):
-            problems.append(f"{where}unknown section [{key}]"
+            problems.append(f"{where}unknown section [{shown_name(key)}]"
                             + _did_you_mean(key, SECTIONS) + f" (sections: {', '.join(SECTIONS)})")
         else:
             set_field(key, value, None)
     return problems
 
 
+def _top_level_problem(key: str, value: Any) -> str | None:
+    """What is wrong with a file's version, or the name, description or order it gives a preset."""
+    if key == "version":
+        if isinstance(value, bool) or value != CONFIG_VERSION:
+            return f"version {shown(value)} is not supported; this aios-tui reads version {CONFIG_VERSION}"
+        return None
+    if key == "order":
+        return None if isinstance(value, int) and not isinstance(value, bool) else \
+            f"order: {shown(value)} is not a whole number"
+    if not isinstance(value, str):
+        return f"{key}: {shown(value)} is not a string"
+    if not value.isprintable():  # shown on one line in `presets list`, the console's picker and its header
+        return f"{key}: {shown(value)} has a line break or control character; keep it to one line"
+    return None
+
+
 def _fmt(v: float | None) -> str:
     if v is None:
         return ""
     return str(int(v)) if float(v).is_integer() else str(v)
+
+
+def valid_range(meta: Mapping[str, Any]) -> str:
+    """A field's range as its help and its problems state it: '1 to 256', 'at least 0' or ''."""
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and hi is not None:
+        return f"{_fmt(lo)} to {_fmt(hi)}"
+    return f"at least {_fmt(lo)}" if lo is not None else ""
 
 
 def validate(cfg: RunConfig) -> list[str]:
@@ -138,15 +190,15 @@ def field_problems(cfg: RunConfig) -> list[str]:
         meta = f.metadata
         label = f"{section}.{name}"
         if meta.get("choices") and value not in meta["choices"]:
-            problems.append(f"{label}: {value!r} is not one of {', '.join(meta['choices'])}"
+            problems.append(f"{label}: {shown(value)} is not one of {', '.join(meta['choices'])}"
                             + _did_you_mean(str(value), meta["choices"]))
         lo, hi = meta.get("lo"), meta.get("hi")
         if isinstance(value, float) and not math.isfinite(value):
             problems.append(f"{label}: {value!r} is not a number; give a finite value")
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             if (lo is not None and value < lo) or (hi is not None and value > hi):
-                rng = f"{_fmt(lo)} to {_fmt(hi)}" if hi is not None else f"at least {_fmt(lo)}"
-                problems.append(f"{label}: {value!r} is out of range; valid: {rng}{_sentinel(meta['help'])}")
+                problems.append(f"{label}: {shown(value)} is out of range; valid: {valid_range(meta)}"
+                                f"{_sentinel(meta['help'])}")
     return problems
 
 
@@ -169,31 +221,31 @@ def _cross_field_problems(cfg: RunConfig) -> list[str]:
                         "e.g. q_proj,v_proj")
     for name in targets + peft.modules_to_save_list():
         if not _MODULE_NAME.match(name):
-            problems.append(f"peft: {name!r} is not a module name (letters, digits, '_' and '.')")
+            problems.append(f"peft: {shown(name)} is not a module name (letters, digits, '_' and '.')")
     if peft.peft_method == "ia3" and peft.ia3_feedforward_modules.strip():
         stray = [m for m in peft.ia3_feedforward_list() if m not in targets]
         if stray:
-            problems.append(f"peft.ia3_feedforward_modules: {', '.join(stray)} not among "
-                            f"lora_target_modules ({', '.join(targets)})")
+            problems.append(f"peft.ia3_feedforward_modules: {_cut(', '.join(stray))} not among "
+                            f"lora_target_modules ({_cut(', '.join(targets))})")
     if peft.adalora_init_r and peft.adalora_init_r < peft.lora_r:
-        problems.append(f"peft.adalora_init_r: {peft.adalora_init_r} is below the target rank "
-                        f"lora_r={peft.lora_r}; AdaLoRA only prunes rank")
+        problems.append(f"peft.adalora_init_r: {shown(peft.adalora_init_r)} is below the target rank "
+                        f"lora_r={shown(peft.lora_r)}; AdaLoRA only prunes rank")
     # run_name names the directory only when run_dir does not (a run in --run-dir takes its name)
     named = [("hrm.brain_name", cfg.hrm.brain_name)]
     if not cfg.train.run_dir.strip():
         named.insert(0, ("train.run_name", cfg.train.run_name))
     for label, name in named:
         if name and not is_plain_name(name):
-            problems.append(f"{label}: {name!r} is not a plain name ({PLAIN_NAME_RULE}); "
+            problems.append(f"{label}: {shown(name)} is not a plain name ({PLAIN_NAME_RULE}); "
                             "to choose the directory itself, use run_dir or bundle_dir")
     mem = cfg.memory
     if mem.load_in_8bit and mem.load_in_4bit:
         problems.append("memory: load_in_8bit and load_in_4bit exclude each other; choose one")
     if (mem.load_in_8bit or mem.load_in_4bit) and not peft.use_peft:
         problems.append("memory: a quantized base cannot be trained in full; set use_peft = true")
-    if cfg.hrm.hidden_size % cfg.hrm.num_heads:
-        problems.append(f"hrm.hidden_size: {cfg.hrm.hidden_size} is not divisible by "
-                        f"num_heads={cfg.hrm.num_heads}")
+    if cfg.hrm.num_heads > 0 and cfg.hrm.hidden_size % cfg.hrm.num_heads:  # below 1 is a range problem
+        problems.append(f"hrm.hidden_size: {shown(cfg.hrm.hidden_size)} is not divisible by "
+                        f"num_heads={shown(cfg.hrm.num_heads)}")
     return problems
 
 

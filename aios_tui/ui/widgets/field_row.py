@@ -12,6 +12,7 @@ from textual.widgets import Input, Label, Static
 
 from aios_tui.ui.widgets.choice import Choice
 from aios_tui.config.schema import field_type
+from aios_tui.config.validate import valid_range
 from aios_tui.ui.widgets.toggle import Toggle
 
 
@@ -70,11 +71,8 @@ class FieldRow(Widget):
         extra = []
         if meta.get("choices"):
             extra.append("one of " + ", ".join(meta["choices"]))
-        lo, hi = meta.get("lo"), meta.get("hi")
-        if lo is not None and hi is not None:
-            extra.append(f"{lo:g} to {hi:g}")
-        elif lo is not None:
-            extra.append(f"at least {lo:g}")
+        if valid_range(meta):
+            extra.append(valid_range(meta))
         extra.append(f"default {self.spec.default!r}")
         return f"{meta.get('help', '')} · {' · '.join(extra)}"
 
