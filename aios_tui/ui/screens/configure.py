@@ -147,8 +147,9 @@ class ConfigureScreen(Screen):
     def on_mount(self) -> None:
         # Nothing here may query the children: the form announces itself (ConfigForm.Changed
         # on its mount) and the panes read the GPU themselves.
-        for problem in self._preset_problems:
-            self.notify(problem, title="presets", severity="warning", timeout=10, markup=False)
+        if self._preset_problems:  # one notice: a toast each would bury the screen at 80x24
+            self.notify(problems_notice(self._preset_problems), title="presets skipped", severity="warning",
+                        timeout=10, markup=False)
 
     @property
     def form(self) -> ConfigForm:

@@ -31,9 +31,10 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.question, classes="dialog-title")
+            # Questions name files, runs and presets: shown as written, '[' and all, never as markup.
+            yield Label(self.question, classes="dialog-title", markup=False)
             if self.detail:
-                yield Static(self.detail)
+                yield Static(self.detail, markup=False)
         yield Footer(compact=True)
 
     def on_mount(self) -> None:

@@ -35,11 +35,12 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
+            # titles and hints name files and runs: shown as written, never as markup
+            yield Label(self.title_text, classes="dialog-title", markup=False)
             yield InOrderInput(self.initial, placeholder=self.placeholder, id="prompt-input")
             yield Static("", id="prompt-problem", classes="dialog-problem", markup=False)
             if self.hint:
-                yield Static(self.hint, classes="dialog-hint")
+                yield Static(self.hint, classes="dialog-hint", markup=False)
         yield Footer(compact=True)
 
     # Keys typed just before enter can still wait in the input's queue when enter is taken (a

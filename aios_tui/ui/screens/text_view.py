@@ -24,7 +24,7 @@ class TextScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog wide"):
-            yield Label(self.title_text, classes="dialog-title")
+            yield Label(self.title_text, classes="dialog-title", markup=False)  # may name a file: as written
             yield TextArea(self.text, read_only=True, soft_wrap=True, id="text-body")
         yield Footer(compact=True)
 

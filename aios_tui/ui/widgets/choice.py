@@ -13,7 +13,9 @@ menu keeps the key and the footer leaves it out.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Iterable
+
+from rich.text import Text
 
 from textual.css.query import NoMatches
 from textual.widgets import Select
@@ -26,6 +28,11 @@ class Choice(Select):
             keys = overlay._bindings.key_to_bindings
             for key, bindings in keys.items():
                 keys[key] = [replace(b, show=False) for b in bindings]
+
+    def _setup_variables_for_options(self, options: Iterable[tuple[Any, Any]]) -> None:
+        # A prompt is shown as written: a preset's or a file's name may hold '[', which Textual
+        # would read as markup and, unbalanced, refuse with an error that ends the console.
+        super()._setup_variables_for_options([(Text(p) if isinstance(p, str) else p, v) for p, v in options])
 
     # Both run from Select's mount handler and query children that may be gone by then.
     def _setup_options_renderables(self, *args: Any, **kwargs: Any) -> Any:
