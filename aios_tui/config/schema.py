@@ -87,7 +87,7 @@ class PeftConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = fld(200, "optimizer steps in the whole run", lo=1)
+    steps: int = fld(200, "optimizer steps in the whole run", lo=1, hi=10**9)
     batch_size: int = fld(4, "sequences per micro-batch", lo=1, hi=4096)
     grad_accum: int = fld(1, "micro-batches per optimizer step", lo=1, hi=1024)
     lr: float = fld(0.0, "peak learning rate (0: 2e-4 LoRA, 1e-3 AdaLoRA, 3e-3 IA3, 5e-5 full)", lo=0.0, hi=1.0)

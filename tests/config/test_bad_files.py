@@ -25,6 +25,8 @@ def refused(cli, path, *command: str) -> list[str]:
     ("lora_r = " + "9" * 5000 + "\n", "malformed TOML: a number too long to read"),
     ("num_heads = 0\n", "hrm.num_heads: 0 is out of range; valid: 1 to 256"),
     ("seed = 18446744073709551616\n", "train.seed: 18446744073709551616 is out of range; valid: 0 to 4294967295"),
+    # a run of 2**70 steps would train, with an ETA of trillions of days
+    ("steps = 1180591620717411303424\n", "train.steps: 1180591620717411303424 is out of range; valid: 1 to 1000000000"),
     ("version = true\n", "version True is not supported"),
     ("order = \"first\"\n", "order: 'first' is not a whole number"),
     ("name = {a = 1}\n", "name: {'a': 1} is not a string"),
