@@ -182,7 +182,8 @@ def _swap_in(trained, checkpoint: Path, active: str) -> str:
             p.requires_grad_(False)
         return active
     name = checkpoint.name.replace("-", "_")  # peft adapter names end up in module attribute names
-    with _adapter_warnings_quiet():
+    ckpt.check_adapter(checkpoint)
+    with _adapter_warnings_quiet(), ckpt.applying(checkpoint, ckpt.ADAPTER):
         model.load_adapter(str(checkpoint / ckpt.ADAPTER), adapter_name=name, is_trainable=False)
     model.set_adapter(name)
     model.delete_adapter(active)  # one adapter held at a time, however many checkpoints
@@ -227,7 +228,7 @@ def evaluate(p: Plan, *, dataset_file: str | None = None, max_batches: int | Non
     first = p.checkpoints[0]
     try:
         trained = load_trained(p.run.path, _step(first), dev)
-    except FileNotFoundError:
+    except (FileNotFoundError, UserError):
         if not (first / ckpt.COMPLETE).exists():
             raise _removed(first) from None
         raise

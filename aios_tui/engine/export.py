@@ -86,11 +86,13 @@ def load_trained(run_dir: str | os.PathLike, step: int | None = None,
     device = torch.device(device)
     if quant.mode(build_cfg):  # a quantized base is placed while it loads: there, not where it trained
         build_cfg = dataclasses.replace(build_cfg, train=dataclasses.replace(build_cfg.train, device=device.type))
+    if meta.get("peft"):
+        ckpt.check_adapter(checkpoint)  # before the base loads: a damaged adapter fails at once
     base, tokenizer = task.build(build_cfg, device)
     if meta.get("peft"):
         from peft import PeftModel
 
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), ckpt.applying(checkpoint, ckpt.ADAPTER):
             # AdaLoRA's saved rank pattern names lora_E tensors, which peft's generic check
             # mistakes for unmatched module names; the pattern is applied all the same.
             warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")
@@ -211,8 +213,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                               f"the same quantization to use it as trained, or in full precision to merge it")
     if kind == "adapter":
         src = checkpoint / ckpt.ADAPTER
-        if not (src / "adapter_config.json").is_file():
-            raise UserError(f"{checkpoint}: has no adapter to export")
+        ckpt.check_adapter(checkpoint)
     # Made before a merge loads the model, so an --out that cannot be written fails at once.
     tmp, made = _prepare_out(target)
     try:
@@ -231,7 +232,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
             for f in src.iterdir():
                 if f.is_file():
                     shutil.copy2(f, tmp / f.name)
-            config_path = tmp / "adapter_config.json"
+            config_path = tmp / ckpt.ADAPTER_CONFIG
             adapter_config = json.loads(config_path.read_text(encoding="utf-8"))
             adapter_config["base_model_name_or_path"] = record["base"]
             atomic_write_json(config_path, adapter_config)

@@ -358,3 +358,63 @@ def test_run_files_and_exports_take_the_umask_like_plain_files(tmp_path, cli):
             "config.toml", "export.json"} <= {p.name for p in files}
     modes = {str(p.relative_to(tmp_path)): oct(stat.S_IMODE(p.stat().st_mode)) for p in files}
     assert set(modes.values()) == {"0o640"}, modes
+
+
+def test_a_damaged_adapter_is_named_as_a_damaged_checkpoint(tmp_path, cli):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path / "run"
+    code, _, err = cli("train", "--steps", "4", "--save-every", "2", "--run-dir", str(run), "--device", "cpu",
+                       "--use-peft", "--progress", "none")
+    assert code == 0, err
+    adapter = run / "checkpoints" / "step-000004" / "adapter"
+    kept = tmp_path / "kept"
+    shutil.copytree(adapter, kept)
+    config, weights = adapter / "adapter_config.json", adapter / "adapter_model.safetensors"
+    good = json.loads(config.read_text())
+    tensors = load_file(str(weights))
+    first = sorted(tensors)[0]
+
+    def write(path, value):
+        path.write_text(value if isinstance(value, str) else json.dumps(value))
+
+    damages = [
+        (lambda: write(config, [1, 2]), "adapter_config.json cannot be read (it holds list, not an object)"),
+        (lambda: write(config, ""), "adapter_config.json cannot be read (Expecting value"),
+        (lambda: write(config, {}), "its peft_type None is not an adapter type peft knows"),
+        (lambda: write(config, {**good, "r": "8"}), "its r is '8', not int"),
+        (lambda: write(config, {**good, "target_modules": 5}), "its target_modules is 5"),
+        (lambda: weights.write_bytes(weights.read_bytes()[:100]), "adapter_model.safetensors cannot be read"),
+        (lambda: (weights.unlink(), weights.mkdir()), "adapter_model.safetensors cannot be read"),
+        (lambda: save_file({**tensors, first: tensors[first].long()}, str(weights)), "is I64, not floating point"),
+        (lambda: save_file({**tensors, first: torch.zeros(3, 3)}, str(weights)), "adapter cannot be read (size mismatch"),
+    ]
+    commands = [("export", str(run)), ("export", str(run), "--merge"),
+                ("eval", str(run), "--max-batches", "1", "--device", "cpu"),
+                ("generate", str(run), "--prompt", "a", "--max-new-tokens", "2", "--device", "cpu")]
+    for damage, why in damages:
+        damage()
+        # the adapter as peft saves it is copied without loading a base: its tensors' shapes
+        # are checked where it is loaded
+        for args in commands[1:] if "size mismatch" in why else commands:
+            code, _, err = cli(*args)
+            assert code == 2 and len(err.splitlines()) == 1, (args, err)
+            assert why in err and "the checkpoint is damaged: remove it" in err, (args, err)
+            assert "step-000002 instead" in err, err
+            assert not (run / "adapter").exists() and not (run / "merged").exists()
+            assert not [p for p in run.iterdir() if p.name.startswith(".")], args
+        shutil.rmtree(adapter)
+        shutil.copytree(kept, adapter)
+    # an adapter damaged among several: found as eval swaps it in after an earlier one
+    save_file({**tensors, first: torch.zeros(3, 3)}, str(weights))
+    code, _, err = cli("eval", str(run), "--all-checkpoints", "--max-batches", "1", "--device", "cpu")
+    errors = [line for line in err.splitlines() if line.startswith("aios-tui: error:")]  # after "scoring ..."
+    assert code == 2 and len(errors) == 1 and "Traceback" not in err, err
+    assert "step-000004: adapter cannot be read (size mismatch" in errors[0], err
+    shutil.rmtree(adapter)
+    shutil.copytree(kept, adapter)
+    for args in commands:
+        code, _, err = cli(*args)
+        assert code == 0, (args, err)
