@@ -189,8 +189,8 @@ def find_checkpoint(run: RunDir, step: int | None = None) -> Path:
 def damaged(checkpoint: Path, name: str, exc: BaseException | str) -> UserError:
     """The error for a checkpoint file that cannot be read, with the way back to an earlier one."""
     why = (str(exc).splitlines() or [type(exc).__name__])[0]
-    earlier = sorted(p.name for p in checkpoint.parent.glob("step-*")
-                     if p.name < checkpoint.name and (p / "COMPLETE").exists())
+    names = [p.name for p in RunDir(checkpoint.parent.parent).list_checkpoints()]  # in step order
+    earlier = names[:names.index(checkpoint.name)] if checkpoint.name in names else []
     fix = (f"remove it (rm -r {checkpoint}) to use {earlier[-1]} instead" if earlier
            else "there is no earlier checkpoint to fall back on")
     return UserError(f"{checkpoint}: {name} cannot be read ({why}); the checkpoint is damaged: {fix}")

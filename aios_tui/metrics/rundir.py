@@ -13,6 +13,7 @@ from __future__ import annotations
 import errno
 import math
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from aios_tui.metrics.recent import recent_run_paths, remember
 from aios_tui.regular_file import open_regular
 from aios_tui.metrics.sessions import same_place
 
+CHECKPOINT_NAME = re.compile(r"step-[0-9]+")
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
 LIVE_STATES = ("starting", "running", "stopping")
 UNREADABLE = "unreadable"
@@ -375,10 +377,13 @@ class RunDir:
         self.checkpoint_request_file.touch()
 
     def list_checkpoints(self) -> list[Path]:
+        """Complete checkpoints in step order. A directory not named step-<digits> (a copy named
+        step-abc, say) is none: it would sort after every real one and be taken for the latest."""
         if not self.checkpoints.is_dir():
             return []
-        return sorted(p for p in self.checkpoints.iterdir()
-                      if p.is_dir() and p.name.startswith("step-") and (p / "COMPLETE").exists())
+        found = [p for p in self.checkpoints.iterdir()
+                 if CHECKPOINT_NAME.fullmatch(p.name) and p.is_dir() and (p / "COMPLETE").exists()]
+        return sorted(found, key=lambda p: int(p.name.removeprefix("step-")))
 
     def latest_checkpoint(self) -> Path | None:
         cps = self.list_checkpoints()

@@ -172,3 +172,18 @@ def test_a_file_with_nothing_to_score_is_refused_in_one_line(lora_run, cli, tmp_
     empty.write_text("  \n\n", encoding="utf-8")
     line = _one_error(*cli("eval", str(lora_run), "--dataset-file", str(empty)))
     assert f"dataset {empty}: is empty" in line and "train" not in line
+
+
+def test_directories_not_named_for_a_step_are_no_checkpoints(lora_run, cli, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(lora_run, run)
+    for name in ("step-abc", "step--1", "step-0000001x", "step-"):  # whole copies, COMPLETE and all
+        shutil.copytree(run / "checkpoints" / "step-000006", run / "checkpoints" / name)
+    code, out, err = cli("eval", str(run), "--all-checkpoints", "--json", "--max-batches", "1")
+    assert code == 0 and "Traceback" not in err, err
+    assert [r["step"] for r in rows(out)] == [2, 4, 6]
+    code, out, err = cli("export", str(run))
+    assert code == 0, err
+    assert json.loads((run / "adapter" / "export.json").read_text())["checkpoint"].endswith("step-000006")
+    code, _, err = cli("eval", str(run), "--checkpoint", "5")
+    assert code == 2 and err.endswith("(checkpoints: 2, 4, 6)\n"), err
