@@ -203,6 +203,13 @@ def read_meta(checkpoint: Path) -> dict[str, Any]:
         raise damaged(checkpoint, META, exc) from None
     if not isinstance(meta, dict):
         raise damaged(checkpoint, META, f"it holds {type(meta).__name__}, not an object")
+    step = meta.get("step")
+    if "step" not in meta:
+        raise damaged(checkpoint, META, "it has no 'step'")
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        raise damaged(checkpoint, META, f"its step is {step!r}, not a whole number")
+    if not isinstance(meta.get("peft", False), bool):  # "no" would count as an adapter run
+        raise damaged(checkpoint, META, f"its peft is {meta['peft']!r}, not true or false")
     return meta
 
 

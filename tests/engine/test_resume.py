@@ -270,6 +270,16 @@ def test_checkpoint_files_holding_the_wrong_things_are_a_damaged_checkpoint(cli,
         code, _, err = cli(*args)
         assert code == 2 and len(err.splitlines()) == 1, (args, err)
         assert "meta.json cannot be read (it holds list, not an object)" in err, args
+    kept_meta = json.loads(meta)
+    for changed, why in (({k: v for k, v in kept_meta.items() if k != "step"}, "it has no 'step'"),
+                         ({**kept_meta, "step": "4"}, "its step is '4', not a whole number"),
+                         ({**kept_meta, "peft": "no"}, "its peft is 'no', not true or false")):
+        (latest / "meta.json").write_text(json.dumps(changed))
+        for args in (("export", str(run)),
+                     ("train", "--resume", str(run), "--steps", "6", "--device", "cpu", "--progress", "none")):
+            code, _, err = cli(*args)
+            assert code == 2 and len(err.splitlines()) == 1, (args, err)
+            assert f"meta.json cannot be read ({why})" in err and "step-000002 instead" in err, (args, err)
     (latest / "meta.json").write_text(json.dumps({**json.loads(meta), "task": 5}))
     code, _, err = cli("eval", str(run), "--max-batches", "1", "--device", "cpu")
     assert code == 2 and err.splitlines() == ["aios-tui: error: unknown task 5 recorded in the run"]
