@@ -112,7 +112,9 @@ def _in_hub_cache(name: str, weights: bool) -> bool:
 
 
 def _hub_failure(name: str, exc: Exception) -> UserError:
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()] or [type(exc).__name__]
+    # "Validation error for field 'x':" says what is wrong on the line after it
+    reason = " ".join(lines[:2]) if lines[0].endswith(":") else lines[0]
     if Path(name).expanduser().is_dir() or _in_hub_cache(name, True):  # the hint below is about the Hub
         return UserError(f"model.model: could not load {name!r}: {reason}")
     return UserError(f"model.model: could not load {name!r}: {reason}",
@@ -154,7 +156,10 @@ def _load_errors() -> tuple[type[BaseException], ...]:
     """What a bad model directory or download raises: a damaged weights file included."""
     import pickle
 
-    errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, pickle.UnpicklingError)
+    from huggingface_hub.errors import StrictDataclassError  # a config.json field of the wrong type
+
+    errors: tuple[type[BaseException], ...] = (OSError, ValueError, KeyError, pickle.UnpicklingError,
+                                               StrictDataclassError)
     try:
         from safetensors import SafetensorError
     except ImportError:
@@ -235,7 +240,7 @@ def read_config(name: str):
 
     try:
         return tiny_config() if name == "tiny" else AutoConfig.from_pretrained(name)
-    except (OSError, ValueError, KeyError):
+    except _LOAD_ERRORS:
         return None
 
 

@@ -418,3 +418,22 @@ def test_a_damaged_adapter_is_named_as_a_damaged_checkpoint(tmp_path, cli):
     for args in commands:
         code, _, err = cli(*args)
         assert code == 0, (args, err)
+
+
+def test_a_base_model_config_field_of_the_wrong_type_is_one_line(small_model_dir, tmp_path, cli):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(small_model_dir, model)
+    run = tmp_path / "run"
+    code, _, err = cli("train", "--model", str(model), "--steps", "2", "--max-seq-len", "32", "--run-dir", str(run),
+                       "--device", "cpu", "--use-peft", "--lora-target-modules", "q_proj", "--progress", "none")
+    assert code == 0, err
+    config = json.loads((model / "config.json").read_text())
+    (model / "config.json").write_text(json.dumps({**config, "hidden_size": "big"}))
+    for args in (("export", str(run), "--merge"), ("generate", str(run), "--prompt", "a", "--device", "cpu"),
+                 ("train", "--resume", str(run), "--steps", "3", "--device", "cpu", "--progress", "none")):
+        code, _, err = cli(*args)
+        assert code == 2 and len(err.splitlines()) == 1, (args, err)
+        assert "Field 'hidden_size' expected int, got str" in err, (args, err)
+    assert not (run / "merged").exists()
