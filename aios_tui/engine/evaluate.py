@@ -26,6 +26,7 @@ import torch
 from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import RunDir
 from aios_tui.engine import checkpoint as ckpt
+from aios_tui.engine.adapter_check import check_adapter
 from aios_tui.engine.data import IGNORE, make_batch
 
 # Below this many seconds an eval says nothing while it runs: most finish before a bar is worth it.
@@ -182,7 +183,7 @@ def _swap_in(trained, checkpoint: Path, active: str) -> str:
             p.requires_grad_(False)
         return active
     name = checkpoint.name.replace("-", "_")  # peft adapter names end up in module attribute names
-    ckpt.check_adapter(checkpoint)
+    check_adapter(checkpoint)
     with _adapter_warnings_quiet(), ckpt.applying(checkpoint, ckpt.ADAPTER):
         model.load_adapter(str(checkpoint / ckpt.ADAPTER), adapter_name=name, is_trainable=False)
     model.set_adapter(name)

@@ -36,6 +36,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import RunDir
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant
+from aios_tui.engine.adapter_check import check_adapter
 from aios_tui.engine.models import save_tokenizer
 from aios_tui.engine.peft_setup import quiet_imports
 from aios_tui.engine.task import Task, load_task
@@ -87,7 +88,7 @@ def load_trained(run_dir: str | os.PathLike, step: int | None = None,
     if quant.mode(build_cfg):  # a quantized base is placed while it loads: there, not where it trained
         build_cfg = dataclasses.replace(build_cfg, train=dataclasses.replace(build_cfg.train, device=device.type))
     if meta.get("peft"):
-        ckpt.check_adapter(checkpoint)  # before the base loads: a damaged adapter fails at once
+        check_adapter(checkpoint)  # before the base loads: a damaged adapter fails at once
     base, tokenizer = task.build(build_cfg, device)
     if meta.get("peft"):
         from peft import PeftModel
@@ -213,7 +214,7 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
                               f"the same quantization to use it as trained, or in full precision to merge it")
     if kind == "adapter":
         src = checkpoint / ckpt.ADAPTER
-        ckpt.check_adapter(checkpoint)
+        check_adapter(checkpoint)
     # Made before a merge loads the model, so an --out that cannot be written fails at once.
     tmp, made = _prepare_out(target)
     try:
