@@ -1,13 +1,17 @@
-"""Whether a checkpoint's adapter can be read, checked before a base model is loaded for it or it
-is copied into an export: peft itself takes any saved value and fails much later."""
+"""A checkpoint's adapter: whether it can be read, checked before a base model is loaded for it or
+it is copied into an export (peft itself takes any saved value and fails much later), and how
+peft is asked to load it."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
-from aios_tui.engine.checkpoint import ADAPTER, ADAPTER_CONFIG, ADAPTER_WEIGHTS, damaged
+from aios_tui.engine.checkpoint import ADAPTER, ADAPTER_CONFIG, ADAPTER_WEIGHTS, applying, damaged
 
 # The field types of peft's config classes whose saved values are checked.
 _KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
@@ -63,3 +67,17 @@ def check_adapter(checkpoint: Path) -> None:
     odd = next((f"{name} is {dtype}" for name, dtype in dtypes.items() if dtype not in _FLOATS), None)
     if odd:
         raise damaged(checkpoint, weights_name, f"{odd}, not floating point")
+
+
+@contextmanager
+def loading_adapter(checkpoint: Path) -> Iterator[None]:
+    """Around peft loading ``checkpoint``'s adapter: what it cannot use is a damaged checkpoint,
+    and two warnings that say nothing wrong are kept quiet."""
+    with warnings.catch_warnings(), applying(checkpoint, ADAPTER):
+        # AdaLoRA's saved rank pattern names lora_E tensors, which peft's generic check
+        # mistakes for unmatched module names; the pattern is applied all the same.
+        warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")
+        # An adapter trained on a quantized GPT-2 saw Linear layers where the full-precision
+        # base has Conv1D; peft transposes the update for it, which is what is wanted.
+        warnings.filterwarnings("ignore", message=".*fan_in_fan_out is set to False.*")
+        yield

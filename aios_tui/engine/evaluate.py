@@ -16,7 +16,6 @@ import dataclasses
 import math
 import os
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -26,7 +25,7 @@ import torch
 from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import RunDir
 from aios_tui.engine import checkpoint as ckpt
-from aios_tui.engine.adapter_check import check_adapter
+from aios_tui.engine.adapter_check import check_adapter, loading_adapter
 from aios_tui.engine.data import IGNORE, make_batch
 
 # Below this many seconds an eval says nothing while it runs: most finish before a bar is worth it.
@@ -163,15 +162,6 @@ def _same_data(trained, data) -> None:
                         "rebuilt; score a held-out file with --dataset-file")
 
 
-@contextlib.contextmanager
-def _adapter_warnings_quiet():
-    # The same two harmless peft warnings load_trained silences when it reads an adapter.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")
-        warnings.filterwarnings("ignore", message=".*fan_in_fan_out is set to False.*")
-        yield
-
-
 def _swap_in(trained, checkpoint: Path, active: str) -> str:
     """Puts ``checkpoint``'s weights into the loaded model; the adapter name now active."""
     model = trained.model
@@ -184,7 +174,7 @@ def _swap_in(trained, checkpoint: Path, active: str) -> str:
         return active
     name = checkpoint.name.replace("-", "_")  # peft adapter names end up in module attribute names
     check_adapter(checkpoint)
-    with _adapter_warnings_quiet(), ckpt.applying(checkpoint, ckpt.ADAPTER):
+    with loading_adapter(checkpoint):
         model.load_adapter(str(checkpoint / ckpt.ADAPTER), adapter_name=name, is_trainable=False)
     model.set_adapter(name)
     model.delete_adapter(active)  # one adapter held at a time, however many checkpoints

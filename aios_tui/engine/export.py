@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +35,7 @@ from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import RunDir
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant
-from aios_tui.engine.adapter_check import check_adapter
+from aios_tui.engine.adapter_check import check_adapter, loading_adapter
 from aios_tui.engine.models import save_tokenizer
 from aios_tui.engine.peft_setup import quiet_imports
 from aios_tui.engine.task import Task, load_task
@@ -93,13 +92,7 @@ def load_trained(run_dir: str | os.PathLike, step: int | None = None,
     if meta.get("peft"):
         from peft import PeftModel
 
-        with warnings.catch_warnings(), ckpt.applying(checkpoint, ckpt.ADAPTER):
-            # AdaLoRA's saved rank pattern names lora_E tensors, which peft's generic check
-            # mistakes for unmatched module names; the pattern is applied all the same.
-            warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")
-            # An adapter trained on a quantized GPT-2 saw Linear layers where the full-precision
-            # base has Conv1D; peft transposes the update for it, which is what is wanted.
-            warnings.filterwarnings("ignore", message=".*fan_in_fan_out is set to False.*")
+        with loading_adapter(checkpoint):
             model = PeftModel.from_pretrained(base, checkpoint / ckpt.ADAPTER, is_trainable=False)
     else:
         model = base
