@@ -163,11 +163,19 @@ def prune(run: RunDir, keep_last: int) -> list[Path]:
 
 
 def _remove_dead_temps(run: RunDir) -> None:
-    """Remove temp dirs no live writer owns. One named with this process's pid is a leftover too:
-    after a reboot a resumed run may well be given the pid of the one that was killed."""
-    if not run.checkpoints.is_dir():
+    if run.checkpoints.is_dir():
+        remove_dead_temps(run.checkpoints, ".tmp-step-")
+
+
+def remove_dead_temps(directory: Path, prefix: str) -> None:
+    """Remove the temp dirs ``prefix``-NAME-PID in ``directory`` that no live writer owns (a killed
+    checkpoint save or export leaves one, as big as what it wrote). One named with this process's
+    pid is a leftover too: after a reboot a new process may well be given a killed one's pid."""
+    try:
+        names = [p for p in directory.iterdir() if p.name.startswith(prefix)]
+    except OSError:
         return
-    for tmp in run.checkpoints.glob(".tmp-step-*"):
+    for tmp in names:
         pid = tmp.name.rsplit("-", 1)[-1]
         if not (pid.isdigit() and pid_alive(int(pid))) or pid == str(os.getpid()):
             shutil.rmtree(tmp, ignore_errors=True)

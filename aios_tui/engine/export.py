@@ -137,7 +137,7 @@ def _prepare_out(out: Path) -> tuple[Path, Path | None]:
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(tmp, ignore_errors=True)
+        ckpt.remove_dead_temps(out.parent, f".{out.name}.tmp-")
         tmp.mkdir()
     except OSError as exc:
         _discard(tmp, made)

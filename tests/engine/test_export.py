@@ -437,3 +437,35 @@ def test_a_base_model_config_field_of_the_wrong_type_is_one_line(small_model_dir
         assert code == 2 and len(err.splitlines()) == 1, (args, err)
         assert "Field 'hidden_size' expected int, got str" in err, (args, err)
     assert not (run / "merged").exists()
+
+
+@pytest.mark.slow
+def test_an_export_killed_midway_leaves_no_output_and_its_leftover_goes_next_time(make_cfg, tmp_path, cli):
+    """A merge killed while it loads leaves the earlier output, or none, never a torn one; the
+    temp dir it wrote into (as big as a merged model) is removed by the next export there."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from aios_tui.engine.train import run_training
+
+    run = tmp_path / "run"
+    run_training(make_cfg(steps=2, **METHODS["lora"]), run, progress="none")
+    proc = subprocess.Popen([sys.executable, "-m", "aios_tui", "export", str(run), "--merge"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    leftover = run / f".merged.tmp-{proc.pid}"
+    deadline = time.monotonic() + 120
+    while not leftover.is_dir() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert leftover.is_dir(), "the export's temp dir never showed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "merged").exists()
+    assert leftover.is_dir()  # what a killed process leaves
+
+    code, _, err = cli("export", str(run), "--merge")
+    assert code == 0, err
+    assert (run / "merged" / "export.json").is_file()
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".merged")) == []
