@@ -29,10 +29,14 @@ class Choice(Select):
             for key, bindings in keys.items():
                 keys[key] = [replace(b, show=False) for b in bindings]
 
-    def _setup_variables_for_options(self, options: Iterable[tuple[Any, Any]]) -> None:
-        # A prompt is shown as written: a preset's or a file's name may hold '[', which Textual
-        # would read as markup and, unbalanced, refuse with an error that ends the console.
-        super()._setup_variables_for_options([(Text(p) if isinstance(p, str) else p, v) for p, v in options])
+    # Options are shown as written: a preset's or a file's name may hold '[', which Textual
+    # would read as markup and, unbalanced, refuse with an error that ends the console.
+    def __init__(self, options: Iterable[tuple[Any, Any]], **kwargs: Any) -> None:
+        super().__init__(_as_written(options), **kwargs)
+
+    def set_options(self, options: Iterable[tuple[Any, Any]]) -> Choice:
+        super().set_options(_as_written(options))
+        return self
 
     # Both run from Select's mount handler and query children that may be gone by then.
     def _setup_options_renderables(self, *args: Any, **kwargs: Any) -> Any:
@@ -46,3 +50,7 @@ class Choice(Select):
             return super()._init_selected_option(*args, **kwargs)
         except NoMatches:
             return None
+
+
+def _as_written(options: Iterable[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    return [(Text(prompt) if isinstance(prompt, str) else prompt, value) for prompt, value in options]
