@@ -83,10 +83,16 @@ def render_table(snap: Snapshot, driver_version: str | None = None) -> str:
     out += _columns(rows)
     procs = [("GPU", "PID", "GPU MEMORY", "NAME")]
     for d in snap.devices:
-        for p in d.processes:
+        for p in d.processes or ():
             procs.append((str(d.index), str(p.pid), fmt_bytes(p.used_bytes), process_label(p)))
+    unlisted = [str(d.index) for d in snap.devices if d.processes is None]
     out.append("")
-    out += _columns(procs) if len(procs) > 1 else ["no processes on the GPU"]
+    if len(procs) > 1:
+        out += _columns(procs)
+    elif not unlisted:
+        out.append("no processes on the GPU")
+    if unlisted:
+        out.append(f"processes on GPU {', '.join(unlisted)}: N/A (the driver did not list them)")
     errors = [f"GPU {d.index}: {d.error}" for d in snap.devices if d.error]
     out += [f"error: {e}" for e in errors]
     if driver_version and not snap.simulated:
@@ -107,7 +113,7 @@ def render_lines(snap: Snapshot) -> list[str]:
                  "util", _na(d.util_gpu, "%"), "mem-util", _na(d.util_mem, "%"),
                  "temp", _na(d.temperature_c, deg), "power", fmt_power(d),
                  "sm", _na(d.sm_clock_mhz, "MHz"), "mem-clock", _na(d.mem_clock_mhz, "MHz"),
-                 "fan", _na(d.fan_pct, "%"), "procs", str(len(d.processes))]
+                 "fan", _na(d.fan_pct, "%"), "procs", _na(None if d.processes is None else len(d.processes))]
         if snap.simulated:
             parts.append("[simulated]")
         if d.error:
@@ -251,10 +257,12 @@ def render_screen(snap: Snapshot, *, width: int, height: int, interval: float,
                 lines.append(s(_clip(row, width), BOLD, GREEN) if p.own else row)
             if len(shown) < len(d.processes):
                 lines.append(s(f"   ... {len(d.processes) - len(shown)} more", DIM))
+        elif d.processes is None:
+            lines.append(s("   processes N/A", DIM))
         else:
             lines.append(s("   no processes", DIM))
         lines.append("")
-    if any(p.own for d in snap.devices for p in d.processes):
+    if any(p.own for d in snap.devices for p in d.processes or ()):
         lines.append(s(" * this process or a run it started", DIM))
     return [_clip(line, width) for line in lines[:height]]
 

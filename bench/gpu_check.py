@@ -107,8 +107,8 @@ def check_process(sampler: GpuSampler, child: dict, alloc_bytes: int, wait_s: fl
     deadline = time.monotonic() + wait_s
     while True:  # the driver may list a new context a moment after it exists
         snap = sampler.sample_once()
-        seen = [(d.index, p.pid, p.name, p.used_bytes) for d in snap.devices for p in d.processes]
-        found = next(((d.index, p) for d in snap.devices for p in d.processes if p.pid == pid), None)
+        seen = [(d.index, p.pid, p.name, p.used_bytes) for d in snap.devices for p in d.processes or ()]
+        found = next(((d.index, p) for d in snap.devices for p in d.processes or () if p.pid == pid), None)
         if found is not None or time.monotonic() >= deadline:
             break
         time.sleep(0.5)

@@ -38,7 +38,9 @@ class DeviceSample:
     sm_clock_mhz: int | None = None
     mem_clock_mhz: int | None = None
     fan_pct: int | None = None
-    processes: list[ProcessInfo] = field(default_factory=list)
+    # None when the driver could not list them (not supported, no permission, GPU lost);
+    # [] when it listed none.
+    processes: list[ProcessInfo] | None = field(default_factory=list)
     # NVML failures on this device during this sample (a field that the device simply does not
     # support is not an error: it is None here and nothing is said).
     error: str | None = None
@@ -56,9 +58,10 @@ class DeviceSample:
     def from_dict(cls, data: dict[str, Any]) -> "DeviceSample":
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in data.items() if k in names}
-        kw["processes"] = [ProcessInfo(**{k: v for k, v in p.items()
-                                          if k in ProcessInfo.__dataclass_fields__})
-                           for p in data.get("processes") or []]
+        procs = data.get("processes", [])
+        kw["processes"] = None if procs is None else [
+            ProcessInfo(**{k: v for k, v in p.items() if k in ProcessInfo.__dataclass_fields__})
+            for p in procs]
         return cls(**kw)
 
 

@@ -130,7 +130,7 @@ class NvmlBackend:
 
     def _read_device(self, index: int, handle: Any) -> DeviceSample:
         if handle is None:
-            return DeviceSample(index=index, name=None, error=self._open_errors[index])
+            return DeviceSample(index=index, name=None, processes=None, error=self._open_errors[index])
         nvml = self._nvml
         errors: list[str] = []
         values: dict[str, Any] = {}
@@ -158,22 +158,25 @@ class NvmlBackend:
 
             mem = call("memory", lambda: self._memory(handle))
             if mem is not None:
-                values["mem_used"], values["mem_total"] = int(mem[0]), int(mem[1])
+                values["mem_used"], values["mem_total"] = _memory_figures(mem[0], mem[1])
             util = call("utilization", lambda: nvml.nvmlDeviceGetUtilizationRates(handle))
             if util is not None:
-                values["util_gpu"], values["util_mem"] = int(util.gpu), int(util.memory)
+                values["util_gpu"], values["util_mem"] = _percent(util.gpu), _percent(util.memory)
             values["temperature_c"] = _int(call("temperature", lambda: self._temperature(handle)))
             values["power_w"] = _watts(call("power", lambda: nvml.nvmlDeviceGetPowerUsage(handle)))
-            values["power_limit_w"] = _watts(call("power limit", lambda: self._power_limit(handle)))
+            # No card is capped at 0 W: a 0 limit is one the driver does not report.
+            values["power_limit_w"] = _watts(call("power limit", lambda: self._power_limit(handle))) or None
             values["sm_clock_mhz"] = _int(call("SM clock", lambda: nvml.nvmlDeviceGetClockInfo(
                 handle, nvml.NVML_CLOCK_SM)))
             values["mem_clock_mhz"] = _int(call("memory clock", lambda: nvml.nvmlDeviceGetClockInfo(
                 handle, nvml.NVML_CLOCK_MEM)))
             values["fan_pct"] = _int(call("fan", lambda: nvml.nvmlDeviceGetFanSpeed(handle)))
             procs = call("processes", lambda: self._processes_raw(handle))
-            values["processes"] = self._describe(procs or {})
+            # None when the list could not be read: unknown, not "no processes".
+            values["processes"] = None if procs is None else self._describe(procs)
         except _DeviceGone:
             values.setdefault("name", self._names.get(index))
+            values.setdefault("processes", None)
         return DeviceSample(index=index, error="; ".join(errors) or None, **values)
 
     def _memory(self, handle: Any) -> tuple[int, int]:
@@ -272,7 +275,7 @@ class NvmlBackend:
 
     def _forget_gone_pids(self, devices: list[DeviceSample]) -> None:
         # Names are cached while a pid stays on a GPU; once it leaves, the pid may be reused.
-        live = {p.pid for d in devices for p in d.processes}
+        live = {p.pid for d in devices for p in d.processes or ()}
         for pid in list(self._proc_names):
             if pid not in live:
                 del self._proc_names[pid]
@@ -283,6 +286,21 @@ _MISSING = object()
 
 def _text(value: Any) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
+def _memory_figures(used: Any, total: Any) -> tuple[int | None, int | None]:
+    """(used, total) bytes, each None where the driver's figure cannot be true: a total of 0
+    (not reported), or a used figure outside 0..total (an unsigned value that wrapped around)."""
+    total = int(total) if total is not None and int(total) > 0 else None
+    used = None if used is None else int(used)
+    if used is not None and (used < 0 or (total is not None and used > total)):
+        used = None
+    return used, total
+
+
+def _percent(value: Any) -> int | None:
+    value = _int(value)
+    return value if value is not None and 0 <= value <= 100 else None
 
 
 def _int(value: Any) -> int | None:

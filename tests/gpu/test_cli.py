@@ -261,3 +261,26 @@ def test_live_view_without_a_gpu_keeps_running_until_sigterm(pty_run):
     assert run.finish() == 0
     assert run.output.endswith(b"\x1b[?25h\x1b[?1049l")
     assert termios.tcgetattr(run.slave) == run.attrs_before
+
+
+def test_a_process_list_the_driver_cannot_give_is_unknown_not_empty(cli, fake_gpu):
+    # MIG parents, vGPU guests and containers without the capability answer this way.
+    fake_gpu.fail("nvmlDeviceGetComputeRunningProcesses", pynvml.NVMLError_NotSupported)
+    code, out, _ = cli("gpu", "--once", "--json")
+    assert code == 0 and json.loads(out)["devices"][0]["processes"] is None
+    code, out, _ = cli("gpu", "--once")
+    assert code == 0
+    assert "no processes on the GPU" not in out
+    assert "processes on GPU 0: N/A (the driver did not list them)" in out
+
+
+def test_figures_no_gpu_can_have_show_as_unknown(cli, fake_gpu):
+    gpu = fake_gpu.gpus[0]
+    gpu.mem_total, gpu.power_limit_w, gpu.util_gpu = 0, 0, 4294967295
+    code, out, _ = cli("gpu", "--once", "--json")
+    dev = json.loads(out)["devices"][0]
+    assert code == 0
+    assert (dev["mem_total"], dev["power_limit_w"], dev["util_gpu"]) == (None, None, None)
+    code, out, _ = cli("gpu", "--once")
+    row = out.splitlines()[1]
+    assert "30.0 GiB / N/A" in row and "150 / N/A W" in row and " 0 W" not in row

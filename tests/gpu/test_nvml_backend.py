@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pynvml
 import pytest
 
-from aios_tui.gpu import GpuSampler, UnavailableBackend
+from aios_tui.gpu import DeviceSample, GpuSampler, UnavailableBackend
 from aios_tui.gpu import backend as backend_mod
 from aios_tui.gpu.fake import FakeGpu, FakeNvml, _procs
 from aios_tui.gpu.nvml import NvmlBackend, open_nvml
@@ -96,7 +97,7 @@ def test_a_lost_gpu_gives_an_all_na_device_without_further_calls(nvml):
     assert d.name == "Fake H100 80GB"  # known from before, still shown
     figures = [d.mem_used, d.mem_total, d.util_gpu, d.util_mem, d.temperature_c, d.power_w,
                d.power_limit_w, d.sm_clock_mhz, d.mem_clock_mhz, d.fan_pct]
-    assert figures == [None] * 10 and d.processes == []
+    assert figures == [None] * 10 and d.processes is None  # unknown, not "none"
     assert sum(nvml.calls.values()) - before == 1  # stopped at the first fatal error
 
 
@@ -163,7 +164,7 @@ def test_process_errors_empty_the_list_and_are_reported(nvml):
     nvml.gpus[0].processes = [(4321, 5 * GiB)]
     nvml.fail("nvmlDeviceGetComputeRunningProcesses", pynvml.NVMLError_NoPermission)
     d, errors = read_one(open_nvml(nvml))
-    assert d.processes == [] and errors == ["GPU 0: processes: Insufficient Permissions"]
+    assert d.processes is None and errors == ["GPU 0: processes: Insufficient Permissions"]
 
 
 def test_process_used_bytes_sums_gpus_and_is_none_when_not_listed():
@@ -182,7 +183,7 @@ def test_two_gpus_and_one_that_cannot_be_opened():
     devices, errors = open_nvml(nvml).read()
     assert [d.name for d in devices] == ["A", None]
     assert devices[0].error is None and devices[0].mem_used is not None
-    assert devices[1].mem_used is None
+    assert devices[1].mem_used is None and devices[1].processes is None
     assert errors == ["GPU 1: cannot open: Insufficient Permissions"]
 
 
@@ -240,3 +241,39 @@ def test_module_process_used_bytes_uses_one_shared_backend(monkeypatch):
 def test_module_process_used_bytes_without_a_driver_is_none(monkeypatch):
     monkeypatch.setattr(backend_mod, "_shared", UnavailableBackend("no driver"))
     assert backend_mod.process_used_bytes(os.getpid()) is None
+
+
+@pytest.mark.parametrize("used, total, expect", [
+    (1 * GiB, 0, (1 * GiB, None)),  # a total of 0 is one the driver does not report
+    (2**64 - 5, 24 * GiB, (None, 24 * GiB)),  # an unsigned figure that wrapped around
+    (30 * GiB, 24 * GiB, (None, 24 * GiB)),  # more used than there is
+    (-5, 24 * GiB, (None, 24 * GiB)),
+    (24 * GiB, 24 * GiB, (24 * GiB, 24 * GiB)),  # full is a real reading
+])
+def test_impossible_memory_figures_are_unknown(used, total, expect):
+    d, errors = read_one(open_nvml(FakeNvml([FakeGpu(mem_used=used, mem_total=total, mem_reserved=0)])))
+    assert (d.mem_used, d.mem_total) == expect and errors == []
+
+
+def test_impossible_power_limit_and_utilisation_are_unknown(nvml):
+    nvml.gpus[0].power_limit_w = 0
+    nvml.gpus[0].util_gpu, nvml.gpus[0].util_mem = 4294967295, 101
+    d, errors = read_one(open_nvml(nvml))
+    assert d.power_limit_w is None and d.power_w == 150.0
+    assert d.util_gpu is None and d.util_mem is None and errors == []
+    nvml.gpus[0].util_gpu, nvml.gpus[0].util_mem = 0, 100  # the ends are real readings
+    d, _ = read_one(open_nvml(nvml))
+    assert (d.util_gpu, d.util_mem) == (0, 100)
+
+
+@pytest.mark.parametrize("error", [pynvml.NVMLError_NotSupported, pynvml.NVMLError_InsufficientSize,
+                                   pynvml.NVMLError_Timeout])
+def test_a_process_list_that_cannot_be_read_is_unknown(nvml, error):
+    nvml.gpus[0].processes = [(4321, 5 * GiB)]
+    nvml.fail("nvmlDeviceGetComputeRunningProcesses", error, times=1)
+    b = open_nvml(nvml)
+    d, _ = read_one(b)
+    assert d.processes is None
+    assert DeviceSample.from_dict(json.loads(json.dumps(d.to_dict()))).processes is None
+    d, errors = read_one(b)
+    assert errors == [] and [p.pid for p in d.processes] == [4321]
