@@ -18,6 +18,7 @@ from typing import Sequence
 from aios_tui import __version__
 from aios_tui.config.validate import ConfigError
 from aios_tui.errors import UserError
+from aios_tui.printable import printable
 from aios_tui.quiet import quiet_library_warnings
 
 # Order is the order `aios-tui --help` lists them.
@@ -99,12 +100,6 @@ def _unknown_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace
             if close:
                 hints.append(f"{flag}: did you mean {close}?")
     target.error(f"unrecognized arguments: {' '.join(extra)}" + ("; " + "; ".join(hints) if hints else ""))
-
-
-def printable(text: str) -> str:
-    """``text`` with control characters escaped: a value holding a newline or an escape sequence
-    (a pasted path, a stray quote) must not split an error over lines or recolour the terminal."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 MAX_REPORTED = 20  # problems listed; past that it is the wrong file, and the first ones say so

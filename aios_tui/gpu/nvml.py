@@ -12,6 +12,7 @@ from typing import Any, Callable
 from aios_tui.gpu import procinfo
 from aios_tui.gpu.backend import UnavailableBackend
 from aios_tui.gpu.model import DeviceSample, ProcessInfo
+from aios_tui.printable import printable
 
 # After one of these every later call on the device fails too, so the rest of its sample is
 # skipped rather than spending a driver round trip per field on the same message.
@@ -285,7 +286,7 @@ _MISSING = object()
 
 
 def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return printable(value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value))
 
 
 def _memory_figures(used: Any, total: Any) -> tuple[int | None, int | None]:

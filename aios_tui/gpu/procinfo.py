@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
+from aios_tui.printable import printable
+
 PROC = "/proc"
 
 
@@ -18,9 +20,11 @@ def _read(path: str) -> bytes | None:
 
 def process_name(pid: int) -> str | None:
     """The short command name (``comm``), or the first word of the command line."""
+    # Both names are chosen by whoever started the process (another user's too), and are
+    # printed to the terminal: control characters are escaped here, once for every view.
     raw = _read(f"{PROC}/{pid}/comm")
     if raw:
-        return raw.decode("utf-8", "replace").strip() or None
+        return printable(raw.decode("utf-8", "replace").strip()) or None
     argv = command_line(pid)
     if argv:
         return os.path.basename(argv.split(" ", 1)[0]) or None
@@ -31,7 +35,7 @@ def command_line(pid: int) -> str | None:
     raw = _read(f"{PROC}/{pid}/cmdline")
     if not raw:
         return None
-    return " ".join(a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0")) or None
+    return printable(" ".join(a.decode("utf-8", "replace") for a in raw.rstrip(b"\0").split(b"\0"))) or None
 
 
 def parent_pid(pid: int) -> int | None:

@@ -284,3 +284,35 @@ def test_figures_no_gpu_can_have_show_as_unknown(cli, fake_gpu):
     code, out, _ = cli("gpu", "--once")
     row = out.splitlines()[1]
     assert "30.0 GiB / N/A" in row and "150 / N/A W" in row and " 0 W" not in row
+
+
+def test_control_characters_in_process_and_gpu_names_reach_the_terminal_escaped(cli, fake_gpu, tmp_path,
+                                                                                 monkeypatch):
+    from aios_tui.gpu import procinfo
+    from aios_tui.gpu_live import render_screen
+
+    # Any user may name a process so; the monitor prints it on whoever runs it.
+    evil = "\x1b]0;pwned\x07\x1b[2J\nline"
+    proc = subprocess.Popen([evil, "60"], executable="sleep")
+    try:
+        fake_gpu.gpus[0].name = b"Fake\x1b[31m GPU"
+        fake_gpu.gpus[0].processes = [(proc.pid, GiB), (4242, GiB)]
+        fake = tmp_path / "4242"
+        fake.mkdir()
+        (fake / "comm").write_bytes(b"x\x1b[2Jy\n")
+        real_read = procinfo._read
+        monkeypatch.setattr(procinfo, "_read", lambda path: real_read(
+            path.replace(f"{procinfo.PROC}/4242", str(fake))) if "/4242/" in path else real_read(path))
+        code, out, _ = cli("gpu", "--once")
+        assert code == 0 and "\x1b" not in out and "\x07" not in out
+        assert "Fake\\x1b[31m GPU" in out and "x\\x1b[2Jy" in out
+        code, out, _ = cli("gpu", "--once", "--json")
+        dev = json.loads(out)["devices"][0]
+        cmd = next(p["command"] for p in dev["processes"] if p["pid"] == proc.pid)
+        assert cmd == "\\x1b]0;pwned\\x07\\x1b[2J\\nline 60"
+        snap = gpu_pkg.GpuSampler(gpu_pkg.open_backend()).sample_once()
+        screen = "\n".join(render_screen(snap, width=120, height=40, interval=1.0, color=False))
+        assert "\x1b" not in screen and "\\x1b]0;pwned" in screen
+    finally:
+        proc.kill()
+        proc.wait()
