@@ -40,7 +40,7 @@ def detect_gpu() -> tuple[int, str] | None:
     """(total bytes, name) of the GPU a run would train on (see ``training_device``); None
     without one."""
     try:
-        from aios_tui.gpu import open_backend, training_device
+        from aios_tui.gpu import open_backend, training_device, training_memory
     except ImportError:
         return None
     try:
@@ -54,9 +54,10 @@ def detect_gpu() -> tuple[int, str] | None:
     except Exception:  # NVML missing or broken: the estimate still stands without a GPU
         return None
     d = training_device(devices)
-    if d is None or not d.mem_total:
+    total = training_memory(d)
+    if d is None or total is None:
         return None
-    return int(d.mem_total), f"{d.name} (GPU {d.index}, detected)"
+    return int(total), f"{d.name} (GPU {d.index}, detected)"
 
 
 def _ignored_by_a_list(args: argparse.Namespace) -> None:

@@ -8,10 +8,10 @@ Importing this package is cheap: pynvml is imported only when a real backend is 
 """
 
 from aios_tui.gpu.backend import UnavailableBackend, open_backend, process_used_bytes
-from aios_tui.gpu.model import DeviceSample, ProcessInfo, Snapshot, training_device
+from aios_tui.gpu.model import DeviceSample, ProcessInfo, Snapshot, training_device, training_memory
 from aios_tui.gpu.sampler import GpuSampler
 
 __all__ = [
     "DeviceSample", "GpuSampler", "ProcessInfo", "Snapshot", "UnavailableBackend", "open_backend",
-    "process_used_bytes", "training_device",
+    "process_used_bytes", "training_device", "training_memory",
 ]

@@ -38,6 +38,8 @@ class FakeGpu:
     sm_clock_mhz: Any = 1800
     mem_clock_mhz: Any = 9501
     fan_pct: Any = 40
+    uuid: Any = None  # None: "GPU-fake-<index>"
+    mig_mode: Any = None  # NVML_DEVICE_MIG_ENABLE / _DISABLE; None: a GPU without MIG
     processes: Any = field(default_factory=list)  # [(pid, bytes or None), ...] compute contexts
     graphics_processes: Any = field(default_factory=list)
 
@@ -61,7 +63,8 @@ class FakeNvml:
         self.initialized = 0
         # Errors and constants are pynvml's own, so `except pynvml.NVMLError_...` works unchanged.
         for name in dir(_pynvml):
-            if name.startswith(("NVMLError", "NVML_ERROR_", "NVML_TEMPERATURE_", "NVML_CLOCK_")):
+            if name.startswith(("NVMLError", "NVML_ERROR_", "NVML_TEMPERATURE_", "NVML_CLOCK_",
+                                "NVML_DEVICE_MIG_")):
                 setattr(self, name, getattr(_pynvml, name))
         for name in ("NVMLLibraryMismatchError", "nvmlMemory_v2"):  # not in every nvidia-ml-py
             if hasattr(_pynvml, name):
@@ -127,6 +130,16 @@ class FakeNvml:
     def nvmlDeviceGetName(self, handle: _Handle) -> str:
         self._enter("nvmlDeviceGetName", handle)
         return self._value(handle, "name")
+
+    def nvmlDeviceGetUUID(self, handle: _Handle) -> str:
+        self._enter("nvmlDeviceGetUUID", handle)
+        uuid = self.gpus[handle.index].uuid
+        return f"GPU-fake-{handle.index}" if uuid is None else uuid
+
+    def nvmlDeviceGetMigMode(self, handle: _Handle) -> list[int]:
+        self._enter("nvmlDeviceGetMigMode", handle)
+        mode = self._value(handle, "mig_mode")
+        return [mode, mode]
 
     def nvmlDeviceGetMemoryInfo(self, handle: _Handle, version: int | None = None) -> Any:
         self._enter("nvmlDeviceGetMemoryInfo", handle)

@@ -38,6 +38,8 @@ class DeviceSample:
     sm_clock_mhz: int | None = None
     mem_clock_mhz: int | None = None
     fan_pct: int | None = None
+    uuid: str | None = None  # "GPU-...", as CUDA_VISIBLE_DEVICES may name it
+    mig: bool | None = None  # split into MIG instances: a run gets one slice, not mem_total
     # None when the driver could not list them (not supported, no permission, GPU lost);
     # [] when it listed none.
     processes: list[ProcessInfo] | None = field(default_factory=list)
@@ -95,8 +97,9 @@ def training_device(devices: list[DeviceSample], env: Mapping[str, str] | None =
     names, else the first GPU; None when the variable hides them all (the run goes to the CPU).
 
     NVML numbers GPUs in PCI bus order. CUDA does too with CUDA_DEVICE_ORDER=PCI_BUS_ID, and on
-    a box of one GPU model either way, so a number in the variable is taken as NVML's. A UUID or
-    MIG name there is not mapped: the first GPU stands in for it.
+    a box of one GPU model either way, so a number in the variable is taken as NVML's. A GPU UUID
+    (or a unique start of one) picks that GPU; a MIG instance's name picks the first GPU in MIG
+    mode, whose ``mig`` tells the caller the run gets a slice of it (see ``training_memory``).
     """
     spec = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
     if spec is None:
@@ -106,4 +109,20 @@ def training_device(devices: list[DeviceSample], env: Mapping[str, str] | None =
         return None
     if first.isdigit():
         return next((d for d in devices if d.index == int(first)), None)
+    if first.startswith("MIG-"):
+        return next((d for d in devices if d.mig), devices[0] if devices else None)
+    if first.startswith("GPU-"):
+        named = [d for d in devices if d.uuid and d.uuid.startswith(first)]
+        if len(named) == 1:
+            return named[0]
+        if any(d.uuid for d in devices):
+            return None  # no GPU here has it: CUDA sees none either
     return devices[0] if devices else None
+
+
+def training_memory(device: DeviceSample | None) -> int | None:
+    """Bytes a run on ``device`` can hold; None when unknown: no figure, or a GPU in MIG mode,
+    where a run gets one instance's share of the card, not all of it."""
+    if device is None or device.mig or not device.mem_total:
+        return None
+    return device.mem_total

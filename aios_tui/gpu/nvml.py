@@ -79,6 +79,7 @@ class NvmlBackend:
                 self._handles.append(None)
                 self._open_errors.append(f"cannot open: {exc}")
         self._names: dict[int, str | None] = {}
+        self._ids: dict[int, tuple[str | None, bool | None]] = {}  # (UUID, MIG mode on)
         self._mem_v2: bool | None = None  # unknown until the first read
         self._proc_funcs: dict[str, str] = {}
         self._proc_names: dict[int, tuple[str | None, str | None]] = {}
@@ -156,6 +157,17 @@ class NvmlBackend:
                 if name is not None:
                     self._names[index] = name
             values["name"] = self._names.get(index)
+            if index not in self._ids:
+                # Neither changes without a GPU reset; NotSupported (a GPU without MIG) is None.
+                failed = len(errors)
+                uuid = call("UUID", lambda: _text(nvml.nvmlDeviceGetUUID(handle)))
+                mode = call("MIG mode", lambda: nvml.nvmlDeviceGetMigMode(handle))
+                mig = None if mode is None else mode[0] == getattr(nvml, "NVML_DEVICE_MIG_ENABLE", 1)
+                if len(errors) == failed:
+                    self._ids[index] = (uuid, mig)
+                values["uuid"], values["mig"] = uuid, mig
+            else:
+                values["uuid"], values["mig"] = self._ids[index]
 
             mem = call("memory", lambda: self._memory(handle))
             if mem is not None:

@@ -66,3 +66,16 @@ async def test_the_budget_is_set_against_the_gpu_cuda_visible_devices_names(make
         await pilot.pause()
         pane = app.screen.query_one(VramPane)
         assert pane.detected == ("NVIDIA H200", 140 << 30) and pane.budget_bytes == 140 << 30
+
+
+async def test_a_gpu_in_mig_mode_is_not_budgeted_as_a_whole_card(make_app, monkeypatch):
+    from aios_tui.ui.widgets.vram_pane import VramPane
+
+    # A run on a MIG box gets one instance (e.g. 10 GiB), never the card's 80 GiB.
+    split = DeviceSample(index=0, name="NVIDIA A100 80GB", mem_total=80 << 30, mem_used=0, mig=True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-3f2e4a1b-0000-1111")
+    app = make_app(gpu=StaticGpu(Snapshot(True, "", False, T0, [split])))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        pane = app.screen.query_one(VramPane)
+        assert pane.detected is None and pane.budget_bytes is None

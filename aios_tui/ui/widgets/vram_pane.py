@@ -10,7 +10,7 @@ from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Select
 
-from aios_tui.gpu.model import training_device
+from aios_tui.gpu.model import training_device, training_memory
 from aios_tui.ui.widgets.choice import Choice
 from aios_tui.metrics.fmt import human_bytes
 from aios_tui.ui.gpu_source import safe_latest
@@ -75,7 +75,7 @@ class VramPane(Widget):
         """Budget against the GPU a run started from here would train on, when there is one."""
         if snapshot is not None and getattr(snapshot, "available", False) and snapshot.devices:
             dev = training_device(snapshot.devices)  # None: CUDA_VISIBLE_DEVICES hides every GPU
-            self.set_detected(dev.name if dev else None, dev.mem_total if dev else None)
+            self.set_detected(dev.name if dev else None, training_memory(dev))
 
     def _options(self) -> list[tuple[str, str]]:
         first = (f"{self.detected[0]} {human_bytes(self.detected[1])}" if self.detected
