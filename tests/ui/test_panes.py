@@ -9,11 +9,20 @@ from aios_tui.ui.widgets.vram_pane import render_estimate
 
 from console_fixtures import T0, h200
 
+GiB = 1 << 30
+
 
 def test_unsupported_fields_read_na():
     dev = DeviceSample(index=0, name="Old GPU", mem_used=None, mem_total=None)
     text = str(render_gpu(Snapshot(True, "", False, T0, [dev]), [], 40))
     assert "N/A/N/A W" in text and "temp N/A" in text and "util  N/A" in text
+
+
+def test_a_long_gpu_name_stays_on_one_line_and_unknown_memory_is_not_an_empty_bar():
+    dev = DeviceSample(index=3, name="NVIDIA " + "X" * 200, mem_used=GiB, mem_total=None)
+    lines = str(render_gpu(Snapshot(True, "", False, T0, [dev]), [], 34)).splitlines()
+    assert lines[0] == "GPU3 NVIDIA " + "X" * 21 + "…" and len(lines[0]) == 34
+    assert lines[1].startswith("mem  ????") and "░" not in lines[1] and lines[1].endswith("1.0 GiB/N/A")
 
 
 def test_no_gpu_says_why():

@@ -37,13 +37,19 @@ def render_gpu(snapshot: Any, history: list[Any], width: int, max_processes: int
         if i:
             text.append("\n")
         text.append(f"GPU{dev.index} ", style="bold")
-        text.append(str(dev.name or "?"))
+        label = f"GPU{dev.index} "
+        name = str(dev.name or "?")
+        room = max(1, width - len(label))
+        # One line, however long the driver's name: a wrapped one pushes the figures out of view.
+        text.append(name if len(name) <= room else name[:room - 1] + "…")
         text.append("\n")
         used, total = dev.mem_used, dev.mem_total
         frac = used / total if used is not None and total else None
         tail = f" {human_bytes(used) if used is not None else 'N/A'}/{human_bytes(total) if total else 'N/A'}"
         text.append("mem  ", style="dim")
-        text.append(bar(frac, max(4, width - 5 - len(tail))), style="magenta")
+        bar_w = max(4, width - 5 - len(tail))
+        # An empty bar would read as 0% used; an unknown share is drawn as unknown.
+        text.append(bar(frac, bar_w) if frac is not None else "?" * bar_w, style="magenta")
         text.append(tail + "\n")
         util = dev.util_gpu
         text.append("util ", style="dim")
