@@ -36,9 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def detect_gpu() -> tuple[int, str] | None:
+def detect_gpu() -> tuple[int | None, str] | None:
     """(total bytes, name) of the GPU a run would train on (see ``training_device``); None
-    without one."""
+    without one. A GPU in MIG mode gives no size: a run gets one instance's share of it."""
     try:
         from aios_tui.gpu import open_backend, training_device, training_memory
     except ImportError:
@@ -54,10 +54,12 @@ def detect_gpu() -> tuple[int, str] | None:
     except Exception:  # NVML missing or broken: the estimate still stands without a GPU
         return None
     d = training_device(devices)
-    total = training_memory(d)
-    if d is None or total is None:
+    if d is None:
         return None
-    return int(total), f"{d.name} (GPU {d.index}, detected)"
+    total = training_memory(d)
+    if total is None and not d.mig:
+        return None
+    return total, f"{d.name} (GPU {d.index}, detected{', in MIG mode' if d.mig else ''})"
 
 
 def _ignored_by_a_list(args: argparse.Namespace) -> None:
@@ -221,7 +223,10 @@ def render(est, detail: bool = False) -> str:
     lines.append(f"  {'device memory in use (NVML)':<{width}}{human_bytes(est.device_used_bytes):>11s}  "
                  "(with CUDA context)")
     lines.append("")
-    if est.gpu_memory_bytes is None:
+    if est.gpu_memory_bytes is None and est.gpu_label:
+        lines.append(f"GPU: {est.gpu_label}: a run gets one MIG instance's memory; give its size "
+                     "with --gpu-memory; fits: unknown")
+    elif est.gpu_memory_bytes is None:
         lines.append("GPU: none detected and no --gpu-memory given; fits: unknown")
     else:
         head = est.headroom_bytes

@@ -69,7 +69,9 @@ def test_estimate_does_not_budget_a_mig_slice_against_the_whole_gpu(cli, monkeyp
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "MIG-3f2e4a1b-0000-1111")
     code, out, err = cli("estimate")
     assert code == 0, err
-    assert "80.0 GiB" not in out and "GPU: none detected" in out
+    assert "80.0 GiB" not in out
+    assert ("GPU: Fake A100 80GB (GPU 0, detected, in MIG mode): a run gets one MIG instance's memory; "
+            "give its size with --gpu-memory; fits: unknown") in out
 
 
 def test_no_gpus_no_pick():

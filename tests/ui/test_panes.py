@@ -88,3 +88,5 @@ async def test_a_gpu_in_mig_mode_is_not_budgeted_as_a_whole_card(make_app, monke
         await pilot.pause()
         pane = app.screen.query_one(VramPane)
         assert pane.detected is None and pane.budget_bytes is None
+        shown = pane.query_one("#gpu-size SelectCurrent #label").render()
+        assert str(shown) == "NVIDIA A100 80GB in MIG mode: pick a size"

@@ -57,6 +57,7 @@ class VramPane(Widget):
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
         self.detected: tuple[str, int] | None = None
+        self._unsized = self._shown_unsized = "no GPU"  # first in the menu while no size is detected
         self._estimate: dict[str, Any] | None = None
         self._note: str | None = "estimating..."
 
@@ -75,11 +76,13 @@ class VramPane(Widget):
         """Budget against the GPU a run started from here would train on, when there is one."""
         if snapshot is not None and getattr(snapshot, "available", False) and snapshot.devices:
             dev = training_device(snapshot.devices)  # None: CUDA_VISIBLE_DEVICES hides every GPU
+            # a run on a GPU in MIG mode gets one instance's memory, which NVML does not give here
+            self._unsized = f"{dev.name or 'GPU'} in MIG mode" if dev is not None and dev.mig else "no GPU"
             self.set_detected(dev.name if dev else None, training_memory(dev))
 
     def _options(self) -> list[tuple[str, str]]:
         first = (f"{self.detected[0]} {human_bytes(self.detected[1])}" if self.detected
-                 else "no GPU: pick a size")
+                 else f"{self._unsized}: pick a size")
         return [(first, DETECTED)] + [(name, str(size)) for name, size in GPU_SIZES]
 
     @property
@@ -91,9 +94,9 @@ class VramPane(Widget):
 
     def set_detected(self, name: str | None, total: int | None) -> None:
         new = (name or "GPU", total) if total else None
-        if new == self.detected:
+        if (new, self._unsized) == (self.detected, self._shown_unsized):
             return
-        self.detected = new
+        self.detected, self._shown_unsized = new, self._unsized
         select = self.query_one("#gpu-size", Select)
         keep = select.value
         with self.prevent(Select.Changed):
