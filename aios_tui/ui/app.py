@@ -12,7 +12,7 @@ from textual import events
 from textual.app import App, ScreenStackError, SystemCommand
 from textual.binding import Binding
 from textual.css.query import NoMatches
-from textual.screen import Screen
+from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
@@ -156,11 +156,18 @@ class AiosApp(App[None]):
             self.set_timer(TYPED_AHEAD_POLL_S, self._release_typed_ahead)
 
     # -- navigation ------------------------------------------------------------
-    def _show(self, screen: Screen) -> None:
+    def _show(self, screen: Screen) -> bool:
+        """Show ``screen`` in place of the run or runs view on top, or over the form; False, and
+        nothing shown, while a dialog is open (a run the form started may finish its checks
+        then): replacing the dialog would drop its question unanswered and leave the view
+        stacked over the screen that asked."""
+        if isinstance(self.screen, ModalScreen):
+            return False
         if len(self.screen_stack) > 1:
             self.switch_screen(screen)
         else:
             self.push_screen(screen)
+        return True
 
     def open_run(self, path: str | Path, pid: int | None = None) -> None:
         path = Path(path).resolve()
@@ -170,7 +177,9 @@ class AiosApp(App[None]):
             self._mark_own_pids()
         self.current_run = path
         from aios_tui.ui.screens.run import RunScreen
-        self._show(RunScreen(path, pid=self.watched[path]))
+        if not self._show(RunScreen(path, pid=self.watched[path])):
+            self.notify(f"{path.name}: its view opens with ctrl+b on the form once the dialog is closed",
+                        markup=False)
 
     def _mark_own_pids(self) -> None:
         """The GPU pane marks the engines this console started as its own processes."""

@@ -590,3 +590,30 @@ async def test_the_gpu_size_picker_offers_the_estimate_commands_gpus_by_size(mak
         select = app.screen.query_one("#gpu-size", Select)
         offered = [(int(value), str(label)) for label, value in select._options[1:]]
         assert offered == listed
+
+
+async def test_a_run_started_while_a_dialog_is_open_leaves_the_dialog_alone(make_app, runs_root, monkeypatch):
+    """The start's checks take seconds; a dialog opened meanwhile stays, its question answerable,
+    and the run's view is a ctrl+b away once it closes."""
+    import threading
+
+    from aios_tui.ui import runctl
+    from aios_tui.ui.screens.run import RunScreen
+
+    checked = threading.Event()
+    monkeypatch.setattr(runctl, "check_start", lambda *a, **k: checked.wait(10))
+    monkeypatch.setattr(runctl, "start_detached", lambda args, path, **handed_down: 999999)
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("ctrl+r", "ctrl+s")
+        await wait_for(pilot, lambda: isinstance(app.screen, PromptScreen), what="the save prompt")
+        await pilot.press(*"mine")
+        checked.set()
+        await wait_for(pilot, lambda: app.current_run is not None, what="the run to start")
+        await pilot.pause(0.1)
+        assert [type(s) for s in app.screen_stack] == [ConfigureScreen, PromptScreen]
+        assert app.screen.query_one(Input).value == "mine"
+        await pilot.press("escape", "ctrl+b")
+        await wait_for(pilot, lambda: isinstance(app.screen, RunScreen), what="the run's view")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfigureScreen), what="the form")
