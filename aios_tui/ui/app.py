@@ -17,6 +17,7 @@ from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
 from aios_tui.config import RunConfig
+from aios_tui.config.validate import field_problems
 from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import LIVE_STATES, RunDir, default_runs_root, stop_outcome, trainer_command
 from aios_tui.ui import runctl
@@ -222,7 +223,12 @@ class AiosApp(App[None]):
                     n = int(text)
                 except ValueError:
                     return f"{text!r} is not a whole number of steps"
-                return None if n > total else f"give more than the {total} steps it already ran"
+                if n <= total:
+                    return f"give more than the {total} steps it already ran"
+                # past the config's range the engine would refuse it after the run was marked resuming
+                steps = RunConfig()
+                steps.train.steps = n
+                return next((p for p in field_problems(steps) if p.startswith("train.steps:")), None)
 
             self.push_screen(PromptScreen(f"{run.name} has finished. Train to how many steps in total?",
                                           placeholder=f"more than {total}", check=check),

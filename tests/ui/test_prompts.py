@@ -129,6 +129,8 @@ async def test_the_steps_to_resume_to_are_asked_until_they_are_more(make_app, ru
         assert_kept(app, "150", "give more than the 200 steps it already ran")
         await answer(pilot, "200")
         assert_kept(app, "200", "more than the 200 steps")
+        await answer(pilot, "2000000000")  # the engine would refuse it once the run showed resuming
+        assert_kept(app, "2000000000", "train.steps: 2000000000 is out of range; valid: 1 to 1000000000")
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, PromptScreen) and calls == []
