@@ -115,3 +115,27 @@ async def test_a_run_view_whose_directory_went_says_so_not_failed(make_app, runs
         assert str(screen.query_one(RunProgress).render()).startswith("MISSING")
         events = str(screen.query_one(EventLog).render())
         assert "run directory is gone" in events and "failed" not in events
+
+
+async def test_d_refuses_a_run_being_exported(make_app, runs_root, monkeypatch):
+    """An export reads the checkpoint and writes beside it: the run stays until it has finished."""
+    import threading
+
+    from aios_tui.ui import runctl
+
+    release = threading.Event()
+    monkeypatch.setattr(runctl, "export_run", lambda run, merge=False, step=None, **kw: release.wait(10) and "done")
+    run = write_run(runs_root, "busy", state="stopped", pid=0)
+    add_checkpoint(run, 100)
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await open_runs(app, pilot, 1)
+        await pilot.press("e", "enter", "d")
+        await pilot.pause(0.1)
+        assert isinstance(app.screen, RunsScreen)
+        assert notices(app)[-1] == "an export of busy is running; delete the run once it has finished"
+        release.set()
+        await wait_for(pilot, lambda: not runctl.export_running(run), what="the export to end")
+        await pilot.press("d")
+        await answer(pilot, "y")
+        await wait_for(pilot, lambda: not run.path.exists(), what="the run to go")

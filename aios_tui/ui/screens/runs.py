@@ -204,7 +204,7 @@ class RunsScreen(Screen):
         picked = self._pick()
         if picked is None:
             return
-        blocker = run_delete.delete_blocker(picked, runctl.CONSOLE_STOP_HOW)
+        blocker = self._delete_blocker(picked)
         if blocker:
             self.notify(blocker, severity="warning", markup=False)
             return
@@ -214,7 +214,19 @@ class RunsScreen(Screen):
                           "for good.", careful=True),
             lambda yes: self._delete(doomed) if yes else None)
 
+    @staticmethod
+    def _delete_blocker(run: RunDir) -> str | None:
+        # An export reads the run's checkpoint and writes beside it: deleted under it, the
+        # export fails or leaves a stray folder where the run was.
+        if runctl.export_running(run):
+            return f"an export of {run.name} is running; delete the run once it has finished"
+        return run_delete.delete_blocker(run, runctl.CONSOLE_STOP_HOW)
+
     def _delete(self, doomed: run_delete.Doomed) -> None:
+        blocker = self._delete_blocker(doomed.run)  # an export started while the question showed
+        if blocker:
+            self.notify(blocker, severity="warning", markup=False)
+            return
         try:  # checked again: it may have been resumed while the question showed
             hidden = run_delete.hide([doomed], runctl.CONSOLE_STOP_HOW)
         except UserError as exc:
