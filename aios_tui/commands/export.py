@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from aios_tui.commands.arguments import run_path
 
     args.run_dir = run_path(args.run_dir)
-    if (Path(args.run_dir).expanduser() / "brain.json").is_file():
+    if (Path(args.run_dir).expanduser() / "brain.json").exists():
         return _export_bundle(args)
     from aios_tui.engine.export import export_run
 

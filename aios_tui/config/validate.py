@@ -246,6 +246,11 @@ def _cross_field_problems(cfg: RunConfig) -> list[str]:
     if cfg.hrm.num_heads > 0 and cfg.hrm.hidden_size % cfg.hrm.num_heads:  # below 1 is a range problem
         problems.append(f"hrm.hidden_size: {shown(cfg.hrm.hidden_size)} is not divisible by "
                         f"num_heads={shown(cfg.hrm.num_heads)}")
+    elif cfg.hrm.num_heads > 0 and (cfg.hrm.hidden_size // cfg.hrm.num_heads) % 2:
+        # rotary position embedding turns each head's dimensions in pairs
+        problems.append(f"hrm.hidden_size: {shown(cfg.hrm.hidden_size)} / num_heads={shown(cfg.hrm.num_heads)} "
+                        f"gives heads of {cfg.hrm.hidden_size // cfg.hrm.num_heads} dimensions; "
+                        "rotary embeddings need an even number")
     return problems
 
 

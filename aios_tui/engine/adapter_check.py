@@ -9,9 +9,10 @@ import json
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from aios_tui.engine.checkpoint import ADAPTER, ADAPTER_CONFIG, ADAPTER_WEIGHTS, applying, damaged
+from aios_tui.errors import UserError
 
 # The field types of peft's config classes whose saved values are checked.
 _KINDS = {"int": (int,), "float": (int, float), "bool": (bool,), "str": (str,)}
@@ -38,9 +39,10 @@ def _wrong_field(config_class, config: dict) -> str | None:
     return None
 
 
-def check_adapter(checkpoint: Path) -> None:
+def check_adapter(checkpoint: Path, fail: Callable[[Path, str, BaseException | str], UserError] = damaged) -> None:
     """Refuses a checkpoint's adapter whose config or weights cannot be read, before a base
-    model is loaded for it or it is copied into an export."""
+    model is loaded for it or it is copied into an export. ``fail`` makes the error for a
+    directory that is not a checkpoint (a brain bundle, whose adapter/ is laid out the same)."""
     from peft.mapping import PEFT_TYPE_TO_CONFIG_MAPPING
     from safetensors import safe_open
 
@@ -48,32 +50,33 @@ def check_adapter(checkpoint: Path) -> None:
     try:
         config = json.loads((checkpoint / ADAPTER / ADAPTER_CONFIG).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise damaged(checkpoint, config_name, exc.strerror if isinstance(exc, OSError) and exc.strerror
+        raise fail(checkpoint, config_name, exc.strerror if isinstance(exc, OSError) and exc.strerror
                       else exc) from None
     if not isinstance(config, dict):
-        raise damaged(checkpoint, config_name, f"it holds {type(config).__name__}, not an object")
+        raise fail(checkpoint, config_name, f"it holds {type(config).__name__}, not an object")
     kind = config.get("peft_type")
     if not isinstance(kind, str) or kind not in PEFT_TYPE_TO_CONFIG_MAPPING:
-        raise damaged(checkpoint, config_name, f"its peft_type {kind!r} is not an adapter type peft knows")
+        raise fail(checkpoint, config_name, f"its peft_type {kind!r} is not an adapter type peft knows")
     problem = _wrong_field(PEFT_TYPE_TO_CONFIG_MAPPING[kind], config)
     if problem:
-        raise damaged(checkpoint, config_name, problem)
+        raise fail(checkpoint, config_name, problem)
     try:
         with safe_open(str(checkpoint / ADAPTER / ADAPTER_WEIGHTS), framework="pt") as weights:
             dtypes = {name: weights.get_slice(name).get_dtype() for name in weights.keys()}
     except Exception as exc:  # safetensors' own error, or an OSError for a missing file or a directory
-        raise damaged(checkpoint, weights_name, exc.strerror if isinstance(exc, OSError) and exc.strerror
+        raise fail(checkpoint, weights_name, exc.strerror if isinstance(exc, OSError) and exc.strerror
                       else exc) from None
     odd = next((f"{name} is {dtype}" for name, dtype in dtypes.items() if dtype not in _FLOATS), None)
     if odd:
-        raise damaged(checkpoint, weights_name, f"{odd}, not floating point")
+        raise fail(checkpoint, weights_name, f"{odd}, not floating point")
 
 
 @contextmanager
-def loading_adapter(checkpoint: Path) -> Iterator[None]:
-    """Around peft loading ``checkpoint``'s adapter: what it cannot use is a damaged checkpoint,
-    and two warnings that say nothing wrong are kept quiet."""
-    with warnings.catch_warnings(), applying(checkpoint, ADAPTER):
+def loading_adapter(checkpoint: Path,
+                    fail: Callable[[Path, str, BaseException | str], UserError] = damaged) -> Iterator[None]:
+    """Around peft loading ``checkpoint``'s adapter: what it cannot use is a damaged checkpoint
+    (or whatever ``fail`` says), and two warnings that say nothing wrong are kept quiet."""
+    with warnings.catch_warnings(), applying(checkpoint, ADAPTER, fail):
         # AdaLoRA's saved rank pattern names lora_E tensors, which peft's generic check
         # mistakes for unmatched module names; the pattern is applied all the same.
         warnings.filterwarnings("ignore", message=".*rank_pattern keys did not match.*")

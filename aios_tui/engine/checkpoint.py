@@ -25,7 +25,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -237,21 +237,23 @@ def load_trainer_state(checkpoint: Path, device: torch.device | str = "cpu") -> 
 
 
 @contextmanager
-def applying(checkpoint: Path, name: str = TRAINER_STATE) -> Iterator[None]:
+def applying(checkpoint: Path, name: str = TRAINER_STATE,
+             fail: Callable[[Path, str, BaseException | str], UserError] = damaged) -> Iterator[None]:
     """Around putting a checkpoint file's contents to use: a file that loads but holds the wrong
-    things (a field missing, of another type or shape) is a damaged checkpoint, said as one."""
+    things (a field missing, of another type or shape) is a damaged checkpoint, said as one.
+    ``fail`` makes the error (a brain bundle says it its own way)."""
     from safetensors import SafetensorError
 
     try:
         yield
     except (KeyError, TypeError, ValueError, IndexError, AttributeError, SafetensorError) as exc:
         why = f"it has no {exc.args[0]!r}" if isinstance(exc, KeyError) and exc.args else exc
-        raise damaged(checkpoint, name, why) from None
+        raise fail(checkpoint, name, why) from None
     except RuntimeError as exc:  # torch's load_state_dict on a tensor of another shape
         if type(exc).__name__ == "OutOfMemoryError" or "size mismatch" not in str(exc):
             raise
-        raise damaged(checkpoint, name, next(line.strip() for line in str(exc).splitlines()
-                                             if "size mismatch" in line)) from None
+        raise fail(checkpoint, name, next(line.strip() for line in str(exc).splitlines()
+                                          if "size mismatch" in line)) from None
 
 
 def load_trainable(checkpoint: Path, model: nn.Module, strict: bool = True) -> None:

@@ -59,7 +59,7 @@ def plan(run_dir: str | os.PathLike, *, step: int | None = None, all_checkpoints
     """The checkpoints to score; refuses a directory that is not a run, a missing checkpoint,
     --base on a fully fine-tuned run, all before anything is loaded."""
     path = Path(run_dir).expanduser()
-    if (path / "brain.json").is_file():
+    if (path / "brain.json").exists():
         raise UserError(f"{run_dir}: is an HRM ACTv1 brain bundle, which keeps no eval split or "
                         "checkpoints; score the run directory that trained it")
     if not path.is_dir():

@@ -188,8 +188,8 @@ def load_tokenizer(name: str):
     hf_logging.set_verbosity_error()
     try:
         tok = AutoTokenizer.from_pretrained(name)
-    except (OSError, ValueError, KeyError) as exc:
-        raise _hub_failure(name, exc) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:  # the last two: a JSON
+        raise _hub_failure(name, exc) from None                              # file of another shape
     finally:
         hf_logging.set_verbosity(level)
     problem = empty_tokenizer_problem(tok, name)

@@ -16,7 +16,7 @@ from pathlib import Path
 from aios_tui.config import RunConfig
 from aios_tui.errors import UserError
 from aios_tui.metrics.rundir import (RunDir, default_runs_root, generated_run_name, pid_alive, prepare_run,
-                                    run_metrics_path)
+                                    run_metrics_path, trainer_command)
 
 PREPARED_FILES = {"config.toml", "status.json", "engine.log", "STOP", "CHECKPOINT"}
 
@@ -100,8 +100,8 @@ def ensure_free(run: RunDir) -> None:
         # only a run with a checkpoint can be continued
         raise UserError(f"{why}; pick another --run-dir or --run-name", *start_again_hint(run))
     if why:
-        raise UserError(why, f"pick another --run-dir or --run-name, or continue it with "
-                             f"`aios-tui train --resume {run.path}`")
+        raise UserError(f"{why}; pick another --run-dir or --run-name, or continue it with "
+                        f"`aios-tui {trainer_command(run.read_status())} --resume {run.path}`")
 
 
 # One way to prepare a run directory, shared with the console.

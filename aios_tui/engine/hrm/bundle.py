@@ -47,21 +47,64 @@ class LoadedBundle:
     brain: dict
 
 
+def damaged_bundle(path: Path, name: str, exc: BaseException | str) -> UserError:
+    """The error for a file of a bundle that cannot be read or used (one line)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        exc = exc.strerror  # not the path again
+    text = str(exc) if str(exc).strip() else type(exc).__name__
+    why = next(line.strip().rstrip(":") for line in text.splitlines() if line.strip())
+    return UserError(f"brain bundle {path}: {name} cannot be read ({why}); the bundle is damaged")
+
+
+def _brain_problem(brain: Any) -> str | None:
+    """What in brain.json is not of the shape this module reads, or None."""
+    from aios_tui.engine.hrm.model import config_problem
+
+    if not isinstance(brain, dict):
+        return f"it holds {type(brain).__name__}, not an object"
+    fmt = brain.get("format", 0)
+    if not isinstance(fmt, int) or isinstance(fmt, bool):
+        return f"its format is {fmt!r}, not a whole number"
+    kinds = {"architecture": dict, "tokenizer": dict, "sessions": list, "dataset_history": list,
+             "adapter": (dict, type(None)), "last_session": (dict, type(None))}
+    for key, kind in kinds.items():
+        if key in brain and not isinstance(brain[key], kind):
+            return f"its {key} is {type(brain[key]).__name__}"
+    if config_problem(brain.get("architecture", {})):
+        return f"architecture: {config_problem(brain['architecture'])}"
+    tokenizer = brain.get("tokenizer", {})
+    if not isinstance(tokenizer.get("source", ""), str) or not (
+            isinstance(tokenizer.get("files", []), list) and all(isinstance(f, str) for f in tokenizer.get("files", []))):
+        return "its tokenizer source or files are not names"
+    records = [*brain.get("sessions", []), *brain.get("dataset_history", []), brain.get("last_session") or {}]
+    for record in records:
+        if not isinstance(record, dict):
+            return f"a session or dataset record is {type(record).__name__}, not an object"
+        for key in ("steps", "metrics_offset"):
+            v = record.get(key, 0)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
+                return f"a session's {key} is {v!r}, not a whole number"
+    return None
+
+
 def read_brain(path: str | os.PathLike) -> dict:
     """brain.json of a bundle; UserError when ``path`` is not a usable bundle."""
     path = Path(path).expanduser()
     if not path.is_dir():
         raise UserError(f"brain bundle {path}: no such directory")
     brain_file = path / BRAIN_FILE
-    if not brain_file.is_file():
+    if not brain_file.exists():
         raise UserError(f"brain bundle {path}: no {BRAIN_FILE}; a bundle is a directory "
                         f"written by `aios-tui train-actv1` (see --bundle-dir and --brain-name)")
     try:
         brain = json.loads(brain_file.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise UserError(f"brain bundle {path}: {BRAIN_FILE} cannot be read ({exc})") from None
-    if brain.get("model_type") != "hrm_actv1":
+        raise damaged_bundle(path, BRAIN_FILE, exc) from None
+    if isinstance(brain, dict) and brain.get("model_type") != "hrm_actv1":
         raise UserError(f"brain bundle {path}: model_type is {brain.get('model_type')!r}, not 'hrm_actv1'")
+    problem = _brain_problem(brain)
+    if problem:
+        raise damaged_bundle(path, BRAIN_FILE, problem)
     if brain.get("format", 0) > FORMAT_VERSION:
         raise UserError(f"brain bundle {path}: format {brain['format']} is newer than this aios-tui reads "
                         f"({FORMAT_VERSION}); upgrade aios-tui")
@@ -70,12 +113,51 @@ def read_brain(path: str | os.PathLike) -> dict:
     return brain
 
 
+def check_bundle(path: str | os.PathLike) -> dict:
+    """brain.json of a bundle whose files are all there and readable, as far as that is known
+    without loading the weights: a damaged bundle is refused before a run or an export starts."""
+    from safetensors import safe_open
+
+    from aios_tui.engine.adapter_check import check_adapter
+
+    path = Path(path).expanduser()
+    brain = read_brain(path)
+    bundle_config(path)
+    try:
+        with safe_open(str(path / WEIGHTS_FILE), framework="pt") as weights:
+            weights.keys()
+    except Exception as exc:  # safetensors' own error for a torn header or a short file
+        raise damaged_bundle(path, WEIGHTS_FILE, exc) from None
+    missing = [f for f in brain.get("tokenizer", {}).get("files", []) if not (path / f).is_file()]
+    if missing:
+        raise UserError(f"brain bundle {path}: {missing[0]} is missing (brain.json lists it among "
+                        "the tokenizer's files); the bundle is damaged")
+    if _has_adapter(path, brain):
+        check_adapter(path, damaged_bundle)
+    return brain
+
+
+def _has_adapter(path: Path, brain: dict) -> bool:
+    """brain.json names an adapter, or one is there (a bundle of an older aios-tui)."""
+    return brain.get("adapter") is not None or (path / ADAPTER_DIR / "adapter_config.json").is_file()
+
+
 def bundle_config(path: str | os.PathLike):
-    from aios_tui.engine.hrm.model import HRMConfig
+    from aios_tui.engine.checkpoint import applying
+    from aios_tui.engine.hrm.model import HRMConfig, config_problem
 
     path = Path(path)
     if (path / CONFIG_FILE).is_file():
-        return HRMConfig.from_pretrained(path)
+        try:
+            values = json.loads((path / CONFIG_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise damaged_bundle(path, CONFIG_FILE, exc) from None
+        problem = (f"it holds {type(values).__name__}, not an object" if not isinstance(values, dict)
+                   else config_problem(values))
+        if problem:
+            raise damaged_bundle(path, CONFIG_FILE, problem)
+        with applying(path, CONFIG_FILE, damaged_bundle):
+            return HRMConfig.from_pretrained(path)
     arch = read_brain(path).get("architecture") or {}
     return HRMConfig(**arch)
 
@@ -92,12 +174,16 @@ def load_base(path: str | os.PathLike, *, device: torch.device | str | None = No
     config = bundle_config(path)
     with torch.device("meta"):
         model = HRMForCausalLM(config)
-    state = load_file(str(path / WEIGHTS_FILE), device=str(device or "cpu"))
+    try:
+        state = load_file(str(path / WEIGHTS_FILE), device=str(device or "cpu"))
+    except Exception as exc:  # safetensors' own error for a torn file, or an OSError
+        raise damaged_bundle(path, WEIGHTS_FILE, exc) from None
     try:
         model.load_state_dict(state, strict=True, assign=True)
     except RuntimeError as exc:
-        raise UserError(f"brain bundle {path}: {WEIGHTS_FILE} does not match its config.json",
-                        str(exc).splitlines()[0]) from None
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        raise UserError(f"brain bundle {path}: {WEIGHTS_FILE} does not match its {CONFIG_FILE} "
+                        f"({lines[-1] if lines else exc}); the bundle is damaged") from None
     if dtype is not None:
         model = model.to(dtype)
     return model
@@ -113,8 +199,8 @@ def load_tokenizer(path: str | os.PathLike):
     hf_logging.set_verbosity_error()
     try:
         return AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"brain bundle {path}: its tokenizer files cannot be loaded ({exc})") from None
+    except (OSError, ValueError, TypeError, AttributeError) as exc:  # the last two: a file of another shape
+        raise damaged_bundle(Path(path), "its tokenizer files", exc) from None
     finally:
         hf_logging.set_verbosity(level)
 
@@ -126,13 +212,16 @@ def load_bundle(path: str | os.PathLike, *, device: torch.device | str | None = 
     ``adapter``: "merge" folds a stored adapter into the weights, "keep" returns a PeftModel
     (bit-identical to the model that trained it), "ignore" leaves it out.
     """
+    from aios_tui.engine.adapter_check import loading_adapter
+
     path = Path(path).expanduser()
-    brain = read_brain(path)
+    brain = check_bundle(path)
     model = load_base(path, device=device, dtype=dtype)
-    if adapter != "ignore" and (path / ADAPTER_DIR / "adapter_config.json").is_file():
+    if adapter != "ignore" and _has_adapter(path, brain):
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(path / ADAPTER_DIR))
+        with loading_adapter(path, damaged_bundle):
+            model = PeftModel.from_pretrained(model, str(path / ADAPTER_DIR))
         if adapter == "merge":
             model = model.merge_and_unload()
     model.eval()
@@ -357,9 +446,10 @@ def export_bundle(src: str | os.PathLike, out: str | os.PathLike | None = None, 
     brain = read_brain(src)
     if merge:
         return merge_bundle(src, Path(out).expanduser() if out else src.parent / f"{src.name}-merged"), "bundle"
-    if brain.get("adapter") is None or not (src / ADAPTER_DIR / "adapter_config.json").is_file():
+    if not _has_adapter(src, brain):
         raise UserError(f"brain bundle {src}: has no adapter (it was trained in full); "
                         f"its weights are {src / WEIGHTS_FILE}")
+    load_bundle(src, adapter="keep")  # not a damaged adapter copied out, nor one for a base that cannot load
     dest = Path(out).expanduser() if out else src.parent / f"{src.name}-adapter"
     if dest.exists() and any(dest.iterdir()):
         raise UserError(f"--out {dest}: exists and is not empty; choose another --out")

@@ -113,7 +113,7 @@ def is_hrm_path(path: str | Path) -> bool:
     from aios_tui.engine.hrm.task import is_hrm_dir
 
     path = Path(path).expanduser()
-    return (path / "brain.json").is_file() or is_hrm_dir(str(path)) or _hrm_adapter_base(path) is not None
+    return (path / "brain.json").exists() or is_hrm_dir(str(path)) or _hrm_adapter_base(path) is not None
 
 
 def _hrm_adapter_base(path: Path) -> Path | None:
@@ -130,7 +130,7 @@ def _hrm_adapter_base(path: Path) -> Path | None:
     if not base:
         return None
     base_path = Path(base).expanduser()
-    if (base_path / "brain.json").is_file() or is_hrm_dir(str(base_path)):
+    if (base_path / "brain.json").exists() or is_hrm_dir(str(base_path)):
         return base_path
     return None
 
@@ -138,13 +138,11 @@ def _hrm_adapter_base(path: Path) -> Path | None:
 def load_for_generation(path: str | Path, device: torch.device):
     """(model, tokenizer) from a bundle (adapter merged in), an adapter exported from one (or
     from an HRM run), or a saved model directory."""
-    from transformers import AutoTokenizer
-
     from aios_tui.engine.hrm.bundle import load_bundle
-    from aios_tui.errors import UserError
+    from aios_tui.engine.hrm.task import load_saved
 
     path = Path(path).expanduser()
-    if (path / "brain.json").is_file():
+    if (path / "brain.json").exists():
         loaded = load_bundle(path, device=device)
         return loaded.model, loaded.tokenizer
     adapter_base = _hrm_adapter_base(path)
@@ -154,19 +152,15 @@ def load_for_generation(path: str | Path, device: torch.device):
 
         from aios_tui.engine.hrm.bundle import load_base, load_tokenizer
 
-        if (adapter_base / "brain.json").is_file():
+        if (adapter_base / "brain.json").exists():
             base = load_base(adapter_base, device=device)
         else:
-            base = HRMForCausalLM.from_pretrained(str(adapter_base)).to(device)
+            base = load_saved(adapter_base, device)[0]
         model = PeftModel.from_pretrained(base, str(path)).merge_and_unload().eval()
         has_tokenizer = (path / "tokenizer_config.json").is_file()
         return model, load_tokenizer(path if has_tokenizer else adapter_base)
-    model = HRMForCausalLM.from_pretrained(str(path)).to(device).eval()
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(str(path))
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: holds an HRM ACTv1 model but no usable tokenizer ({exc})") from None
-    return model, tokenizer
+    model, tokenizer = load_saved(path, device)
+    return model.eval(), tokenizer
 
 
 def generate_from_path(path: str | Path, prompt: str, *, max_new_tokens: int = 64,

@@ -83,6 +83,35 @@ class HRMConfig(PretrainedConfig):
         return self.h_layers + self.l_layers
 
 
+_WHOLE = ("vocab_size", "hidden_size", "num_heads", "h_layers", "l_layers", "h_cycles", "l_cycles",
+          "intermediate_size", "max_seq_len", "halt_max_steps")
+_POSITIVE = ("expansion", "rope_theta", "rms_norm_eps")
+
+
+def config_problem(values: dict) -> str | None:
+    """Why a saved HRM configuration (config.json, or brain.json's architecture) cannot build a
+    model, or None. Only the fields present are checked: a missing one takes HRMConfig's default."""
+    for name in _WHOLE:
+        v = values.get(name)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+            return f"its {name} is {v!r}, not a whole number of at least 1"
+    for name in _POSITIVE:
+        v = values.get(name)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)
+                              or not math.isfinite(v) or v <= 0):
+            return f"its {name} is {v!r}, not a positive number"
+    p = values.get("halt_exploration_prob")
+    if p is not None and (not isinstance(p, (int, float)) or isinstance(p, bool) or not 0 <= p <= 1):
+        return f"its halt_exploration_prob is {p!r}, not a probability"
+    hidden, heads = values.get("hidden_size"), values.get("num_heads")
+    if hidden is not None and heads is not None:
+        if hidden % heads:
+            return f"its hidden_size {hidden} is not divisible by num_heads {heads}"
+        if (hidden // heads) % 2:
+            return f"its heads of {hidden // heads} dimensions (hidden_size / num_heads) are odd"
+    return None
+
+
 @dataclass
 class HRMCarry:
     """The recurrent state handed from one ACT segment to the next (always detached)."""

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -48,9 +49,51 @@ def is_hrm_dir(path: str) -> bool:
     if not cfg_file.is_file():
         return False
     try:
-        return json.loads(cfg_file.read_text(encoding="utf-8")).get("model_type") == "hrm_actv1"
+        values = json.loads(cfg_file.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
+    return isinstance(values, dict) and values.get("model_type") == "hrm_actv1"
+
+
+def load_saved(path: str | os.PathLike, device: torch.device | str | None = None):
+    """(model, tokenizer) of a directory holding a saved HRMForCausalLM (a run's ``base/``, an
+    export); what cannot be read there is said in one line, not as transformers' traceback."""
+    import json
+
+    from safetensors import SafetensorError
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from aios_tui.engine.hrm.model import HRMForCausalLM, config_problem
+
+    path = Path(path).expanduser()
+
+    def damaged(name: str, why: Any) -> UserError:
+        why = why.strerror if isinstance(why, OSError) and why.strerror else why
+        first = next((line.strip() for line in str(why).splitlines() if line.strip()), type(why).__name__)
+        return UserError(f"{path}: {name} cannot be read ({first}); the saved HRM ACTv1 model there is damaged")
+
+    try:
+        problem = config_problem(json.loads((path / "config.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise damaged("config.json", exc) from None
+    if problem:
+        raise damaged("config.json", problem)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its report of mismatched shapes: many lines, said in one below
+    try:
+        model = HRMForCausalLM.from_pretrained(str(path))
+    except (OSError, ValueError, TypeError, RuntimeError, SafetensorError) as exc:  # torn, missing or of other shapes
+        if "mismatched_sizes" in str(exc):  # transformers' own text points at that report
+            exc = "its tensors' shapes do not match config.json"
+        raise damaged("model.safetensors", exc) from None
+    finally:
+        hf_logging.set_verbosity(level)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
+        raise damaged("its tokenizer files", exc) from None
+    return (model if device is None else model.to(device)), tokenizer
 
 
 def brain_dir(cfg: RunConfig, run_name: str) -> Path:
@@ -106,13 +149,13 @@ class HRMTask(Task):
     # -- before anything is loaded ---------------------------------------------------------
 
     def preflight(self, cfg: RunConfig) -> None:
-        from aios_tui.engine.hrm.bundle import read_brain
+        from aios_tui.engine.hrm.bundle import check_bundle
         from aios_tui.engine.models import model_source_problem
 
         problems = []
         if cfg.hrm.student_init and not is_hrm_dir(cfg.model.model):
             try:
-                brain = read_brain(cfg.hrm.student_init)
+                brain = check_bundle(cfg.hrm.student_init)
             except UserError as exc:
                 raise UserError([f"hrm.student_init: {p}" for p in exc.problems]) from None
             for name, mine, theirs in architecture_conflicts(cfg, brain.get("architecture", {})):
@@ -131,6 +174,11 @@ class HRMTask(Task):
         """The bundle a finished run writes replaces what is at its place: only ever a bundle."""
         from aios_tui.engine.hrm.bundle import BRAIN_FILE
 
+        from aios_tui.engine.preflight import writable_problem
+
+        place = writable_problem(Path(cfg.hrm.bundle_dir), "hrm.bundle_dir", directory=True)
+        if place:  # found only after training otherwise
+            return [place]
         name = cfg.train.run_name or Path(cfg.train.run_dir or ".").name
         dest = brain_dir(cfg, name)
         if not dest.exists() or (dest / BRAIN_FILE).is_file() or (dest.is_dir() and not any(dest.iterdir())):
@@ -156,12 +204,7 @@ class HRMTask(Task):
 
         self.fused = cfg.train.fused_loss
         if is_hrm_dir(cfg.model.model):  # the run's own saved base: resume and export
-            from transformers import AutoTokenizer
-
-            from aios_tui.engine.hrm.model import HRMForCausalLM
-
-            model = HRMForCausalLM.from_pretrained(cfg.model.model)
-            tokenizer = AutoTokenizer.from_pretrained(cfg.model.model)
+            model, tokenizer = load_saved(cfg.model.model)
         elif cfg.hrm.student_init:
             from aios_tui.engine.hrm.bundle import load_bundle
 
@@ -261,10 +304,15 @@ class HRMTask(Task):
         # A fresh model starts a new history, replacing any older brain of the same name.
         parent = cfg.hrm.student_init or None
         self.metrics_file = Path(status.get("metrics") or run.default_metrics)
-        self.bundle = write_bundle(dest, model=model, tokenizer=tokenizer, session=session,
-                                   tokenizer_source=self.tokenizer_source(cfg), parent=parent,
-                                   metrics_file=self.metrics_file,
-                                   peft_summary=peft_summary, run_key=str(Path(run_dir).resolve()))
+        try:
+            self.bundle = write_bundle(dest, model=model, tokenizer=tokenizer, session=session,
+                                       tokenizer_source=self.tokenizer_source(cfg), parent=parent,
+                                       metrics_file=self.metrics_file,
+                                       peft_summary=peft_summary, run_key=str(Path(run_dir).resolve()))
+        except OSError as exc:  # the place was checked before training: a full disk, or a change since
+            raise UserError(f"hrm.bundle_dir: the brain bundle {dest} could not be written "
+                            f"({exc.strerror or exc}); the trained weights are in the run's last "
+                            f"checkpoint, which `aios-tui export {run.path}` writes out") from None
 
     def describe_model(self, cfg: RunConfig) -> str:
         # --model names only the tokenizer here; the brain is new or a student bundle
