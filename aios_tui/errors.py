@@ -17,3 +17,11 @@ class UserError(Exception):
             lines += [p] if isinstance(p, str) else list(p)
         self.problems = lines
         super().__init__("\n".join(lines))
+
+
+def first_line(error: BaseException | str) -> str:
+    """The first line with text of an error's message, else its type's name: libraries' messages
+    run to many lines (a traceback's worth, a table of mismatched shapes), and a user gets one."""
+    text = str(error)
+    line = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return line or (type(error).__name__ if isinstance(error, BaseException) else "")

@@ -12,6 +12,7 @@ import tomli_w
 from aios_tui.atomic import atomic_write_text
 from aios_tui.config.schema import SECTIONS, RunConfig
 from aios_tui.config.validate import CONFIG_VERSION, ConfigError, build
+from aios_tui.errors import first_line
 
 # Far above any real settings file; a bigger one is a wrong path, not a config to parse.
 MAX_CONFIG_BYTES = 1 << 20
@@ -53,7 +54,7 @@ def _parser_limit(exc: ValueError | RecursionError, kind: str) -> str:
     exist in YAML, a number of thousands of digits, nesting deeper than Python's stack)."""
     if isinstance(exc, RecursionError):
         return f"malformed {kind}: arrays or tables nested too deeply"
-    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    text = first_line(exc)
     if "integer string conversion" in text:  # Python's int_max_str_digits, not the file's fault to know
         text = "a number too long to read"
     return f"malformed {kind}: {text}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from aios_tui.errors import UserError
+from aios_tui.errors import UserError, first_line
 
 PREFIX = "hf://"
 FORM = "hf://datasets/OWNER/NAME[@REVISION]/FILE"
@@ -91,4 +91,4 @@ def fetch(uri: str) -> Path:
     except (HfHubHTTPError, OSError) as exc:
         raise UserError(f"{where}: cannot be fetched ({exc})") from None
     except ValueError as exc:  # a repository id or file name the Hub would never accept
-        raise UserError(f"{where}: {str(exc).splitlines()[0]}") from None
+        raise UserError(f"{where}: {first_line(exc)}") from None

@@ -34,7 +34,7 @@ from torch import nn
 from aios_tui.atomic import atomic_write_json, open_like_plain_files
 from aios_tui.config import RunConfig, save_config
 from aios_tui.engine.disk import no_room
-from aios_tui.errors import UserError
+from aios_tui.errors import UserError, first_line
 from aios_tui.metrics.rundir import RunDir, pid_alive
 
 TRAINABLE = "trainable.safetensors"
@@ -196,7 +196,7 @@ def find_checkpoint(run: RunDir, step: int | None = None) -> Path:
 
 def damaged(checkpoint: Path, name: str, exc: BaseException | str) -> UserError:
     """The error for a checkpoint file that cannot be read, with the way back to an earlier one."""
-    why = (str(exc).splitlines() or [type(exc).__name__])[0]
+    why = first_line(exc)
     names = [p.name for p in RunDir(checkpoint.parent.parent).list_checkpoints()]  # in step order
     earlier = names[:names.index(checkpoint.name)] if checkpoint.name in names else []
     fix = (f"remove it (rm -r {checkpoint}) to use {earlier[-1]} instead" if earlier

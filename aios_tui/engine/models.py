@@ -10,7 +10,7 @@ from torch import nn
 
 from aios_tui import notes
 from aios_tui.config import RunConfig
-from aios_tui.errors import UserError
+from aios_tui.errors import UserError, first_line
 from aios_tui.offline import hub_offline, offline_reason
 from aios_tui.tiny import TINY_CONFIG
 
@@ -149,7 +149,7 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
                 return model
         raise _hub_failure(name, exc) from None
     except ImportError as exc:  # a package the model or its attention kernel needs is missing
-        raise UserError(f"model.model: could not load '{name}': {str(exc).splitlines()[0]}") from None
+        raise UserError(f"model.model: could not load '{name}': {first_line(exc)}") from None
 
 
 def _load_errors() -> tuple[type[BaseException], ...]:

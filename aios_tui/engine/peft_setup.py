@@ -14,7 +14,7 @@ from torch import nn
 from aios_tui.config import RunConfig
 from aios_tui.config.targets import matches, own_names, with_own_targets
 from aios_tui import notes
-from aios_tui.errors import UserError
+from aios_tui.errors import UserError, first_line
 from aios_tui.quiet import quiet_library_warnings
 from aios_tui.engine.models import linear_layer_names
 
@@ -135,8 +135,8 @@ def apply_peft(model: nn.Module, cfg: RunConfig, total_steps: int, extras: dict[
     try:
         wrapped = get_peft_model(model, config)
     except (ValueError, TypeError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"peft could not apply {cfg.peft.peft_method} to {model_name or cfg.model.model}: {first}") from None
+        raise UserError(f"peft could not apply {cfg.peft.peft_method} to {model_name or cfg.model.model}: "
+                        f"{first_line(exc)}") from None
     trainable, _ = parameter_counts(wrapped)
     if trainable == 0:
         raise UserError(f"peft: {cfg.peft.peft_method} on {', '.join(cfg.peft.target_list())} left nothing "

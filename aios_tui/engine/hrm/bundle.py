@@ -27,7 +27,7 @@ import torch
 
 from aios_tui.atomic import open_like_plain_files
 from aios_tui.engine.models import save_tokenizer
-from aios_tui.errors import UserError
+from aios_tui.errors import UserError, first_line
 
 WEIGHTS_FILE = "actv1_student.safetensors"
 BRAIN_FILE = "brain.json"
@@ -51,8 +51,7 @@ def damaged_bundle(path: Path, name: str, exc: BaseException | str) -> UserError
     """The error for a file of a bundle that cannot be read or used (one line)."""
     if isinstance(exc, OSError) and exc.strerror:
         exc = exc.strerror  # not the path again
-    text = str(exc) if str(exc).strip() else type(exc).__name__
-    why = next(line.strip().rstrip(":") for line in text.splitlines() if line.strip())
+    why = first_line(exc).rstrip(":")
     return UserError(f"brain bundle {path}: {name} cannot be read ({why}); the bundle is damaged")
 
 

@@ -26,7 +26,7 @@ from torch import nn
 from aios_tui.config import RunConfig
 from aios_tui.engine.models import save_tokenizer
 from aios_tui.engine.task import LossOutput, Task
-from aios_tui.errors import UserError
+from aios_tui.errors import UserError, first_line
 
 ALWAYS_TRAINED = ("q_head",)
 
@@ -70,8 +70,8 @@ def load_saved(path: str | os.PathLike, device: torch.device | str | None = None
 
     def damaged(name: str, why: Any) -> UserError:
         why = why.strerror if isinstance(why, OSError) and why.strerror else why
-        first = next((line.strip() for line in str(why).splitlines() if line.strip()), type(why).__name__)
-        return UserError(f"{path}: {name} cannot be read ({first}); the saved HRM ACTv1 model there is damaged")
+        return UserError(f"{path}: {name} cannot be read ({first_line(why)}); the saved HRM ACTv1 model there "
+                         "is damaged")
 
     try:
         problem = config_problem(json.loads((path / "config.json").read_text(encoding="utf-8")))
