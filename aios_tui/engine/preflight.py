@@ -87,9 +87,10 @@ def check_memory(cfg: RunConfig, task=None) -> None:
         raise UserError(problems)
 
 
-def writable_problem(path: Path, what: str, *, directory: bool) -> str | None:
+def writable_problem(path: Path, what: str, *, directory: bool, fix: str = "name a file") -> str | None:
     """Why ``path`` (a directory or a file to append to) cannot be written, found by trying:
-    only what the probe itself created is removed again, so a refusal leaves nothing behind."""
+    only what the probe itself created is removed again, so a refusal leaves nothing behind.
+    ``fix`` says what to do about a file that is something else (a directory, a pipe)."""
     shown = Path(path).expanduser()
     made: list[Path] = []
     try:
@@ -98,7 +99,7 @@ def writable_problem(path: Path, what: str, *, directory: bool) -> str | None:
             if directory and not target.is_dir():
                 return f"{what} {shown}: exists and is not a directory"
             if not directory and not target.is_file():
-                return f"{what} {shown}: is not a regular file; name a file"
+                return f"{what} {shown}: is not a regular file; {fix}"
         missing = [p for p in [target.parent, *target.parent.parents] if not p.exists()]
         for p in reversed(missing):
             p.mkdir()

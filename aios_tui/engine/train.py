@@ -40,7 +40,7 @@ from aios_tui.engine.data import BlockSampler, eval_batches, make_batch, size_no
 from aios_tui.engine.log_lock import LogFileLock
 from aios_tui.engine.models import resolve_device
 from aios_tui.engine.preflight import (
-    attention_problems, check_memory, compile_problems, output_problems,
+    attention_problems, check_memory, compile_problems, output_problems, writable_problem,
 )
 from aios_tui.engine.optim import apply_options, build_optimizer, lr_at, schedule_of, set_lr
 from aios_tui.engine.peft_setup import (
@@ -207,6 +207,9 @@ def _session(cfg: RunConfig | None, run_dir: str | os.PathLike, task: Task | Non
         problems = (compile_problems(cfg, device.type) + attention_problems(cfg, device.type, task)
                     + fp8.problems(cfg, device, task.command)
                     + output_problems(cfg, None if resume else run.path))
+        if resume and not cfg.train.log_file.strip():  # a new run's own file is made with its directory
+            problems += filter(None, [writable_problem(session.metrics_path(cfg, run), "the run's metrics file",
+                                                       directory=False, fix="move it away and resume")])
         if problems:
             raise UserError(problems)
 

@@ -286,3 +286,17 @@ def test_checkpoint_files_holding_the_wrong_things_are_a_damaged_checkpoint(cli,
     (latest / "meta.json").write_text(meta)
     code, _, err = cli("train", "--resume", str(run), "--steps", "6", "--device", "cpu", "--progress", "none")
     assert code == 0, err
+
+
+def test_a_metrics_file_that_is_no_file_is_refused_before_the_resume_loads(cli, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = cli("train", "--steps", "2", "--run-dir", str(run), "--device", "cpu", "--progress", "none")
+    assert code == 0, err
+    status = (run / "status.json").read_text()
+    (run / "metrics.jsonl").unlink()
+    (run / "metrics.jsonl").mkdir()  # a stray `mkdir`, or a copy gone wrong
+    code, out, err = cli("train", "--resume", str(run), "--steps", "4", "--device", "cpu", "--progress", "none")
+    assert code == 2 and out == ""
+    assert err == (f"aios-tui: error: the run's metrics file {(run / 'metrics.jsonl').resolve()}: is not a "
+                   "regular file; move it away and resume\n")
+    assert (run / "status.json").read_text() == status  # still finished at step 2, not failed
