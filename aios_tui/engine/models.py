@@ -129,27 +129,49 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
     """
     from transformers import AutoModelForCausalLM
 
+    from transformers.utils import logging as hf_logging
+
     problem = model_source_problem(name, tokenizer=False)  # the tokenizer is load_tokenizer's
     if problem:
         raise UserError(problem)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report: a table of tensors, said in one line below
     try:
-        return AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation=attn_implementation,
-                                                    **kwargs)
+        model, info = AutoModelForCausalLM.from_pretrained(
+            name, dtype=dtype, attn_implementation=attn_implementation, output_loading_info=True, **kwargs)
     except _LOAD_ERRORS as exc:
         said = str(exc).lower()
         if attn_implementation != "eager" and any(w in said for w in ("attn", "attention")):
             # Some architectures lack SDPA or flash kernels; eager attention always works.
             try:
-                model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation="eager", **kwargs)
+                model, info = AutoModelForCausalLM.from_pretrained(
+                    name, dtype=dtype, attn_implementation="eager", output_loading_info=True, **kwargs)
             except _LOAD_ERRORS:
                 pass
             else:
                 notes.say(f"{type(model).__name__} has no {attn_implementation} attention in transformers; "
                           "it runs with eager attention")
-                return model
+                return _complete(name, model, info)
         raise _hub_failure(name, exc) from None
     except ImportError as exc:  # a package the model or its attention kernel needs is missing
         raise UserError(f"model.model: could not load '{name}': {first_line(exc)}") from None
+    finally:
+        hf_logging.set_verbosity(level)
+    return _complete(name, model, info)
+
+
+def _complete(name: str, model, info: dict):
+    """``model``, unless its checkpoint lacked tensors it needs: transformers starts those random
+    and says so in a table, and training a causal LM on a random head (a BERT encoder's
+    checkpoint, a model saved without its head) is never what was meant."""
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        saved = ", ".join(getattr(model.config, "architectures", None) or []) or "unknown"
+        raise UserError(f"model.model: {name}: its checkpoint has no {', '.join(missing[:3])}"
+                        f"{f' (and {len(missing) - 3} more)' if len(missing) > 3 else ''}, which "
+                        f"{type(model).__name__} needs; it was saved as {saved}, not as a causal language "
+                        "model with its head: pick one (a ...ForCausalLM checkpoint)")
+    return model
 
 
 def _load_errors() -> tuple[type[BaseException], ...]:

@@ -290,3 +290,28 @@ def test_a_model_without_sdpa_or_flash_kernels_runs_eager_attention_and_says_so(
     model = load_hf_model(str(arch_dir("bloom")), torch.float32, impl)
     assert model.config._attn_implementation == "eager"
     assert f"BloomForCausalLM has no {impl} attention" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("saved", ["BertModel", "LlamaModel"])
+def test_a_checkpoint_without_its_causal_lm_head_is_refused_before_a_run_is_made(saved, tmp_path, cli):
+    """An encoder's checkpoint (BERT), or a decoder saved without its head, would train from a
+    random head: transformers only prints a table of the tensors it made up."""
+    import transformers
+
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    if saved == "BertModel":
+        config = transformers.BertConfig(vocab_size=TINY_VOCAB, hidden_size=32, num_hidden_layers=1,
+                                         num_attention_heads=2, intermediate_size=64)
+    else:
+        config = transformers.LlamaConfig(vocab_size=TINY_VOCAB, tie_word_embeddings=False, **HIDDEN)
+    model_dir = tmp_path / "model"
+    getattr(transformers, saved)(config).save_pretrained(model_dir)
+    byte_tokenizer().save_pretrained(model_dir)
+    runs = tmp_path / "runs"
+    code, out, err = cli("train", "--model", str(model_dir), "--steps", "1", "--run-dir", str(runs / "r"),
+                         "--max-seq-len", "32", "--device", "cpu", "--progress", "none")
+    said = err.splitlines()[-1]  # after save_pretrained's progress bar
+    assert code == 2 and out == "" and said.startswith("aios-tui: error: model.model: "), err
+    assert "its checkpoint has no " in said and f"it was saved as {saved}, not as a causal language model" in said
+    assert not (runs / "r").exists()
