@@ -81,6 +81,10 @@ def model_source_problem(name: str, *, weights: bool = True, tokenizer: bool = T
         if weights and not any(next(path.glob(pattern), None) for pattern in WEIGHT_FILES):
             return (f"model.model: {name} has a config.json but no weights (*.safetensors or *.bin); "
                     "save the model there with save_pretrained, or pass a Hugging Face id")
+        missing = missing_shards(path) if weights else []
+        if missing:
+            return (f"model.model: {name} lacks {missing[0]}{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}, "
+                    "a weights file its index names; copy the model there completely")
         if tokenizer:
             from aios_tui.engine.tokenizer import missing_tokenizer_problem
 
@@ -96,6 +100,21 @@ def model_source_problem(name: str, *, weights: bool = True, tokenizer: bool = T
         return (f"model.model: {name} is not in the local Hugging Face cache and {offline_reason()}; "
                 "pass a local model directory (one with config.json) or 'tiny'")
     return None
+
+
+def missing_shards(path: Path) -> list[str]:
+    """The weights files a sharded checkpoint's index names that are not in ``path``, in order."""
+    import json
+
+    named: dict[str, None] = {}
+    for index in sorted(path.glob("*.index.json")):
+        try:
+            weight_map = json.loads(index.read_text(encoding="utf-8")).get("weight_map")
+        except (OSError, ValueError, AttributeError):
+            continue  # unreadable: loading says what is wrong with it
+        if isinstance(weight_map, dict):
+            named.update(dict.fromkeys(f for f in weight_map.values() if isinstance(f, str)))
+    return [f for f in named if not (path / f).is_file()]
 
 
 def _in_hub_cache(name: str, weights: bool) -> bool:
@@ -132,6 +151,8 @@ def load_hf_model(name: str, dtype: torch.dtype, attn_implementation: str, **kwa
     from transformers.utils import logging as hf_logging
 
     problem = model_source_problem(name, tokenizer=False)  # the tokenizer is load_tokenizer's
+    config = read_config(name) if problem is None else None
+    problem = problem or (causal_lm_problem(config, name) if config is not None else None)
     if problem:
         raise UserError(problem)
     level = hf_logging.get_verbosity()
@@ -259,11 +280,45 @@ def read_config(name: str):
     """The transformers config of ``name`` (no weights), or None when it cannot be read (a hub
     id with an empty cache, a model type this transformers does not know)."""
     from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
 
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its remarks on fields (token ids of another vocabulary)
     try:
         return tiny_config() if name == "tiny" else AutoConfig.from_pretrained(name)
     except _LOAD_ERRORS:
         return None
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+def causal_lm_problem(config, name: str) -> str | None:
+    """Why the model ``config`` describes cannot be trained as a causal LM, known from config.json
+    alone. A BERT-like encoder's checkpoint loads as a causal LM all the same (its ...LMHeadModel
+    takes the masked-LM head) but its attention sees the tokens ahead, so it would learn to copy
+    the next token rather than predict it; a seq2seq model's decoder would load without its encoder."""
+    from transformers.models.auto.modeling_auto import (MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+                                                        MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
+    kind = getattr(config, "model_type", "") or "unknown"
+    saved = ", ".join(getattr(config, "architectures", None) or []) or kind
+    pick = "pick a decoder-only causal language model (a ...ForCausalLM checkpoint: Llama, Qwen, GPT-2, ...)"
+    if getattr(config, "is_encoder_decoder", False):
+        return (f"model.model: {name} is an encoder-decoder (seq2seq) model ({saved}), not a causal "
+                f"language model; {pick}")
+    if kind in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False):
+        return (f"model.model: {name} is a masked-language encoder ({saved}): its attention sees the "
+                f"tokens ahead, so it cannot learn to predict the next one; {pick}")
+    if kind not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        return f"model.model: {name} is a {kind} model ({saved}), not a causal language model; {pick}"
+    return None
+
+
+def vocab_size(config) -> int | None:
+    """How many token embeddings the model ``config`` describes (a multimodal one's: its text model's)."""
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    size = getattr(text, "vocab_size", None)
+    return size if isinstance(size, int) else None
 
 
 def positions_problem(config, max_seq_len: int) -> str | None:

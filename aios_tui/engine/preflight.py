@@ -188,19 +188,26 @@ def _tokenizer_at_hand(name: str):
         return None
 
 
-def tokenizer_problems(cfg: RunConfig) -> list[str]:
+def tokenizer_problems(cfg: RunConfig, task=None) -> list[str]:
     """A local model directory's tokenizer, read and tried on a sample text (no weights are
-    read): files that are there but incomplete give a tokenizer that encodes text to nothing."""
+    read): files that are there but incomplete give a tokenizer that encodes text to nothing.
+    For a causal LM (``task``), the tokenizer must also fit the model's embedding."""
     name = cfg.model.model
     if name == "tiny" or cfg.hrm.student_init or not Path(name).expanduser().is_dir():
         return []  # the built-in byte tokenizer, a bundle's own, or one from the Hub at the start
-    from aios_tui.engine.models import load_tokenizer
+    from aios_tui.engine.models import load_tokenizer, read_config, vocab_size
+    from aios_tui.engine.task import CausalLMTask
+    from aios_tui.engine.tokenizer import vocab_problem
 
     try:
-        load_tokenizer(name)
+        tokenizer = load_tokenizer(name)
     except UserError as exc:
         return exc.problems
-    return []
+    if task is not None and not isinstance(task, CausalLMTask):
+        return []  # --model names only the tokenizer; the model's embedding is sized to it
+    config = read_config(name)
+    problem = vocab_problem(tokenizer, vocab_size(config), name) if config is not None else None
+    return [problem] if problem else []
 
 
 def check_targets_without_weights(cfg: RunConfig) -> RunConfig:
@@ -231,7 +238,7 @@ def check_all(cfg: RunConfig, task) -> RunConfig:
         except UserError as exc:
             problems += exc.problems
     if not any(p.startswith("model.model") for p in problems):
-        problems += tokenizer_problems(cfg)
+        problems += tokenizer_problems(cfg, task)
     try:
         device = resolve_device(cfg.train.device)
         problems += compile_problems(cfg, device.type)

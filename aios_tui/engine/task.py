@@ -150,23 +150,28 @@ class CausalLMTask(Task):
         self._adalora: tuple[float, list] | None = None
 
     def preflight(self, cfg: RunConfig) -> None:
-        from aios_tui.engine.models import model_source_problem, positions_problem, read_config
+        from aios_tui.engine.models import causal_lm_problem, model_source_problem, positions_problem, read_config
 
         problem = model_source_problem(cfg.model.model)
         if problem:
             raise UserError(problem)
         # Found here too, not only once the weights are in: --check and --detach must refuse it.
         config = read_config(cfg.model.model)
-        problem = positions_problem(config, cfg.data.max_seq_len) if config is not None else None
+        if config is not None:
+            problem = (causal_lm_problem(config, cfg.model.model)
+                       or positions_problem(config, cfg.data.max_seq_len))
         if problem:
             raise UserError(problem)
 
     def build(self, cfg: RunConfig, device: torch.device) -> tuple[nn.Module, Any]:
         from aios_tui.engine.models import build_causal_lm, positions_problem
+        from aios_tui.engine.tokenizer import vocab_problem
 
         self.fused = cfg.train.fused_loss
         model, tokenizer = build_causal_lm(cfg)
-        problem = positions_problem(model.config, cfg.data.max_seq_len)
+        # a Hub model's tokenizer is only seen here (a local one's in preflight.tokenizer_problems)
+        problem = (positions_problem(model.config, cfg.data.max_seq_len)
+                   or vocab_problem(tokenizer, model.get_input_embeddings().num_embeddings, cfg.model.model))
         if problem:
             raise UserError(problem)
         if getattr(model, "hf_quantizer", None) is not None or getattr(model.config, "quantization_config", None):

@@ -45,6 +45,16 @@ def empty_tokenizer_problem(tokenizer, source: str) -> str | None:
             "into it, or point --model at a directory that has them")
 
 
+def vocab_problem(tokenizer, embeddings: int | None, source: str) -> str | None:
+    """Why ``tokenizer`` does not fit a model with ``embeddings`` token embeddings: its ids past
+    them index beyond the embedding (an IndexError on the CPU, a device-side assert on CUDA)."""
+    if not embeddings or len(tokenizer) <= embeddings:
+        return None
+    return (f"model.model: the tokenizer in {source} has {len(tokenizer):,} tokens but the model's embedding "
+            f"only {embeddings:,}; the tokenizer belongs to another model: copy the tokenizer files "
+            "of this model's base into it, or resize its embeddings to the tokenizer and save it again")
+
+
 def _byte_to_char() -> dict[int, str]:
     """The GPT-2 byte -> printable character table that byte-level pre-tokenizers use."""
     printable = (list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
