@@ -301,6 +301,23 @@ def shape_from_hrm_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
         halt_max_steps=int(_get(cfg, "halt_max_steps", default=1)))
 
 
+# Bidirectional encoders that transformers can load as a causal LM (training refuses them; see
+# engine.models.causal_lm_problem): told apart here from config.json alone, without transformers.
+_ENCODERS = frozenset({
+    "albert", "bert", "big_bird", "camembert", "clip_text_model", "data2vec-text", "deberta", "deberta-v2",
+    "distilbert", "electra", "ernie", "megatron-bert", "modernbert", "mpnet", "rembert", "roberta",
+    "roberta-prelayernorm", "roc_bert", "roformer", "xlm", "xlm-roberta", "xlm-roberta-xl", "xmod"})
+
+
+def _not_a_decoder(cfg: Mapping[str, Any], model_type: str) -> str | None:
+    """What the model is when config.json shows it is no causal language model, else None."""
+    if model_type in _ENCODERS and not cfg.get("is_decoder"):
+        return "a bidirectional encoder"
+    if "vocab_size" not in cfg and "text_config" not in cfg and ("image_size" in cfg or "num_mel_bins" in cfg):
+        return "an image or audio model"
+    return None
+
+
 def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
     """The shape from a Hugging Face config dict (``config.to_dict()`` or config.json)."""
     if not isinstance(cfg, Mapping):
@@ -308,6 +325,11 @@ def shape_from_hf_config(cfg: Mapping[str, Any], name: str = "") -> ModelShape:
     model_type = str(cfg.get("model_type") or "")
     if model_type == HRM:
         return shape_from_hrm_config(cfg, name)
+    what = _not_a_decoder(cfg, model_type)
+    if what:
+        saved = ", ".join(str(a) for a in cfg.get("architectures") or []) or model_type or "unknown"
+        raise UserError(f"model config: {name or model_type} ({saved}) is {what}, not a causal language "
+                        "model; the estimate counts decoders (see `aios-tui estimate --list-models`)")
     if "text_config" in cfg and isinstance(cfg["text_config"], Mapping) and "hidden_size" not in cfg:
         text = cfg["text_config"]
         # the multimodal config names no max_position_embeddings of its own

@@ -191,6 +191,27 @@ def test_a_mixture_of_experts_config_is_refused_not_counted_as_dense(cli, tmp_pa
     assert code == 2 and "mixture of experts" in err and out == ""
 
 
+@pytest.mark.parametrize("fields,what", [
+    ({"model_type": "bert", "architectures": ["BertForMaskedLM"]}, "(BertForMaskedLM) is a bidirectional encoder"),
+    ({"model_type": "clip_text_model"}, "(clip_text_model) is a bidirectional encoder"),
+    ({"model_type": "vit", "vocab_size": None, "image_size": 224}, "(vit) is an image or audio model"),
+])
+def test_a_model_that_is_no_causal_lm_is_refused_not_counted_as_a_decoder(cli, tmp_path, fields, what):
+    """train refuses these (engine.models.causal_lm_problem); a budget for them would be for nothing."""
+    import json as _json
+
+    d = _config_dir(tmp_path, **fields)
+    values = {k: v for k, v in _json.loads((d / "config.json").read_text()).items() if v is not None}
+    (d / "config.json").write_text(_json.dumps(values))
+    code, out, err = cli("estimate", "--model", str(d))
+    assert code == 2 and out == "" and err.startswith("aios-tui: error: model config: model ") and what in err, err
+
+
+def test_an_encoder_made_a_decoder_is_counted(cli, tmp_path):
+    code, out, err = cli("estimate", "--model", str(_config_dir(tmp_path, model_type="bert", is_decoder=True)))
+    assert code == 0 and "peak allocated" in out, err
+
+
 @pytest.mark.parametrize("text", ["24", "80", "0.5"])
 def test_a_gpu_memory_without_a_unit_that_cannot_be_bytes_exits_2(cli, text):
     code, out, err = cli("estimate", "--gpu-memory", text)
