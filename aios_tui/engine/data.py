@@ -217,6 +217,9 @@ def load_packed(cfg: RunConfig, tokenizer) -> PackedData:
             raise UserError(f"model.model: the tokenizer {source} turns the dataset's text into no tokens; "
                             "point --model at a model whose tokenizer files are complete")
         raise UserError(f"dataset {path}: every token is in a prompt, so none carries a loss")
+    if n_docs > 1 and not chat and tokenizer.bos_token_id is None and tokenizer.eos_token_id is None:
+        notes.say("the tokenizer has no bos or eos token, so the documents run on into one another with "
+                  "nothing between them; a model trained so never learns where a text ends")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     n_tokens = len(ids)
     del docs  # the text, the stream and the blocks are never all held at once

@@ -241,6 +241,22 @@ def test_load_packed_on_the_sample(tok):
     assert data.train_ids.shape[1] == 64 and data.n_eval == round((data.n_train + data.n_eval) * 0.1)
 
 
+@pytest.mark.parametrize("drop", [(), ("eos_token",), ("bos_token", "eos_token")])
+def test_documents_run_together_only_with_a_note(tmp_path, capsys, drop):
+    """Documents are set apart by bos/eos; a tokenizer with neither runs them into one another."""
+    from aios_tui.engine.data import load_packed
+    from aios_tui.engine.tokenizer import byte_tokenizer
+
+    tokenizer = byte_tokenizer()
+    for name in drop:
+        setattr(tokenizer, name, None)
+    p = tmp_path / "docs.jsonl"
+    p.write_text("".join(json.dumps({"text": f"document {i} " * 8}) + "\n" for i in range(40)))
+    load_packed(resolve(overrides={"dataset_file": str(p), "max_seq_len": 32}), tokenizer)
+    noted = "documents run on into one another" in capsys.readouterr().err
+    assert noted == (len(drop) == 2)
+
+
 def test_prompt_only_dataset_is_refused(tmp_path, tok):
     from aios_tui.engine.data import load_packed
 
