@@ -17,7 +17,7 @@ from typing import Sequence
 
 from aios_tui import __version__
 from aios_tui.config.validate import ConfigError
-from aios_tui.errors import UserError
+from aios_tui.errors import UserError, first_line
 from aios_tui.printable import printable
 from aios_tui.quiet import quiet_library_warnings
 
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # Loading a model or scoring a checkpoint beside a run that holds the GPU (the console's
         # "try it" on a live run): say so, not torch's traceback.
-        report([f"out of GPU memory ({str(exc).splitlines()[0] if str(exc) else 'CUDA'}); free the GPU "
+        report([f"out of GPU memory ({first_line(exc)}); free the GPU "
                 "(`aios-tui gpu` shows who holds it) or use --device cpu"])
         return 1
     except BrokenPipeError:  # `aios-tui tail ... | head` closed the pipe; not an error
