@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--chart", action="store_true",
                    help="also chart the runs' train loss (and eval loss) over each other")
     p.add_argument("--json", action="store_true",
-                   help="print one JSON object per run (its figures and the settings that differ)")
+                   help="print a JSON list, one object per run (its figures and the settings that differ)")
     p.add_argument("--root", metavar="DIR", default=None,
                    help="runs root to look names up in (default $AIOS_TUI_RUNS or artifacts/runs)")
     p.set_defaults(func=run)
