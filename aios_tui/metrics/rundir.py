@@ -5,6 +5,7 @@
     <run>/status.json          pid (and its start time), state, step, heartbeat (written atomically)
     <run>/checkpoints/step-NNNNNN/
     <run>/STOP                 created by anyone who wants the run to save and stop
+    <run>/.status-room         room set aside while a run is live, for the status saying how it ended
     <run>/adapter/ <run>/merged/   exports
 """
 
@@ -30,6 +31,8 @@ from aios_tui.metrics.sessions import same_place
 CHECKPOINT_NAME = re.compile(r"step-[0-9]+")
 STATES = ("starting", "running", "stopping", "stopped", "finished", "failed")
 LIVE_STATES = ("starting", "running", "stopping")
+ROOM_BYTES = 64 * 1024  # a status.json temp file and its directory entry, on any block size
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
 UNREADABLE = "unreadable"
 # A run being deleted is first renamed to this prefix (see run_delete.py): no listing shows it.
 DELETING_PREFIX = ".deleting-"
@@ -259,6 +262,10 @@ class RunDir:
         return self.path / "STOP"
 
     @property
+    def room_file(self) -> Path:
+        return self.path / ".status-room"
+
+    @property
     def checkpoint_request_file(self) -> Path:
         return self.path / "CHECKPOINT"
 
@@ -347,8 +354,46 @@ class RunDir:
             fields = {**fields, "pid_start": process_start(fields["pid"])}
         status.update(fields)
         status["heartbeat"] = time.time()
-        atomic_write_json(self.status_file, status)
+        ending = fields.get("state") in STATES and fields["state"] not in LIVE_STATES
+        try:
+            atomic_write_json(self.status_file, status)
+        except OSError as exc:
+            # The disk filled up: the status that says so (or that the run stopped) must still be
+            # written, or the run reads as killed without a word. The room kept for it is freed.
+            if not (ending and exc.errno in _NO_ROOM and self._give_back_room()):
+                raise
+            atomic_write_json(self.status_file, status)
+        if ending:
+            self._give_back_room()
         return status
+
+    def keep_room(self) -> None:
+        """Set aside a little room on the run's disk for the status that says how the run ended
+        (``write_status`` frees it for that write when the disk is full). Best effort: on a disk
+        already full the run fails at its first write, and says why in the status it replaces."""
+        try:
+            fd = os.open(self.room_file, os.O_WRONLY | os.O_CREAT, 0o644)
+        except OSError:
+            return
+        try:
+            try:
+                os.posix_fallocate(fd, 0, ROOM_BYTES)
+            except OSError as exc:
+                if exc.errno in _NO_ROOM:
+                    raise
+                os.write(fd, bytes(ROOM_BYTES))  # no fallocate on this filesystem
+        except OSError:
+            os.close(fd)
+            self._give_back_room()
+            return
+        os.close(fd)
+
+    def _give_back_room(self) -> bool:
+        try:
+            self.room_file.unlink()
+        except OSError:
+            return False
+        return True
 
     def state(self) -> str:
         """The state, corrected for a process that died without saying so; ``unreadable`` when
@@ -478,4 +523,5 @@ def prepare_run(run: RunDir, cfg: Any, *, pid: int, total_steps: int, write_conf
                      run_name=run.name, method=shown_method(cfg.method_label(), command),
                      metrics=str(run_metrics_path(cfg, run)), started_at=earlier.get("started_at") or time.time(),
                      last_loss=earlier.get("last_loss"), error=None, checkpoint=earlier.get("checkpoint"))
+    run.keep_room()
     return created
