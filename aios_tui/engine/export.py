@@ -36,6 +36,7 @@ from aios_tui.metrics.rundir import RunDir
 from aios_tui.engine import checkpoint as ckpt
 from aios_tui.engine import quant
 from aios_tui.engine.adapter_check import check_adapter, loading_adapter
+from aios_tui.engine.disk import no_room
 from aios_tui.engine.models import save_tokenizer
 from aios_tui.engine.peft_setup import quiet_imports
 from aios_tui.engine.task import Task, load_task
@@ -240,13 +241,19 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike | None = None,
             model.save_pretrained(tmp)
         save_tokenizer(tokenizer, tmp)
         return _finish(tmp, target, record), kind
-    except OSError as exc:
+    except BaseException as exc:
         _discard(tmp, made)
-        if _removed(checkpoint, exc):
+        if not isinstance(exc, Exception):
+            raise
+        if isinstance(exc, OSError) and _removed(checkpoint, exc):
             raise _removed_error(checkpoint) from None
-        raise UserError(f"--out {target}: cannot write the export ({exc.strerror or exc})") from None
-    except BaseException:
-        _discard(tmp, made)
+        # safetensors reports a full disk as its own error type, not an OSError
+        why = no_room(exc, target.parent)
+        if why:
+            raise UserError(f"--out {target}: cannot write the export ({why}); free space there "
+                            f"or export elsewhere with --out") from None
+        if isinstance(exc, OSError):
+            raise UserError(f"--out {target}: cannot write the export ({exc.strerror or exc})") from None
         raise
 
 

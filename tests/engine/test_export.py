@@ -191,7 +191,7 @@ def test_export_to_an_out_that_cannot_be_made(merge, make_cfg, tmp_path, cli, mo
     # A write that fails halfway takes the parents it made with it.
     monkeypatch.setattr(export_mod, "_finish", fails)
     code, _, err = cli("export", str(run), "--out", str(tmp_path / "new" / "deep" / "out"), *flag)
-    assert code == 2 and "cannot write the export (No space left on device)" in err
+    assert code == 2 and "cannot write the export (no space left on the device); free space there" in err
     assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(run))) == before
 
 
