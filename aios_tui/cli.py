@@ -135,8 +135,18 @@ def _unknown_home(argv: Sequence[str]) -> str:
     return "a path starts with ~USER for a user this system does not have"
 
 
+def _printable_on_any_terminal() -> None:
+    """A terminal whose locale is not UTF-8 (LANG=en_US.ISO-8859-1 over SSH, an ASCII pipe) cannot
+    show every character the commands print: charts in braille, a model's generated text, a file
+    name. Such a character prints as '?' rather than ending the command in a traceback."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and stream.errors == "strict":
+            stream.reconfigure(errors="replace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    _printable_on_any_terminal()
     quiet_library_warnings()
     parser = build_parser()
     has_console = "console" in parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
