@@ -10,6 +10,7 @@ import reprlib
 from typing import Any, Iterable, Mapping
 
 from aios_tui.config.schema import SECTIONS, RunConfig, field_index, field_type
+from aios_tui.printable import printable
 
 TOP_LEVEL_KEYS = ("version", "name", "description", "order")
 CONFIG_VERSION = 1
@@ -47,8 +48,7 @@ def shown(value: Any) -> str:
 
 def shown_name(name: Any) -> str:
     """A key or section name as it would be typed, control characters escaped, cut like ``shown``."""
-    text = str(name)
-    return _cut(text if text.isprintable() else repr(text)[1:-1])
+    return _cut(printable(str(name)))
 
 
 def _cut(text: str) -> str:

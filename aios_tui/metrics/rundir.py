@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import errno
-import math
 import os
 import re
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 from aios_tui.atomic import atomic_write_json
 from aios_tui.errors import UserError
+from aios_tui.metrics.fmt import figure
 from aios_tui.metrics.jsonl import loads
 from aios_tui.metrics.laststep import caught_up
 from aios_tui.metrics.recent import recent_run_paths, remember
@@ -123,7 +123,7 @@ def _is_pid(v: Any) -> bool:
 
 
 def _is_finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    return figure(v) is not None
 
 
 def _is_text(v: Any) -> bool:
